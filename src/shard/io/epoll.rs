@@ -1,0 +1,1 @@
+//! The epoll backend (under construction).

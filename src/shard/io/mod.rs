@@ -1,0 +1,63 @@
+//! The I/O layer of a shard: one narrow, completion-style interface with two backends.
+//!
+//! The engine above never sees io_uring or epoll. It registers listeners and connections under
+//! tokens it chooses, hands over whole output buffers with `send`, and reacts to `Event`s
+//! delivered by `poll`. `uring` is the primary backend (a ring per shard, SINGLE_ISSUER |
+//! DEFER_TASKRUN, multishot accept, multishot recv with a provided-buffer ring, one submit per
+//! loop turn). `epoll` is the fallback chosen at start-up when a ring cannot be set up (many
+//! container seccomp profiles forbid io_uring); it emulates completions with nonblocking
+//! read/write calls.
+//!
+//! Contract, for both backends:
+//! - At most one `send` is in flight per token; the engine waits for `SendDone` before the next.
+//!   The backend writes the whole buffer (resubmitting after short writes) before reporting.
+//! - After `close(token)` no event for that token is delivered, even if a completion for an
+//!   operation submitted earlier arrives later; the token may then be reused by `add_conn`.
+//! - `Data` slices are valid only during the handler call.
+//! - `poll` returns after handling at least one event, or when `timeout` expires, or when
+//!   the wake fd is written.
+
+use std::io;
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+pub mod epoll;
+pub mod uring;
+
+/// A connection's identity inside one shard, chosen by the engine (a slab index).
+pub type Token = u32;
+
+/// What `poll` reports.
+pub enum Event<'a> {
+    /// A connection accepted on one of the listeners; the fd is blocking-agnostic and owned by
+    /// the engine until it calls `add_conn` (or closes it).
+    Accepted(RawFd),
+    /// Bytes received on a connection.
+    Data(Token, &'a [u8]),
+    /// The peer closed the connection, or receiving failed. No more `Data` will come.
+    Closed(Token),
+    /// The buffer given to `send` is fully written; it comes back (cleared) for reuse.
+    SendDone(Token, Vec<u8>),
+    /// Writing failed (peer gone). The engine should close the token.
+    SendFailed(Token),
+    /// Another thread wrote the wake fd.
+    Wake,
+}
+
+pub trait Io {
+    /// A human-readable name for the log ("io_uring (SINGLE_ISSUER|DEFER_TASKRUN)", "epoll").
+    fn describe(&self) -> String;
+    /// Starts accepting on a listening socket (nonblocking, already bound and listening).
+    fn add_listener(&mut self, fd: RawFd) -> io::Result<()>;
+    /// Starts receiving on a connection.
+    fn add_conn(&mut self, token: Token, fd: RawFd) -> io::Result<()>;
+    /// Writes `data` to the connection (see the contract above).
+    fn send(&mut self, token: Token, data: Vec<u8>);
+    /// Stops all operations on the connection and closes its fd.
+    fn close(&mut self, token: Token);
+    /// Registers the eventfd other threads write to wake this shard.
+    fn set_wake_fd(&mut self, fd: RawFd) -> io::Result<()>;
+    /// Submits what was queued, waits for events (or `timeout`), and hands each to `handler`.
+    fn poll(&mut self, timeout: Option<Duration>, handler: &mut dyn FnMut(Event<'_>))
+        -> io::Result<()>;
+}

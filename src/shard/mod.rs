@@ -1,0 +1,2 @@
+//! Shards (engine under construction).
+pub mod io;

@@ -1,0 +1,221 @@
+//! A shard's databases, organized by slot.
+
+use super::{Value, SLOTS};
+use hashbrown::HashMap;
+
+/// A key's value and metadata.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub value: Value,
+    /// Absolute expiry deadline in Unix milliseconds; 0 = no expiry.
+    pub expire_ms: u64,
+    /// Last access, in seconds of the server's LRU clock (for OBJECT IDLETIME).
+    pub lru_secs: u32,
+}
+
+impl Entry {
+    pub fn new(value: Value) -> Self {
+        Entry { value, expire_ms: 0, lru_secs: lru_clock() }
+    }
+
+    pub fn is_expired(&self, now_ms: u64) -> bool {
+        self.expire_ms != 0 && self.expire_ms <= now_ms
+    }
+}
+
+/// Seconds since the epoch, truncated: the clock OBJECT IDLETIME is measured on.
+pub fn lru_clock() -> u32 {
+    (crate::util::now_ms() / 1000) as u32
+}
+
+pub type Table = HashMap<Box<[u8]>, Entry>;
+
+/// One slot's keys.
+#[derive(Default, Debug)]
+pub struct SlotTable {
+    pub map: Table,
+    /// Keys in `map` with an expiry.
+    pub volatile: usize,
+}
+
+/// One logical database of one shard.
+pub struct Db {
+    /// Indexed by slot; `None` until a key of that slot is stored.
+    pub slots: Vec<Option<Box<SlotTable>>>,
+    pub keys: usize,
+    pub volatile: usize,
+    /// Where the active expire cycle continues (a slot index).
+    pub expire_cursor: usize,
+}
+
+impl Default for Db {
+    fn default() -> Self {
+        Db { slots: (0..SLOTS).map(|_| None).collect(), keys: 0, volatile: 0, expire_cursor: 0 }
+    }
+}
+
+impl Db {
+    pub fn table(&self, slot: u16) -> Option<&SlotTable> {
+        self.slots.get(slot as usize).and_then(|s| s.as_deref())
+    }
+
+    pub fn table_mut(&mut self, slot: u16) -> Option<&mut SlotTable> {
+        self.slots.get_mut(slot as usize).and_then(|s| s.as_deref_mut())
+    }
+
+    pub fn get(&self, slot: u16, key: &[u8]) -> Option<&Entry> {
+        self.table(slot).and_then(|t| t.map.get(key))
+    }
+
+    pub fn get_mut(&mut self, slot: u16, key: &[u8]) -> Option<&mut Entry> {
+        self.table_mut(slot).and_then(|t| t.map.get_mut(key))
+    }
+
+    /// Inserts or replaces; returns the previous entry.
+    pub fn insert(&mut self, slot: u16, key: &[u8], entry: Entry) -> Option<Entry> {
+        let volatile = entry.expire_ms != 0;
+        let cell = &mut self.slots[slot as usize];
+        let table = cell.get_or_insert_with(Default::default);
+        let old = match table.map.get_mut(key) {
+            Some(e) => Some(std::mem::replace(e, entry)),
+            None => {
+                table.map.insert(key.into(), entry);
+                None
+            }
+        };
+        let was_volatile = old.as_ref().is_some_and(|e| e.expire_ms != 0);
+        if old.is_none() {
+            self.keys += 1;
+        }
+        match (was_volatile, volatile) {
+            (false, true) => {
+                table.volatile += 1;
+                self.volatile += 1;
+            }
+            (true, false) => {
+                table.volatile -= 1;
+                self.volatile -= 1;
+            }
+            _ => {}
+        }
+        old
+    }
+
+    pub fn remove(&mut self, slot: u16, key: &[u8]) -> Option<Entry> {
+        let cell = self.slots.get_mut(slot as usize)?;
+        let table = cell.as_deref_mut()?;
+        let old = table.map.remove(key)?;
+        self.keys -= 1;
+        if old.expire_ms != 0 {
+            table.volatile -= 1;
+            self.volatile -= 1;
+        }
+        if table.map.is_empty() {
+            *cell = None;
+        }
+        Some(old)
+    }
+
+    /// Sets or clears (0) a key's expiry, keeping the volatile counts right. Returns false when
+    /// the key is absent.
+    pub fn set_expire(&mut self, slot: u16, key: &[u8], expire_ms: u64) -> bool {
+        let Some(table) = self.table_mut(slot) else { return false };
+        let Some(e) = table.map.get_mut(key) else { return false };
+        let was = e.expire_ms != 0;
+        e.expire_ms = expire_ms;
+        match (was, expire_ms != 0) {
+            (false, true) => {
+                table.volatile += 1;
+                self.volatile += 1;
+            }
+            (true, false) => {
+                table.volatile -= 1;
+                self.volatile -= 1;
+            }
+            _ => {}
+        }
+        true
+    }
+
+    pub fn clear(&mut self) -> usize {
+        let n = self.keys;
+        *self = Db::default();
+        n
+    }
+
+    /// Slots that hold keys, in order, starting at `from`.
+    pub fn used_slots_from(&self, from: usize) -> impl Iterator<Item = (usize, &SlotTable)> {
+        self.slots.iter().enumerate().skip(from).filter_map(|(i, s)| s.as_deref().map(|t| (i, t)))
+    }
+}
+
+/// Counters a shard keeps about its keyspace (summed over shards for INFO stats).
+#[derive(Default, Debug, Clone)]
+pub struct KeyspaceStats {
+    pub hits: u64,
+    pub misses: u64,
+    pub expired_keys: u64,
+    /// Changes since the last save (Redis's `dirty`).
+    pub dirty: u64,
+    pub expire_cycle_cpu_ms: u64,
+}
+
+/// Everything one shard owns.
+pub struct ShardData {
+    pub id: usize,
+    pub dbs: Vec<Db>,
+    pub stats: KeyspaceStats,
+}
+
+impl ShardData {
+    pub fn new(id: usize, databases: usize) -> Self {
+        ShardData {
+            id,
+            dbs: (0..databases.max(1)).map(|_| Db::default()).collect(),
+            stats: KeyspaceStats::default(),
+        }
+    }
+
+    /// One step of the active expire cycle: visits slots with volatile keys from each db's
+    /// cursor, deleting expired keys, until `budget_keys` keys were examined. Returns the
+    /// number of keys deleted.
+    pub fn active_expire(&mut self, now_ms: u64, budget_keys: usize) -> usize {
+        let mut examined = 0;
+        let mut deleted = 0;
+        for db in &mut self.dbs {
+            if db.volatile == 0 {
+                continue;
+            }
+            let mut visited = 0;
+            while visited < SLOTS && examined < budget_keys {
+                let slot = db.expire_cursor;
+                db.expire_cursor = (db.expire_cursor + 1) % SLOTS;
+                visited += 1;
+                let Some(table) = db.slots[slot].as_deref_mut() else { continue };
+                if table.volatile == 0 {
+                    continue;
+                }
+                examined += table.map.len();
+                let before = table.map.len();
+                let mut removed_volatile = 0;
+                table.map.retain(|_, e| {
+                    let dead = e.is_expired(now_ms);
+                    if dead {
+                        removed_volatile += 1;
+                    }
+                    !dead
+                });
+                let n = before - table.map.len();
+                table.volatile -= removed_volatile;
+                db.volatile -= removed_volatile;
+                db.keys -= n;
+                deleted += n;
+                if table.map.is_empty() {
+                    db.slots[slot] = None;
+                }
+            }
+        }
+        self.stats.expired_keys += deleted as u64;
+        deleted
+    }
+}

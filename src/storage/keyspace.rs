@@ -1,0 +1,217 @@
+//! `Keyspace`: the view a command handler runs against.
+//!
+//! It spans the shards the dispatcher locked for the command (one for single-shard commands,
+//! several for atomic multi-shard ones, all of them for whole-keyspace commands) and routes
+//! every key to its owner by slot. The same handler therefore runs unchanged inline on the
+//! home shard, on another shard after a hop, or under the multi-shard transaction.
+//!
+//! Lookups apply lazy expiry: an expired key is deleted on access and reported absent.
+
+use super::db::{lru_clock, Db, Entry, ShardData};
+use super::{key_slot, slot_owner, Value};
+
+enum Parts<'a> {
+    One(&'a mut ShardData),
+    /// Sorted by shard id.
+    Many(Vec<&'a mut ShardData>),
+}
+
+pub struct Keyspace<'a> {
+    parts: Parts<'a>,
+    nshards: usize,
+    /// The selected database.
+    pub db: usize,
+    /// The command's clock: one reading for the whole command, as Redis does.
+    pub now_ms: u64,
+    /// Do not update access times (CLIENT NO-TOUCH, OBJECT, TYPE...).
+    pub no_touch: bool,
+}
+
+impl<'a> Keyspace<'a> {
+    pub fn one(shard: &'a mut ShardData, nshards: usize, db: usize, now_ms: u64) -> Self {
+        Keyspace { parts: Parts::One(shard), nshards, db, now_ms, no_touch: false }
+    }
+
+    /// A view over several locked shards (any order; they get sorted).
+    pub fn many(mut shards: Vec<&'a mut ShardData>, nshards: usize, db: usize, now_ms: u64) -> Self {
+        shards.sort_by_key(|s| s.id);
+        Keyspace { parts: Parts::Many(shards), nshards, db, now_ms, no_touch: false }
+    }
+
+    pub fn nshards(&self) -> usize {
+        self.nshards
+    }
+
+    pub fn databases(&self) -> usize {
+        match &self.parts {
+            Parts::One(s) => s.dbs.len(),
+            Parts::Many(v) => v.first().map_or(0, |s| s.dbs.len()),
+        }
+    }
+
+    /// The locked shards, for whole-keyspace commands.
+    pub fn shards_mut(&mut self) -> Vec<&mut ShardData> {
+        match &mut self.parts {
+            Parts::One(s) => vec![&mut **s],
+            Parts::Many(v) => v.iter_mut().map(|s| &mut **s).collect(),
+        }
+    }
+
+    pub fn shards(&self) -> Vec<&ShardData> {
+        match &self.parts {
+            Parts::One(s) => vec![&**s],
+            Parts::Many(v) => v.iter().map(|s| &**s).collect(),
+        }
+    }
+
+    /// The shard owning `slot`. The dispatcher locked every shard a command's keys live on, so
+    /// a miss here means a handler touched a key it did not declare; that is a bug in the
+    /// command table, so it is reported loudly in debug builds and served by the first shard.
+    fn shard_mut(&mut self, slot: u16) -> &mut ShardData {
+        let owner = slot_owner(slot, self.nshards);
+        match &mut self.parts {
+            Parts::One(s) => {
+                debug_assert_eq!(s.id, owner, "key routed to the wrong shard");
+                s
+            }
+            Parts::Many(v) => {
+                let idx = v.iter().position(|s| s.id == owner);
+                debug_assert!(idx.is_some(), "key on a shard the command did not lock");
+                let idx = idx.unwrap_or(0);
+                &mut *v[idx]
+            }
+        }
+    }
+
+    /// Whether the view holds the shard owning `key` (false for keys of unlocked shards).
+    pub fn covers(&self, key: &[u8]) -> bool {
+        let owner = slot_owner(key_slot(key), self.nshards);
+        match &self.parts {
+            Parts::One(s) => s.id == owner,
+            Parts::Many(v) => v.iter().any(|s| s.id == owner),
+        }
+    }
+
+    fn db_of(&mut self, key: &[u8]) -> (&mut ShardData, u16, usize) {
+        let slot = key_slot(key);
+        let db = self.db;
+        (self.shard_mut(slot), slot, db)
+    }
+
+    /// Deletes `key` if it has expired. Returns true when it was deleted.
+    fn expire_if_needed(&mut self, key: &[u8]) -> bool {
+        let now = self.now_ms;
+        let (shard, slot, db) = self.db_of(key);
+        let Some(d) = shard.dbs.get_mut(db) else { return false };
+        let expired = d.get(slot, key).is_some_and(|e| e.is_expired(now));
+        if expired {
+            d.remove(slot, key);
+            shard.stats.expired_keys += 1;
+        }
+        expired
+    }
+
+    /// Looks a key up for reading: lazy expiry, hit/miss statistics, access time.
+    pub fn lookup_read(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        self.expire_if_needed(key);
+        let touch = !self.no_touch;
+        let (shard, slot, db) = self.db_of(key);
+        let found = shard.dbs.get(db).and_then(|d| d.get(slot, key)).is_some();
+        if found {
+            shard.stats.hits += 1;
+        } else {
+            shard.stats.misses += 1;
+        }
+        let e = shard.dbs.get_mut(db)?.get_mut(slot, key)?;
+        if touch {
+            e.lru_secs = lru_clock();
+        }
+        Some(e)
+    }
+
+    /// Looks a key up for writing: lazy expiry, no statistics.
+    pub fn lookup_write(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        self.expire_if_needed(key);
+        let touch = !self.no_touch;
+        let (shard, slot, db) = self.db_of(key);
+        let e = shard.dbs.get_mut(db)?.get_mut(slot, key)?;
+        if touch {
+            e.lru_secs = lru_clock();
+        }
+        Some(e)
+    }
+
+    /// Looks a key up without touching access time or statistics (still expires it lazily).
+    pub fn peek(&mut self, key: &[u8]) -> Option<&Entry> {
+        self.expire_if_needed(key);
+        let (shard, slot, db) = self.db_of(key);
+        shard.dbs.get(db)?.get(slot, key)
+    }
+
+    pub fn exists(&mut self, key: &[u8]) -> bool {
+        self.peek(key).is_some()
+    }
+
+    /// Stores `value` under `key`, replacing any previous value and its expiry (Redis's
+    /// `setKey`). Returns the previous entry.
+    pub fn set(&mut self, key: &[u8], value: Value) -> Option<Entry> {
+        self.insert_entry(key, Entry::new(value))
+    }
+
+    /// Stores `value` keeping the key's current expiry (KEEPTTL semantics).
+    pub fn set_keep_ttl(&mut self, key: &[u8], value: Value) -> Option<Entry> {
+        let expire = self.peek(key).map_or(0, |e| e.expire_ms);
+        let mut entry = Entry::new(value);
+        entry.expire_ms = expire;
+        self.insert_entry(key, entry)
+    }
+
+    pub fn insert_entry(&mut self, key: &[u8], entry: Entry) -> Option<Entry> {
+        self.expire_if_needed(key);
+        let (shard, slot, db) = self.db_of(key);
+        shard.dbs.get_mut(db)?.insert(slot, key, entry)
+    }
+
+    /// Deletes a key (after lazy expiry). Returns the removed entry.
+    pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        self.expire_if_needed(key);
+        let (shard, slot, db) = self.db_of(key);
+        shard.dbs.get_mut(db)?.remove(slot, key)
+    }
+
+    /// Sets (or with 0 clears) a key's absolute expiry in ms. False when the key is absent.
+    pub fn set_expire(&mut self, key: &[u8], expire_ms: u64) -> bool {
+        self.expire_if_needed(key);
+        let (shard, slot, db) = self.db_of(key);
+        shard.dbs.get_mut(db).is_some_and(|d| d.set_expire(slot, key, expire_ms))
+    }
+
+    /// Counts a change toward `dirty` (changes since the last save).
+    pub fn dirty(&mut self, n: u64) {
+        match &mut self.parts {
+            Parts::One(s) => s.stats.dirty += n,
+            Parts::Many(v) => {
+                if let Some(s) = v.first_mut() {
+                    s.stats.dirty += n;
+                }
+            }
+        }
+    }
+
+    /// Records that `key` changed (WATCH invalidation hooks in here).
+    pub fn signal_modified(&mut self, _key: &[u8]) {}
+
+    /// Fires a keyspace notification (class letter, event name).
+    pub fn notify(&mut self, _class: char, _event: &str, _key: &[u8]) {}
+
+    /// The db `index` of every locked shard.
+    pub fn dbs_mut(&mut self, index: usize) -> Vec<&mut Db> {
+        self.shards_mut().into_iter().filter_map(|s| s.dbs.get_mut(index)).collect()
+    }
+
+    /// Keys in the selected db across the locked shards.
+    pub fn dbsize(&self) -> usize {
+        let db = self.db;
+        self.shards().iter().filter_map(|s| s.dbs.get(db)).map(|d| d.keys).sum()
+    }
+}
