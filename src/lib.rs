@@ -25,8 +25,11 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+pub mod commands;
 pub mod config;
+pub mod log;
 pub mod protocol;
+pub mod server;
 pub mod shard;
 pub mod storage;
 pub mod util;

@@ -1,10 +1,13 @@
+//! `shardis-server [config-file] [--directive value ...]`, like `redis-server`.
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match shardis::config::Config::from_args(&args) {
-        Ok(c) => println!("shardis-server (engine under construction), port {}", c.port),
+    let cfg = match shardis::config::Config::from_args(&args) {
+        Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
             std::process::exit(1);
         }
-    }
+    };
+    std::process::exit(shardis::server::run::run(cfg));
 }

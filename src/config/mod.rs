@@ -102,7 +102,10 @@ pub struct SharedConfig {
 
 impl SharedConfig {
     pub fn new(c: Config) -> Self {
-        SharedConfig { current: RwLock::new(Arc::new(c)), generation: AtomicU64::new(1) }
+        SharedConfig {
+            current: RwLock::new(Arc::new(c)),
+            generation: AtomicU64::new(1),
+        }
     }
 
     pub fn load(&self) -> Arc<Config> {

@@ -31,13 +31,18 @@ impl ProtoError {
 
 /// Parses one command from the front of `buf`, removing its bytes. `Ok(None)`: not enough
 /// bytes yet (nothing removed except skipped empty lines / empty multibulks).
-pub fn parse_command(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<Bytes>>, ProtoError> {
+pub fn parse_command(
+    buf: &mut BytesMut,
+    limits: &Limits,
+) -> Result<Option<Vec<Bytes>>, ProtoError> {
     let _ = limits;
     loop {
         if buf.is_empty() || buf[0] != b'*' {
             return Ok(None);
         }
-        let Some(nl) = buf.iter().position(|&b| b == b'\n') else { return Ok(None) };
+        let Some(nl) = buf.iter().position(|&b| b == b'\n') else {
+            return Ok(None);
+        };
         let n: i64 = std::str::from_utf8(&buf[1..nl - 1])
             .ok()
             .and_then(|s| s.parse().ok())
@@ -52,7 +57,9 @@ pub fn parse_command(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<B
             if pos >= buf.len() {
                 return Ok(None);
             }
-            let Some(off) = buf[pos..].iter().position(|&b| b == b'\n') else { return Ok(None) };
+            let Some(off) = buf[pos..].iter().position(|&b| b == b'\n') else {
+                return Ok(None);
+            };
             let len: usize = std::str::from_utf8(&buf[pos + 1..pos + off - 1])
                 .ok()
                 .and_then(|s| s.parse().ok())
@@ -65,6 +72,11 @@ pub fn parse_command(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<B
             pos = start + len + 2;
         }
         let frame = buf.split_to(pos).freeze();
-        return Ok(Some(spans.into_iter().map(|(s, l)| frame.slice(s..s + l)).collect()));
+        return Ok(Some(
+            spans
+                .into_iter()
+                .map(|(s, l)| frame.slice(s..s + l))
+                .collect(),
+        ));
     }
 }

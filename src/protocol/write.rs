@@ -20,7 +20,12 @@ pub struct Out<'a> {
 
 impl<'a> Out<'a> {
     pub fn new(buf: &'a mut Vec<u8>, proto: Proto) -> Self {
-        Out { buf, proto, errors: 0, last_error_code: None }
+        Out {
+            buf,
+            proto,
+            errors: 0,
+            last_error_code: None,
+        }
     }
 
     pub fn resp3(&self) -> bool {
@@ -53,7 +58,8 @@ impl<'a> Out<'a> {
         self.last_error_code = Some(code.to_string());
         self.buf.push(b'-');
         for &b in text.as_bytes() {
-            self.buf.push(if b == b'\r' || b == b'\n' { b' ' } else { b });
+            self.buf
+                .push(if b == b'\r' || b == b'\n' { b' ' } else { b });
         }
         self.buf.extend_from_slice(b"\r\n");
     }
@@ -130,7 +136,8 @@ impl<'a> Out<'a> {
     /// A boolean: `#t`/`#f` in RESP3, `:1`/`:0` in RESP2.
     pub fn boolean(&mut self, b: bool) {
         if self.resp3() {
-            self.buf.extend_from_slice(if b { b"#t\r\n" } else { b"#f\r\n" });
+            self.buf
+                .extend_from_slice(if b { b"#t\r\n" } else { b"#f\r\n" });
         } else {
             self.int(b as i64);
         }
@@ -184,7 +191,11 @@ pub fn fmt_double(d: f64) -> String {
         return "nan".to_string();
     }
     if d.is_infinite() {
-        return if d > 0.0 { "inf".to_string() } else { "-inf".to_string() };
+        return if d > 0.0 {
+            "inf".to_string()
+        } else {
+            "-inf".to_string()
+        };
     }
     fmt_g17(d)
 }
@@ -193,7 +204,11 @@ pub fn fmt_double(d: f64) -> String {
 /// zeros removed.
 pub fn fmt_g17(d: f64) -> String {
     if d == 0.0 {
-        return if d.is_sign_negative() { "-0".to_string() } else { "0".to_string() };
+        return if d.is_sign_negative() {
+            "-0".to_string()
+        } else {
+            "0".to_string()
+        };
     }
     let precision = 17usize;
     let sci = format!("{:.*e}", precision - 1, d);

@@ -15,7 +15,11 @@ pub struct Entry {
 
 impl Entry {
     pub fn new(value: Value) -> Self {
-        Entry { value, expire_ms: 0, lru_secs: lru_clock() }
+        Entry {
+            value,
+            expire_ms: 0,
+            lru_secs: lru_clock(),
+        }
     }
 
     pub fn is_expired(&self, now_ms: u64) -> bool {
@@ -50,7 +54,12 @@ pub struct Db {
 
 impl Default for Db {
     fn default() -> Self {
-        Db { slots: (0..SLOTS).map(|_| None).collect(), keys: 0, volatile: 0, expire_cursor: 0 }
+        Db {
+            slots: (0..SLOTS).map(|_| None).collect(),
+            keys: 0,
+            volatile: 0,
+            expire_cursor: 0,
+        }
     }
 }
 
@@ -60,7 +69,9 @@ impl Db {
     }
 
     pub fn table_mut(&mut self, slot: u16) -> Option<&mut SlotTable> {
-        self.slots.get_mut(slot as usize).and_then(|s| s.as_deref_mut())
+        self.slots
+            .get_mut(slot as usize)
+            .and_then(|s| s.as_deref_mut())
     }
 
     pub fn get(&self, slot: u16, key: &[u8]) -> Option<&Entry> {
@@ -119,8 +130,12 @@ impl Db {
     /// Sets or clears (0) a key's expiry, keeping the volatile counts right. Returns false when
     /// the key is absent.
     pub fn set_expire(&mut self, slot: u16, key: &[u8], expire_ms: u64) -> bool {
-        let Some(table) = self.table_mut(slot) else { return false };
-        let Some(e) = table.map.get_mut(key) else { return false };
+        let Some(table) = self.table_mut(slot) else {
+            return false;
+        };
+        let Some(e) = table.map.get_mut(key) else {
+            return false;
+        };
         let was = e.expire_ms != 0;
         e.expire_ms = expire_ms;
         match (was, expire_ms != 0) {
@@ -145,7 +160,11 @@ impl Db {
 
     /// Slots that hold keys, in order, starting at `from`.
     pub fn used_slots_from(&self, from: usize) -> impl Iterator<Item = (usize, &SlotTable)> {
-        self.slots.iter().enumerate().skip(from).filter_map(|(i, s)| s.as_deref().map(|t| (i, t)))
+        self.slots
+            .iter()
+            .enumerate()
+            .skip(from)
+            .filter_map(|(i, s)| s.as_deref().map(|t| (i, t)))
     }
 }
 
@@ -191,7 +210,9 @@ impl ShardData {
                 let slot = db.expire_cursor;
                 db.expire_cursor = (db.expire_cursor + 1) % SLOTS;
                 visited += 1;
-                let Some(table) = db.slots[slot].as_deref_mut() else { continue };
+                let Some(table) = db.slots[slot].as_deref_mut() else {
+                    continue;
+                };
                 if table.volatile == 0 {
                     continue;
                 }

@@ -29,13 +29,30 @@ pub struct Keyspace<'a> {
 
 impl<'a> Keyspace<'a> {
     pub fn one(shard: &'a mut ShardData, nshards: usize, db: usize, now_ms: u64) -> Self {
-        Keyspace { parts: Parts::One(shard), nshards, db, now_ms, no_touch: false }
+        Keyspace {
+            parts: Parts::One(shard),
+            nshards,
+            db,
+            now_ms,
+            no_touch: false,
+        }
     }
 
     /// A view over several locked shards (any order; they get sorted).
-    pub fn many(mut shards: Vec<&'a mut ShardData>, nshards: usize, db: usize, now_ms: u64) -> Self {
+    pub fn many(
+        mut shards: Vec<&'a mut ShardData>,
+        nshards: usize,
+        db: usize,
+        now_ms: u64,
+    ) -> Self {
         shards.sort_by_key(|s| s.id);
-        Keyspace { parts: Parts::Many(shards), nshards, db, now_ms, no_touch: false }
+        Keyspace {
+            parts: Parts::Many(shards),
+            nshards,
+            db,
+            now_ms,
+            no_touch: false,
+        }
     }
 
     pub fn nshards(&self) -> usize {
@@ -102,7 +119,9 @@ impl<'a> Keyspace<'a> {
     fn expire_if_needed(&mut self, key: &[u8]) -> bool {
         let now = self.now_ms;
         let (shard, slot, db) = self.db_of(key);
-        let Some(d) = shard.dbs.get_mut(db) else { return false };
+        let Some(d) = shard.dbs.get_mut(db) else {
+            return false;
+        };
         let expired = d.get(slot, key).is_some_and(|e| e.is_expired(now));
         if expired {
             d.remove(slot, key);
@@ -183,7 +202,10 @@ impl<'a> Keyspace<'a> {
     pub fn set_expire(&mut self, key: &[u8], expire_ms: u64) -> bool {
         self.expire_if_needed(key);
         let (shard, slot, db) = self.db_of(key);
-        shard.dbs.get_mut(db).is_some_and(|d| d.set_expire(slot, key, expire_ms))
+        shard
+            .dbs
+            .get_mut(db)
+            .is_some_and(|d| d.set_expire(slot, key, expire_ms))
     }
 
     /// Counts a change toward `dirty` (changes since the last save).
@@ -206,12 +228,19 @@ impl<'a> Keyspace<'a> {
 
     /// The db `index` of every locked shard.
     pub fn dbs_mut(&mut self, index: usize) -> Vec<&mut Db> {
-        self.shards_mut().into_iter().filter_map(|s| s.dbs.get_mut(index)).collect()
+        self.shards_mut()
+            .into_iter()
+            .filter_map(|s| s.dbs.get_mut(index))
+            .collect()
     }
 
     /// Keys in the selected db across the locked shards.
     pub fn dbsize(&self) -> usize {
         let db = self.db;
-        self.shards().iter().filter_map(|s| s.dbs.get(db)).map(|d| d.keys).sum()
+        self.shards()
+            .iter()
+            .filter_map(|s| s.dbs.get(db))
+            .map(|d| d.keys)
+            .sum()
     }
 }

@@ -58,6 +58,9 @@ pub trait Io {
     /// Registers the eventfd other threads write to wake this shard.
     fn set_wake_fd(&mut self, fd: RawFd) -> io::Result<()>;
     /// Submits what was queued, waits for events (or `timeout`), and hands each to `handler`.
-    fn poll(&mut self, timeout: Option<Duration>, handler: &mut dyn FnMut(Event<'_>))
-        -> io::Result<()>;
+    fn poll(
+        &mut self,
+        timeout: Option<Duration>,
+        handler: &mut dyn FnMut(Event<'_>),
+    ) -> io::Result<()>;
 }

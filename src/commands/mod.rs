@@ -1,0 +1,275 @@
+//! The command table: every command declared once, as data.
+//!
+//! A `Cmd` names the command, its arity (negative = at least), flags, where its keys are and
+//! its handler. The dispatcher (`server::dispatch`) does every generic check from this table
+//! — lookup, arity, authentication, routing to shards — before a handler runs, so handlers
+//! only parse their own options and do their work.
+//!
+//! Two kinds of handler:
+//! - `Kind::Data`: a pure function over a `Keyspace` (the shards the command's keys live on,
+//!   locked for it). No I/O, no waiting, no connection state. Runs on whichever thread the
+//!   router picked.
+//! - `Kind::Conn`: runs on the connection's home thread with the connection and the server's
+//!   shared state (CONFIG, CLIENT, HELLO, INFO, SELECT...).
+
+pub mod keys;
+pub mod server;
+pub mod string;
+
+use crate::protocol::Out;
+use crate::server::ConnCtx;
+use crate::storage::Keyspace;
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+pub type Args = [Bytes];
+pub type DataFn = fn(&mut Keyspace, &Args, &mut Out);
+pub type ConnFn = fn(&mut ConnCtx, &Args, &mut Out);
+
+#[derive(Clone, Copy)]
+pub enum Kind {
+    Data(DataFn),
+    Conn(ConnFn),
+    /// A container whose subcommands are looked up by the second argument.
+    Container,
+}
+
+/// Where a command's keys are.
+#[derive(Clone, Copy)]
+pub enum Keys {
+    None,
+    /// Redis's (first, last, step); last < 0 counts from the end.
+    Range(i32, i32, i32),
+    /// A function returning the indices of the key arguments (numkeys-style commands).
+    Custom(fn(&Args) -> Vec<usize>),
+}
+
+/// Command flags (a subset of Redis's, as bits).
+pub mod flag {
+    pub const WRITE: u32 = 1 << 0;
+    pub const READONLY: u32 = 1 << 1;
+    pub const DENYOOM: u32 = 1 << 2;
+    pub const ADMIN: u32 = 1 << 3;
+    pub const PUBSUB: u32 = 1 << 4;
+    pub const NOSCRIPT: u32 = 1 << 5;
+    pub const BLOCKING: u32 = 1 << 6;
+    pub const LOADING: u32 = 1 << 7;
+    pub const STALE: u32 = 1 << 8;
+    pub const SKIP_MONITOR: u32 = 1 << 9;
+    pub const SKIP_SLOWLOG: u32 = 1 << 10;
+    pub const FAST: u32 = 1 << 11;
+    pub const NO_AUTH: u32 = 1 << 12;
+    pub const MAY_REPLICATE: u32 = 1 << 13;
+    pub const NO_MULTI: u32 = 1 << 14;
+    pub const ALLOW_BUSY: u32 = 1 << 15;
+    /// shardis: a Data command that needs every shard (KEYS, SCAN, DBSIZE, FLUSHDB...).
+    pub const ALL_SHARDS: u32 = 1 << 16;
+    pub const RANDOM: u32 = 1 << 17;
+    pub const SORT_FOR_SCRIPT: u32 = 1 << 18;
+
+    /// Redis's names, in COMMAND INFO order.
+    pub const NAMES: &[(u32, &str)] = &[
+        (WRITE, "write"),
+        (READONLY, "readonly"),
+        (DENYOOM, "denyoom"),
+        (ADMIN, "admin"),
+        (PUBSUB, "pubsub"),
+        (NOSCRIPT, "noscript"),
+        (BLOCKING, "blocking"),
+        (LOADING, "loading"),
+        (STALE, "stale"),
+        (SKIP_MONITOR, "skip_monitor"),
+        (SKIP_SLOWLOG, "skip_slowlog"),
+        (FAST, "fast"),
+        (NO_AUTH, "no_auth"),
+        (MAY_REPLICATE, "may_replicate"),
+        (NO_MULTI, "no_multi"),
+        (ALLOW_BUSY, "allow_busy"),
+    ];
+}
+
+pub struct Cmd {
+    /// Lower-case name (`get`, or `get` for the subcommand `object|encoding`'s second part).
+    pub name: &'static str,
+    pub arity: i32,
+    pub flags: u32,
+    pub keys: Keys,
+    pub kind: Kind,
+    /// ACL categories without '@' (for COMMAND INFO).
+    pub acl: &'static [&'static str],
+    pub subcommands: &'static [Cmd],
+}
+
+impl Cmd {
+    pub const fn data(name: &'static str, arity: i32, flags: u32, keys: Keys, f: DataFn) -> Cmd {
+        Cmd {
+            name,
+            arity,
+            flags,
+            keys,
+            kind: Kind::Data(f),
+            acl: &[],
+            subcommands: &[],
+        }
+    }
+
+    pub const fn conn(name: &'static str, arity: i32, flags: u32, f: ConnFn) -> Cmd {
+        Cmd {
+            name,
+            arity,
+            flags,
+            keys: Keys::None,
+            kind: Kind::Conn(f),
+            acl: &[],
+            subcommands: &[],
+        }
+    }
+
+    pub const fn container(name: &'static str, flags: u32, subs: &'static [Cmd]) -> Cmd {
+        Cmd {
+            name,
+            arity: -2,
+            flags,
+            keys: Keys::None,
+            kind: Kind::Container,
+            acl: &[],
+            subcommands: subs,
+        }
+    }
+
+    pub const fn with_acl(mut self, acl: &'static [&'static str]) -> Cmd {
+        self.acl = acl;
+        self
+    }
+
+    pub fn is_write(&self) -> bool {
+        self.flags & flag::WRITE != 0
+    }
+
+    /// Indices of the key arguments in `args` (args[0] is the command name).
+    pub fn key_indices(&self, args: &Args) -> Vec<usize> {
+        match self.keys {
+            Keys::None => Vec::new(),
+            Keys::Range(first, last, step) => {
+                let n = args.len() as i32;
+                let last = if last < 0 { n + last } else { last.min(n - 1) };
+                let step = step.max(1);
+                let mut v = Vec::new();
+                let mut i = first;
+                while i <= last && i > 0 {
+                    v.push(i as usize);
+                    i += step;
+                }
+                v
+            }
+            Keys::Custom(f) => f(args),
+        }
+    }
+
+    pub fn find_sub(&self, name: &[u8]) -> Option<&'static Cmd> {
+        self.subcommands
+            .iter()
+            .find(|c| c.name.as_bytes().eq_ignore_ascii_case(name))
+    }
+}
+
+/// Every top-level command.
+pub fn all() -> impl Iterator<Item = &'static Cmd> {
+    string::COMMANDS
+        .iter()
+        .chain(keys::COMMANDS.iter())
+        .chain(server::COMMANDS.iter())
+}
+
+fn table() -> &'static HashMap<&'static str, &'static Cmd> {
+    static TABLE: OnceLock<HashMap<&'static str, &'static Cmd>> = OnceLock::new();
+    TABLE.get_or_init(|| all().map(|c| (c.name, c)).collect())
+}
+
+/// Looks a command up by name, case-insensitively, without allocating for names up to 32
+/// bytes.
+pub fn lookup(name: &[u8]) -> Option<&'static Cmd> {
+    let mut lower = [0u8; 32];
+    if name.len() > lower.len() {
+        return None;
+    }
+    for (d, s) in lower.iter_mut().zip(name) {
+        *d = s.to_ascii_lowercase();
+    }
+    let s = std::str::from_utf8(&lower[..name.len()]).ok()?;
+    table().get(s).copied()
+}
+
+pub fn count() -> usize {
+    table().len()
+}
+
+/// The standard error texts, kept in one place so every command uses the same bytes.
+pub mod err {
+    pub const SYNTAX: &str = "ERR syntax error";
+    pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+    pub const NOT_INT: &str = "ERR value is not an integer or out of range";
+    pub const NOT_FLOAT: &str = "ERR value is not a valid float";
+    pub const NO_KEY: &str = "ERR no such key";
+    pub const OVERFLOW: &str = "ERR increment or decrement would overflow";
+    pub const DB_INDEX: &str = "ERR DB index is out of range";
+    pub const NOT_POSITIVE_EXPIRE: &str = "ERR invalid expire time in '%s' command";
+
+    pub fn wrong_args(cmd: &str) -> String {
+        format!("ERR wrong number of arguments for '{}' command", cmd)
+    }
+
+    pub fn invalid_expire(cmd: &str) -> String {
+        format!("ERR invalid expire time in '{}' command", cmd)
+    }
+}
+
+/// Argument parsing helpers with Redis's rules and errors.
+pub mod parse {
+    use super::err;
+
+    /// Redis's `string2ll` (strict decimal i64).
+    pub fn i64_arg(b: &[u8]) -> Result<i64, &'static str> {
+        crate::storage::value::parse_canonical_i64(b).ok_or(err::NOT_INT)
+    }
+
+    /// Redis's `getLongDoubleFromObject`-like float parsing (`strtold` accepting inf, no
+    /// spaces, no nan).
+    pub fn f64_arg(b: &[u8]) -> Result<f64, &'static str> {
+        parse_f64(b).ok_or(err::NOT_FLOAT)
+    }
+
+    pub fn parse_f64(b: &[u8]) -> Option<f64> {
+        if b.is_empty() || b.len() > 5000 {
+            return None;
+        }
+        let s = std::str::from_utf8(b).ok()?;
+        if s.starts_with(|c: char| c.is_whitespace()) || s.ends_with(|c: char| c.is_whitespace()) {
+            return None;
+        }
+        let lower = s.to_ascii_lowercase();
+        let v = match lower.as_str() {
+            "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
+            "-inf" | "-infinity" => f64::NEG_INFINITY,
+            _ => {
+                if lower.contains("nan") || lower.contains("inf") {
+                    return None;
+                }
+                if lower.starts_with("0x") || lower.starts_with("-0x") || lower.starts_with("+0x") {
+                    return None;
+                }
+                s.parse::<f64>().ok()?
+            }
+        };
+        if v.is_nan() {
+            None
+        } else {
+            Some(v)
+        }
+    }
+
+    pub fn eq(a: &[u8], lit: &str) -> bool {
+        a.eq_ignore_ascii_case(lit.as_bytes())
+    }
+}

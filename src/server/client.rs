@@ -1,0 +1,103 @@
+//! A connection's state. `Client` lives on the connection's home shard thread and is touched
+//! by nothing else; `ClientShared` is the small part other threads may read or request
+//! (CLIENT LIST / KILL from a connection on another shard).
+
+use bytes::BytesMut;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// What other threads can see of a client.
+pub struct ClientShared {
+    pub id: u64,
+    pub shard: usize,
+    pub addr: String,
+    pub laddr: String,
+    pub fd: i32,
+    pub created_ms: u64,
+    pub name: Mutex<Vec<u8>>,
+    pub lib_name: Mutex<Vec<u8>>,
+    pub lib_ver: Mutex<Vec<u8>>,
+    pub db: AtomicUsize,
+    pub last_interaction_ms: AtomicU64,
+    pub last_cmd: Mutex<&'static str>,
+    pub proto: AtomicUsize,
+    pub qbuf: AtomicUsize,
+    pub obuf: AtomicUsize,
+    pub flags: Mutex<String>,
+    /// Set by CLIENT KILL from any thread; the home shard closes the connection.
+    pub kill: AtomicBool,
+}
+
+impl ClientShared {
+    pub fn name(&self) -> Vec<u8> {
+        self.name.lock().map(|g| g.clone()).unwrap_or_default()
+    }
+}
+
+/// Per-connection state on its home shard.
+pub struct Client {
+    pub token: u32,
+    pub gen: u32,
+    pub fd: i32,
+    pub shared: Arc<ClientShared>,
+    pub inbuf: BytesMut,
+    /// Replies not yet handed to the I/O backend.
+    pub out: Vec<u8>,
+    /// A buffer returned by the backend after a send, reused for the next one.
+    pub spare: Vec<u8>,
+    pub sending: bool,
+    pub proto: u8,
+    pub db: usize,
+    pub authenticated: bool,
+    /// Commands sent to another shard whose replies have not come back.
+    pub inflight: usize,
+    pub inflight_shard: usize,
+    /// A parsed command waiting for in-flight replies before it may run.
+    pub parked: Option<Vec<bytes::Bytes>>,
+    /// Close once `out` is written (QUIT, protocol errors).
+    pub close_after_reply: bool,
+    pub closing: bool,
+    /// CLIENT REPLY OFF / SKIP.
+    pub reply_off: bool,
+    pub reply_skip_next: bool,
+    pub reply_skip_this: bool,
+    pub no_touch: bool,
+    pub no_evict: bool,
+}
+
+impl Client {
+    pub fn new(token: u32, gen: u32, fd: i32, shared: Arc<ClientShared>, auth: bool) -> Self {
+        Client {
+            token,
+            gen,
+            fd,
+            shared,
+            inbuf: BytesMut::with_capacity(16 * 1024),
+            out: Vec::new(),
+            spare: Vec::new(),
+            sending: false,
+            proto: 2,
+            db: 0,
+            authenticated: auth,
+            inflight: 0,
+            inflight_shard: 0,
+            parked: None,
+            close_after_reply: false,
+            closing: false,
+            reply_off: false,
+            reply_skip_next: false,
+            reply_skip_this: false,
+            no_touch: false,
+            no_evict: false,
+        }
+    }
+
+    pub fn id(&self) -> u64 {
+        self.shared.id
+    }
+
+    pub fn set_db(&mut self, db: usize) {
+        self.db = db;
+        self.shared.db.store(db, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,183 @@
+//! The dispatcher: every generic check a command goes through before its handler runs, in
+//! Redis's order (lookup, arity, authentication), then the routing decision.
+//!
+//! Routing looks at the shards that own the command's keys: none or all on the home shard →
+//! `Local`; all on one other shard → `Remote` (a hop); several shards → `Multi` (the
+//! multi-shard transaction path); whole-keyspace commands → `Multi` over every shard.
+
+use crate::commands::{self, flag, Cmd, Kind};
+use crate::server::Client;
+use crate::storage::{key_slot, slot_owner};
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Route {
+    /// A connection-level command, on the home thread.
+    Conn,
+    /// A data command whose keys (if any) all live on the home shard.
+    Local,
+    /// A data command whose keys all live on this other shard.
+    Remote(usize),
+    /// A data command over these shards (sorted), run under their locks.
+    Multi(Vec<usize>),
+}
+
+pub struct Prepared {
+    pub cmd: &'static Cmd,
+    /// `get`, or `config|get` for a subcommand.
+    pub full_name: &'static str,
+    pub route: Route,
+}
+
+/// A rejection: the error text and, when the command was known, its name for statistics.
+pub struct Rejected {
+    pub error: String,
+    pub full_name: Option<&'static str>,
+}
+
+/// `config|get` style names for subcommands, built once.
+pub fn full_name(parent: &'static Cmd, sub: &'static Cmd) -> &'static str {
+    static NAMES: OnceLock<HashMap<usize, &'static str>> = OnceLock::new();
+    let map = NAMES.get_or_init(|| {
+        let mut m = HashMap::new();
+        for p in commands::all() {
+            for s in p.subcommands {
+                let name: &'static str =
+                    Box::leak(format!("{}|{}", p.name, s.name).into_boxed_str());
+                m.insert(s as *const Cmd as usize, name);
+            }
+        }
+        m
+    });
+    map.get(&(sub as *const Cmd as usize))
+        .copied()
+        .unwrap_or(parent.name)
+}
+
+fn unknown_command(args: &[Bytes]) -> String {
+    let name = String::from_utf8_lossy(&args[0]);
+    let name: String = name.chars().take(128).collect();
+    let mut tail = String::new();
+    for a in &args[1..] {
+        if tail.len() >= 128 {
+            break;
+        }
+        let room = 128 - tail.len();
+        let s = String::from_utf8_lossy(a);
+        let s: String = s.chars().take(room).collect();
+        tail.push('\'');
+        tail.push_str(&s);
+        tail.push_str("' ");
+    }
+    format!(
+        "ERR unknown command '{}', with args beginning with: {}",
+        name, tail
+    )
+}
+
+fn arity_ok(arity: i32, argc: usize) -> bool {
+    let argc = argc as i32;
+    (arity > 0 && argc == arity) || (arity < 0 && argc >= -arity)
+}
+
+/// Looks the command up and runs the generic checks. `home` is the connection's shard.
+pub fn prepare(
+    client: &Client,
+    args: &[Bytes],
+    home: usize,
+    nshards: usize,
+    auth_required: bool,
+) -> Result<Prepared, Rejected> {
+    let Some(mut cmd) = commands::lookup(&args[0]) else {
+        return Err(Rejected {
+            error: unknown_command(args),
+            full_name: None,
+        });
+    };
+    let mut full = cmd.name;
+    if matches!(cmd.kind, Kind::Container) {
+        if args.len() < 2 {
+            return Err(Rejected {
+                error: format!("ERR wrong number of arguments for '{}' command", cmd.name),
+                full_name: Some(cmd.name),
+            });
+        }
+        let Some(sub) = cmd.find_sub(&args[1]) else {
+            let sub = String::from_utf8_lossy(&args[1]);
+            let sub: String = sub.chars().take(128).collect();
+            return Err(Rejected {
+                error: format!(
+                    "ERR unknown subcommand '{}'. Try {} HELP.",
+                    sub,
+                    cmd.name.to_ascii_uppercase()
+                ),
+                full_name: Some(cmd.name),
+            });
+        };
+        full = full_name(cmd, sub);
+        cmd = sub;
+    }
+    if !arity_ok(cmd.arity, args.len()) {
+        return Err(Rejected {
+            error: format!("ERR wrong number of arguments for '{}' command", full),
+            full_name: Some(full),
+        });
+    }
+    if auth_required && !client.authenticated && cmd.flags & flag::NO_AUTH == 0 {
+        return Err(Rejected {
+            error: "NOAUTH Authentication required.".to_string(),
+            full_name: Some(full),
+        });
+    }
+    let route = match cmd.kind {
+        Kind::Conn(_) | Kind::Container => Route::Conn,
+        Kind::Data(_) => route_keys(cmd, args, home, nshards),
+    };
+    Ok(Prepared {
+        cmd,
+        full_name: full,
+        route,
+    })
+}
+
+fn route_keys(cmd: &Cmd, args: &[Bytes], home: usize, nshards: usize) -> Route {
+    if cmd.flags & flag::ALL_SHARDS != 0 {
+        return if nshards == 1 {
+            Route::Local
+        } else {
+            Route::Multi((0..nshards).collect())
+        };
+    }
+    if nshards == 1 {
+        return Route::Local;
+    }
+    let mut first: Option<usize> = None;
+    let mut set: Vec<usize> = Vec::new();
+    for i in cmd.key_indices(args) {
+        let Some(k) = args.get(i) else { continue };
+        let s = slot_owner(key_slot(k), nshards);
+        match first {
+            None => first = Some(s),
+            Some(f) if f == s && set.is_empty() => {}
+            Some(f) => {
+                if set.is_empty() {
+                    set.push(f);
+                }
+                if !set.contains(&s) {
+                    set.push(s);
+                }
+            }
+        }
+    }
+    if !set.is_empty() {
+        set.sort_unstable();
+        return Route::Multi(set);
+    }
+    match first {
+        None => Route::Local,
+        Some(s) if s == home => Route::Local,
+        Some(s) => Route::Remote(s),
+    }
+}

@@ -1,0 +1,154 @@
+//! The server: state shared by all shards, and what a connection-level command can reach.
+//!
+//! `Server` holds what is genuinely global — config, the shard handles, the client registry,
+//! server-wide counters — behind explicit synchronization. Everything else is owned by a shard.
+//! `ConnCtx` is what a `Kind::Conn` handler sees: its own `Client` and the `Server`.
+
+pub mod client;
+pub mod dispatch;
+pub mod listener;
+pub mod run;
+pub mod stats;
+
+use crate::config::{Config, SharedConfig};
+use crate::shard::ShardHandle;
+use crate::storage::{Keyspace, ShardData};
+pub use client::{Client, ClientShared};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Server-wide counters (INFO stats).
+#[derive(Default)]
+pub struct ServerStats {
+    pub connections_received: AtomicU64,
+    pub rejected_connections: AtomicU64,
+    pub net_input_bytes: AtomicU64,
+    pub net_output_bytes: AtomicU64,
+}
+
+pub struct Server {
+    pub config: SharedConfig,
+    pub shards: Vec<Arc<ShardHandle>>,
+    pub clients: Mutex<BTreeMap<u64, Arc<ClientShared>>>,
+    pub connected_clients: AtomicUsize,
+    pub next_client_id: AtomicU64,
+    pub stats: ServerStats,
+    pub start_ms: u64,
+    pub run_id: String,
+    pub shutdown: AtomicBool,
+    pub exit_code: AtomicUsize,
+    /// Executable path, config path (INFO server).
+    pub executable: String,
+    /// Commands are paused until this Unix ms (CLIENT PAUSE); 0 = not paused.
+    pub pause_until_ms: AtomicU64,
+    pub pause_writes_only: AtomicBool,
+    pub lastsave_secs: AtomicU64,
+}
+
+impl Server {
+    pub fn new(cfg: Config, shards: Vec<Arc<ShardHandle>>) -> Server {
+        let now = crate::util::now_ms();
+        Server {
+            config: SharedConfig::new(cfg),
+            shards,
+            clients: Mutex::new(BTreeMap::new()),
+            connected_clients: AtomicUsize::new(0),
+            next_client_id: AtomicU64::new(1),
+            stats: ServerStats::default(),
+            start_ms: now,
+            run_id: random_hex(40),
+            shutdown: AtomicBool::new(false),
+            exit_code: AtomicUsize::new(0),
+            executable: std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            pause_until_ms: AtomicU64::new(0),
+            pause_writes_only: AtomicBool::new(false),
+            lastsave_secs: AtomicU64::new(now / 1000),
+        }
+    }
+
+    pub fn nshards(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Locks the given shards in ascending id order — the global lock order that makes the
+    /// multi-shard path deadlock-free. `ids` must be sorted and unique.
+    pub fn lock_shards(&self, ids: &[usize]) -> Vec<MutexGuard<'_, ShardData>> {
+        debug_assert!(ids.windows(2).all(|w| w[0] < w[1]), "lock order violated");
+        ids.iter()
+            .filter_map(|&i| self.shards.get(i))
+            .map(|s| s.lock_data())
+            .collect()
+    }
+
+    pub fn lock_all(&self) -> Vec<MutexGuard<'_, ShardData>> {
+        self.shards.iter().map(|s| s.lock_data()).collect()
+    }
+
+    /// Runs `f` over a keyspace spanning every shard, all locked.
+    pub fn with_all<R>(&self, db: usize, f: impl FnOnce(&mut Keyspace) -> R) -> R {
+        let mut guards = self.lock_all();
+        let parts: Vec<&mut ShardData> = guards.iter_mut().map(|g| &mut **g).collect();
+        let mut ks = Keyspace::many(parts, self.nshards(), db, crate::util::now_ms());
+        f(&mut ks)
+    }
+
+    pub fn register_client(&self, c: Arc<ClientShared>) {
+        if let Ok(mut m) = self.clients.lock() {
+            m.insert(c.id, c);
+        }
+    }
+
+    pub fn unregister_client(&self, id: u64) {
+        if let Ok(mut m) = self.clients.lock() {
+            m.remove(&id);
+        }
+    }
+
+    pub fn client_list(&self) -> Vec<Arc<ClientShared>> {
+        self.clients
+            .lock()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    pub fn request_shutdown(&self) {
+        self.shutdown.store(true, Ordering::SeqCst);
+        for s in &self.shards {
+            s.wake();
+        }
+    }
+}
+
+/// What a connection-level handler can reach.
+pub struct ConnCtx<'a> {
+    pub client: &'a mut Client,
+    pub server: &'a Server,
+    pub shard: usize,
+    pub now_ms: u64,
+}
+
+impl ConnCtx<'_> {
+    pub fn config(&self) -> Arc<Config> {
+        self.server.config.load()
+    }
+}
+
+/// `n` random hex characters (run ids), from the OS's randomness.
+pub fn random_hex(n: usize) -> String {
+    let mut bytes = vec![0u8; n.div_ceil(2)];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
+        .is_err()
+    {
+        let seed = crate::util::now_us();
+        for (i, b) in bytes.iter_mut().enumerate() {
+            *b = (seed >> ((i % 8) * 8)) as u8 ^ (i as u8).wrapping_mul(31);
+        }
+    }
+    let mut s: String = bytes.iter().map(|b| format!("{:02x}", b)).collect();
+    s.truncate(n);
+    s
+}

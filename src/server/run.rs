@@ -1,0 +1,250 @@
+//! Start-up and shutdown: logging, the banner, shard threads (pinned, each with its own
+//! listeners and I/O backend), signal handling.
+
+use super::listener;
+use super::Server;
+use crate::config::{Config, IoBackend};
+use crate::shard::engine::Shard;
+use crate::shard::io::epoll::Epoll;
+use crate::shard::io::uring::Uring;
+use crate::shard::io::Io;
+use crate::shard::ShardHandle;
+use crate::{log_notice, log_warning};
+use nix::sys::signal::{SigSet, Signal};
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+pub const REDIS_VERSION: &str = "7.0.15";
+
+/// The CPUs this process may run on (respects taskset / cgroups).
+fn allowed_cpus() -> Vec<usize> {
+    match nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)) {
+        Ok(set) => (0..nix::sched::CpuSet::count())
+            .filter(|&i| set.is_set(i).unwrap_or(false))
+            .collect(),
+        Err(_) => vec![0],
+    }
+}
+
+fn pin_to(cpu: usize) {
+    let mut set = nix::sched::CpuSet::new();
+    if set.set(cpu).is_ok() {
+        let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set);
+    }
+}
+
+fn banner(cfg: &Config, shards: usize) {
+    log_notice!("oO0OoO0OoO0Oo shardis is starting oO0OoO0OoO0Oo");
+    log_notice!(
+        "shardis version={} (Redis {} compatible), bits=64, pid={}, just started",
+        env!("CARGO_PKG_VERSION"),
+        REDIS_VERSION,
+        std::process::id()
+    );
+    match &cfg.config_file {
+        Some(f) => log_notice!("Configuration loaded from {}", f),
+        None => log_notice!(
+            "Warning: no config file specified, using the default config. In order to specify a config file use shardis-server /path/to/redis.conf"
+        ),
+    }
+    crate::log::raw(&format!(
+        "shardis {} (Redis {} compatible) 64 bit\nRunning in standalone mode with {} shards\nPort: {}\nPID: {}\n\n",
+        env!("CARGO_PKG_VERSION"),
+        REDIS_VERSION,
+        shards,
+        cfg.port,
+        std::process::id()
+    ));
+}
+
+/// Binds every configured address for one shard.
+fn listeners(cfg: &Config) -> Result<Vec<RawFd>, String> {
+    let mut fds = Vec::new();
+    for spec in &cfg.bind {
+        let (ip, optional) = listener::parse_bind(spec);
+        let Some(ip) = ip else {
+            if optional {
+                continue;
+            }
+            return Err(format!("Invalid bind address '{}'", spec));
+        };
+        match listener::listen(SocketAddr::new(ip, cfg.port), 511) {
+            Ok(fd) => fds.push(fd),
+            Err(e) if optional && e.raw_os_error() != Some(libc::EADDRINUSE) => {}
+            Err(e) => {
+                log_warning!(
+                    "Warning: Could not create server TCP listening socket {}:{}: bind: {}",
+                    spec.trim_start_matches('-'),
+                    cfg.port,
+                    e
+                );
+                return Err(format!(
+                    "Failed listening on port {} (TCP), aborting.",
+                    cfg.port
+                ));
+            }
+        }
+    }
+    if fds.is_empty() {
+        return Err(format!(
+            "Failed listening on port {} (TCP), aborting.",
+            cfg.port
+        ));
+    }
+    Ok(fds)
+}
+
+fn run_shard<I: Io>(io: I, id: usize, server: Arc<Server>, fds: Vec<RawFd>) {
+    let handle = server.shards[id].clone();
+    let mut io = io;
+    if let Err(e) = io.set_wake_fd(handle.mailbox.wake_fd()) {
+        log_warning!("shard {}: cannot watch the wake fd: {}", id, e);
+    }
+    for fd in fds {
+        if let Err(e) = io.add_listener(fd) {
+            log_warning!("shard {}: cannot accept on listener: {}", id, e);
+        }
+    }
+    Shard::new(id, io, server, handle).run();
+}
+
+/// Runs the server until shutdown. Returns the process exit code.
+pub fn run(cfg: Config) -> i32 {
+    crate::log::init(&cfg.logfile, &cfg.loglevel);
+    let cpus = allowed_cpus();
+    let nshards = if cfg.shards == 0 {
+        cpus.len().max(1)
+    } else {
+        cfg.shards
+    };
+    banner(&cfg, nshards);
+
+    // Signals are handled by the main thread only: block them before spawning shards.
+    let mut sigs = SigSet::empty();
+    sigs.add(Signal::SIGTERM);
+    sigs.add(Signal::SIGINT);
+    let _ = sigs.thread_block();
+    // SAFETY: ignoring SIGPIPE process-wide; writes to closed sockets then fail with EPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+
+    let mut handles = Vec::new();
+    for i in 0..nshards {
+        match ShardHandle::new(i, nshards, cfg.databases) {
+            Ok(h) => handles.push(Arc::new(h)),
+            Err(e) => {
+                log_warning!("Cannot create shard {}: {}", i, e);
+                return 1;
+            }
+        }
+    }
+    let mut per_shard_fds = Vec::new();
+    for _ in 0..nshards {
+        match listeners(&cfg) {
+            Ok(f) => per_shard_fds.push(f),
+            Err(e) => {
+                log_warning!("{}", e);
+                return 1;
+            }
+        }
+    }
+    let backend = cfg.io_backend;
+    let server = Arc::new(Server::new(cfg.clone(), handles));
+    log_notice!("Server initialized");
+
+    let (tx, rx) = std::sync::mpsc::channel::<Result<String, String>>();
+    let mut threads = Vec::new();
+    for (id, fds) in per_shard_fds.into_iter().enumerate() {
+        let server = server.clone();
+        let cpu = cpus.get(id % cpus.len().max(1)).copied().unwrap_or(0);
+        let tx = tx.clone();
+        let t = std::thread::Builder::new()
+            .name(format!("shard-{}", id))
+            .spawn(move || {
+                pin_to(cpu);
+                let uring = match backend {
+                    IoBackend::Epoll => Err("epoll requested".to_string()),
+                    _ => Uring::new(4096).map_err(|e| e.to_string()),
+                };
+                match uring {
+                    Ok(io) => {
+                        let _ = tx.send(Ok(format!(
+                            "shard {} on CPU {}: {}",
+                            id,
+                            cpu,
+                            io.describe()
+                        )));
+                        run_shard(io, id, server, fds);
+                    }
+                    Err(why) if backend != IoBackend::Uring => match Epoll::new() {
+                        Ok(io) => {
+                            let _ = tx.send(Ok(format!(
+                                "shard {} on CPU {}: {} (io_uring unavailable: {})",
+                                id,
+                                cpu,
+                                io.describe(),
+                                why
+                            )));
+                            run_shard(io, id, server, fds);
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Err(format!("shard {}: no I/O backend: {}", id, e)));
+                        }
+                    },
+                    Err(why) => {
+                        let _ =
+                            tx.send(Err(format!("shard {}: io_uring unavailable: {}", id, why)));
+                    }
+                }
+            });
+        match t {
+            Ok(t) => threads.push(t),
+            Err(e) => {
+                log_warning!("Cannot spawn shard thread: {}", e);
+                return 1;
+            }
+        }
+    }
+    drop(tx);
+    for _ in 0..nshards {
+        match rx.recv() {
+            Ok(Ok(line)) => log_notice!("{}", line),
+            Ok(Err(e)) => {
+                log_warning!("{}", e);
+                server.request_shutdown();
+                return 1;
+            }
+            Err(_) => return 1,
+        }
+    }
+    log_notice!("Ready to accept connections tcp");
+
+    loop {
+        match sigs.wait() {
+            Ok(sig) => {
+                if !server.shutdown.load(Ordering::SeqCst) {
+                    log_warning!(
+                        "Received {} scheduling shutdown...",
+                        if sig == Signal::SIGINT {
+                            "SIGINT"
+                        } else {
+                            "SIGTERM"
+                        }
+                    );
+                }
+                break;
+            }
+            Err(_) => continue,
+        }
+    }
+    log_warning!("User requested shutdown...");
+    server.request_shutdown();
+    for t in threads {
+        let _ = t.join();
+    }
+    log_warning!("shardis is now ready to exit, bye bye...");
+    server.exit_code.load(Ordering::SeqCst) as i32
+}

@@ -1,0 +1,75 @@
+//! Command and error statistics, kept per shard and summed for INFO.
+
+use std::collections::HashMap;
+
+#[derive(Default, Clone, Debug)]
+pub struct CmdStat {
+    pub calls: u64,
+    pub usec: u64,
+    pub rejected_calls: u64,
+    pub failed_calls: u64,
+}
+
+#[derive(Default, Clone, Debug)]
+pub struct CommandStats {
+    /// Keyed by the full name (`get`, `config|get`).
+    pub cmds: HashMap<&'static str, CmdStat>,
+    /// Error replies by code (`ERR`, `WRONGTYPE`).
+    pub errors: HashMap<String, u64>,
+    pub total_commands: u64,
+    pub total_error_replies: u64,
+    /// Commands that ran on this shard for a connection of another shard.
+    pub hops_in: u64,
+    /// Commands this shard's connections sent to other shards.
+    pub hops_out: u64,
+    /// Commands that locked several shards.
+    pub multi_shard: u64,
+}
+
+impl CommandStats {
+    pub fn record(&mut self, name: &'static str, usec: u64, failed: bool) {
+        let s = self.cmds.entry(name).or_default();
+        s.calls += 1;
+        s.usec += usec;
+        if failed {
+            s.failed_calls += 1;
+        }
+        self.total_commands += 1;
+    }
+
+    pub fn record_rejected(&mut self, name: Option<&'static str>) {
+        if let Some(name) = name {
+            self.cmds.entry(name).or_default().rejected_calls += 1;
+        }
+    }
+
+    pub fn record_error(&mut self, code: &str) {
+        self.total_error_replies += 1;
+        // Redis caps distinct error codes at 128 to bound memory.
+        if self.errors.len() < 128 || self.errors.contains_key(code) {
+            *self.errors.entry(code.to_string()).or_default() += 1;
+        }
+    }
+
+    pub fn merge(&mut self, o: &CommandStats) {
+        for (k, v) in &o.cmds {
+            let s = self.cmds.entry(k).or_default();
+            s.calls += v.calls;
+            s.usec += v.usec;
+            s.rejected_calls += v.rejected_calls;
+            s.failed_calls += v.failed_calls;
+        }
+        for (k, v) in &o.errors {
+            *self.errors.entry(k.clone()).or_default() += v;
+        }
+        self.total_commands += o.total_commands;
+        self.total_error_replies += o.total_error_replies;
+        self.hops_in += o.hops_in;
+        self.hops_out += o.hops_out;
+        self.multi_shard += o.multi_shard;
+    }
+
+    pub fn reset(&mut self) {
+        *self = CommandStats::default();
+    }
+}

@@ -1,0 +1,660 @@
+//! The shard event loop: accept, read, parse, dispatch, route, reply — one thread, one ring.
+//!
+//! A loop turn: wait for I/O events (one submit per turn), drain the mailbox, run the commands
+//! of every connection that received bytes, post the turn's batches to other shards, hand
+//! finished replies to the I/O backend, and run the periodic cron (active expiry) on time.
+
+use super::io::{Event, Io, Token};
+use super::mesh::{ConnRef, Msg, RemoteCmd};
+use super::ShardHandle;
+use crate::commands::Kind;
+use crate::config::Config;
+use crate::protocol::{parse_command, Limits, Out};
+use crate::server::dispatch::{self, Route};
+use crate::server::{Client, ClientShared, ConnCtx, Server};
+use crate::storage::{Keyspace, ShardData};
+use bytes::Bytes;
+use std::os::fd::RawFd;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Bytes read from a connection per loop turn before others get their turn.
+const CONN_TURN_CMDS_MAX: usize = 4096;
+
+pub struct Shard<I: Io> {
+    id: usize,
+    nshards: usize,
+    io: I,
+    server: Arc<Server>,
+    handle: Arc<ShardHandle>,
+    conns: Vec<Option<Client>>,
+    gens: Vec<u32>,
+    free: Vec<u32>,
+    /// Connections with unprocessed input.
+    ready: Vec<Token>,
+    /// Connections with output to hand to the backend.
+    to_send: Vec<Token>,
+    accepted: Vec<RawFd>,
+    closed: Vec<Token>,
+    /// Outgoing message batches, by destination shard.
+    outbox: Vec<Vec<Msg>>,
+    spare_msgs: Vec<Msg>,
+    cfg: Arc<Config>,
+    cfg_gen: u64,
+    next_cron: Instant,
+}
+
+enum Flow {
+    Continue,
+    Park(Vec<Bytes>),
+    Stop,
+}
+
+impl<I: Io> Shard<I> {
+    pub fn new(id: usize, io: I, server: Arc<Server>, handle: Arc<ShardHandle>) -> Shard<I> {
+        let nshards = server.nshards();
+        let cfg = server.config.load();
+        let cfg_gen = server.config.generation();
+        Shard {
+            id,
+            nshards,
+            io,
+            server,
+            handle,
+            conns: Vec::new(),
+            gens: Vec::new(),
+            free: Vec::new(),
+            ready: Vec::new(),
+            to_send: Vec::new(),
+            accepted: Vec::new(),
+            closed: Vec::new(),
+            outbox: (0..nshards).map(|_| Vec::new()).collect(),
+            spare_msgs: Vec::new(),
+            cfg,
+            cfg_gen,
+            next_cron: Instant::now(),
+        }
+    }
+
+    pub fn run(mut self) {
+        while !self.server.shutdown.load(Ordering::Relaxed) {
+            self.turn();
+        }
+        for t in 0..self.conns.len() {
+            if self.conns[t].is_some() {
+                self.close_client(t as Token);
+            }
+        }
+    }
+
+    fn turn(&mut self) {
+        let now = Instant::now();
+        let mut timeout = self.next_cron.saturating_duration_since(now);
+        let busy = !self.ready.is_empty() || self.outbox.iter().any(|b| !b.is_empty());
+        if busy || !self.handle.mailbox.prepare_sleep() {
+            timeout = Duration::ZERO;
+        }
+        {
+            let conns = &mut self.conns;
+            let ready = &mut self.ready;
+            let to_send = &mut self.to_send;
+            let accepted = &mut self.accepted;
+            let closed = &mut self.closed;
+            let server = &self.server;
+            let mut handler = |ev: Event<'_>| match ev {
+                Event::Accepted(fd) => accepted.push(fd),
+                Event::Data(t, bytes) => {
+                    if let Some(Some(c)) = conns.get_mut(t as usize) {
+                        if !c.closing {
+                            c.inbuf.extend_from_slice(bytes);
+                            server
+                                .stats
+                                .net_input_bytes
+                                .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                            ready.push(t);
+                        }
+                    }
+                }
+                Event::Closed(t) | Event::SendFailed(t) => closed.push(t),
+                Event::SendDone(t, buf) => {
+                    if let Some(Some(c)) = conns.get_mut(t as usize) {
+                        c.sending = false;
+                        c.spare = buf;
+                        to_send.push(t);
+                    }
+                }
+                Event::Wake => {}
+            };
+            if let Err(e) = self.io.poll(Some(timeout), &mut handler) {
+                crate::log_warning!("shard {}: I/O poll failed: {}", self.id, e);
+            }
+        }
+        self.handle.mailbox.woke();
+        self.refresh_config();
+        for fd in std::mem::take(&mut self.accepted) {
+            self.on_accept(fd);
+        }
+        for t in std::mem::take(&mut self.closed) {
+            self.close_client(t);
+        }
+        self.drain_mail();
+        let ready = std::mem::take(&mut self.ready);
+        for t in ready {
+            self.process_client(t);
+        }
+        self.flush_outbox();
+        self.flush_sends();
+        if Instant::now() >= self.next_cron {
+            self.cron();
+        }
+    }
+
+    fn refresh_config(&mut self) {
+        let g = self.server.config.generation();
+        if g != self.cfg_gen {
+            self.cfg = self.server.config.load();
+            self.cfg_gen = g;
+        }
+    }
+
+    fn on_accept(&mut self, fd: RawFd) {
+        let srv = &self.server;
+        if srv.connected_clients.load(Ordering::Relaxed) >= self.cfg.maxclients {
+            let msg = b"-ERR max number of clients reached\r\n";
+            // SAFETY: writing a static buffer to a socket we own, then closing it.
+            unsafe {
+                libc::write(fd, msg.as_ptr() as *const libc::c_void, msg.len());
+                libc::close(fd);
+            }
+            srv.stats
+                .rejected_connections
+                .fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let token = match self.free.pop() {
+            Some(t) => t,
+            None => {
+                self.conns.push(None);
+                self.gens.push(0);
+                (self.conns.len() - 1) as Token
+            }
+        };
+        self.gens[token as usize] = self.gens[token as usize].wrapping_add(1);
+        let gen = self.gens[token as usize];
+        let (addr, laddr) = peer_names(fd);
+        let shared = Arc::new(ClientShared {
+            id: srv.next_client_id.fetch_add(1, Ordering::Relaxed),
+            shard: self.id,
+            addr,
+            laddr,
+            fd,
+            created_ms: crate::util::now_ms(),
+            name: Mutex::new(Vec::new()),
+            lib_name: Mutex::new(Vec::new()),
+            lib_ver: Mutex::new(Vec::new()),
+            db: Default::default(),
+            last_interaction_ms: crate::util::now_ms().into(),
+            last_cmd: Mutex::new("NULL"),
+            proto: 2.into(),
+            qbuf: Default::default(),
+            obuf: Default::default(),
+            flags: Mutex::new("N".to_string()),
+            kill: Default::default(),
+        });
+        let auth = self.cfg.requirepass.is_none();
+        srv.register_client(shared.clone());
+        srv.connected_clients.fetch_add(1, Ordering::Relaxed);
+        srv.stats
+            .connections_received
+            .fetch_add(1, Ordering::Relaxed);
+        self.handle.connections.fetch_add(1, Ordering::Relaxed);
+        self.conns[token as usize] = Some(Client::new(token, gen, fd, shared, auth));
+        if let Err(e) = self.io.add_conn(token, fd) {
+            crate::log_warning!("Error registering fd event for the new client: {}", e);
+            self.close_client(token);
+        }
+    }
+
+    fn close_client(&mut self, token: Token) {
+        let Some(slot) = self.conns.get_mut(token as usize) else {
+            return;
+        };
+        let Some(c) = slot.take() else { return };
+        self.io.close(token);
+        self.server.unregister_client(c.id());
+        self.server
+            .connected_clients
+            .fetch_sub(1, Ordering::Relaxed);
+        self.handle.connections.fetch_sub(1, Ordering::Relaxed);
+        self.free.push(token);
+    }
+
+    fn client(&mut self, token: Token) -> Option<&mut Client> {
+        conn_mut(&mut self.conns, token)
+    }
+
+    /// Runs the commands a connection has buffered, until it runs out of complete commands,
+    /// must wait for in-flight replies, or closes.
+    fn process_client(&mut self, token: Token) {
+        for _ in 0..CONN_TURN_CMDS_MAX {
+            let limit = self.cfg.client_query_buffer_limit as usize;
+            let max_bulk = self.cfg.proto_max_bulk_len;
+            let no_pass = self.cfg.requirepass.is_none();
+            let Some(c) = conn_mut(&mut self.conns, token) else {
+                return;
+            };
+            if c.closing || c.close_after_reply {
+                break;
+            }
+            let args = if let Some(a) = c.parked.take() {
+                a
+            } else {
+                let limits = Limits {
+                    proto_max_bulk_len: max_bulk,
+                    authenticated: c.authenticated || no_pass,
+                };
+                match parse_command(&mut c.inbuf, &limits) {
+                    Ok(Some(a)) => a,
+                    Ok(None) => {
+                        if c.inbuf.len() > limit {
+                            crate::log_warning!(
+                                "Closing client that reached max query buffer length (qbuf={})",
+                                c.inbuf.len()
+                            );
+                            c.closing = true;
+                            self.closed.push(token);
+                        }
+                        break;
+                    }
+                    Err(e) => {
+                        let mut out = Out::new(&mut c.out, c.proto);
+                        out.error(&e.message());
+                        c.close_after_reply = true;
+                        self.to_send.push(token);
+                        break;
+                    }
+                }
+            };
+            match self.execute(token, args) {
+                Flow::Continue => {}
+                Flow::Park(args) => {
+                    if let Some(c) = self.client(token) {
+                        c.parked = Some(args);
+                    }
+                    break;
+                }
+                Flow::Stop => break,
+            }
+        }
+        let more = self.client(token).is_some_and(|c| {
+            c.parked.is_none() && c.inflight == 0 && !c.inbuf.is_empty() && !c.closing
+        });
+        if more {
+            // The per-turn command budget ran out with input left: continue next turn.
+            self.ready.push(token);
+        }
+        self.to_send.push(token);
+    }
+
+    fn execute(&mut self, token: Token, args: Vec<Bytes>) -> Flow {
+        let nshards = self.nshards;
+        let auth_required = self.cfg.requirepass.is_some();
+        let home = self.id;
+        let handle = &self.handle;
+        let Some(c) = conn_mut(&mut self.conns, token) else {
+            return Flow::Stop;
+        };
+        if args.is_empty() {
+            return Flow::Continue;
+        }
+        let prepared = dispatch::prepare(c, &args, home, nshards, auth_required);
+        if c.inflight > 0 {
+            let same = matches!(&prepared, Ok(p) if p.route == Route::Remote(c.inflight_shard));
+            if !same {
+                return Flow::Park(args);
+            }
+        }
+        let now_ms = crate::util::now_ms();
+        c.shared
+            .last_interaction_ms
+            .store(now_ms, Ordering::Relaxed);
+        let p = match prepared {
+            Ok(p) => p,
+            Err(rej) => {
+                let mut out = Out::new(&mut c.out, c.proto);
+                out.error(&rej.error);
+                let mut st = handle.stats();
+                st.record_rejected(rej.full_name);
+                if let Some(code) = out.last_error_code.as_deref() {
+                    st.record_error(code);
+                }
+                return Flow::Continue;
+            }
+        };
+        if let Ok(mut g) = c.shared.last_cmd.lock() {
+            *g = p.full_name;
+        }
+        match p.route {
+            Route::Conn => self.run_conn(token, p.cmd, p.full_name, &args, now_ms),
+            Route::Local => {
+                self.run_data(token, p.cmd, p.full_name, &args, &[home], now_ms);
+                Flow::Continue
+            }
+            Route::Multi(set) => {
+                self.run_data(token, p.cmd, p.full_name, &args, &set, now_ms);
+                Flow::Continue
+            }
+            Route::Remote(s) => {
+                self.send_remote(token, s, p.cmd, p.full_name, args);
+                Flow::Continue
+            }
+        }
+    }
+
+    fn run_conn(
+        &mut self,
+        token: Token,
+        cmd: &'static crate::commands::Cmd,
+        full: &'static str,
+        args: &[Bytes],
+        now_ms: u64,
+    ) -> Flow {
+        let Kind::Conn(f) = cmd.kind else {
+            return Flow::Continue;
+        };
+        let server = self.server.clone();
+        let shard = self.id;
+        let Some(c) = self.client(token) else {
+            return Flow::Stop;
+        };
+        let start = Instant::now();
+        let mut out_buf = std::mem::take(&mut c.out);
+        let (errors, code) = {
+            let proto = c.proto;
+            let mut out = Out::new(&mut out_buf, proto);
+            let mut ctx = ConnCtx {
+                client: c,
+                server: &server,
+                shard,
+                now_ms,
+            };
+            f(&mut ctx, args, &mut out);
+            (out.errors, out.last_error_code)
+        };
+        c.out = out_buf;
+        let stop = c.close_after_reply || c.closing;
+        let mut st = self.handle.stats();
+        st.record(full, start.elapsed().as_micros() as u64, errors > 0);
+        if let Some(code) = code {
+            st.record_error(&code);
+        }
+        if stop {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        }
+    }
+
+    /// Runs a data command over `shards` (sorted), locked in order.
+    fn run_data(
+        &mut self,
+        token: Token,
+        cmd: &'static crate::commands::Cmd,
+        full: &'static str,
+        args: &[Bytes],
+        shards: &[usize],
+        now_ms: u64,
+    ) {
+        let Kind::Data(f) = cmd.kind else { return };
+        let server = self.server.clone();
+        let nshards = self.nshards;
+        let handle = &self.handle;
+        let Some(c) = conn_mut(&mut self.conns, token) else {
+            return;
+        };
+        let start = Instant::now();
+        let mut out = Out::new(&mut c.out, c.proto);
+        {
+            let mut guards = server.lock_shards(shards);
+            let mut ks = if guards.len() == 1 {
+                Keyspace::one(&mut guards[0], nshards, c.db, now_ms)
+            } else {
+                let parts: Vec<&mut ShardData> = guards.iter_mut().map(|g| &mut **g).collect();
+                Keyspace::many(parts, nshards, c.db, now_ms)
+            };
+            ks.no_touch = c.no_touch;
+            f(&mut ks, args, &mut out);
+        }
+        let mut st = handle.stats();
+        st.record(full, start.elapsed().as_micros() as u64, out.errors > 0);
+        if let Some(code) = out.last_error_code.as_deref() {
+            st.record_error(code);
+        }
+        if shards.len() > 1 {
+            st.multi_shard += 1;
+        }
+    }
+
+    fn send_remote(
+        &mut self,
+        token: Token,
+        dest: usize,
+        cmd: &'static crate::commands::Cmd,
+        full: &'static str,
+        args: Vec<Bytes>,
+    ) {
+        let home = self.id;
+        let Some(c) = self.client(token) else { return };
+        c.inflight += 1;
+        c.inflight_shard = dest;
+        let conn = ConnRef {
+            shard: home,
+            token,
+            gen: c.gen,
+        };
+        let (db, proto, no_touch) = (c.db, c.proto, c.no_touch);
+        let rc = RemoteCmd {
+            cmd,
+            full_name: full,
+            args,
+        };
+        let batch = &mut self.outbox[dest];
+        if let Some(Msg::Exec {
+            conn: last, cmds, ..
+        }) = batch.last_mut()
+        {
+            if *last == conn {
+                cmds.push(rc);
+                return;
+            }
+        }
+        batch.push(Msg::Exec {
+            conn,
+            db,
+            proto,
+            no_touch,
+            cmds: vec![rc],
+        });
+        self.handle.stats().hops_out += 1;
+    }
+
+    fn flush_outbox(&mut self) {
+        for dest in 0..self.outbox.len() {
+            if self.outbox[dest].is_empty() {
+                continue;
+            }
+            let Some(h) = self.server.shards.get(dest) else {
+                continue;
+            };
+            h.mailbox.post(self.id, &mut self.outbox[dest]);
+        }
+    }
+
+    fn drain_mail(&mut self) {
+        let mut spare = std::mem::take(&mut self.spare_msgs);
+        let mut msgs = Vec::new();
+        self.handle.mailbox.drain(&mut spare, |m| msgs.push(m));
+        self.spare_msgs = spare;
+        for m in msgs {
+            match m {
+                Msg::Exec {
+                    conn,
+                    db,
+                    proto,
+                    no_touch,
+                    cmds,
+                } => self.exec_for_remote(conn, db, proto, no_touch, cmds),
+                Msg::Replies { conn, count, bytes } => self.on_replies(conn, count, bytes),
+                Msg::Kill { token, gen } => {
+                    if self.client(token).is_some_and(|c| c.gen == gen) {
+                        self.close_client(token);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs commands sent by another shard's connection and sends the replies back.
+    fn exec_for_remote(
+        &mut self,
+        conn: ConnRef,
+        db: usize,
+        proto: u8,
+        no_touch: bool,
+        cmds: Vec<RemoteCmd>,
+    ) {
+        let mut bytes = Vec::new();
+        let count = cmds.len();
+        let now_ms = crate::util::now_ms();
+        {
+            let mut data = self.handle.lock_data();
+            let mut st = self.handle.stats();
+            for rc in &cmds {
+                let Kind::Data(f) = rc.cmd.kind else { continue };
+                let start = Instant::now();
+                let mut out = Out::new(&mut bytes, proto);
+                let mut ks = Keyspace::one(&mut data, self.nshards, db, now_ms);
+                ks.no_touch = no_touch;
+                f(&mut ks, &rc.args, &mut out);
+                st.record(
+                    rc.full_name,
+                    start.elapsed().as_micros() as u64,
+                    out.errors > 0,
+                );
+                if let Some(code) = out.last_error_code.as_deref() {
+                    st.record_error(code);
+                }
+                st.hops_in += 1;
+            }
+        }
+        if let Some(b) = self.outbox.get_mut(conn.shard) {
+            b.push(Msg::Replies { conn, count, bytes });
+        }
+    }
+
+    fn on_replies(&mut self, conn: ConnRef, count: usize, bytes: Vec<u8>) {
+        let Some(c) = conn_mut(&mut self.conns, conn.token) else {
+            return;
+        };
+        if c.gen != conn.gen {
+            return;
+        }
+        c.out.extend_from_slice(&bytes);
+        c.inflight = c.inflight.saturating_sub(count);
+        self.to_send.push(conn.token);
+        if c.inflight == 0 && (c.parked.is_some() || !c.inbuf.is_empty()) {
+            self.ready.push(conn.token);
+        }
+    }
+
+    fn flush_sends(&mut self) {
+        let mut list = std::mem::take(&mut self.to_send);
+        list.sort_unstable();
+        list.dedup();
+        for t in list.drain(..) {
+            let Some(c) = self.client(t) else { continue };
+            if c.sending {
+                continue;
+            }
+            if c.out.is_empty() {
+                if c.close_after_reply && c.inflight == 0 {
+                    self.close_client(t);
+                }
+                continue;
+            }
+            let mut buf = std::mem::take(&mut c.spare);
+            buf.clear();
+            std::mem::swap(&mut buf, &mut c.out);
+            c.sending = true;
+            self.server
+                .stats
+                .net_output_bytes
+                .fetch_add(buf.len() as u64, Ordering::Relaxed);
+            self.io.send(t, buf);
+        }
+        self.to_send = list;
+    }
+
+    fn cron(&mut self) {
+        let hz = self.cfg.hz.clamp(1, 500);
+        let period = Duration::from_millis(1000 / hz as u64);
+        self.next_cron = Instant::now() + period;
+        // Active expiry: up to a quarter of the period, in slices, as Redis's slow cycle.
+        let budget = period / 4;
+        let start = Instant::now();
+        loop {
+            let deleted = {
+                let mut d = self.handle.lock_data();
+                d.active_expire(crate::util::now_ms(), 256)
+            };
+            if deleted < 64 || start.elapsed() >= budget {
+                break;
+            }
+        }
+        self.reap_idle_clients();
+    }
+
+    fn reap_idle_clients(&mut self) {
+        let timeout_ms = self.cfg.timeout_secs * 1000;
+        let now = crate::util::now_ms();
+        let mut dead = Vec::new();
+        for (t, c) in self.conns.iter().enumerate() {
+            let Some(c) = c else { continue };
+            if c.shared.kill.load(Ordering::Relaxed) {
+                dead.push(t as Token);
+            } else if timeout_ms > 0
+                && c.inflight == 0
+                && now.saturating_sub(c.shared.last_interaction_ms.load(Ordering::Relaxed))
+                    > timeout_ms
+            {
+                dead.push(t as Token);
+            }
+        }
+        for t in dead {
+            self.close_client(t);
+        }
+    }
+}
+
+fn conn_mut(conns: &mut [Option<Client>], token: Token) -> Option<&mut Client> {
+    conns.get_mut(token as usize).and_then(|c| c.as_mut())
+}
+
+fn peer_names(fd: RawFd) -> (String, String) {
+    use nix::sys::socket::{getpeername, getsockname, SockaddrStorage};
+    let fmt = |a: Option<SockaddrStorage>| -> String {
+        let Some(a) = a else { return "?:0".to_string() };
+        if let Some(v4) = a.as_sockaddr_in() {
+            format!("{}:{}", std::net::Ipv4Addr::from(v4.ip()), v4.port())
+        } else if let Some(v6) = a.as_sockaddr_in6() {
+            format!("{}:{}", v6.ip(), v6.port())
+        } else {
+            "?:0".to_string()
+        }
+    };
+    (
+        fmt(getpeername::<SockaddrStorage>(fd).ok()),
+        fmt(getsockname::<SockaddrStorage>(fd).ok()),
+    )
+}
