@@ -12,6 +12,8 @@
 //! - `Kind::Conn`: runs on the connection's home thread with the connection and the server's
 //!   shared state (CONFIG, CLIENT, HELLO, INFO, SELECT...).
 
+pub mod connection;
+pub mod info;
 pub mod keys;
 pub mod server;
 pub mod string;

@@ -1,35 +1,456 @@
-//! Connection and server commands (minimal set; the full family is being written).
+//! Server commands: INFO, CONFIG, COMMAND, TIME, LASTSAVE, DEBUG, SHUTDOWN.
 
-use super::{flag, Cmd};
+use super::{err, flag, parse, Cmd, Keys, Kind};
 use crate::protocol::Out;
 use crate::server::ConnCtx;
+use crate::storage::Value;
 use bytes::Bytes;
+use std::sync::atomic::Ordering;
 
-pub static COMMANDS: [Cmd; 3] = [
-    Cmd::conn("ping", -1, flag::FAST | flag::STALE, ping).with_acl(&["fast", "connection"]),
-    Cmd::conn("echo", 2, flag::FAST | flag::STALE, echo).with_acl(&["fast", "connection"]),
+const ADMIN: u32 = flag::ADMIN | flag::NOSCRIPT | flag::LOADING | flag::STALE;
+
+pub static COMMANDS: [Cmd; 7] = [
+    Cmd::conn("info", -1, flag::LOADING | flag::STALE, super::info::info)
+        .with_acl(&["slow", "dangerous"]),
+    Cmd::container("config", 0, &CONFIG_SUBS),
+    Cmd {
+        name: "command",
+        arity: -1,
+        flags: flag::LOADING | flag::STALE,
+        keys: Keys::None,
+        kind: Kind::Conn(command_all),
+        acl: &["slow", "connection"],
+        subcommands: &COMMAND_SUBS,
+    },
+    Cmd::conn("time", 1, flag::LOADING | flag::STALE | flag::FAST, time).with_acl(&["fast"]),
     Cmd::conn(
-        "quit",
-        -1,
-        flag::NO_AUTH | flag::ALLOW_BUSY | flag::LOADING | flag::STALE | flag::FAST,
-        quit,
+        "lastsave",
+        1,
+        flag::LOADING | flag::STALE | flag::FAST,
+        lastsave,
     )
-    .with_acl(&["fast", "connection"]),
+    .with_acl(&["fast", "admin", "dangerous"]),
+    Cmd::conn("debug", -2, ADMIN, debug).with_acl(&["admin", "slow", "dangerous"]),
+    Cmd::conn(
+        "shutdown",
+        -1,
+        ADMIN | flag::NO_MULTI | flag::ALLOW_BUSY,
+        shutdown,
+    )
+    .with_acl(&["admin", "slow", "dangerous"]),
 ];
 
-fn ping(_ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
-    match args.len() {
-        1 => out.simple("PONG"),
-        2 => out.bulk(&args[1]),
-        _ => out.error("ERR wrong number of arguments for 'ping' command"),
+pub static CONFIG_SUBS: [Cmd; 5] = [
+    Cmd::conn("get", -3, ADMIN, config_get),
+    Cmd::conn("set", -4, ADMIN, config_set),
+    Cmd::conn("resetstat", 2, ADMIN, config_resetstat),
+    Cmd::conn("rewrite", 2, ADMIN, config_rewrite),
+    Cmd::conn("help", 2, flag::LOADING | flag::STALE, config_help),
+];
+
+pub static COMMAND_SUBS: [Cmd; 6] = [
+    Cmd::conn("count", 2, flag::LOADING | flag::STALE, command_count),
+    Cmd::conn("info", -2, flag::LOADING | flag::STALE, command_info),
+    Cmd::conn("docs", -2, flag::LOADING | flag::STALE, command_docs),
+    Cmd::conn("list", -2, flag::LOADING | flag::STALE, command_list),
+    Cmd::conn("getkeys", -3, flag::LOADING | flag::STALE, command_getkeys),
+    Cmd::conn("help", 2, flag::LOADING | flag::STALE, command_help),
+];
+
+fn time(_ctx: &mut ConnCtx, _args: &[Bytes], out: &mut Out) {
+    let us = crate::util::now_us();
+    out.array(2);
+    out.bulk_str(&(us / 1_000_000).to_string());
+    out.bulk_str(&(us % 1_000_000).to_string());
+}
+
+fn lastsave(ctx: &mut ConnCtx, _args: &[Bytes], out: &mut Out) {
+    out.int(ctx.server.lastsave_secs.load(Ordering::Relaxed) as i64);
+}
+
+fn config_get(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
+    let cfg = ctx.config();
+    let patterns: Vec<&[u8]> = args[2..].iter().map(|a| &a[..]).collect();
+    let pairs = cfg.get(&patterns);
+    out.map(pairs.len());
+    for (k, v) in pairs {
+        out.bulk_str(&k);
+        out.bulk_str(&v);
     }
 }
 
-fn echo(_ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
-    out.bulk(&args[1]);
+fn config_set(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
+    if (args.len() - 2) % 2 != 0 {
+        out.error(&err::wrong_args("config|set"));
+        return;
+    }
+    let pairs: Vec<(&[u8], &[u8])> = args[2..]
+        .chunks(2)
+        .map(|p| (&p[0][..], &p[1][..]))
+        .collect();
+    let cfg = ctx.config();
+    match cfg.set(&pairs) {
+        Ok(new) => {
+            crate::log::init(&new.logfile, &new.loglevel);
+            ctx.server.config.store(new);
+            out.ok();
+        }
+        Err(e) => out.error(&e),
+    }
 }
 
-fn quit(ctx: &mut ConnCtx, _args: &[Bytes], out: &mut Out) {
+fn config_resetstat(ctx: &mut ConnCtx, _args: &[Bytes], out: &mut Out) {
+    for s in &ctx.server.shards {
+        s.stats().reset();
+        let mut d = s.lock_data();
+        d.stats.hits = 0;
+        d.stats.misses = 0;
+        d.stats.expired_keys = 0;
+    }
+    let st = &ctx.server.stats;
+    st.connections_received.store(0, Ordering::Relaxed);
+    st.rejected_connections.store(0, Ordering::Relaxed);
+    st.net_input_bytes.store(0, Ordering::Relaxed);
+    st.net_output_bytes.store(0, Ordering::Relaxed);
     out.ok();
-    ctx.client.close_after_reply = true;
+}
+
+fn config_rewrite(ctx: &mut ConnCtx, _args: &[Bytes], out: &mut Out) {
+    match ctx.config().rewrite() {
+        Ok(()) => out.ok(),
+        Err(e) => out.error(&e),
+    }
+}
+
+fn help(out: &mut Out, lines: &[&str]) {
+    out.array(lines.len());
+    for l in lines {
+        out.simple(l);
+    }
+}
+
+fn config_help(_ctx: &mut ConnCtx, _args: &[Bytes], out: &mut Out) {
+    help(
+        out,
+        &[
+            "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "GET <pattern>",
+            "    Return parameters matching the glob-like <pattern> and their values.",
+            "SET <directive> <value>",
+            "    Set the configuration <directive> to <value>.",
+            "RESETSTAT",
+            "    Reset statistics reported by the INFO command.",
+            "REWRITE",
+            "    Rewrite the configuration file.",
+            "HELP",
+            "    Print this help.",
+        ],
+    );
+}
+
+fn command_help(_ctx: &mut ConnCtx, _args: &[Bytes], out: &mut Out) {
+    help(
+        out,
+        &[
+            "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "(no subcommand)",
+            "    Return details about all Redis commands.",
+            "COUNT",
+            "    Return the total number of commands in this Redis server.",
+            "LIST",
+            "    Return a list of all commands in this Redis server.",
+            "INFO [<command-name> ...]",
+            "    Return details about multiple Redis commands.",
+            "    If no command names are given, documentation details for all",
+            "    commands are returned.",
+            "DOCS [<command-name> ...]",
+            "    Return documentation details about multiple Redis commands.",
+            "    If no command names are given, documentation details for all",
+            "    commands are returned.",
+            "GETKEYS <full-command>",
+            "    Return the keys from a full Redis command.",
+            "GETKEYSANDFLAGS <full-command>",
+            "    Return the keys and the access flags from a full Redis command.",
+            "HELP",
+            "    Print this help.",
+        ],
+    );
+}
+
+fn command_count(_ctx: &mut ConnCtx, _args: &[Bytes], out: &mut Out) {
+    out.int(super::count() as i64);
+}
+
+fn write_cmd_info(out: &mut Out, c: &Cmd, name: &str) {
+    out.array(10);
+    out.bulk_str(name);
+    out.int(c.arity as i64);
+    let flags: Vec<&str> = flag::NAMES
+        .iter()
+        .filter(|(b, _)| c.flags & b != 0)
+        .map(|(_, n)| *n)
+        .collect();
+    out.set(flags.len());
+    for f in flags {
+        out.simple(f);
+    }
+    let (first, last, step) = match c.keys {
+        Keys::Range(f, l, s) => (f, l, s),
+        Keys::Custom(_) => (0, 0, 0),
+        Keys::None => (0, 0, 0),
+    };
+    out.int(first as i64);
+    out.int(last as i64);
+    out.int(step as i64);
+    out.set(c.acl.len());
+    for a in c.acl {
+        out.simple(&format!("@{}", a));
+    }
+    out.array(0);
+    out.array(0);
+    out.array(c.subcommands.len());
+    for s in c.subcommands {
+        write_cmd_info(out, s, &format!("{}|{}", name, s.name));
+    }
+}
+
+fn command_info(_ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
+    if args.len() == 2 {
+        let all: Vec<&Cmd> = super::all().collect();
+        out.array(all.len());
+        for c in all {
+            write_cmd_info(out, c, c.name);
+        }
+        return;
+    }
+    out.array(args.len() - 2);
+    for a in &args[2..] {
+        match super::lookup(a) {
+            Some(c) => write_cmd_info(out, c, c.name),
+            None => out.null_array(),
+        }
+    }
+}
+
+/// The whole table as COMMAND with no subcommand would list it.
+pub fn command_all(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
+    command_info(ctx, &[args[0].clone(), Bytes::from_static(b"info")], out);
+}
+
+fn command_docs(_ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
+    let cmds: Vec<&Cmd> = if args.len() == 2 {
+        super::all().collect()
+    } else {
+        args[2..].iter().filter_map(|a| super::lookup(a)).collect()
+    };
+    out.map(cmds.len());
+    for c in cmds {
+        out.bulk_str(c.name);
+        out.map(2);
+        out.bulk_str("summary");
+        out.bulk_str("");
+        out.bulk_str("group");
+        out.bulk_str("generic");
+    }
+}
+
+fn command_list(_ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
+    let mut names: Vec<String> = Vec::new();
+    for c in super::all() {
+        names.push(c.name.to_string());
+        for s in c.subcommands {
+            names.push(format!("{}|{}", c.name, s.name));
+        }
+    }
+    if args.len() == 5 && parse::eq(&args[2], "filterby") && parse::eq(&args[3], "pattern") {
+        names.retain(|n| crate::util::glob_match(&args[4], n.as_bytes(), true));
+    } else if args.len() > 2 {
+        out.error(err::SYNTAX);
+        return;
+    }
+    out.array(names.len());
+    for n in names {
+        out.bulk_str(&n);
+    }
+}
+
+fn command_getkeys(_ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
+    let sub = &args[2..];
+    let Some(mut c) = super::lookup(&sub[0]) else {
+        out.error("ERR Invalid command specified");
+        return;
+    };
+    if matches!(c.kind, Kind::Container) {
+        match sub.get(1).and_then(|s| c.find_sub(s)) {
+            Some(s) => c = s,
+            None => {
+                out.error("ERR Invalid command specified");
+                return;
+            }
+        }
+    }
+    let argc = sub.len() as i32;
+    if (c.arity > 0 && argc != c.arity) || argc < -c.arity {
+        out.error("ERR Invalid number of arguments specified for command");
+        return;
+    }
+    let idx = c.key_indices(sub);
+    if idx.is_empty() {
+        out.error("ERR The command has no key arguments");
+        return;
+    }
+    out.array(idx.len());
+    for i in idx {
+        out.bulk(&sub[i]);
+    }
+}
+
+fn shutdown(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
+    for a in &args[1..] {
+        if parse::eq(a, "abort") {
+            out.error("ERR No shutdown in progress.");
+            return;
+        }
+        if !["nosave", "save", "now", "force"]
+            .iter()
+            .any(|o| parse::eq(a, o))
+        {
+            out.error(err::SYNTAX);
+            return;
+        }
+    }
+    crate::log_warning!("User requested shutdown...");
+    ctx.server.exit_code.store(0, Ordering::SeqCst);
+    ctx.client.closing = true;
+    // The main thread waits for SIGTERM; raising it runs the ordinary shutdown path.
+    // SAFETY: sending a signal to our own process.
+    unsafe {
+        libc::kill(libc::getpid(), libc::SIGTERM);
+    }
+}
+
+fn debug(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
+    let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+    match sub.as_str() {
+        "sleep" if args.len() == 3 => {
+            let secs = parse::parse_f64(&args[2]).unwrap_or(0.0).max(0.0);
+            std::thread::sleep(std::time::Duration::from_secs_f64(secs));
+            out.ok();
+        }
+        "set-active-expire" if args.len() == 3 => {
+            let on = parse::i64_arg(&args[2]).unwrap_or(1) != 0;
+            ctx.server.active_expire.store(on, Ordering::SeqCst);
+            out.ok();
+        }
+        "object" if args.len() == 3 => {
+            let key = args[2].clone();
+            let line = ctx.server.with_all(ctx.client.db, |ks| {
+                ks.no_touch = true;
+                ks.peek(&key).map(|e| {
+                    let ser = match &e.value {
+                        Value::Str(s) => s.len(),
+                    };
+                    format!(
+                        "Value at:0x7f0000000000 refcount:1 encoding:{} serializedlength:{} lru:{} lru_seconds_idle:{}",
+                        e.value.encoding(),
+                        ser,
+                        e.lru_secs & ((1 << 24) - 1),
+                        (crate::util::now_ms() / 1000).saturating_sub(e.lru_secs as u64)
+                    )
+                })
+            });
+            match line {
+                Some(l) => out.simple(&l),
+                None => out.error(err::NO_KEY),
+            }
+        }
+        "protocol" if args.len() == 3 => debug_protocol(&args[2], out),
+        "jmap" | "quicklist-packed-threshold" | "stringmatch-len" | "change-repl-id" => out.ok(),
+        "log" if args.len() == 3 => {
+            crate::log_warning!("DEBUG LOG: {}", String::from_utf8_lossy(&args[2]));
+            out.ok();
+        }
+        "help" => help(
+            out,
+            &[
+                "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "OBJECT <key>",
+                "    Show low level info about the key and associated value.",
+                "PROTOCOL <type>",
+                "    Reply with a test value of the specified type.",
+                "SET-ACTIVE-EXPIRE <0|1>",
+                "    Setting it to 0 disables expiring keys in background when they are not accessed.",
+                "SLEEP <seconds>",
+                "    Stop the server for <seconds>. Decimals allowed.",
+                "HELP",
+                "    Print this help.",
+            ],
+        ),
+        _ => out.error(&format!(
+            "ERR unknown subcommand '{}'. Try DEBUG HELP.",
+            String::from_utf8_lossy(&args[1])
+        )),
+    }
+}
+
+fn debug_protocol(kind: &[u8], out: &mut Out) {
+    let k = String::from_utf8_lossy(kind).to_ascii_lowercase();
+    match k.as_str() {
+        "string" => out.bulk_str("Hello World"),
+        "integer" => out.int(12345),
+        "double" => out.double(3.141),
+        "bignum" => {
+            if out.resp3() {
+                out.raw(b"(1234567999999999999999999999999999999\r\n");
+            } else {
+                out.bulk_str("1234567999999999999999999999999999999");
+            }
+        }
+        "null" => out.null(),
+        "array" => {
+            out.array(3);
+            for i in 0..3 {
+                out.int(i);
+            }
+        }
+        "set" => {
+            out.set(3);
+            for i in 0..3 {
+                out.int(i);
+            }
+        }
+        "map" => {
+            out.map(3);
+            for i in 0..3 {
+                out.int(i);
+                out.boolean(i == 1);
+            }
+        }
+        "attrib" => {
+            if out.resp3() {
+                out.raw(b"|1\r\n");
+                out.bulk_str("key-popularity");
+                out.array(2);
+                out.bulk_str("key:123");
+                out.int(90);
+            }
+            out.bulk_str("Some real reply following the attribute");
+        }
+        "push" => {
+            if !out.resp3() {
+                out.error("ERR RESP2 is not supported by this command");
+                return;
+            }
+            out.push(2);
+            out.bulk_str("server-cpu-usage");
+            out.int(42);
+            out.bulk_str("Some real reply following the push reply");
+        }
+        "true" => out.boolean(true),
+        "false" => out.boolean(false),
+        "verbatim" => out.verbatim(b"This is a verbatim\nstring", "txt"),
+        _ => out.error(
+            "ERR Wrong protocol type name. Please use one of the following: string|integer|double|bignum|null|array|set|map|attrib|push|verbatim|true|false",
+        ),
+    }
 }

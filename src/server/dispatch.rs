@@ -97,7 +97,8 @@ pub fn prepare(
         });
     };
     let mut full = cmd.name;
-    if matches!(cmd.kind, Kind::Container) {
+    let container = matches!(cmd.kind, Kind::Container);
+    if container || (!cmd.subcommands.is_empty() && args.len() >= 2) {
         if args.len() < 2 {
             return Err(Rejected {
                 error: format!("ERR wrong number of arguments for '{}' command", cmd.name),

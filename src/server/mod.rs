@@ -44,6 +44,8 @@ pub struct Server {
     pub pause_until_ms: AtomicU64,
     pub pause_writes_only: AtomicBool,
     pub lastsave_secs: AtomicU64,
+    /// DEBUG SET-ACTIVE-EXPIRE.
+    pub active_expire: AtomicBool,
 }
 
 impl Server {
@@ -66,6 +68,7 @@ impl Server {
             pause_until_ms: AtomicU64::new(0),
             pause_writes_only: AtomicBool::new(false),
             lastsave_secs: AtomicU64::new(now / 1000),
+            active_expire: AtomicBool::new(true),
         }
     }
 

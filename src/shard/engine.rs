@@ -335,7 +335,10 @@ impl<I: Io> Shard<I> {
         if let Ok(mut g) = c.shared.last_cmd.lock() {
             *g = p.full_name;
         }
-        match p.route {
+        c.reply_skip_this = c.reply_skip_next;
+        c.reply_skip_next = false;
+        let out_before = c.out.len();
+        let flow = match p.route {
             Route::Conn => self.run_conn(token, p.cmd, p.full_name, &args, now_ms),
             Route::Local => {
                 self.run_data(token, p.cmd, p.full_name, &args, &[home], now_ms);
@@ -349,7 +352,13 @@ impl<I: Io> Shard<I> {
                 self.send_remote(token, s, p.cmd, p.full_name, args);
                 Flow::Continue
             }
+        };
+        if let Some(c) = self.client(token) {
+            if (c.reply_off || c.reply_skip_this) && c.out.len() >= out_before {
+                c.out.truncate(out_before);
+            }
         }
+        flow
     }
 
     fn run_conn(
@@ -603,7 +612,7 @@ impl<I: Io> Shard<I> {
         // Active expiry: up to a quarter of the period, in slices, as Redis's slow cycle.
         let budget = period / 4;
         let start = Instant::now();
-        loop {
+        while self.server.active_expire.load(Ordering::Relaxed) {
             let deleted = {
                 let mut d = self.handle.lock_data();
                 d.active_expire(crate::util::now_ms(), 256)

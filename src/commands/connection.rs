@@ -1,0 +1,581 @@
+//! Connection commands: PING, ECHO, QUIT, RESET, AUTH, HELLO, SELECT, CLIENT.
+
+use super::{err, flag, parse, Cmd};
+use crate::protocol::Out;
+use crate::server::{ClientShared, ConnCtx};
+use bytes::Bytes;
+use std::sync::atomic::Ordering;
+
+const CONN: u32 = flag::NO_AUTH | flag::ALLOW_BUSY | flag::LOADING | flag::STALE | flag::FAST;
+
+pub static COMMANDS: [Cmd; 9] = [
+    Cmd::conn("ping", -1, flag::FAST | flag::STALE, ping).with_acl(&["fast", "connection"]),
+    Cmd::conn("echo", 2, flag::FAST | flag::STALE, echo).with_acl(&["fast", "connection"]),
+    Cmd::conn("quit", -1, CONN, quit).with_acl(&["fast", "connection"]),
+    Cmd::conn("reset", 1, CONN, reset).with_acl(&["fast", "connection"]),
+    Cmd::conn("auth", -2, CONN & !flag::FAST, auth).with_acl(&["fast", "connection"]),
+    Cmd::conn("hello", -1, CONN & !flag::FAST, hello).with_acl(&["fast", "connection"]),
+    Cmd::conn(
+        "select",
+        2,
+        flag::LOADING | flag::STALE | flag::FAST,
+        select,
+    )
+    .with_acl(&["fast", "connection"]),
+    Cmd::container("client", 0, &CLIENT_SUBS),
+    Cmd::conn(
+        "readonly",
+        1,
+        flag::LOADING | flag::STALE | flag::FAST,
+        ok_cmd,
+    )
+    .with_acl(&["fast", "connection"]),
+];
+
+const CS: u32 = flag::NOSCRIPT | flag::LOADING | flag::STALE;
+
+pub static CLIENT_SUBS: [Cmd; 13] = [
+    Cmd::conn("id", 2, CS, client_id),
+    Cmd::conn("setname", 3, CS, client_setname),
+    Cmd::conn("getname", 2, CS, client_getname),
+    Cmd::conn("list", -2, CS | flag::ADMIN, client_list),
+    Cmd::conn("info", 2, CS, client_info),
+    Cmd::conn("kill", -3, CS | flag::ADMIN, client_kill),
+    Cmd::conn("no-evict", 3, CS | flag::ADMIN, client_no_evict),
+    Cmd::conn("no-touch", 3, CS, client_no_touch),
+    Cmd::conn("reply", 3, CS, client_reply),
+    Cmd::conn("pause", -3, CS | flag::ADMIN, client_pause),
+    Cmd::conn("unpause", 2, CS | flag::ADMIN, client_unpause),
+    Cmd::conn("help", 2, CS, client_help),
+    Cmd::conn("setinfo", 4, CS, client_setinfo),
+];
+
+fn ping(_ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
+    match args.len() {
+        1 => out.simple("PONG"),
+        2 => out.bulk(&args[1]),
+        _ => out.error(&err::wrong_args("ping")),
+    }
+}
+
+fn echo(_ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
+    out.bulk(&args[1]);
+}
+
+fn ok_cmd(_ctx: &mut ConnCtx, _args: &[Bytes], out: &mut Out) {
+    out.ok();
+}
+
+fn quit(ctx: &mut ConnCtx, _args: &[Bytes], out: &mut Out) {
+    out.ok();
+    ctx.client.close_after_reply = true;
+}
+
+fn reset(ctx: &mut ConnCtx, _args: &[Bytes], out: &mut Out) {
+    let c = &mut *ctx.client;
+    c.set_db(0);
+    c.proto = 2;
+    c.shared.proto.store(2, Ordering::Relaxed);
+    c.no_touch = false;
+    c.no_evict = false;
+    c.reply_off = false;
+    c.reply_skip_next = false;
+    c.authenticated = ctx.server.config.load().requirepass.is_none();
+    if let Ok(mut n) = c.shared.name.lock() {
+        n.clear();
+    }
+    out.simple("RESET");
+}
+
+/// Checks a password for the default user; sets the client authenticated on success.
+fn check_password(ctx: &mut ConnCtx, user: Option<&[u8]>, pass: &[u8]) -> Result<(), String> {
+    let cfg = ctx.config();
+    let user_ok = user.is_none_or(|u| u == b"default");
+    match &cfg.requirepass {
+        None if user_ok => {
+            ctx.client.authenticated = true;
+            Ok(())
+        }
+        Some(p) if user_ok && p.as_slice() == pass => {
+            ctx.client.authenticated = true;
+            Ok(())
+        }
+        _ => Err("WRONGPASS invalid username-password pair or user is disabled.".to_string()),
+    }
+}
+
+fn auth(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
+    if args.len() > 3 {
+        out.error(err::SYNTAX);
+        return;
+    }
+    let cfg = ctx.config();
+    if args.len() == 2 && cfg.requirepass.is_none() {
+        out.error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?");
+        return;
+    }
+    let (user, pass) = if args.len() == 3 {
+        (Some(&args[1][..]), &args[2])
+    } else {
+        (None, &args[1])
+    };
+    match check_password(ctx, user, pass) {
+        Ok(()) => out.ok(),
+        Err(e) => out.error(&e),
+    }
+}
+
+fn hello(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
+    let mut proto = ctx.client.proto;
+    let mut i = 1;
+    if args.len() >= 2 {
+        match parse::i64_arg(&args[1]) {
+            Ok(v) => {
+                if !(2..=3).contains(&v) {
+                    out.error("NOPROTO unsupported protocol version");
+                    return;
+                }
+                proto = v as u8;
+            }
+            Err(_) => {
+                out.error("ERR Protocol version is not an integer or out of range");
+                return;
+            }
+        }
+        i = 2;
+    }
+    let mut setname: Option<&Bytes> = None;
+    while i < args.len() {
+        let more = args.len() - i - 1;
+        if parse::eq(&args[i], "auth") && more >= 2 {
+            let (u, p) = (args[i + 1].clone(), args[i + 2].clone());
+            if let Err(e) = check_password(ctx, Some(&u), &p) {
+                out.error(&e);
+                return;
+            }
+            i += 3;
+        } else if parse::eq(&args[i], "setname") && more >= 1 {
+            setname = Some(&args[i + 1]);
+            i += 2;
+        } else {
+            out.error(&format!(
+                "ERR Syntax error in HELLO option '{}'",
+                String::from_utf8_lossy(&args[i])
+            ));
+            return;
+        }
+    }
+    if !ctx.client.authenticated {
+        out.error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
+        return;
+    }
+    if let Some(name) = setname {
+        if let Err(e) = set_name(&ctx.client.shared, name) {
+            out.error(e);
+            return;
+        }
+    }
+    ctx.client.proto = proto;
+    ctx.client
+        .shared
+        .proto
+        .store(proto as usize, Ordering::Relaxed);
+    out.proto = proto;
+    out.map(7);
+    out.bulk_str("server");
+    out.bulk_str("redis");
+    out.bulk_str("version");
+    out.bulk_str(crate::server::run::REDIS_VERSION);
+    out.bulk_str("proto");
+    out.int(proto as i64);
+    out.bulk_str("id");
+    out.int(ctx.client.id() as i64);
+    out.bulk_str("mode");
+    out.bulk_str("standalone");
+    out.bulk_str("role");
+    out.bulk_str("master");
+    out.bulk_str("modules");
+    out.array(0);
+}
+
+fn select(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
+    let Ok(db) = parse::i64_arg(&args[1]) else {
+        out.error(err::NOT_INT);
+        return;
+    };
+    if db < 0 || db as usize >= ctx.config().databases {
+        out.error(err::DB_INDEX);
+        return;
+    }
+    ctx.client.set_db(db as usize);
+    out.ok();
+}
+
+fn client_id(ctx: &mut ConnCtx, _args: &[Bytes], out: &mut Out) {
+    out.int(ctx.client.id() as i64);
+}
+
+fn set_name(shared: &ClientShared, name: &[u8]) -> Result<(), &'static str> {
+    if name.iter().any(|&b| !(b'!'..=b'~').contains(&b)) {
+        return Err("ERR Client names cannot contain spaces, newlines or special characters.");
+    }
+    if let Ok(mut n) = shared.name.lock() {
+        *n = name.to_vec();
+    }
+    Ok(())
+}
+
+fn client_setname(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
+    match set_name(&ctx.client.shared, &args[2]) {
+        Ok(()) => out.ok(),
+        Err(e) => out.error(e),
+    }
+}
+
+fn client_setinfo(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
+    let target = if parse::eq(&args[2], "lib-name") {
+        &ctx.client.shared.lib_name
+    } else if parse::eq(&args[2], "lib-ver") {
+        &ctx.client.shared.lib_ver
+    } else {
+        out.error(&format!(
+            "ERR Unrecognized option '{}'",
+            String::from_utf8_lossy(&args[2])
+        ));
+        return;
+    };
+    if let Ok(mut v) = target.lock() {
+        *v = args[3].to_vec();
+    }
+    out.ok();
+}
+
+fn client_getname(ctx: &mut ConnCtx, _args: &[Bytes], out: &mut Out) {
+    let name = ctx.client.shared.name();
+    if name.is_empty() {
+        out.null();
+    } else {
+        out.bulk(&name);
+    }
+}
+
+/// One CLIENT LIST line, in Redis 7.0's field order.
+pub fn client_line(c: &ClientShared, now_ms: u64, cmd_override: Option<&str>) -> String {
+    let last = c.last_interaction_ms.load(Ordering::Relaxed);
+    let cmd = match cmd_override {
+        Some(s) => s.to_string(),
+        None => c.last_cmd.lock().map(|g| g.to_string()).unwrap_or_default(),
+    };
+    let flags = c
+        .flags
+        .lock()
+        .map(|g| g.clone())
+        .unwrap_or_else(|_| "N".to_string());
+    format!(
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
+        c.id,
+        c.addr,
+        c.laddr,
+        c.fd,
+        String::from_utf8_lossy(&c.name()),
+        now_ms.saturating_sub(c.created_ms) / 1000,
+        now_ms.saturating_sub(last) / 1000,
+        flags,
+        c.db.load(Ordering::Relaxed),
+        c.qbuf.load(Ordering::Relaxed),
+        c.obuf.load(Ordering::Relaxed),
+        cmd,
+        c.proto.load(Ordering::Relaxed),
+    )
+}
+
+fn client_list(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
+    let mut ids: Option<Vec<u64>> = None;
+    let mut ty: Option<String> = None;
+    let mut i = 2;
+    while i < args.len() {
+        if parse::eq(&args[i], "type") && i + 1 < args.len() {
+            let t = String::from_utf8_lossy(&args[i + 1]).to_ascii_lowercase();
+            if !["normal", "master", "replica", "slave", "pubsub"].contains(&t.as_str()) {
+                out.error(&format!(
+                    "ERR Unknown client type '{}'",
+                    String::from_utf8_lossy(&args[i + 1])
+                ));
+                return;
+            }
+            ty = Some(t);
+            i += 2;
+        } else if parse::eq(&args[i], "id") && i + 1 < args.len() {
+            let mut v = Vec::new();
+            for a in &args[i + 1..] {
+                match parse::i64_arg(a) {
+                    Ok(n) if n > 0 => v.push(n as u64),
+                    _ => {
+                        out.error("ERR Invalid client ID");
+                        return;
+                    }
+                }
+            }
+            ids = Some(v);
+            i = args.len();
+        } else {
+            out.error(err::SYNTAX);
+            return;
+        }
+    }
+    let me = ctx.client.id();
+    let mut text = String::new();
+    for c in ctx.server.client_list() {
+        if ids.as_ref().is_some_and(|v| !v.contains(&c.id)) {
+            continue;
+        }
+        if ty.as_deref().is_some_and(|t| t != "normal") {
+            continue;
+        }
+        let cmd = if c.id == me {
+            Some("client|list")
+        } else {
+            None
+        };
+        text.push_str(&client_line(&c, ctx.now_ms, cmd));
+        text.push('\n');
+    }
+    out.verbatim(text.as_bytes(), "txt");
+}
+
+fn client_info(ctx: &mut ConnCtx, _args: &[Bytes], out: &mut Out) {
+    let mut line = client_line(&ctx.client.shared, ctx.now_ms, Some("client|info"));
+    line.push('\n');
+    out.verbatim(line.as_bytes(), "txt");
+}
+
+fn client_kill(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
+    let clients = ctx.server.client_list();
+    let me = ctx.client.id();
+    if args.len() == 3 {
+        // Old form: CLIENT KILL addr:port.
+        let addr = String::from_utf8_lossy(&args[2]).to_string();
+        match clients.iter().find(|c| c.addr == addr) {
+            Some(c) => {
+                kill(ctx, c, me);
+                out.ok();
+            }
+            None => out.error("ERR No such client"),
+        }
+        return;
+    }
+    if (args.len() - 2) % 2 != 0 {
+        out.error(err::SYNTAX);
+        return;
+    }
+    let mut id: Option<u64> = None;
+    let mut addr: Option<String> = None;
+    let mut laddr: Option<String> = None;
+    let mut skipme = true;
+    let mut ty: Option<String> = None;
+    for pair in args[2..].chunks(2) {
+        let v = String::from_utf8_lossy(&pair[1]).to_string();
+        if parse::eq(&pair[0], "id") {
+            match parse::i64_arg(&pair[1]) {
+                Ok(n) if n > 0 => id = Some(n as u64),
+                _ => {
+                    out.error("ERR client-id should be greater than 0");
+                    return;
+                }
+            }
+        } else if parse::eq(&pair[0], "addr") {
+            addr = Some(v);
+        } else if parse::eq(&pair[0], "laddr") {
+            laddr = Some(v);
+        } else if parse::eq(&pair[0], "type") {
+            let t = v.to_ascii_lowercase();
+            if !["normal", "master", "replica", "slave", "pubsub"].contains(&t.as_str()) {
+                out.error(&format!("ERR Unknown client type '{}'", v));
+                return;
+            }
+            ty = Some(t);
+        } else if parse::eq(&pair[0], "user") {
+            if v != "default" {
+                out.error(&format!("ERR No such user '{}'", v));
+                return;
+            }
+        } else if parse::eq(&pair[0], "skipme") {
+            match v.to_ascii_lowercase().as_str() {
+                "yes" => skipme = true,
+                "no" => skipme = false,
+                _ => {
+                    out.error(err::SYNTAX);
+                    return;
+                }
+            }
+        } else {
+            out.error(err::SYNTAX);
+            return;
+        }
+    }
+    let mut killed = 0;
+    for c in &clients {
+        if id.is_some_and(|i| i != c.id)
+            || addr.as_ref().is_some_and(|a| *a != c.addr)
+            || laddr.as_ref().is_some_and(|a| *a != c.laddr)
+            || ty.as_deref().is_some_and(|t| t != "normal")
+            || (skipme && c.id == me)
+        {
+            continue;
+        }
+        kill(ctx, c, me);
+        killed += 1;
+    }
+    out.int(killed);
+}
+
+fn kill(ctx: &mut ConnCtx, c: &ClientShared, me: u64) {
+    if c.id == me {
+        ctx.client.close_after_reply = true;
+        return;
+    }
+    c.kill.store(true, Ordering::SeqCst);
+    if let Some(h) = ctx.server.shards.get(c.shard) {
+        h.wake();
+    }
+}
+
+fn on_off(arg: &[u8]) -> Option<bool> {
+    if parse::eq(arg, "on") {
+        Some(true)
+    } else if parse::eq(arg, "off") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+fn client_no_evict(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
+    match on_off(&args[2]) {
+        Some(b) => {
+            ctx.client.no_evict = b;
+            out.ok();
+        }
+        None => out.error(err::SYNTAX),
+    }
+}
+
+fn client_no_touch(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
+    match on_off(&args[2]) {
+        Some(b) => {
+            ctx.client.no_touch = b;
+            out.ok();
+        }
+        None => out.error(err::SYNTAX),
+    }
+}
+
+fn client_reply(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
+    if parse::eq(&args[2], "on") {
+        ctx.client.reply_off = false;
+        ctx.client.reply_skip_next = false;
+        out.ok();
+    } else if parse::eq(&args[2], "off") {
+        ctx.client.reply_off = true;
+    } else if parse::eq(&args[2], "skip") {
+        if !ctx.client.reply_off {
+            ctx.client.reply_skip_next = true;
+        }
+    } else {
+        out.error(err::SYNTAX);
+    }
+}
+
+fn client_pause(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
+    let Ok(ms) = parse::i64_arg(&args[2]) else {
+        out.error("ERR timeout is not an integer or out of range");
+        return;
+    };
+    if ms < 0 {
+        out.error("ERR timeout is negative");
+        return;
+    }
+    let mut writes_only = false;
+    if args.len() == 4 {
+        if parse::eq(&args[3], "write") {
+            writes_only = true;
+        } else if !parse::eq(&args[3], "all") {
+            out.error("ERR CLIENT PAUSE mode must be WRITE or ALL");
+            return;
+        }
+    } else if args.len() > 4 {
+        out.error(err::SYNTAX);
+        return;
+    }
+    ctx.server
+        .pause_writes_only
+        .store(writes_only, Ordering::SeqCst);
+    ctx.server
+        .pause_until_ms
+        .store(ctx.now_ms + ms as u64, Ordering::SeqCst);
+    out.ok();
+}
+
+fn client_unpause(ctx: &mut ConnCtx, _args: &[Bytes], out: &mut Out) {
+    ctx.server.pause_until_ms.store(0, Ordering::SeqCst);
+    out.ok();
+}
+
+fn client_help(_ctx: &mut ConnCtx, _args: &[Bytes], out: &mut Out) {
+    let lines = [
+        "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "CACHING (YES|NO)",
+        "    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
+        "GETREDIR",
+        "    Return the client ID we are redirecting to when tracking is enabled.",
+        "GETNAME",
+        "    Return the name of the current connection.",
+        "ID",
+        "    Return the ID of the current connection.",
+        "INFO",
+        "    Return information about the current client connection.",
+        "KILL <ip:port>",
+        "    Kill connection made from <ip:port>.",
+        "KILL <option> <value> [<option> <value> [...]]",
+        "    Kill connections. Options are:",
+        "    * ADDR (<ip:port>|<unixsocket>:0)",
+        "      Kill connections made from the specified address",
+        "    * LADDR (<ip:port>|<unixsocket>:0)",
+        "      Kill connections made to specified local address",
+        "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+        "      Kill connections by type.",
+        "    * USER <username>",
+        "      Kill connections authenticated by <username>.",
+        "    * SKIPME (YES|NO)",
+        "      Skip killing current connection (default: yes).",
+        "LIST [options ...]",
+        "    Return information about client connections. Options:",
+        "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+        "      Return clients of specified type.",
+        "UNPAUSE",
+        "    Stop the current client pause, resuming traffic.",
+        "PAUSE <timeout> [WRITE|ALL]",
+        "    Suspend all, or just write, clients for <timeout> milliseconds.",
+        "REPLY (ON|OFF|SKIP)",
+        "    Control the replies sent to the current connection.",
+        "SETNAME <name>",
+        "    Assign the name <name> to the current connection.",
+        "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+        "    Unblock the specified blocked client.",
+        "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
+        "         [OPTIN] [OPTOUT] [NOLOOP]",
+        "    Control server assisted client side caching.",
+        "TRACKINGINFO",
+        "    Report tracking status for the current connection.",
+        "NO-EVICT (ON|OFF)",
+        "    Protect current client connection from eviction.",
+        "NO-TOUCH (ON|OFF)",
+        "    Will not touch LRU/LFU stats when this mode is on.",
+        "HELP",
+        "    Print this help.",
+    ];
+    out.array(lines.len());
+    for l in lines {
+        out.simple(l);
+    }
+}

@@ -1,0 +1,282 @@
+//! INFO: the sections Redis 7.0 prints, plus `shards` (keys, commands and hops per shard).
+//!
+//! Field names and order follow Redis, since clients, exporters and Redis's own test suite
+//! parse them. Values are summed over shards where Redis has one number.
+
+use crate::protocol::Out;
+use crate::server::stats::CommandStats;
+use crate::server::ConnCtx;
+use bytes::Bytes;
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+
+const DEFAULT: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "module_list",
+    "errorstats",
+    "cluster",
+    "keyspace",
+    "shards",
+];
+const ALL_EXTRA: &[&str] = &["commandstats", "latencystats"];
+
+pub fn info(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
+    let mut sections: Vec<String> = Vec::new();
+    let add = |s: &str, v: &mut Vec<String>| {
+        if !v.iter().any(|x| x == s) {
+            v.push(s.to_string());
+        }
+    };
+    if args.len() == 1 {
+        for s in DEFAULT {
+            add(s, &mut sections);
+        }
+    }
+    for a in &args[1..] {
+        let a = String::from_utf8_lossy(a).to_ascii_lowercase();
+        match a.as_str() {
+            "default" => DEFAULT.iter().for_each(|s| add(s, &mut sections)),
+            "all" | "everything" => DEFAULT
+                .iter()
+                .chain(ALL_EXTRA)
+                .for_each(|s| add(s, &mut sections)),
+            other => add(other, &mut sections),
+        }
+    }
+    let text = render(ctx, &sections);
+    out.verbatim(text.as_bytes(), "txt");
+}
+
+fn rusage(who: i32) -> (String, String) {
+    // SAFETY: getrusage fills the zeroed struct we pass.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(who, &mut ru);
+        ru
+    };
+    (
+        format!("{}.{:06}", ru.ru_stime.tv_sec, ru.ru_stime.tv_usec),
+        format!("{}.{:06}", ru.ru_utime.tv_sec, ru.ru_utime.tv_usec),
+    )
+}
+
+/// Resident set size of this process in bytes.
+pub fn rss_bytes() -> u64 {
+    let page = 4096u64;
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<u64>().ok())
+        })
+        .map_or(0, |p| p * page)
+}
+
+fn human(n: u64) -> String {
+    let f = n as f64;
+    if n < 1024 {
+        format!("{}B", n)
+    } else if f < 1024.0 * 1024.0 {
+        format!("{:.2}K", f / 1024.0)
+    } else if f < 1024.0 * 1024.0 * 1024.0 {
+        format!("{:.2}M", f / 1024.0 / 1024.0)
+    } else {
+        format!("{:.2}G", f / 1024.0 / 1024.0 / 1024.0)
+    }
+}
+
+fn render(ctx: &mut ConnCtx, sections: &[String]) -> String {
+    let srv = ctx.server;
+    let cfg = ctx.config();
+    let mut stats = CommandStats::default();
+    for s in &srv.shards {
+        stats.merge(&s.stats());
+    }
+    // Keyspace figures, read shard by shard (never all locks at once).
+    let ndb = cfg.databases;
+    let mut keys = vec![0usize; ndb];
+    let mut volatile = vec![0usize; ndb];
+    let mut per_shard_keys = Vec::new();
+    let (mut hits, mut misses, mut expired, mut dirty) = (0, 0, 0, 0);
+    for s in &srv.shards {
+        let d = s.lock_data();
+        let mut total = 0;
+        for (i, db) in d.dbs.iter().enumerate().take(ndb) {
+            keys[i] += db.keys;
+            volatile[i] += db.volatile;
+            total += db.keys;
+        }
+        per_shard_keys.push(total);
+        hits += d.stats.hits;
+        misses += d.stats.misses;
+        expired += d.stats.expired_keys;
+        dirty += d.stats.dirty;
+    }
+    let now_ms = crate::util::now_ms();
+    let uptime = now_ms.saturating_sub(srv.start_ms) / 1000;
+    let rss = rss_bytes();
+    let mut t = String::new();
+    for (n, sec) in sections.iter().enumerate() {
+        let before = t.len();
+        if n > 0 && !t.is_empty() {
+            t.push_str("\r\n");
+        }
+        let hdr = t.len();
+        match sec.as_str() {
+            "server" => {
+                let uts = nix::sys::utsname::uname().ok();
+                let os = uts.map_or("Linux".to_string(), |u| {
+                    format!(
+                        "{} {} {}",
+                        u.sysname().to_string_lossy(),
+                        u.release().to_string_lossy(),
+                        u.machine().to_string_lossy()
+                    )
+                });
+                let _ = write!(
+                    t,
+                    "# Server\r\nredis_version:{}\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:0\r\nredis_mode:standalone\r\nos:{}\r\narch_bits:64\r\nmonotonic_clock:POSIX clock_gettime\r\nmultiplexing_api:io_uring\r\natomicvar_api:c11-builtin\r\ngcc_version:0.0.0\r\nprocess_id:{}\r\nprocess_supervised:no\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nhz:{}\r\nconfigured_hz:{}\r\nlru_clock:{}\r\nexecutable:{}\r\nconfig_file:{}\r\nio_threads_active:0\r\nshardis_version:{}\r\nshards:{}\r\n",
+                    crate::server::run::REDIS_VERSION,
+                    os,
+                    std::process::id(),
+                    srv.run_id,
+                    cfg.port,
+                    crate::util::now_us(),
+                    uptime,
+                    uptime / 86400,
+                    cfg.hz,
+                    cfg.hz,
+                    (now_ms / 1000) & ((1 << 24) - 1),
+                    srv.executable,
+                    cfg.config_file.clone().unwrap_or_default(),
+                    env!("CARGO_PKG_VERSION"),
+                    srv.nshards(),
+                );
+            }
+            "clients" => {
+                let _ = write!(
+                    t,
+                    "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:0\r\ntracking_clients:0\r\nclients_in_timeout_table:0\r\n",
+                    srv.connected_clients.load(Ordering::Relaxed),
+                    cfg.maxclients
+                );
+            }
+            "memory" => {
+                let _ = write!(
+                    t,
+                    "# Memory\r\nused_memory:{rss}\r\nused_memory_human:{h}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{h}\r\nused_memory_peak:{rss}\r\nused_memory_peak_human:{h}\r\nused_memory_peak_perc:100.00%\r\nused_memory_overhead:0\r\nused_memory_startup:0\r\nused_memory_dataset:{rss}\r\nused_memory_dataset_perc:100.00%\r\ntotal_system_memory:0\r\nused_memory_lua:31744\r\nused_memory_scripts:0\r\nmaxmemory:0\r\nmaxmemory_human:0B\r\nmaxmemory_policy:noeviction\r\nmem_fragmentation_ratio:1.00\r\nmem_allocator:mimalloc\r\nlazyfree_pending_objects:0\r\n",
+                    rss = rss,
+                    h = human(rss)
+                );
+            }
+            "persistence" => {
+                let _ = write!(
+                    t,
+                    "# Persistence\r\nloading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\nrdb_last_bgsave_time_sec:-1\r\nrdb_current_bgsave_time_sec:-1\r\nrdb_saves:0\r\nrdb_last_cow_size:0\r\nrdb_last_load_keys_expired:0\r\nrdb_last_load_keys_loaded:0\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\naof_rewrites:0\r\naof_rewrites_consecutive_failures:0\r\naof_last_write_status:ok\r\naof_last_cow_size:0\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n",
+                    dirty,
+                    srv.lastsave_secs.load(Ordering::Relaxed)
+                );
+            }
+            "stats" => {
+                let _ = write!(
+                    t,
+                    "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:0\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ntotal_net_repl_input_bytes:0\r\ntotal_net_repl_output_bytes:0\r\ninstantaneous_input_kbps:0.00\r\ninstantaneous_output_kbps:0.00\r\ninstantaneous_input_repl_kbps:0.00\r\ninstantaneous_output_repl_kbps:0.00\r\nrejected_connections:{}\r\nsync_full:0\r\nsync_partial_ok:0\r\nsync_partial_err:0\r\nexpired_keys:{}\r\nexpired_stale_perc:0.00\r\nexpired_time_cap_reached_count:0\r\nexpire_cycle_cpu_milliseconds:0\r\nevicted_keys:0\r\nevicted_clients:0\r\ntotal_eviction_exceeded_time:0\r\ncurrent_eviction_exceeded_time:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:0\r\npubsub_patterns:0\r\npubsubshard_channels:0\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\nmigrate_cached_sockets:0\r\nslave_expires_tracked_keys:0\r\nactive_defrag_hits:0\r\nactive_defrag_misses:0\r\nactive_defrag_key_hits:0\r\nactive_defrag_key_misses:0\r\ntotal_active_defrag_time:0\r\ncurrent_active_defrag_time:0\r\ntracking_total_keys:0\r\ntracking_total_items:0\r\ntracking_total_prefixes:0\r\nunexpected_error_replies:0\r\ntotal_error_replies:{}\r\ndump_payload_sanitizations:0\r\ntotal_reads_processed:0\r\ntotal_writes_processed:0\r\nio_threaded_reads_processed:0\r\nio_threaded_writes_processed:0\r\nreply_buffer_shrinks:0\r\nreply_buffer_expands:0\r\n",
+                    srv.stats.connections_received.load(Ordering::Relaxed),
+                    stats.total_commands,
+                    srv.stats.net_input_bytes.load(Ordering::Relaxed),
+                    srv.stats.net_output_bytes.load(Ordering::Relaxed),
+                    srv.stats.rejected_connections.load(Ordering::Relaxed),
+                    expired,
+                    hits,
+                    misses,
+                    stats.total_error_replies,
+                );
+            }
+            "replication" => {
+                let _ = write!(
+                    t,
+                    "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:0\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:0\r\nrepl_backlog_size:1048576\r\nrepl_backlog_first_byte_offset:0\r\nrepl_backlog_histlen:0\r\n",
+                    srv.run_id
+                );
+            }
+            "cpu" => {
+                let (ss, su) = rusage(libc::RUSAGE_SELF);
+                let (cs, cu) = rusage(libc::RUSAGE_CHILDREN);
+                let _ = write!(
+                    t,
+                    "# CPU\r\nused_cpu_sys:{}\r\nused_cpu_user:{}\r\nused_cpu_sys_children:{}\r\nused_cpu_user_children:{}\r\nused_cpu_sys_main_thread:{}\r\nused_cpu_user_main_thread:{}\r\n",
+                    ss, su, cs, cu, ss, su
+                );
+            }
+            "module_list" | "modules" => t.push_str("# Modules\r\n"),
+            "errorstats" => {
+                t.push_str("# Errorstats\r\n");
+                let mut v: Vec<_> = stats.errors.iter().collect();
+                v.sort();
+                for (k, n) in v {
+                    let _ = write!(t, "errorstat_{}:count={}\r\n", k, n);
+                }
+            }
+            "cluster" => t.push_str("# Cluster\r\ncluster_enabled:0\r\n"),
+            "keyspace" => {
+                t.push_str("# Keyspace\r\n");
+                for i in 0..ndb {
+                    if keys[i] > 0 {
+                        let _ = write!(
+                            t,
+                            "db{}:keys={},expires={},avg_ttl=0\r\n",
+                            i, keys[i], volatile[i]
+                        );
+                    }
+                }
+            }
+            "commandstats" => {
+                t.push_str("# Commandstats\r\n");
+                let mut v: Vec<_> = stats.cmds.iter().collect();
+                v.sort_by_key(|(k, _)| **k);
+                for (k, s) in v {
+                    let per = if s.calls > 0 {
+                        s.usec as f64 / s.calls as f64
+                    } else {
+                        0.0
+                    };
+                    let _ = write!(
+                        t,
+                        "cmdstat_{}:calls={},usec={},usec_per_call={:.2},rejected_calls={},failed_calls={}\r\n",
+                        k, s.calls, s.usec, per, s.rejected_calls, s.failed_calls
+                    );
+                }
+            }
+            "latencystats" => t.push_str("# Latencystats\r\n"),
+            "shards" => {
+                t.push_str("# Shards\r\n");
+                for (i, s) in srv.shards.iter().enumerate() {
+                    let st = s.stats();
+                    let _ = write!(
+                        t,
+                        "shard{}:keys={},commands={},hops_in={},hops_out={},multi_shard={},connections={}\r\n",
+                        i,
+                        per_shard_keys.get(i).copied().unwrap_or(0),
+                        st.total_commands,
+                        st.hops_in,
+                        st.hops_out,
+                        st.multi_shard,
+                        s.connections.load(Ordering::Relaxed)
+                    );
+                }
+            }
+            _ => {}
+        }
+        if t.len() == hdr {
+            t.truncate(before);
+        }
+    }
+    t
+}
