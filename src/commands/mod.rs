@@ -181,6 +181,7 @@ pub fn all() -> impl Iterator<Item = &'static Cmd> {
     string::COMMANDS
         .iter()
         .chain(keys::COMMANDS.iter())
+        .chain(connection::COMMANDS.iter())
         .chain(server::COMMANDS.iter())
 }
 
