@@ -349,6 +349,7 @@ fn debug(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
                 ks.peek(&key).map(|e| {
                     let ser = match &e.value {
                         Value::Str(s) => s.len(),
+                        _ => 0,
                     };
                     format!(
                         "Value at:0x7f0000000000 refcount:1 encoding:{} serializedlength:{} lru:{} lru_seconds_idle:{}",

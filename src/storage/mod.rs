@@ -10,8 +10,12 @@
 //! lazy expiry on access and counts hits, misses and changes.
 
 pub mod db;
+pub mod hash;
 pub mod keyspace;
+pub mod list;
+pub mod set;
 pub mod value;
+pub mod zset;
 
 pub use db::{Db, Entry, ShardData};
 pub use keyspace::Keyspace;

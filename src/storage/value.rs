@@ -10,6 +10,10 @@ pub const EMBSTR_LEN_MAX: usize = 44;
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
     Str(RStr),
+    List(Box<super::list::List>),
+    Hash(Box<super::hash::Hash>),
+    Set(Box<super::set::Set>),
+    ZSet(Box<super::zset::ZSet>),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -24,6 +28,10 @@ impl Value {
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::Str(_) => "string",
+            Value::List(_) => "list",
+            Value::Hash(_) => "hash",
+            Value::Set(_) => "set",
+            Value::ZSet(_) => "zset",
         }
     }
 
@@ -33,6 +41,10 @@ impl Value {
             Value::Str(RStr::Int(_)) => "int",
             Value::Str(RStr::Emb(_)) => "embstr",
             Value::Str(RStr::Raw(_)) => "raw",
+            Value::List(l) => l.encoding(),
+            Value::Hash(h) => h.encoding(),
+            Value::Set(s) => s.encoding(),
+            Value::ZSet(z) => z.encoding(),
         }
     }
 
