@@ -264,7 +264,7 @@ pub fn client_line(c: &ClientShared, now_ms: u64, cmd_override: Option<&str>) ->
     let last = c.last_interaction_ms.load(Ordering::Relaxed);
     let cmd = match cmd_override {
         Some(s) => s.to_string(),
-        None => c.last_cmd.lock().map(|g| g.to_string()).unwrap_or_default(),
+        None => c.last_cmd_name().to_string(),
     };
     let flags = c
         .flags

@@ -97,7 +97,7 @@ fn render(ctx: &mut ConnCtx, sections: &[String]) -> String {
     let cfg = ctx.config();
     let mut stats = CommandStats::default();
     for s in &srv.shards {
-        stats.merge(&s.stats());
+        stats.merge(&s.lock_data().cmd_stats);
     }
     // Keyspace figures, read shard by shard (never all locks at once).
     let ndb = cfg.databases;
@@ -258,7 +258,7 @@ fn render(ctx: &mut ConnCtx, sections: &[String]) -> String {
             "shards" => {
                 t.push_str("# Shards\r\n");
                 for (i, s) in srv.shards.iter().enumerate() {
-                    let st = s.stats();
+                    let st = s.lock_data().cmd_stats.clone();
                     let _ = write!(
                         t,
                         "shard{}:keys={},commands={},hops_in={},hops_out={},multi_shard={},connections={}\r\n",

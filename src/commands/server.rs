@@ -101,8 +101,8 @@ fn config_set(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
 
 fn config_resetstat(ctx: &mut ConnCtx, _args: &[Bytes], out: &mut Out) {
     for s in &ctx.server.shards {
-        s.stats().reset();
         let mut d = s.lock_data();
+        d.cmd_stats.reset();
         d.stats.hits = 0;
         d.stats.misses = 0;
         d.stats.expired_keys = 0;

@@ -3,7 +3,7 @@
 //! (CLIENT LIST / KILL from a connection on another shard).
 
 use bytes::BytesMut;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// What other threads can see of a client.
@@ -19,7 +19,8 @@ pub struct ClientShared {
     pub lib_ver: Mutex<Vec<u8>>,
     pub db: AtomicUsize,
     pub last_interaction_ms: AtomicU64,
-    pub last_cmd: Mutex<&'static str>,
+    /// The last command's table entry (null before the first), for CLIENT LIST's `cmd=`.
+    pub last_cmd: AtomicPtr<crate::commands::Cmd>,
     pub proto: AtomicUsize,
     pub qbuf: AtomicUsize,
     pub obuf: AtomicUsize,
@@ -29,6 +30,21 @@ pub struct ClientShared {
 }
 
 impl ClientShared {
+    /// The last command's full name (`NULL` before the first).
+    pub fn last_cmd_name(&self) -> &'static str {
+        let p = self.last_cmd.load(Ordering::Relaxed);
+        // SAFETY: the pointer is null or was taken from a `&'static Cmd` of the command table.
+        match unsafe { p.as_ref() } {
+            Some(c) => crate::server::dispatch::cmd_full_name(c),
+            None => "NULL",
+        }
+    }
+
+    pub fn set_last_cmd(&self, cmd: &'static crate::commands::Cmd) {
+        self.last_cmd
+            .store(cmd as *const _ as *mut _, Ordering::Relaxed);
+    }
+
     pub fn name(&self) -> Vec<u8> {
         self.name.lock().map(|g| g.clone()).unwrap_or_default()
     }

@@ -39,6 +39,15 @@ pub struct Rejected {
 
 /// `config|get` style names for subcommands, built once.
 pub fn full_name(parent: &'static Cmd, sub: &'static Cmd) -> &'static str {
+    sub_full_name(sub).unwrap_or(parent.name)
+}
+
+/// The full name of a command given only its table entry (`config|get` for a subcommand).
+pub fn cmd_full_name(cmd: &'static Cmd) -> &'static str {
+    sub_full_name(cmd).unwrap_or(cmd.name)
+}
+
+fn sub_full_name(sub: &'static Cmd) -> Option<&'static str> {
     static NAMES: OnceLock<HashMap<usize, &'static str>> = OnceLock::new();
     let map = NAMES.get_or_init(|| {
         let mut m = HashMap::new();
@@ -51,9 +60,7 @@ pub fn full_name(parent: &'static Cmd, sub: &'static Cmd) -> &'static str {
         }
         m
     });
-    map.get(&(sub as *const Cmd as usize))
-        .copied()
-        .unwrap_or(parent.name)
+    map.get(&(sub as *const Cmd as usize)).copied()
 }
 
 fn unknown_command(args: &[Bytes]) -> String {

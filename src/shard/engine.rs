@@ -43,6 +43,8 @@ pub struct Shard<I: Io> {
     cfg: Arc<Config>,
     cfg_gen: u64,
     next_cron: Instant,
+    /// Commands sent to other shards this turn, added to the statistics once per turn.
+    hops_out_pending: u64,
 }
 
 enum Flow {
@@ -74,6 +76,7 @@ impl<I: Io> Shard<I> {
             cfg,
             cfg_gen,
             next_cron: Instant::now(),
+            hops_out_pending: 0,
         }
     }
 
@@ -195,7 +198,7 @@ impl<I: Io> Shard<I> {
             lib_ver: Mutex::new(Vec::new()),
             db: Default::default(),
             last_interaction_ms: crate::util::now_ms().into(),
-            last_cmd: Mutex::new("NULL"),
+            last_cmd: std::ptr::null_mut::<crate::commands::Cmd>().into(),
             proto: 2.into(),
             qbuf: Default::default(),
             obuf: Default::default(),
@@ -324,7 +327,8 @@ impl<I: Io> Shard<I> {
             Err(rej) => {
                 let mut out = Out::new(&mut c.out, c.proto);
                 out.error(&rej.error);
-                let mut st = handle.stats();
+                let mut data = handle.lock_data();
+                let st = &mut data.cmd_stats;
                 st.record_rejected(rej.full_name);
                 if let Some(code) = out.last_error_code.as_deref() {
                     st.record_error(code);
@@ -332,9 +336,7 @@ impl<I: Io> Shard<I> {
                 return Flow::Continue;
             }
         };
-        if let Ok(mut g) = c.shared.last_cmd.lock() {
-            *g = p.full_name;
-        }
+        c.shared.set_last_cmd(p.cmd);
         c.reply_skip_this = c.reply_skip_next;
         c.reply_skip_next = false;
         let out_before = c.out.len();
@@ -393,7 +395,8 @@ impl<I: Io> Shard<I> {
         };
         c.out = out_buf;
         let stop = c.close_after_reply || c.closing;
-        let mut st = self.handle.stats();
+        let mut data = self.handle.lock_data();
+        let st = &mut data.cmd_stats;
         st.record(full, start.elapsed().as_micros() as u64, errors > 0);
         if let Some(code) = code {
             st.record_error(&code);
@@ -416,31 +419,50 @@ impl<I: Io> Shard<I> {
         now_ms: u64,
     ) {
         let Kind::Data(f) = cmd.kind else { return };
-        let server = self.server.clone();
+        let server = &self.server;
         let nshards = self.nshards;
-        let handle = &self.handle;
         let Some(c) = conn_mut(&mut self.conns, token) else {
             return;
         };
         let start = Instant::now();
         let mut out = Out::new(&mut c.out, c.proto);
-        {
-            let mut guards = server.lock_shards(shards);
-            let mut ks = if guards.len() == 1 {
-                Keyspace::one(&mut guards[0], nshards, c.db, now_ms)
-            } else {
-                let parts: Vec<&mut ShardData> = guards.iter_mut().map(|g| &mut **g).collect();
-                Keyspace::many(parts, nshards, c.db, now_ms)
+        if let [only] = shards {
+            // The common case: one shard, no allocation.
+            let Some(h) = server.shards.get(*only) else {
+                return;
             };
+            let mut data = h.lock_data();
+            let mut ks = Keyspace::one(&mut data, nshards, c.db, now_ms);
+            ks.no_touch = c.no_touch;
+            f(&mut ks, args, &mut out);
+            let st = &mut data.cmd_stats;
+            st.record(full, start.elapsed().as_micros() as u64, out.errors > 0);
+            if let Some(code) = out.last_error_code.as_deref() {
+                st.record_error(code);
+            }
+            return;
+        }
+        let mut guards = server.lock_shards(shards);
+        {
+            let parts: Vec<&mut ShardData> = guards.iter_mut().map(|g| &mut **g).collect();
+            let mut ks = Keyspace::many(parts, nshards, c.db, now_ms);
             ks.no_touch = c.no_touch;
             f(&mut ks, args, &mut out);
         }
-        let mut st = handle.stats();
-        st.record(full, start.elapsed().as_micros() as u64, out.errors > 0);
-        if let Some(code) = out.last_error_code.as_deref() {
-            st.record_error(code);
-        }
-        if shards.len() > 1 {
+        let home = self.id;
+        if let Some(g) = guards.iter_mut().find(|g| g.id == home).or(None) {
+            let st = &mut g.cmd_stats;
+            st.record(full, start.elapsed().as_micros() as u64, out.errors > 0);
+            if let Some(code) = out.last_error_code.as_deref() {
+                st.record_error(code);
+            }
+            st.multi_shard += 1;
+        } else if let Some(g) = guards.first_mut() {
+            let st = &mut g.cmd_stats;
+            st.record(full, start.elapsed().as_micros() as u64, out.errors > 0);
+            if let Some(code) = out.last_error_code.as_deref() {
+                st.record_error(code);
+            }
             st.multi_shard += 1;
         }
     }
@@ -485,10 +507,14 @@ impl<I: Io> Shard<I> {
             no_touch,
             cmds: vec![rc],
         });
-        self.handle.stats().hops_out += 1;
+        self.handle.lock_data().cmd_stats.hops_out += 1;
     }
 
     fn flush_outbox(&mut self) {
+        if self.hops_out_pending > 0 {
+            self.handle.lock_data().cmd_stats.hops_out += self.hops_out_pending;
+            self.hops_out_pending = 0;
+        }
         for dest in 0..self.outbox.len() {
             if self.outbox[dest].is_empty() {
                 continue;
@@ -538,7 +564,6 @@ impl<I: Io> Shard<I> {
         let now_ms = crate::util::now_ms();
         {
             let mut data = self.handle.lock_data();
-            let mut st = self.handle.stats();
             for rc in &cmds {
                 let Kind::Data(f) = rc.cmd.kind else { continue };
                 let start = Instant::now();
@@ -546,6 +571,7 @@ impl<I: Io> Shard<I> {
                 let mut ks = Keyspace::one(&mut data, self.nshards, db, now_ms);
                 ks.no_touch = no_touch;
                 f(&mut ks, &rc.args, &mut out);
+                let st = &mut data.cmd_stats;
                 st.record(
                     rc.full_name,
                     start.elapsed().as_micros() as u64,

@@ -34,7 +34,6 @@ pub mod engine;
 pub mod io;
 pub mod mesh;
 
-use crate::server::stats::CommandStats;
 use crate::storage::ShardData;
 use mesh::Mailbox;
 use std::sync::{Mutex, MutexGuard};
@@ -44,7 +43,6 @@ pub struct ShardHandle {
     pub id: usize,
     data: Mutex<ShardData>,
     pub mailbox: Mailbox,
-    pub cmd_stats: Mutex<CommandStats>,
     /// Connections on this shard (INFO shards).
     pub connections: std::sync::atomic::AtomicUsize,
 }
@@ -56,7 +54,6 @@ impl ShardHandle {
             data: Mutex::new(ShardData::new(id, databases)),
             // One queue per shard plus one for non-shard threads.
             mailbox: Mailbox::new(nshards + 1)?,
-            cmd_stats: Mutex::new(CommandStats::default()),
             connections: Default::default(),
         })
     }
@@ -65,13 +62,6 @@ impl ShardHandle {
     /// over: the data is plain values, always consistent between commands.
     pub fn lock_data(&self) -> MutexGuard<'_, ShardData> {
         match self.data.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        }
-    }
-
-    pub fn stats(&self) -> MutexGuard<'_, CommandStats> {
-        match self.cmd_stats.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         }

@@ -184,6 +184,9 @@ pub struct ShardData {
     pub id: usize,
     pub dbs: Vec<Db>,
     pub stats: KeyspaceStats,
+    /// Statistics of the commands this shard ran (kept here, under the lock a command holds
+    /// anyway, so counting costs no extra synchronization).
+    pub cmd_stats: crate::server::stats::CommandStats,
 }
 
 impl ShardData {
@@ -192,6 +195,7 @@ impl ShardData {
             id,
             dbs: (0..databases.max(1)).map(|_| Db::default()).collect(),
             stats: KeyspaceStats::default(),
+            cmd_stats: Default::default(),
         }
     }
 
