@@ -8,7 +8,14 @@ use std::sync::atomic::Ordering;
 
 const CONN: u32 = flag::NO_AUTH | flag::ALLOW_BUSY | flag::LOADING | flag::STALE | flag::FAST;
 
-pub static COMMANDS: [Cmd; 9] = [
+pub static COMMANDS: [Cmd; 10] = [
+    Cmd::conn(
+        "monitor",
+        1,
+        flag::ADMIN | flag::NOSCRIPT | flag::LOADING | flag::STALE,
+        monitor,
+    )
+    .with_acl(&["admin", "slow", "dangerous"]),
     Cmd::conn("ping", -1, flag::FAST | flag::STALE, ping).with_acl(&["fast", "connection"]),
     Cmd::conn("echo", 2, flag::FAST | flag::STALE, echo).with_acl(&["fast", "connection"]),
     Cmd::conn("quit", -1, CONN, quit).with_acl(&["fast", "connection"]),
@@ -60,6 +67,26 @@ fn ping(_ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
 
 fn echo(_ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
     out.bulk(&args[1]);
+}
+
+fn monitor(ctx: &mut ConnCtx, _args: &[Bytes], out: &mut Out) {
+    if ctx.client.monitor {
+        return;
+    }
+    ctx.client.monitor = true;
+    if let Ok(mut f) = ctx.client.shared.flags.lock() {
+        *f = "O".to_string();
+    }
+    let me = crate::shard::mesh::ConnRef {
+        shard: ctx.shard,
+        token: ctx.client.token,
+        gen: ctx.client.gen,
+    };
+    if let Ok(mut m) = ctx.server.monitors.lock() {
+        m.push(me);
+        ctx.server.monitor_count.store(m.len(), Ordering::SeqCst);
+    }
+    out.ok();
 }
 
 fn ok_cmd(_ctx: &mut ConnCtx, _args: &[Bytes], out: &mut Out) {

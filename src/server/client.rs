@@ -79,6 +79,7 @@ pub struct Client {
     pub reply_skip_this: bool,
     pub no_touch: bool,
     pub no_evict: bool,
+    pub monitor: bool,
 }
 
 impl Client {
@@ -105,6 +106,7 @@ impl Client {
             reply_skip_this: false,
             no_touch: false,
             no_evict: false,
+            monitor: false,
         }
     }
 

@@ -46,6 +46,9 @@ pub struct Server {
     pub lastsave_secs: AtomicU64,
     /// DEBUG SET-ACTIVE-EXPIRE.
     pub active_expire: AtomicBool,
+    /// Connections in MONITOR mode, and their count (checked without the lock).
+    pub monitors: Mutex<Vec<crate::shard::mesh::ConnRef>>,
+    pub monitor_count: AtomicUsize,
 }
 
 impl Server {
@@ -69,6 +72,8 @@ impl Server {
             pause_writes_only: AtomicBool::new(false),
             lastsave_secs: AtomicU64::new(now / 1000),
             active_expire: AtomicBool::new(true),
+            monitors: Mutex::new(Vec::new()),
+            monitor_count: AtomicUsize::new(0),
         }
     }
 
@@ -115,6 +120,12 @@ impl Server {
             .lock()
             .map(|m| m.values().cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// Whether a command must wait because of CLIENT PAUSE.
+    pub fn paused_for(&self, is_write: bool, now_ms: u64) -> bool {
+        let until = self.pause_until_ms.load(Ordering::Relaxed);
+        until > now_ms && (is_write || !self.pause_writes_only.load(Ordering::Relaxed))
     }
 
     pub fn request_shutdown(&self) {

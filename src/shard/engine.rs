@@ -45,6 +45,8 @@ pub struct Shard<I: Io> {
     next_cron: Instant,
     /// Commands sent to other shards this turn, added to the statistics once per turn.
     hops_out_pending: u64,
+    /// Connections waiting for CLIENT PAUSE to end.
+    paused: Vec<Token>,
 }
 
 enum Flow {
@@ -77,6 +79,7 @@ impl<I: Io> Shard<I> {
             cfg_gen,
             next_cron: Instant::now(),
             hops_out_pending: 0,
+            paused: Vec::new(),
         }
     }
 
@@ -95,6 +98,9 @@ impl<I: Io> Shard<I> {
         let now = Instant::now();
         let mut timeout = self.next_cron.saturating_duration_since(now);
         let busy = !self.ready.is_empty() || self.outbox.iter().any(|b| !b.is_empty());
+        if !self.paused.is_empty() {
+            timeout = timeout.min(Duration::from_millis(10));
+        }
         if busy || !self.handle.mailbox.prepare_sleep() {
             timeout = Duration::ZERO;
         }
@@ -142,6 +148,7 @@ impl<I: Io> Shard<I> {
             self.close_client(t);
         }
         self.drain_mail();
+        self.resume_paused();
         let ready = std::mem::take(&mut self.ready);
         for t in ready {
             self.process_client(t);
@@ -225,6 +232,12 @@ impl<I: Io> Shard<I> {
         };
         let Some(c) = slot.take() else { return };
         self.io.close(token);
+        if c.monitor {
+            if let Ok(mut m) = self.server.monitors.lock() {
+                m.retain(|r| !(r.shard == self.id && r.token == token && r.gen == c.gen));
+                self.server.monitor_count.store(m.len(), Ordering::SeqCst);
+            }
+        }
         self.server.unregister_client(c.id());
         self.server
             .connected_clients
@@ -335,6 +348,24 @@ impl<I: Io> Shard<I> {
                 }
                 return Flow::Continue;
             }
+        };
+        let paused = self.server.paused_for(
+            p.cmd.flags & (crate::commands::flag::WRITE | crate::commands::flag::MAY_REPLICATE)
+                != 0,
+            now_ms,
+        );
+        if paused && p.cmd.name != "client" {
+            self.paused.push(token);
+            return Flow::Park(args);
+        }
+        if self.server.monitor_count.load(Ordering::Relaxed) > 0
+            && p.cmd.flags & (crate::commands::flag::SKIP_MONITOR | crate::commands::flag::ADMIN)
+                == 0
+        {
+            self.feed_monitors(token, &args, now_ms);
+        }
+        let Some(c) = conn_mut(&mut self.conns, token) else {
+            return Flow::Stop;
         };
         c.shared.set_last_cmd(p.cmd);
         c.reply_skip_this = c.reply_skip_next;
@@ -510,6 +541,56 @@ impl<I: Io> Shard<I> {
         self.handle.lock_data().cmd_stats.hops_out += 1;
     }
 
+    /// Sends a MONITOR line for a command to every monitoring connection.
+    fn feed_monitors(&mut self, token: Token, args: &[Bytes], now_ms: u64) {
+        let Some(c) = self.client(token) else { return };
+        let us = crate::util::now_us().max(now_ms * 1000);
+        let mut line = format!(
+            "+{}.{:06} [{} {}]",
+            us / 1_000_000,
+            us % 1_000_000,
+            c.db,
+            c.shared.addr
+        );
+        for a in args {
+            line.push(' ');
+            line.push_str(&crate::util::repr(a));
+        }
+        line.push_str("\r\n");
+        let line = Bytes::from(line);
+        let monitors = self
+            .server
+            .monitors
+            .lock()
+            .map(|m| m.clone())
+            .unwrap_or_default();
+        for m in monitors {
+            if m.shard == self.id {
+                if let Some(mc) = conn_mut(&mut self.conns, m.token) {
+                    if mc.gen == m.gen {
+                        mc.out.extend_from_slice(&line);
+                        self.to_send.push(m.token);
+                    }
+                }
+            } else if let Some(b) = self.outbox.get_mut(m.shard) {
+                b.push(Msg::Monitor {
+                    token: m.token,
+                    gen: m.gen,
+                    line: line.clone(),
+                });
+            }
+        }
+    }
+
+    /// Resumes connections held by CLIENT PAUSE once it is over.
+    fn resume_paused(&mut self) {
+        if self.paused.is_empty() || self.server.paused_for(true, crate::util::now_ms()) {
+            return;
+        }
+        let list = std::mem::take(&mut self.paused);
+        self.ready.extend(list);
+    }
+
     fn flush_outbox(&mut self) {
         if self.hops_out_pending > 0 {
             self.handle.lock_data().cmd_stats.hops_out += self.hops_out_pending;
@@ -541,6 +622,14 @@ impl<I: Io> Shard<I> {
                     cmds,
                 } => self.exec_for_remote(conn, db, proto, no_touch, cmds),
                 Msg::Replies { conn, count, bytes } => self.on_replies(conn, count, bytes),
+                Msg::Monitor { token, gen, line } => {
+                    if let Some(c) = conn_mut(&mut self.conns, token) {
+                        if c.gen == gen {
+                            c.out.extend_from_slice(&line);
+                            self.to_send.push(token);
+                        }
+                    }
+                }
                 Msg::Kill { token, gen } => {
                     if self.client(token).is_some_and(|c| c.gen == gen) {
                         self.close_client(token);

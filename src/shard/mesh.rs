@@ -45,6 +45,12 @@ pub enum Msg {
     },
     /// Close a connection (CLIENT KILL from another shard).
     Kill { token: u32, gen: u32 },
+    /// A MONITOR line for a monitoring connection of the receiving shard.
+    Monitor {
+        token: u32,
+        gen: u32,
+        line: bytes::Bytes,
+    },
 }
 
 /// Messages a queue may hold before its producer stops adding (and stalls the connections
