@@ -12,6 +12,7 @@
 pub mod db;
 pub mod hash;
 pub mod keyspace;
+pub mod limits;
 pub mod list;
 pub mod set;
 pub mod value;

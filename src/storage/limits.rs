@@ -1,0 +1,35 @@
+//! Encoding thresholds (`*-max-listpack-*`, `set-max-intset-entries`...), readable from any
+//! shard without locks. Config writes them at start-up and on CONFIG SET; value types read
+//! them when deciding whether a collection stays compact.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+
+pub struct EncodingLimits {
+    pub list_max_listpack_size: AtomicI64,
+    pub list_compress_depth: AtomicI64,
+    pub hash_max_listpack_entries: AtomicI64,
+    pub hash_max_listpack_value: AtomicI64,
+    pub set_max_intset_entries: AtomicI64,
+    pub zset_max_listpack_entries: AtomicI64,
+    pub zset_max_listpack_value: AtomicI64,
+}
+
+/// Redis 7.0's defaults.
+pub static LIMITS: EncodingLimits = EncodingLimits {
+    list_max_listpack_size: AtomicI64::new(-2),
+    list_compress_depth: AtomicI64::new(0),
+    hash_max_listpack_entries: AtomicI64::new(128),
+    hash_max_listpack_value: AtomicI64::new(64),
+    set_max_intset_entries: AtomicI64::new(512),
+    zset_max_listpack_entries: AtomicI64::new(128),
+    zset_max_listpack_value: AtomicI64::new(64),
+};
+
+/// Reads one threshold.
+pub fn get(field: &AtomicI64) -> i64 {
+    field.load(Ordering::Relaxed)
+}
+
+pub fn set(field: &AtomicI64, v: i64) {
+    field.store(v, Ordering::Relaxed)
+}
