@@ -14,6 +14,7 @@ pub mod hash;
 pub mod keyspace;
 pub mod limits;
 pub mod list;
+pub mod listpack;
 pub mod set;
 pub mod value;
 pub mod zset;
