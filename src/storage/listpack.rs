@@ -485,7 +485,7 @@ mod tests {
         prop_oneof![
             any::<i64>().prop_map(|n| n.to_string().into_bytes()),
             proptest::collection::vec(any::<u8>(), 0..200),
-            proptest::collection::vec(any::<u8>(), 0..20000).prop_map(|v| v),
+            proptest::collection::vec(any::<u8>(), 0..3000),
         ]
     }
 
@@ -501,7 +501,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(500))]
+        #![proptest_config(ProptestConfig::with_cases(200))]
         #[test]
         fn behaves_like_a_vec(ops in proptest::collection::vec(op(), 1..60)) {
             let mut lp = Listpack::new();
