@@ -110,9 +110,96 @@ fn run_shard<I: Io>(io: I, id: usize, server: Arc<Server>, fds: Vec<RawFd>) {
     Shard::new(id, io, server, handle).run();
 }
 
+/// Raises the open-files limit to fit `maxclients` plus our own descriptors, as Redis does,
+/// lowering `maxclients` (with a warning) when the hard limit does not allow it.
+fn adjust_open_files_limit(cfg: &mut Config) {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    const RESERVED_FDS: u64 = 32;
+    let want = cfg.maxclients as u64 + RESERVED_FDS;
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    if soft >= want {
+        return;
+    }
+    let target = want.min(hard);
+    if setrlimit(Resource::RLIMIT_NOFILE, target, hard).is_ok() && target >= want {
+        log_notice!(
+            "Increased maximum number of open files to {} (it was originally set to {}).",
+            target,
+            soft
+        );
+        return;
+    }
+    let got = getrlimit(Resource::RLIMIT_NOFILE).map_or(soft, |(s, _)| s);
+    let clients = got.saturating_sub(RESERVED_FDS).max(1) as usize;
+    log_warning!(
+        "You requested maxclients of {} requiring at least {} max file descriptors.",
+        cfg.maxclients,
+        want
+    );
+    log_warning!(
+        "Server can't set maximum open files to {} because of OS error: Operation not permitted.",
+        want
+    );
+    log_warning!(
+        "Current maximum open files is {}. maxclients has been reduced to {} to compensate for low ulimit. If you need higher maxclients increase 'ulimit -n'.",
+        got,
+        clients
+    );
+    cfg.maxclients = clients;
+}
+
+fn write_pidfile(path: &str) {
+    if path.is_empty() {
+        return;
+    }
+    if let Err(e) = std::fs::write(path, format!("{}\n", std::process::id())) {
+        log_warning!("Failed to write PID file: {}", e);
+    }
+}
+
+/// Detaches from the terminal (`daemonize yes`), before any thread exists.
+fn daemonize() -> Result<(), String> {
+    // SAFETY: called before any other thread is started, so fork is safe.
+    match unsafe { nix::unistd::fork() } {
+        Ok(nix::unistd::ForkResult::Parent { .. }) => std::process::exit(0),
+        Ok(nix::unistd::ForkResult::Child) => {}
+        Err(e) => return Err(format!("fork failed: {}", e)),
+    }
+    let _ = nix::unistd::setsid();
+    if let Ok(devnull) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        use std::os::fd::AsRawFd;
+        for fd in 0..3 {
+            // SAFETY: duplicating /dev/null over the standard descriptors.
+            unsafe {
+                libc::dup2(devnull.as_raw_fd(), fd);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Runs the server until shutdown. Returns the process exit code.
-pub fn run(cfg: Config) -> i32 {
+pub fn run(mut cfg: Config) -> i32 {
+    if cfg.daemonize {
+        if let Err(e) = daemonize() {
+            eprintln!("{}", e);
+            return 1;
+        }
+    }
     crate::log::init(&cfg.logfile, &cfg.loglevel);
+    if !cfg.dir.is_empty() {
+        if let Err(e) = std::env::set_current_dir(&cfg.dir) {
+            log_warning!("Can't chdir to '{}': {}", cfg.dir, e);
+            return 1;
+        }
+    }
+    adjust_open_files_limit(&mut cfg);
     let cpus = allowed_cpus();
     let nshards = if cfg.shards == 0 {
         cpus.len().max(1)
@@ -220,6 +307,12 @@ pub fn run(cfg: Config) -> i32 {
             Err(_) => return 1,
         }
     }
+    let pidfile = if cfg.pidfile.is_empty() && cfg.daemonize {
+        "/var/run/redis_6379.pid".to_string()
+    } else {
+        cfg.pidfile.clone()
+    };
+    write_pidfile(&pidfile);
     log_notice!("Ready to accept connections tcp");
 
     loop {
@@ -244,6 +337,10 @@ pub fn run(cfg: Config) -> i32 {
     server.request_shutdown();
     for t in threads {
         let _ = t.join();
+    }
+    if !pidfile.is_empty() {
+        log_notice!("Removing the pid file.");
+        let _ = std::fs::remove_file(&pidfile);
     }
     log_warning!("shardis is now ready to exit, bye bye...");
     server.exit_code.load(Ordering::SeqCst) as i32

@@ -192,6 +192,7 @@ impl<I: Io> Shard<I> {
         };
         self.gens[token as usize] = self.gens[token as usize].wrapping_add(1);
         let gen = self.gens[token as usize];
+        set_keepalive(fd, self.cfg.tcp_keepalive_secs);
         let (addr, laddr) = peer_names(fd);
         let shared = Arc::new(ClientShared {
             id: srv.next_client_id.fetch_add(1, Ordering::Relaxed),
@@ -763,6 +764,49 @@ impl<I: Io> Shard<I> {
 
 fn conn_mut(conns: &mut [Option<Client>], token: Token) -> Option<&mut Client> {
     conns.get_mut(token as usize).and_then(|c| c.as_mut())
+}
+
+/// `tcp-keepalive`: probes after `secs` idle, as Redis's anetKeepAlive configures them.
+fn set_keepalive(fd: RawFd, secs: u64) {
+    if secs == 0 {
+        return;
+    }
+    let on: libc::c_int = 1;
+    let idle = secs.min(i32::MAX as u64) as libc::c_int;
+    let intvl = (idle / 3).max(1);
+    let cnt: libc::c_int = 3;
+    let sz = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: setsockopt on a socket we own with pointers to live c_ints.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_KEEPALIVE,
+            &on as *const _ as *const _,
+            sz,
+        );
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_KEEPIDLE,
+            &idle as *const _ as *const _,
+            sz,
+        );
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_KEEPINTVL,
+            &intvl as *const _ as *const _,
+            sz,
+        );
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_KEEPCNT,
+            &cnt as *const _ as *const _,
+            sz,
+        );
+    }
 }
 
 fn peer_names(fd: RawFd) -> (String, String) {
