@@ -272,4 +272,11 @@ pub mod parse {
     pub fn eq(a: &[u8], lit: &str) -> bool {
         a.eq_ignore_ascii_case(lit.as_bytes())
     }
+
+    /// An option keyword as Redis matches it: `strcasecmp` on the argument as a C string, so
+    /// it ends at the first NUL byte (`"NX\0junk"` is `NX`).
+    pub fn kw(a: &[u8], lit: &str) -> bool {
+        let c_str = a.split(|&b| b == 0).next().unwrap_or(a);
+        c_str.eq_ignore_ascii_case(lit.as_bytes())
+    }
 }
