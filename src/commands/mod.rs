@@ -12,6 +12,7 @@
 //! - `Kind::Conn`: runs on the connection's home thread with the connection and the server's
 //!   shared state (CONFIG, CLIENT, HELLO, INFO, SELECT...).
 
+pub mod bits;
 pub mod keys;
 pub mod server;
 pub mod string;
@@ -178,6 +179,7 @@ impl Cmd {
 pub fn all() -> impl Iterator<Item = &'static Cmd> {
     string::COMMANDS
         .iter()
+        .chain(bits::COMMANDS.iter())
         .chain(keys::COMMANDS.iter())
         .chain(server::COMMANDS.iter())
 }
