@@ -12,6 +12,7 @@
 //! - `Kind::Conn`: runs on the connection's home thread with the connection and the server's
 //!   shared state (CONFIG, CLIENT, HELLO, INFO, SELECT...).
 
+pub mod bits;
 pub mod connection;
 pub mod info;
 pub mod keys;
@@ -180,6 +181,7 @@ impl Cmd {
 pub fn all() -> impl Iterator<Item = &'static Cmd> {
     string::COMMANDS
         .iter()
+        .chain(bits::COMMANDS.iter())
         .chain(keys::COMMANDS.iter())
         .chain(connection::COMMANDS.iter())
         .chain(server::COMMANDS.iter())
@@ -274,5 +276,12 @@ pub mod parse {
 
     pub fn eq(a: &[u8], lit: &str) -> bool {
         a.eq_ignore_ascii_case(lit.as_bytes())
+    }
+
+    /// An option keyword as Redis matches it: `strcasecmp` on the argument as a C string, so
+    /// it ends at the first NUL byte (`"NX\0junk"` is `NX`).
+    pub fn kw(a: &[u8], lit: &str) -> bool {
+        let c_str = a.split(|&b| b == 0).next().unwrap_or(a);
+        c_str.eq_ignore_ascii_case(lit.as_bytes())
     }
 }
