@@ -12,7 +12,9 @@
 //! - `Kind::Conn`: runs on the connection's home thread with the connection and the server's
 //!   shared state (CONFIG, CLIENT, HELLO, INFO, SELECT...).
 
+pub mod expire;
 pub mod keys;
+pub mod scan;
 pub mod server;
 pub mod string;
 
@@ -179,6 +181,8 @@ pub fn all() -> impl Iterator<Item = &'static Cmd> {
     string::COMMANDS
         .iter()
         .chain(keys::COMMANDS.iter())
+        .chain(expire::COMMANDS.iter())
+        .chain(scan::COMMANDS.iter())
         .chain(server::COMMANDS.iter())
 }
 
