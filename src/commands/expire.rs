@@ -42,71 +42,57 @@ enum Unit {
     Milliseconds,
 }
 
-/// The EXPIRE options; at most one condition survives parsing.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Condition {
-    Always,
-    /// NX: only when the key has no deadline.
-    NoDeadline,
-    /// XX: only when the key has a deadline.
-    HasDeadline,
-    /// GT: only when the new deadline is later (no deadline counts as infinitely late).
-    Later,
-    /// LT: only when the new deadline is earlier (no deadline counts as infinitely late).
-    Earlier,
+/// The EXPIRE options NX, XX, GT and LT.
+#[derive(Clone, Copy, Default)]
+struct Conditions {
+    /// Only when the key has no deadline.
+    nx: bool,
+    /// Only when the key has a deadline.
+    xx: bool,
+    /// Only when the new deadline is later; no deadline counts as infinitely late.
+    gt: bool,
+    /// Only when the new deadline is earlier; no deadline counts as infinitely late.
+    lt: bool,
 }
 
-/// Redis's `parseExtendedExpireArgumentsOrReply`: any mix of NX, XX, GT, LT (repeats are
-/// fine), then the compatibility rules. XX combines with GT or LT; both must hold.
-fn parse_conditions(opts: &[Bytes]) -> Result<(Condition, bool), String> {
-    let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
-    for opt in opts {
-        if parse::eq(opt, "nx") {
-            nx = true;
-        } else if parse::eq(opt, "xx") {
-            xx = true;
-        } else if parse::eq(opt, "gt") {
-            gt = true;
-        } else if parse::eq(opt, "lt") {
-            lt = true;
-        } else {
-            // Redis formats the option with %s: it ends at a NUL byte.
-            let shown = opt.split(|&b| b == 0).next().unwrap_or_default();
-            return Err(format!(
-                "ERR Unsupported option {}",
-                String::from_utf8_lossy(shown)
-            ));
+impl Conditions {
+    /// Redis's `parseExtendedExpireArgumentsOrReply`: any mix of the four words (repeats are
+    /// fine), then the compatibility rules. XX combines with GT or LT: both must hold.
+    fn parse(opts: &[Bytes]) -> Result<Conditions, String> {
+        let mut c = Conditions::default();
+        for opt in opts {
+            if parse::eq(opt, "nx") {
+                c.nx = true;
+            } else if parse::eq(opt, "xx") {
+                c.xx = true;
+            } else if parse::eq(opt, "gt") {
+                c.gt = true;
+            } else if parse::eq(opt, "lt") {
+                c.lt = true;
+            } else {
+                // Redis formats the option with %s: it ends at a NUL byte.
+                let shown = opt.split(|&b| b == 0).next().unwrap_or_default();
+                let shown = String::from_utf8_lossy(shown);
+                return Err(format!("ERR Unsupported option {}", shown));
+            }
         }
+        if c.nx && (c.xx || c.gt || c.lt) {
+            let e = "ERR NX and XX, GT or LT options at the same time are not compatible";
+            return Err(e.to_string());
+        }
+        if c.gt && c.lt {
+            return Err("ERR GT and LT options at the same time are not compatible".to_string());
+        }
+        Ok(c)
     }
-    if nx && (xx || gt || lt) {
-        return Err("ERR NX and XX, GT or LT options at the same time are not compatible".into());
-    }
-    if gt && lt {
-        return Err("ERR GT and LT options at the same time are not compatible".into());
-    }
-    let condition = match (nx, xx, gt, lt) {
-        (true, ..) => Condition::NoDeadline,
-        (_, _, true, _) => Condition::Later,
-        (_, _, _, true) => Condition::Earlier,
-        (_, true, ..) => Condition::HasDeadline,
-        _ => Condition::Always,
-    };
-    // XX with GT/LT: GT already fails without a deadline; LT needs the explicit XX check.
-    Ok((condition, xx))
-}
 
-/// Whether the condition lets `when_ms` replace `current_ms` (None = no deadline).
-fn condition_holds(cond: Condition, xx: bool, current_ms: Option<i64>, when_ms: i64) -> bool {
-    if xx && current_ms.is_none() {
-        return false;
-    }
-    match (cond, current_ms) {
-        (Condition::Always | Condition::HasDeadline, _) => true,
-        (Condition::NoDeadline, current) => current.is_none(),
-        (Condition::Later, Some(current)) => when_ms > current,
-        (Condition::Later, None) => false,
-        (Condition::Earlier, Some(current)) => when_ms < current,
-        (Condition::Earlier, None) => true,
+    /// Whether `when_ms` may replace the key's deadline `current_ms` (None = no deadline).
+    fn hold(self, current_ms: Option<i64>, when_ms: i64) -> bool {
+        let refused = (self.nx && current_ms.is_some())
+            || (self.xx && current_ms.is_none())
+            || (self.gt && current_ms.is_none_or(|c| when_ms <= c))
+            || (self.lt && current_ms.is_some_and(|c| when_ms >= c));
+        !refused
     }
 }
 
@@ -129,7 +115,7 @@ fn expire_generic(ks: &mut Keyspace, args: &[Bytes], out: &mut Out, unit: Unit, 
         (Unit::Milliseconds, false) => "pexpireat",
     };
     let key = &args[1];
-    let (cond, xx) = match parse_conditions(&args[3..]) {
+    let conditions = match Conditions::parse(&args[3..]) {
         Ok(c) => c,
         Err(e) => return out.error(&e),
     };
@@ -148,7 +134,7 @@ fn expire_generic(ks: &mut Keyspace, args: &[Bytes], out: &mut Out, unit: Unit, 
     };
     let current_ms =
         (entry.expire_ms != 0).then(|| i64::try_from(entry.expire_ms).unwrap_or(i64::MAX));
-    if !condition_holds(cond, xx, current_ms, when_ms) {
+    if !conditions.hold(current_ms, when_ms) {
         return out.int(0);
     }
     if when_ms <= now_ms {

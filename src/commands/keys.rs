@@ -1,6 +1,6 @@
 //! Generic key commands: DEL, UNLINK, EXISTS, TYPE, TOUCH, RENAME, RENAMENX, COPY, MOVE,
-//! OBJECT, DBSIZE, SWAPDB, FLUSHDB and FLUSHALL. The expiry commands live in `expire`, the
-//! keyspace walks (KEYS, SCAN, RANDOMKEY) in `scan`.
+//! DBSIZE, SWAPDB, FLUSHDB and FLUSHALL. The expiry commands live in `expire`, the keyspace
+//! walks (KEYS, SCAN, RANDOMKEY) in `scan`, OBJECT in `object`.
 //!
 //! Every handler here is a plain function over the `Keyspace` the dispatcher locked for it.
 //! Commands naming several keys (DEL, EXISTS, TOUCH, RENAME, COPY) declare all of them in the
@@ -13,21 +13,13 @@
 //! `lookup_notouch`; TOUCH always updates it, even for a client in no-touch mode.
 //!
 //! Deliberate differences from Redis 7.0:
-//! - OBJECT REFCOUNT answers 2147483647 (Redis's shared-object count) for every int-encoded
-//!   string in 0..=9999, as Redis does for values SET or INCR creates when no maxmemory policy
-//!   forbids shared integers; a COPY of such a value answers 1 in Redis and 2147483647 here,
-//!   because values are not reference counted. Every other value answers 1.
-//! - OBJECT FREQ always answers the "no LFU policy" error and IDLETIME always works: there is
-//!   no maxmemory policy yet.
 //! - The cluster-mode refusals of MOVE, COPY ... DB and SWAPDB are not here yet: handlers do
 //!   not see the cluster configuration.
 //! - FLUSHDB/FLUSHALL ASYNC free synchronously; FLUSHALL does not save an RDB afterwards.
 
 use super::{err, flag, parse, Cmd, Keys};
 use crate::protocol::Out;
-use crate::storage::db::lru_clock;
-use crate::storage::value::RStr;
-use crate::storage::{Entry, Keyspace, Value};
+use crate::storage::{Entry, Keyspace};
 use bytes::Bytes;
 
 const RO_FAST: u32 = flag::READONLY | flag::FAST;
@@ -41,7 +33,7 @@ const ACL_WRITE_FAST: &[&str] = &["keyspace", "write", "fast"];
 const ACL_WRITE_SLOW: &[&str] = &["keyspace", "write", "slow"];
 const ACL_WRITE_SLOW_DANGEROUS: &[&str] = &["keyspace", "write", "slow", "dangerous"];
 
-pub static COMMANDS: [Cmd; 14] = [
+pub static COMMANDS: [Cmd; 13] = [
     Cmd::data("del", -2, flag::WRITE, ALL_KEYS, del).with_acl(ACL_WRITE_SLOW),
     Cmd::data("unlink", -2, W_FAST, ALL_KEYS, del).with_acl(ACL_WRITE_FAST),
     Cmd::data("exists", -2, RO_FAST, ALL_KEYS, exists).with_acl(ACL_READ_FAST),
@@ -51,7 +43,6 @@ pub static COMMANDS: [Cmd; 14] = [
     Cmd::data("renamenx", 3, W_FAST, KEY12, renamenx).with_acl(ACL_WRITE_FAST),
     Cmd::data("copy", -3, flag::WRITE | flag::DENYOOM, KEY12, copy).with_acl(ACL_WRITE_SLOW),
     Cmd::data("move", 3, W_FAST, KEY1, move_).with_acl(ACL_WRITE_FAST),
-    Cmd::container("object", 0, &OBJECT_SUBCOMMANDS).with_acl(&["slow"]),
     Cmd::data("dbsize", 1, RO_FAST | flag::ALL_SHARDS, Keys::None, dbsize).with_acl(ACL_READ_FAST),
     Cmd::data("swapdb", 3, W_FAST | flag::ALL_SHARDS, Keys::None, swapdb).with_acl(&[
         "keyspace",
@@ -75,24 +66,6 @@ pub static COMMANDS: [Cmd; 14] = [
         flushall,
     )
     .with_acl(ACL_WRITE_SLOW_DANGEROUS),
-];
-
-const OBJECT_KEY: Keys = Keys::Range(2, 2, 1);
-const ACL_READ_SLOW: &[&str] = &["keyspace", "read", "slow"];
-
-static OBJECT_SUBCOMMANDS: [Cmd; 5] = [
-    Cmd::data("encoding", 3, flag::READONLY, OBJECT_KEY, object_encoding).with_acl(ACL_READ_SLOW),
-    Cmd::data("freq", 3, flag::READONLY, OBJECT_KEY, object_freq).with_acl(ACL_READ_SLOW),
-    Cmd::data("idletime", 3, flag::READONLY, OBJECT_KEY, object_idletime).with_acl(ACL_READ_SLOW),
-    Cmd::data("refcount", 3, flag::READONLY, OBJECT_KEY, object_refcount).with_acl(ACL_READ_SLOW),
-    Cmd::data(
-        "help",
-        2,
-        flag::LOADING | flag::STALE,
-        Keys::None,
-        object_help,
-    )
-    .with_acl(&["keyspace", "slow"]),
 ];
 
 /// Redis's `lookupKeyReadWithFlags(LOOKUP_NOTOUCH)`: lazy expiry and hit/miss statistics, but
@@ -287,80 +260,6 @@ fn move_(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
     });
     ks.dirty(1);
     out.int(1);
-}
-
-/// The OBJECT subcommands' lookup: no access-time update, a null reply for a missing key.
-fn object_lookup(ks: &mut Keyspace, key: &[u8], out: &mut Out, f: impl FnOnce(&Entry, &mut Out)) {
-    lookup_notouch(ks, key, |e| match e {
-        Some(e) => f(e, out),
-        None => out.null(),
-    });
-}
-
-fn object_encoding(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
-    object_lookup(ks, &args[2], out, |e, out| out.bulk_str(e.value.encoding()));
-}
-
-/// Redis shares the integers 0..=9999 (`OBJ_SHARED_INTEGERS`) between keys and reports
-/// their refcount as `INT_MAX`.
-fn object_refcount(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
-    const SHARED_INTEGERS: i64 = 10_000;
-    const SHARED_REFCOUNT: i64 = i32::MAX as i64;
-    object_lookup(ks, &args[2], out, |e, out| match &e.value {
-        Value::Str(RStr::Int(n)) if (0..SHARED_INTEGERS).contains(n) => out.int(SHARED_REFCOUNT),
-        _ => out.int(1),
-    });
-}
-
-fn object_idletime(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
-    object_lookup(ks, &args[2], out, |e, out| {
-        out.int(i64::from(lru_clock().saturating_sub(e.lru_secs)))
-    });
-}
-
-fn object_freq(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
-    object_lookup(ks, &args[2], out, |_, out| {
-        out.error(
-            "ERR An LFU maxmemory policy is not selected, access frequency not tracked. \
-             Please note that when switching between policies at runtime LRU and LFU data \
-             will take some time to adjust.",
-        )
-    });
-}
-
-fn object_help(_ks: &mut Keyspace, _args: &[Bytes], out: &mut Out) {
-    help_reply(
-        out,
-        "OBJECT",
-        &[
-            "ENCODING <key>",
-            "    Return the kind of internal representation used in order to store the value",
-            "    associated with a <key>.",
-            "FREQ <key>",
-            "    Return the access frequency index of the <key>. The returned integer is",
-            "    proportional to the logarithm of the recent access frequency of the key.",
-            "IDLETIME <key>",
-            "    Return the idle time of the <key>, that is the approximated number of",
-            "    seconds elapsed since the last access to the key.",
-            "REFCOUNT <key>",
-            "    Return the number of references of the value associated with the specified",
-            "    <key>.",
-        ],
-    );
-}
-
-/// Redis's `addReplyHelp`: a header naming the command, the lines, then HELP itself.
-fn help_reply(out: &mut Out, command: &str, lines: &[&str]) {
-    out.array(lines.len() + 3);
-    out.simple(&format!(
-        "{} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-        command
-    ));
-    for line in lines {
-        out.simple(line);
-    }
-    out.simple("HELP");
-    out.simple("    Prints this help.");
 }
 
 /// Keys in the selected db, expired-but-not-yet-reclaimed ones included, as Redis counts.
@@ -820,76 +719,6 @@ mod tests {
         assert_eq!((w.stored(0), w.stored(1)), (0, 1));
         w.db = 1;
         assert_eq!(w.run("pttl k"), ":-1\r\n");
-    }
-
-    #[test]
-    fn object_subcommands() {
-        let mut w = World::new(2);
-        w.set("int", "12");
-        w.set("shared", "9999");
-        w.set("big", "10000");
-        w.set("neg", "-1");
-        w.set("s", "hello");
-        w.set("long", &"x".repeat(45));
-        let cases = [
-            ("object encoding int", "$3\r\nint\r\n"),
-            ("object encoding s", "$6\r\nembstr\r\n"),
-            ("object encoding long", "$3\r\nraw\r\n"),
-            ("object encoding nokey", "$-1\r\n"),
-            ("object refcount int", ":2147483647\r\n"),
-            ("object refcount shared", ":2147483647\r\n"),
-            ("object refcount big", ":1\r\n"),
-            ("object refcount neg", ":1\r\n"),
-            ("object refcount s", ":1\r\n"),
-            ("object refcount nokey", "$-1\r\n"),
-            ("object idletime s", ":0\r\n"),
-            ("object idletime nokey", "$-1\r\n"),
-            ("object freq nokey", "$-1\r\n"),
-            (
-                "object freq s",
-                "-ERR An LFU maxmemory policy is not selected, access frequency not tracked. \
-                 Please note that when switching between policies at runtime LRU and LFU data \
-                 will take some time to adjust.\r\n",
-            ),
-            (
-                "object encoding",
-                "-ERR wrong number of arguments for 'object|encoding' command\r\n",
-            ),
-            (
-                "object help x",
-                "-ERR wrong number of arguments for 'object|help' command\r\n",
-            ),
-        ];
-        for (line, reply) in cases {
-            assert_eq!(w.run(line), reply, "{}", line);
-        }
-        w.entry(0, "s").expect("stored").lru_secs -= 100;
-        let idle = w.run("object idletime s");
-        assert!(idle == ":100\r\n" || idle == ":101\r\n", "{}", idle);
-        w.proto = 3;
-        assert_eq!(w.run("object encoding nokey"), "_\r\n");
-    }
-
-    #[test]
-    fn object_help_is_redis_text() {
-        let mut w = World::new(1);
-        let expected = "*15\r\n\
-            +OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:\r\n\
-            +ENCODING <key>\r\n\
-            +    Return the kind of internal representation used in order to store the value\r\n\
-            +    associated with a <key>.\r\n\
-            +FREQ <key>\r\n\
-            +    Return the access frequency index of the <key>. The returned integer is\r\n\
-            +    proportional to the logarithm of the recent access frequency of the key.\r\n\
-            +IDLETIME <key>\r\n\
-            +    Return the idle time of the <key>, that is the approximated number of\r\n\
-            +    seconds elapsed since the last access to the key.\r\n\
-            +REFCOUNT <key>\r\n\
-            +    Return the number of references of the value associated with the specified\r\n\
-            +    <key>.\r\n\
-            +HELP\r\n\
-            +    Prints this help.\r\n";
-        assert_eq!(w.run("object HELP"), expected);
     }
 
     #[test]

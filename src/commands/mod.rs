@@ -14,6 +14,7 @@
 
 pub mod expire;
 pub mod keys;
+pub mod object;
 pub mod scan;
 pub mod server;
 pub mod string;
@@ -183,6 +184,7 @@ pub fn all() -> impl Iterator<Item = &'static Cmd> {
         .chain(keys::COMMANDS.iter())
         .chain(expire::COMMANDS.iter())
         .chain(scan::COMMANDS.iter())
+        .chain(object::COMMANDS.iter())
         .chain(server::COMMANDS.iter())
 }
 
