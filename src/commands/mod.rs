@@ -14,8 +14,11 @@
 
 pub mod bits;
 pub mod connection;
+pub mod expire;
 pub mod info;
 pub mod keys;
+pub mod object;
+pub mod scan;
 pub mod server;
 pub mod string;
 
@@ -184,6 +187,9 @@ pub fn all() -> impl Iterator<Item = &'static Cmd> {
         .chain(bits::COMMANDS.iter())
         .chain(keys::COMMANDS.iter())
         .chain(connection::COMMANDS.iter())
+        .chain(expire::COMMANDS.iter())
+        .chain(scan::COMMANDS.iter())
+        .chain(object::COMMANDS.iter())
         .chain(server::COMMANDS.iter())
 }
 
@@ -220,6 +226,11 @@ pub mod err {
     pub const OVERFLOW: &str = "ERR increment or decrement would overflow";
     pub const DB_INDEX: &str = "ERR DB index is out of range";
     pub const NOT_POSITIVE_EXPIRE: &str = "ERR invalid expire time in '%s' command";
+    /// `getIntFromObjectOrReply` without a custom message, for a value outside the C `int`.
+    pub const INT_RANGE: &str =
+        "ERR value is out of range, value must between -2147483648 and 2147483647";
+    pub const SAME_OBJECT: &str = "ERR source and destination objects are the same";
+    pub const INVALID_CURSOR: &str = "ERR invalid cursor";
 
     pub fn wrong_args(cmd: &str) -> String {
         format!("ERR wrong number of arguments for '{}' command", cmd)
@@ -272,6 +283,39 @@ pub mod parse {
         } else {
             Some(v)
         }
+    }
+
+    /// Redis's `getIntFromObjectOrReply` with no custom message: a strict decimal that must
+    /// fit a C `int` (DB indices).
+    pub fn i32_arg(b: &[u8]) -> Result<i32, &'static str> {
+        i32::try_from(i64_arg(b)?).map_err(|_| err::INT_RANGE)
+    }
+
+    /// A SCAN-family cursor, parsed as Redis does with `strtoul`: an unsigned 64-bit decimal
+    /// with an optional sign (`-1` wraps to 2^64-1), no leading space, nothing after the
+    /// digits; the empty string is cursor 0.
+    pub fn scan_cursor(b: &[u8]) -> Result<u64, &'static str> {
+        let (negative, digits) = match b.first() {
+            None => return Ok(0),
+            Some(b' ' | b'\t'..=b'\r') => return Err(err::INVALID_CURSOR),
+            Some(b'-') => (true, &b[1..]),
+            Some(b'+') => (false, &b[1..]),
+            Some(_) => (false, b),
+        };
+        if digits.is_empty() {
+            return Err(err::INVALID_CURSOR);
+        }
+        let mut v: u64 = 0;
+        for &c in digits {
+            if !c.is_ascii_digit() {
+                return Err(err::INVALID_CURSOR);
+            }
+            v = v
+                .checked_mul(10)
+                .and_then(|v| v.checked_add(u64::from(c - b'0')))
+                .ok_or(err::INVALID_CURSOR)?;
+        }
+        Ok(if negative { v.wrapping_neg() } else { v })
     }
 
     pub fn eq(a: &[u8], lit: &str) -> bool {

@@ -223,6 +223,10 @@ impl<'a> Keyspace<'a> {
     /// Records that `key` changed (WATCH invalidation hooks in here).
     pub fn signal_modified(&mut self, _key: &[u8]) {}
 
+    /// Records that every key of database `db` (all databases with `None`) may have changed
+    /// at once: FLUSHDB, FLUSHALL, SWAPDB (WATCH invalidation hooks in here).
+    pub fn signal_flushed(&mut self, _db: Option<usize>) {}
+
     /// Fires a keyspace notification (class letter, event name).
     pub fn notify(&mut self, _class: char, _event: &str, _key: &[u8]) {}
 
