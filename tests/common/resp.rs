@@ -140,8 +140,11 @@ impl RespConn {
     pub fn from_stream(stream: TcpStream) -> io::Result<RespConn> {
         stream.set_read_timeout(Some(READ_TIMEOUT))?;
         stream.set_write_timeout(Some(READ_TIMEOUT))?;
-        stream.set_nodelay(true)?;
-        let peer = stream.peer_addr()?;
+        // Both fail on a connection the server has already closed, which some tests expect.
+        let _ = stream.set_nodelay(true);
+        let peer = stream
+            .peer_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
         Ok(RespConn {
             stream,
             buf: Vec::new(),
