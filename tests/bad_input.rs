@@ -294,7 +294,7 @@ fn payload(rng: &mut Rng) -> Payload {
         }),
         6 => ("unbalanced quotes", {
             let mut b = rng.pick(INLINE_WORDS).to_vec();
-            b.extend_from_slice(*rng.pick(&[
+            b.extend_from_slice(rng.pick(&[
                 &b" \"abc"[..],
                 b" 'x",
                 b" \"a\"b",
@@ -316,8 +316,8 @@ fn payload(rng: &mut Rng) -> Payload {
         8 => ("inline garbage", {
             let mut b = Vec::new();
             for _ in 0..rng.range(1, 8) {
-                b.extend_from_slice(*rng.pick(INLINE_WORDS));
-                b.extend_from_slice(*rng.pick(&[
+                b.extend_from_slice(rng.pick(INLINE_WORDS));
+                b.extend_from_slice(rng.pick(&[
                     &b" "[..],
                     b"  ",
                     b"\t",
