@@ -294,14 +294,17 @@ fn payload(rng: &mut Rng) -> Payload {
         }),
         6 => ("unbalanced quotes", {
             let mut b = rng.pick(INLINE_WORDS).to_vec();
-            b.extend_from_slice(rng.pick(&[
-                &b" \"abc"[..],
-                b" 'x",
-                b" \"a\"b",
-                b" \"\\x4",
-                b" 'a'b",
-                b" \"\\\"",
-            ]));
+            b.extend(
+                rng.pick(&[
+                    &b" \"abc"[..],
+                    b" 'x",
+                    b" \"a\"b",
+                    b" \"\\x4",
+                    b" 'a'b",
+                    b" \"\\\"",
+                ])
+                .iter(),
+            );
             b.extend_from_slice(b"\r\n");
             b
         }),
@@ -316,16 +319,11 @@ fn payload(rng: &mut Rng) -> Payload {
         8 => ("inline garbage", {
             let mut b = Vec::new();
             for _ in 0..rng.range(1, 8) {
-                b.extend_from_slice(rng.pick(INLINE_WORDS));
-                b.extend_from_slice(rng.pick(&[
-                    &b" "[..],
-                    b"  ",
-                    b"\t",
-                    b"\x00",
-                    b"\r",
-                    b"\r\n",
-                    b"\n",
-                ]));
+                b.extend(rng.pick(INLINE_WORDS).iter());
+                b.extend(
+                    rng.pick(&[&b" "[..], b"  ", b"\t", b"\x00", b"\r", b"\r\n", b"\n"])
+                        .iter(),
+                );
             }
             b
         }),
