@@ -166,7 +166,7 @@ impl TestServer {
                         kind.name(),
                         binary.display(),
                         binary.display(),
-                        standard_args(port, dir.path(), extra_args).join(" "),
+                        shell_words(&standard_args(port, dir.path(), extra_args)),
                     );
                     if !retry {
                         break;
@@ -375,6 +375,18 @@ fn ping_once(port: u16) -> Result<(), String> {
         Ok(reply) => Err(format!("PING answered {}", show(&reply))),
         Err(e) => Err(format!("reading PING's reply: {e}")),
     }
+}
+
+/// Arguments as a shell would need them typed (empty ones as `""`), for messages.
+fn shell_words(args: &[String]) -> String {
+    let quote = |a: &String| {
+        if a.is_empty() || a.contains(|c: char| c.is_whitespace() || c == '"' || c == '\'') {
+            format!("{a:?}")
+        } else {
+            a.clone()
+        }
+    };
+    args.iter().map(quote).collect::<Vec<_>>().join(" ")
 }
 
 fn looks_like_port_taken(log: &str) -> bool {
