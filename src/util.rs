@@ -39,10 +39,14 @@ pub fn repr(b: &[u8]) -> String {
 
 /// Redis's glob matcher (`stringmatchlen`): `*`, `?`, `[...]` with ranges and `^`, `\` escapes.
 pub fn glob_match(pattern: &[u8], s: &[u8], nocase: bool) -> bool {
-    glob_rec(pattern, s, nocase, 0)
+    let mut give_up = false;
+    glob_rec(pattern, s, nocase, 0, &mut give_up)
 }
 
-fn glob_rec(mut p: &[u8], mut s: &[u8], nocase: bool, depth: u32) -> bool {
+/// `give_up` is set when a `*` failed to match the rest of the pattern at every position of
+/// the rest of the string: an enclosing `*` trying longer prefixes cannot succeed either, so
+/// the search stops (this keeps patterns like `a*a*a*...b` linear instead of exponential).
+fn glob_rec(mut p: &[u8], mut s: &[u8], nocase: bool, depth: u32, give_up: &mut bool) -> bool {
     // Redis bounds recursion against pathological patterns the same way.
     if depth > 1000 {
         return false;
@@ -64,10 +68,14 @@ fn glob_rec(mut p: &[u8], mut s: &[u8], nocase: bool, depth: u32) -> bool {
                     return true;
                 }
                 for i in 0..s.len() {
-                    if glob_rec(&p[1..], &s[i..], nocase, depth + 1) {
+                    if glob_rec(&p[1..], &s[i..], nocase, depth + 1, give_up) {
                         return true;
                     }
+                    if *give_up {
+                        return false;
+                    }
                 }
+                *give_up = true;
                 return false;
             }
             b'?' => {
@@ -173,6 +181,17 @@ mod tests {
         assert!(glob_match(b"a\\*b", b"a*b", false));
         assert!(glob_match(b"HELLO", b"hello", true));
         assert!(!glob_match(b"", b"a", false));
+        let long = b"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+        let start = std::time::Instant::now();
+        assert!(!glob_match(
+            b"a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*b",
+            long,
+            false
+        ));
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(5),
+            "pattern matching blew up"
+        );
         assert!(glob_match(b"", b"", false));
     }
 }

@@ -226,9 +226,12 @@ fn hello(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
 }
 
 fn select(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
-    let Ok(db) = parse::i64_arg(&args[1]) else {
-        out.error(err::NOT_INT);
-        return;
+    let db = match parse::i32_arg(&args[1]) {
+        Ok(db) => db,
+        Err(e) => {
+            out.error(e);
+            return;
+        }
     };
     if db < 0 || db as usize >= ctx.config().databases {
         out.error(err::DB_INDEX);

@@ -64,6 +64,19 @@ impl<'a> Out<'a> {
         self.buf.extend_from_slice(b"\r\n");
     }
 
+    /// An error whose text is arbitrary bytes (client-supplied names echoed back).
+    pub fn error_bytes(&mut self, text: &[u8]) {
+        self.errors += 1;
+        let code_len = text.iter().position(|&b| b == b' ').unwrap_or(text.len());
+        self.last_error_code = Some(String::from_utf8_lossy(&text[..code_len]).into_owned());
+        self.buf.push(b'-');
+        for &b in text {
+            self.buf
+                .push(if b == b'\r' || b == b'\n' { b' ' } else { b });
+        }
+        self.buf.extend_from_slice(b"\r\n");
+    }
+
     pub fn int(&mut self, n: i64) {
         self.line(b':', n);
     }

@@ -33,7 +33,7 @@ pub struct Prepared {
 
 /// A rejection: the error text and, when the command was known, its name for statistics.
 pub struct Rejected {
-    pub error: String,
+    pub error: Vec<u8>,
     pub full_name: Option<&'static str>,
 }
 
@@ -63,25 +63,32 @@ fn sub_full_name(sub: &'static Cmd) -> Option<&'static str> {
     map.get(&(sub as *const Cmd as usize)).copied()
 }
 
-fn unknown_command(args: &[Bytes]) -> String {
-    let name = String::from_utf8_lossy(&args[0]);
-    let name: String = name.chars().take(128).collect();
-    let mut tail = String::new();
+/// `%.Ns` of C: at most `n` bytes, stopping at a NUL.
+fn c_str(b: &[u8], n: usize) -> &[u8] {
+    let end = b
+        .iter()
+        .take(n)
+        .position(|&c| c == 0)
+        .unwrap_or(b.len().min(n));
+    &b[..end]
+}
+
+fn unknown_command(args: &[Bytes]) -> Vec<u8> {
+    let mut tail: Vec<u8> = Vec::new();
     for a in &args[1..] {
         if tail.len() >= 128 {
             break;
         }
         let room = 128 - tail.len();
-        let s = String::from_utf8_lossy(a);
-        let s: String = s.chars().take(room).collect();
-        tail.push('\'');
-        tail.push_str(&s);
-        tail.push_str("' ");
+        tail.push(b'\'');
+        tail.extend_from_slice(c_str(a, room));
+        tail.extend_from_slice(b"' ");
     }
-    format!(
-        "ERR unknown command '{}', with args beginning with: {}",
-        name, tail
-    )
+    let mut e = b"ERR unknown command '".to_vec();
+    e.extend_from_slice(c_str(&args[0], 128));
+    e.extend_from_slice(b"', with args beginning with: ");
+    e.extend_from_slice(&tail);
+    e
 }
 
 fn arity_ok(arity: i32, argc: usize) -> bool {
@@ -108,19 +115,18 @@ pub fn prepare(
     if container || (!cmd.subcommands.is_empty() && args.len() >= 2) {
         if args.len() < 2 {
             return Err(Rejected {
-                error: format!("ERR wrong number of arguments for '{}' command", cmd.name),
+                error: format!("ERR wrong number of arguments for '{}' command", cmd.name).into(),
                 full_name: Some(cmd.name),
             });
         }
         let Some(sub) = cmd.find_sub(&args[1]) else {
-            let sub = String::from_utf8_lossy(&args[1]);
-            let sub: String = sub.chars().take(128).collect();
+            let mut e = b"ERR unknown subcommand '".to_vec();
+            e.extend_from_slice(c_str(&args[1], 128));
+            e.extend_from_slice(
+                format!("'. Try {} HELP.", cmd.name.to_ascii_uppercase()).as_bytes(),
+            );
             return Err(Rejected {
-                error: format!(
-                    "ERR unknown subcommand '{}'. Try {} HELP.",
-                    sub,
-                    cmd.name.to_ascii_uppercase()
-                ),
+                error: e,
                 full_name: Some(cmd.name),
             });
         };
@@ -129,13 +135,13 @@ pub fn prepare(
     }
     if !arity_ok(cmd.arity, args.len()) {
         return Err(Rejected {
-            error: format!("ERR wrong number of arguments for '{}' command", full),
+            error: format!("ERR wrong number of arguments for '{}' command", full).into(),
             full_name: Some(full),
         });
     }
     if auth_required && !client.authenticated && cmd.flags & flag::NO_AUTH == 0 {
         return Err(Rejected {
-            error: "NOAUTH Authentication required.".to_string(),
+            error: b"NOAUTH Authentication required.".to_vec(),
             full_name: Some(full),
         });
     }

@@ -340,7 +340,7 @@ impl<I: Io> Shard<I> {
             Ok(p) => p,
             Err(rej) => {
                 let mut out = Out::new(&mut c.out, c.proto);
-                out.error(&rej.error);
+                out.error_bytes(&rej.error);
                 let mut data = handle.lock_data();
                 let st = &mut data.cmd_stats;
                 st.record_rejected(rej.full_name);
