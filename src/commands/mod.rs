@@ -14,6 +14,7 @@
 
 pub mod bits;
 pub mod connection;
+pub mod digest;
 pub mod expire;
 pub mod info;
 pub mod keys;

@@ -366,6 +366,28 @@ fn debug(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
             }
         }
         "protocol" if args.len() == 3 => debug_protocol(&args[2], out),
+        "digest" if args.len() == 2 => {
+            let d = dataset_digest(ctx);
+            out.simple(&super::digest::hex(&d));
+        }
+        "digest-value" => {
+            let keys: Vec<Bytes> = args[2..].to_vec();
+            let digests = ctx.server.with_all(ctx.client.db, |ks| {
+                keys.iter()
+                    .map(|k| {
+                        let mut d = [0u8; 20];
+                        if let Some(e) = ks.peek_raw(k) {
+                            super::digest::value_digest(&mut d, e);
+                        }
+                        d
+                    })
+                    .collect::<Vec<_>>()
+            });
+            out.array(digests.len());
+            for d in digests {
+                out.simple(&super::digest::hex(&d));
+            }
+        }
         "jmap" | "quicklist-packed-threshold" | "stringmatch-len" | "change-repl-id" => out.ok(),
         "log" if args.len() == 3 => {
             crate::log_warning!("DEBUG LOG: {}", String::from_utf8_lossy(&args[2]));
@@ -392,6 +414,34 @@ fn debug(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
             String::from_utf8_lossy(&args[1])
         )),
     }
+}
+
+/// DEBUG DIGEST over every database of every shard.
+fn dataset_digest(ctx: &mut ConnCtx) -> super::digest::Digest {
+    let ndb = ctx.config().databases;
+    let mut fin = [0u8; 20];
+    let guards = ctx.server.lock_all();
+    for j in 0..ndb {
+        let nonempty = guards
+            .iter()
+            .any(|g| g.dbs.get(j).is_some_and(|d| d.keys > 0));
+        if !nonempty {
+            continue;
+        }
+        super::digest::mix_digest(&mut fin, &(j as u32).to_be_bytes());
+        for g in &guards {
+            let Some(db) = g.dbs.get(j) else { continue };
+            for (_, table) in db.used_slots_from(0) {
+                for (k, e) in table.map.iter() {
+                    let d = super::digest::key_digest(k, e);
+                    for (f, x) in fin.iter_mut().zip(d.iter()) {
+                        *f ^= x;
+                    }
+                }
+            }
+        }
+    }
+    fin
 }
 
 fn debug_protocol(kind: &[u8], out: &mut Out) {

@@ -167,6 +167,13 @@ impl<'a> Keyspace<'a> {
         shard.dbs.get(db)?.get(slot, key)
     }
 
+    /// Looks a key up with no side effect at all: no expiry, no statistics (DEBUG commands,
+    /// which see logically expired keys as Redis's do).
+    pub fn peek_raw(&mut self, key: &[u8]) -> Option<&Entry> {
+        let (shard, slot, db) = self.db_of(key);
+        shard.dbs.get(db)?.get(slot, key)
+    }
+
     pub fn exists(&mut self, key: &[u8]) -> bool {
         self.peek(key).is_some()
     }
