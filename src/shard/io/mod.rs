@@ -22,6 +22,9 @@ use std::os::fd::RawFd;
 use std::time::Duration;
 
 pub mod epoll;
+mod sys;
+#[cfg(test)]
+mod tests;
 pub mod uring;
 
 /// A connection's identity inside one shard, chosen by the engine (a slab index).
