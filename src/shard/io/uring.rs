@@ -788,6 +788,63 @@ mod tests {
         assert!(ring.backlog.is_empty());
     }
 
+    /// Installs, on the calling thread only, a seccomp filter failing io_uring_setup with
+    /// `errno`, as container profiles do. Returns false if seccomp is unavailable.
+    fn deny_io_uring_setup(errno: i32) -> bool {
+        let op = |code: u32, jt: u8, jf: u8, k: u32| libc::sock_filter {
+            code: code as u16,
+            jt,
+            jf,
+            k,
+        };
+        let mut filter = [
+            // Load seccomp_data.nr (offset 0).
+            op(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0, 0, 0),
+            op(
+                libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
+                0,
+                1,
+                libc::SYS_io_uring_setup as u32,
+            ),
+            op(
+                libc::BPF_RET | libc::BPF_K,
+                0,
+                0,
+                libc::SECCOMP_RET_ERRNO | errno as u32,
+            ),
+            op(libc::BPF_RET | libc::BPF_K, 0, 0, libc::SECCOMP_RET_ALLOW),
+        ];
+        let prog = libc::sock_fprog {
+            len: filter.len() as u16,
+            filter: filter.as_mut_ptr(),
+        };
+        // SAFETY: PR_SET_NO_NEW_PRIVS takes integers only; PR_SET_SECCOMP reads `prog` and the
+        // filter it points to during the call. Without TSYNC the filter binds this thread only.
+        unsafe {
+            libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0
+                && libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &prog) == 0
+        }
+    }
+
+    /// Where io_uring is forbidden, `new` returns the error (the engine then uses epoll).
+    #[test]
+    fn forbidden_io_uring_is_an_error() {
+        for errno in [libc::EPERM, libc::ENOSYS] {
+            let outcome = std::thread::spawn(move || {
+                if !deny_io_uring_setup(errno) {
+                    return None;
+                }
+                Some(Uring::new(64).err().and_then(|e| e.raw_os_error()))
+            })
+            .join()
+            .expect("thread");
+            match outcome {
+                None => println!("skipping: seccomp unavailable here"),
+                Some(got) => assert_eq!(got, Some(errno)),
+            }
+        }
+    }
+
     /// Prints which ring flags this machine grants (the engine logs the same line).
     #[test]
     fn describe_reports_flags() {
