@@ -244,7 +244,9 @@ impl Epoll {
             reads += 1;
             if n > 0 {
                 let n = n as usize;
-                handler(Event::Data(token, &buf[..n]));
+                // read(2) never returns more than asked for.
+                let data = buf.get(..n).unwrap_or_default();
+                handler(Event::Data(token, data));
                 delivered += 1;
                 if n < buf.len() {
                     break;

@@ -21,6 +21,7 @@ use std::io;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
+mod buf_ring;
 pub mod epoll;
 mod sys;
 #[cfg(test)]
