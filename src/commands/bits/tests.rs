@@ -97,6 +97,63 @@ fn signed_overflow_rules() {
     assert_eq!(fit_signed(-1, 1, 1, Fail), Some(0));
 }
 
+/// Redis's "SETBIT/BITFIELD only increase dirty when the value changed" (unit/bitops.tcl).
+#[test]
+fn setbit_and_bitfield_count_only_changes() {
+    let mut h = Harness::new(2);
+    let mut dirty_after = |lines: &[&str]| {
+        let before = h.dirty();
+        for line in lines {
+            h.cmd(line);
+        }
+        h.dirty() - before
+    };
+    assert_eq!(
+        dirty_after(&["setbit foo 0 0", "bitfield foo2 set i5 0 0"]),
+        2
+    );
+    assert_eq!(
+        dirty_after(&["setbit foo 0 0", "bitfield foo2 set i5 0 0"]),
+        0
+    );
+    let mixed = [
+        "setbit foo 0 1",
+        "setbit foo 0 1",
+        "setbit foo 0 0",
+        "setbit foo 0 0",
+        "bitfield foo2 set i5 0 1",
+        "bitfield foo2 set i5 0 1",
+        "bitfield foo2 set i5 0 0",
+        "bitfield foo2 set i5 0 0",
+    ];
+    assert_eq!(dirty_after(&mixed), 4);
+    // INCRBY on a fresh key creates it; the second changes the value.
+    assert_eq!(
+        dirty_after(&["bitfield foo3 incrby i5 0 1", "bitfield foo3 incrby i5 0 1"]),
+        2
+    );
+    // Growing the string is a change even when the bits written are zeros.
+    assert_eq!(
+        dirty_after(&["setbit foo 90 0", "bitfield foo2 set i5 90 0"]),
+        2
+    );
+}
+
+/// Redis's BITFIELD regressions #3221 and #3564 (unit/bitfield.tcl).
+#[test]
+fn bitfield_regressions() {
+    let mut h = Harness::new(2);
+    h.cmd("set bits 1");
+    assert_eq!(h.cmd("bitfield bits get u1 0"), b"*1\r\n:0\r\n");
+    for _ in 0..3 {
+        h.cmd("del mystring");
+        assert_eq!(
+            h.cmd("bitfield mystring SET i8 0 10 SET i8 64 10 INCRBY i8 10 99900"),
+            b"*3\r\n:0\r\n:0\r\n:60\r\n"
+        );
+    }
+}
+
 #[test]
 fn counting_and_searching_bit_ranges() {
     let s = b"foobar";

@@ -931,6 +931,24 @@ fn lcs_resp3() {
     ]);
 }
 
+// From Redis's own unit/type/string.tcl.
+#[test]
+fn lcs_rna() {
+    Harness::new(2).script(&[
+        (r#"set virus1{t} CACCTTCCCAGGTAACAAACCAACCAACTTTCGATCTCTTGTAGATCTGTTCTCTAAACGAACTTTAAAATCTGTGTGGCTGTCACTCGGCTGCATGCTTAGTGCACTCACGCAGTATAATTAATAACTAATTACTGTCGTTGACAGGACACGAGTAACTCGTCTATCTTCTGCAGGCTGCTTACGGTTTCGTCCGTGTTGCAGCCGATCATCAGCACATCTAGGTTTCGTCCGGGTGTG"#, b"+OK\r\n"),
+        (r#"set virus2{t} ATTAAAGGTTTATACCTTCCCAGGTAACAAACCAACCAACTTTCGATCTCTTGTAGATCTGTTCTCTAAACGAACTTTAAAATCTGTGTGGCTGTCACTCGGCTGCATGCTTAGTGCACTCACGCAGTATAATTAATAACTAATTACTGTCGTTGACAGGACACGAGTAACTCGTCTATCTTCTGCAGGCTGCTTACGGTTTCGTCCGTGTTGCAGCCGATCATCAGCACATCTAGGTTT"#, b"+OK\r\n"),
+        (r#"lcs virus1{t} virus2{t}"#, b"$227\r\nACCTTCCCAGGTAACAAACCAACCAACTTTCGATCTCTTGTAGATCTGTTCTCTAAACGAACTTTAAAATCTGTGTGGCTGTCACTCGGCTGCATGCTTAGTGCACTCACGCAGTATAATTAATAACTAATTACTGTCGTTGACAGGACACGAGTAACTCGTCTATCTTCTGCAGGCTGCTTACGGTTTCGTCCGTGTTGCAGCCGATCATCAGCACATCTAGGTTT\r\n"),
+        (r#"lcs virus1{t} virus2{t} len"#, b":227\r\n"),
+        (r#"lcs virus1{t} virus2{t} idx"#, b"*4\r\n$7\r\nmatches\r\n*5\r\n*2\r\n*2\r\n:238\r\n:238\r\n*2\r\n:239\r\n:239\r\n*2\r\n*2\r\n:236\r\n:236\r\n*2\r\n:238\r\n:238\r\n*2\r\n*2\r\n:229\r\n:230\r\n*2\r\n:236\r\n:237\r\n*2\r\n*2\r\n:224\r\n:224\r\n*2\r\n:235\r\n:235\r\n*2\r\n*2\r\n:1\r\n:222\r\n*2\r\n:13\r\n:234\r\n$3\r\nlen\r\n:227\r\n"),
+        (r#"lcs virus1{t} virus2{t} idx withmatchlen"#, b"*4\r\n$7\r\nmatches\r\n*5\r\n*3\r\n*2\r\n:238\r\n:238\r\n*2\r\n:239\r\n:239\r\n:1\r\n*3\r\n*2\r\n:236\r\n:236\r\n*2\r\n:238\r\n:238\r\n:1\r\n*3\r\n*2\r\n:229\r\n:230\r\n*2\r\n:236\r\n:237\r\n:2\r\n*3\r\n*2\r\n:224\r\n:224\r\n*2\r\n:235\r\n:235\r\n:1\r\n*3\r\n*2\r\n:1\r\n:222\r\n*2\r\n:13\r\n:234\r\n:222\r\n$3\r\nlen\r\n:227\r\n"),
+        (r#"lcs virus1{t} virus2{t} idx withmatchlen minmatchlen 5"#, b"*4\r\n$7\r\nmatches\r\n*1\r\n*3\r\n*2\r\n:1\r\n:222\r\n*2\r\n:13\r\n:234\r\n:222\r\n$3\r\nlen\r\n:227\r\n"),
+        (r#"set foo bar"#, b"+OK\r\n"),
+        (r#"getrange foo 0 4294967297"#, b"$3\r\nbar\r\n"),
+        (r#"setrange K 9223372036854775807 A"#, b"-ERR string exceeds maximum allowed size (proto-max-bulk-len)\r\n"),
+        (r#"setrange K 2147483647 A"#, b"-ERR string exceeds maximum allowed size (proto-max-bulk-len)\r\n"),
+    ]);
+}
+
 // ---------------------------------------------------------------------------------------
 // What the wire does not show: encodings, deadlines, `dirty`, multi-shard views.
 
