@@ -542,8 +542,9 @@ fn count_bits(s: &[u8], first: u64, last: u64) -> u64 {
     let Some(span) = s.get(fb..=lb) else {
         return 0;
     };
+    // Bits of the edge bytes outside the range: before `first` and after `last`.
     let head_mask = !(0xffu8 >> (first & 7));
-    let tail_mask = 0xffu8 >> ((last & 7) + 1);
+    let tail_mask = 0xffu8.checked_shr((last & 7) as u32 + 1).unwrap_or(0);
     let head = span.first().map_or(0, |b| (b & head_mask).count_ones());
     let tail = span.last().map_or(0, |b| (b & tail_mask).count_ones());
     popcount(span) - head as u64 - tail as u64
@@ -652,3 +653,6 @@ fn fit_signed(value: i64, incr: i64, bits: u32, overflow: Overflow) -> Option<i6
         Overflow::Fail => None,
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -264,9 +264,12 @@ fn set_generic(
     if how.get && !get_generic(ks, key, out) {
         return None;
     }
-    let found = ks.lookup_write(key).is_some();
-    if (how.nx && found) || (how.xx && !found) {
-        return Some(false);
+    // Only NX and XX need to know whether the key exists; a plain SET skips the lookup.
+    if how.nx || how.xx {
+        let found = ks.lookup_write(key).is_some();
+        if (how.nx && found) || (how.xx && !found) {
+            return Some(false);
+        }
     }
     let value = Value::Str(RStr::from_bytes(value));
     if how.keepttl {
