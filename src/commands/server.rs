@@ -110,6 +110,7 @@ fn config_set(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
     match cfg.set(&pairs) {
         Ok(new) => {
             crate::log::init(&new.logfile, &new.loglevel);
+            crate::storage::limits::apply(&new);
             ctx.server.config.store(new);
             out.ok();
         }
@@ -339,6 +340,7 @@ fn shutdown(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
     }
     crate::log_warning!("User requested shutdown...");
     ctx.server.exit_code.store(0, Ordering::SeqCst);
+    ctx.server.shutdown.store(true, Ordering::SeqCst);
     ctx.client.closing = true;
     // The main thread waits for SIGTERM; raising it runs the ordinary shutdown path.
     // SAFETY: sending a signal to our own process.

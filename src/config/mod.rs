@@ -651,20 +651,3 @@ impl SharedConfig {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 }
-
-impl Config {
-    /// CONFIG GET (placeholder until the config module lands).
-    pub fn get(&self, _patterns: &[&[u8]]) -> Vec<(String, String)> {
-        Vec::new()
-    }
-
-    /// CONFIG SET (placeholder until the config module lands).
-    pub fn set(&self, _pairs: &[(&[u8], &[u8])]) -> Result<Config, String> {
-        Err("ERR CONFIG SET is not available yet".to_string())
-    }
-
-    /// CONFIG REWRITE (placeholder until the config module lands).
-    pub fn rewrite(&self) -> Result<(), String> {
-        Err("ERR The server is running without a config file".to_string())
-    }
-}

@@ -200,6 +200,7 @@ pub fn run(mut cfg: Config) -> i32 {
         }
     }
     adjust_open_files_limit(&mut cfg);
+    crate::storage::limits::apply(&cfg);
     let cpus = allowed_cpus();
     let nshards = if cfg.shards == 0 {
         cpus.len().max(1)
@@ -240,6 +241,9 @@ pub fn run(mut cfg: Config) -> i32 {
     }
     let backend = cfg.io_backend;
     let server = Arc::new(Server::new(cfg.clone(), handles));
+    for what in cfg.unimplemented_in_use() {
+        log_warning!("Accepted but not implemented yet: {}", what);
+    }
     log_notice!("Server initialized");
 
     let (tx, rx) = std::sync::mpsc::channel::<Result<String, String>>();
@@ -333,7 +337,6 @@ pub fn run(mut cfg: Config) -> i32 {
             Err(_) => continue,
         }
     }
-    log_warning!("User requested shutdown...");
     server.request_shutdown();
     for t in threads {
         let _ = t.join();

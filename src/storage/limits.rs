@@ -33,3 +33,32 @@ pub fn get(field: &AtomicI64) -> i64 {
 pub fn set(field: &AtomicI64, v: i64) {
     field.store(v, Ordering::Relaxed)
 }
+
+/// Copies the thresholds from a config (at start-up and after CONFIG SET).
+pub fn apply(cfg: &crate::config::Config) {
+    set(
+        &LIMITS.list_max_listpack_size,
+        cfg.list_max_listpack_size as i64,
+    );
+    set(&LIMITS.list_compress_depth, cfg.list_compress_depth as i64);
+    set(
+        &LIMITS.hash_max_listpack_entries,
+        cfg.hash_max_listpack_entries as i64,
+    );
+    set(
+        &LIMITS.hash_max_listpack_value,
+        cfg.hash_max_listpack_value as i64,
+    );
+    set(
+        &LIMITS.set_max_intset_entries,
+        cfg.set_max_intset_entries as i64,
+    );
+    set(
+        &LIMITS.zset_max_listpack_entries,
+        cfg.zset_max_listpack_entries as i64,
+    );
+    set(
+        &LIMITS.zset_max_listpack_value,
+        cfg.zset_max_listpack_value as i64,
+    );
+}
