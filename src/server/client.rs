@@ -27,6 +27,8 @@ pub struct ClientShared {
     pub flags: Mutex<String>,
     /// Set by CLIENT KILL from any thread; the home shard closes the connection.
     pub kill: AtomicBool,
+    /// The waiter while the client is blocked (CLIENT UNBLOCK claims it from any thread).
+    pub waiter: Mutex<Option<Arc<crate::storage::blocking::Waiter>>>,
 }
 
 impl ClientShared {
@@ -80,6 +82,8 @@ pub struct Client {
     pub no_touch: bool,
     pub no_evict: bool,
     pub monitor: bool,
+    /// Set while the client waits in a blocking command.
+    pub blocked: Option<Arc<crate::storage::blocking::Waiter>>,
 }
 
 impl Client {
@@ -107,6 +111,7 @@ impl Client {
             no_touch: false,
             no_evict: false,
             monitor: false,
+            blocked: None,
         }
     }
 

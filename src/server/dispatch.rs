@@ -192,6 +192,9 @@ fn route_keys(cmd: &Cmd, args: &[Bytes], home: usize, nshards: usize) -> Route {
     match first {
         None => Route::Local,
         Some(s) if s == home => Route::Local,
+        // A blocking command registers its client where it runs, so it never hops: the home
+        // thread takes the owner's lock instead.
+        Some(s) if cmd.flags & flag::BLOCKING != 0 => Route::Multi(vec![s]),
         Some(s) => Route::Remote(s),
     }
 }

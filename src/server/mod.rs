@@ -49,6 +49,8 @@ pub struct Server {
     /// Connections in MONITOR mode, and their count (checked without the lock).
     pub monitors: Mutex<Vec<crate::shard::mesh::ConnRef>>,
     pub monitor_count: AtomicUsize,
+    /// Clients waiting in blocking commands (INFO blocked_clients).
+    pub blocked_clients: AtomicUsize,
 }
 
 impl Server {
@@ -74,6 +76,7 @@ impl Server {
             active_expire: AtomicBool::new(true),
             monitors: Mutex::new(Vec::new()),
             monitor_count: AtomicUsize::new(0),
+            blocked_clients: AtomicUsize::new(0),
         }
     }
 

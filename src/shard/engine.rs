@@ -12,7 +12,8 @@ use crate::config::Config;
 use crate::protocol::{parse_command, Limits, Out};
 use crate::server::dispatch::{self, Route};
 use crate::server::{Client, ClientShared, ConnCtx, Server};
-use crate::storage::{Keyspace, ShardData};
+use crate::storage::blocking::{BlockRequest, NullReply, WaitFor, Waiter};
+use crate::storage::{key_slot, slot_owner, Keyspace, ShardData};
 use bytes::Bytes;
 use std::os::fd::RawFd;
 use std::sync::atomic::Ordering;
@@ -47,6 +48,10 @@ pub struct Shard<I: Io> {
     hops_out_pending: u64,
     /// Connections waiting for CLIENT PAUSE to end.
     paused: Vec<Token>,
+    /// Connections blocked in BLPOP & co. (checked for timeouts).
+    blocked: Vec<Token>,
+    /// Keys written this turn that blocked clients wait on: (shard, db, key).
+    ready_keys: Vec<(usize, usize, Box<[u8]>)>,
 }
 
 enum Flow {
@@ -80,6 +85,8 @@ impl<I: Io> Shard<I> {
             next_cron: Instant::now(),
             hops_out_pending: 0,
             paused: Vec::new(),
+            blocked: Vec::new(),
+            ready_keys: Vec::new(),
         }
     }
 
@@ -100,6 +107,10 @@ impl<I: Io> Shard<I> {
         let busy = !self.ready.is_empty() || self.outbox.iter().any(|b| !b.is_empty());
         if !self.paused.is_empty() {
             timeout = timeout.min(Duration::from_millis(10));
+        }
+        if let Some(ms) = self.nearest_block_deadline_ms() {
+            let now = crate::util::now_ms();
+            timeout = timeout.min(Duration::from_millis(ms.saturating_sub(now)));
         }
         if busy || !self.handle.mailbox.prepare_sleep() {
             timeout = Duration::ZERO;
@@ -148,7 +159,11 @@ impl<I: Io> Shard<I> {
             self.close_client(t);
         }
         self.drain_mail();
+        if !self.ready_keys.is_empty() {
+            self.serve_ready();
+        }
         self.resume_paused();
+        self.expire_blocked();
         let ready = std::mem::take(&mut self.ready);
         for t in ready {
             self.process_client(t);
@@ -212,6 +227,7 @@ impl<I: Io> Shard<I> {
             obuf: Default::default(),
             flags: Mutex::new("N".to_string()),
             kill: Default::default(),
+            waiter: Mutex::new(None),
         });
         let auth = self.cfg.requirepass.is_none();
         srv.register_client(shared.clone());
@@ -233,6 +249,12 @@ impl<I: Io> Shard<I> {
         };
         let Some(c) = slot.take() else { return };
         self.io.close(token);
+        if let Some(w) = &c.blocked {
+            w.claim();
+            if let Ok(mut g) = c.shared.waiter.lock() {
+                *g = None;
+            }
+        }
         if c.monitor {
             if let Ok(mut m) = self.server.monitors.lock() {
                 m.retain(|r| !(r.shard == self.id && r.token == token && r.gen == c.gen));
@@ -305,7 +327,11 @@ impl<I: Io> Shard<I> {
             }
         }
         let more = self.client(token).is_some_and(|c| {
-            c.parked.is_none() && c.inflight == 0 && !c.inbuf.is_empty() && !c.closing
+            c.parked.is_none()
+                && c.inflight == 0
+                && c.blocked.is_none()
+                && !c.inbuf.is_empty()
+                && !c.closing
         });
         if more {
             // The per-turn command budget ran out with input left: continue next turn.
@@ -392,6 +418,9 @@ impl<I: Io> Shard<I> {
                 c.out.truncate(out_before);
             }
         }
+        if !self.ready_keys.is_empty() {
+            self.serve_ready();
+        }
         flow
     }
 
@@ -453,49 +482,62 @@ impl<I: Io> Shard<I> {
         let Kind::Data(f) = cmd.kind else { return };
         let server = &self.server;
         let nshards = self.nshards;
+        let home = self.id;
         let Some(c) = conn_mut(&mut self.conns, token) else {
             return;
         };
         let start = Instant::now();
-        let mut out = Out::new(&mut c.out, c.proto);
-        if let [only] = shards {
-            // The common case: one shard, no allocation.
-            let Some(h) = server.shards.get(*only) else {
-                return;
+        let mut out_buf = std::mem::take(&mut c.out);
+        let mut out = Out::new(&mut out_buf, c.proto);
+        let mut guards = if let [only] = shards {
+            // The common case: one shard, one lock, no allocation beyond the guard vector's.
+            match server.shards.get(*only) {
+                Some(h) => vec![h.lock_data()],
+                None => Vec::new(),
+            }
+        } else {
+            server.lock_shards(shards)
+        };
+        let block = {
+            let mut ks = if guards.len() == 1 {
+                Keyspace::one(&mut guards[0], nshards, c.db, now_ms)
+            } else {
+                let parts: Vec<&mut ShardData> = guards.iter_mut().map(|g| &mut **g).collect();
+                Keyspace::many(parts, nshards, c.db, now_ms)
             };
-            let mut data = h.lock_data();
-            let mut ks = Keyspace::one(&mut data, nshards, c.db, now_ms);
             ks.no_touch = c.no_touch;
             f(&mut ks, args, &mut out);
-            let st = &mut data.cmd_stats;
-            st.record(full, start.elapsed().as_micros() as u64, out.errors > 0);
-            if let Some(code) = out.last_error_code.as_deref() {
-                st.record_error(code);
+            ks.block.take()
+        };
+        let (failed, code) = (out.errors > 0, out.last_error_code.take());
+        c.out = out_buf;
+        if let Some(req) = block {
+            let w = blocked_waiter(c, home, req, args);
+            for k in &w.req.keys {
+                let owner = slot_owner(key_slot(k), nshards);
+                if let Some(g) = guards.iter_mut().find(|g| g.id == owner) {
+                    g.blocking.add(c.db, k, w.clone());
+                }
             }
-            return;
+            block_client(c, w, &mut self.blocked);
+            server.blocked_clients.fetch_add(1, Ordering::Relaxed);
         }
-        let mut guards = server.lock_shards(shards);
-        {
-            let parts: Vec<&mut ShardData> = guards.iter_mut().map(|g| &mut **g).collect();
-            let mut ks = Keyspace::many(parts, nshards, c.db, now_ms);
-            ks.no_touch = c.no_touch;
-            f(&mut ks, args, &mut out);
+        for g in guards.iter_mut() {
+            let id = g.id;
+            for (db, k) in g.blocking.ready.drain(..) {
+                self.ready_keys.push((id, db, k));
+            }
         }
-        let home = self.id;
-        if let Some(g) = guards.iter_mut().find(|g| g.id == home).or(None) {
+        let stats_at = guards.iter().position(|g| g.id == home).unwrap_or(0);
+        if let Some(g) = guards.get_mut(stats_at) {
             let st = &mut g.cmd_stats;
-            st.record(full, start.elapsed().as_micros() as u64, out.errors > 0);
-            if let Some(code) = out.last_error_code.as_deref() {
+            st.record(full, start.elapsed().as_micros() as u64, failed);
+            if let Some(code) = code.as_deref() {
                 st.record_error(code);
             }
-            st.multi_shard += 1;
-        } else if let Some(g) = guards.first_mut() {
-            let st = &mut g.cmd_stats;
-            st.record(full, start.elapsed().as_micros() as u64, out.errors > 0);
-            if let Some(code) = out.last_error_code.as_deref() {
-                st.record_error(code);
+            if shards.len() > 1 {
+                st.multi_shard += 1;
             }
-            st.multi_shard += 1;
         }
     }
 
@@ -583,6 +625,137 @@ impl<I: Io> Shard<I> {
         }
     }
 
+    /// Serves blocked clients waiting on keys written since the last call, in arrival order.
+    fn serve_ready(&mut self) {
+        let mut rounds = 0;
+        while let Some((sid, db, key)) = self.ready_keys.pop() {
+            rounds += 1;
+            if rounds > 100_000 {
+                // A bound on chained wake-ups (BLMOVE rings); the rest wait for the next write.
+                self.ready_keys.clear();
+                break;
+            }
+            while self.serve_one(sid, db, &key) {}
+        }
+    }
+
+    /// Serves the first waiter on a ready key, if the key has data. True when one was served.
+    fn serve_one(&mut self, sid: usize, db: usize, key: &[u8]) -> bool {
+        let server = self.server.clone();
+        let nshards = self.nshards;
+        let Some(h) = server.shards.get(sid) else {
+            return false;
+        };
+        let Some(w) = h.lock_data().blocking.first(db, key) else {
+            return false;
+        };
+        let mut ids = vec![sid];
+        if let Some(extra) = &w.req.extra_key {
+            ids.push(slot_owner(key_slot(extra), nshards));
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        let mut guards = server.lock_shards(&ids);
+        let mut bytes = Vec::new();
+        {
+            let parts: Vec<&mut ShardData> = guards.iter_mut().map(|g| &mut **g).collect();
+            let mut ks = Keyspace::many(parts, nshards, db, crate::util::now_ms());
+            let has_data = match ks.peek(key).map(|e| &e.value) {
+                Some(crate::storage::Value::List(l)) => {
+                    w.req.wait_for == WaitFor::List && !l.is_empty()
+                }
+                Some(crate::storage::Value::ZSet(z)) => {
+                    w.req.wait_for == WaitFor::ZSet && !z.is_empty()
+                }
+                _ => false,
+            };
+            if !has_data {
+                return false;
+            }
+            if !w.claim() {
+                // Served elsewhere meanwhile: drop it here and try the next waiter.
+                drop(ks);
+                if let Some(g) = guards.iter_mut().find(|g| g.id == sid) {
+                    g.blocking.remove(db, key, &w);
+                }
+                return true;
+            }
+            let mut out = Out::new(&mut bytes, w.proto);
+            (w.req.serve)(&mut ks, key, &w.args, &mut out);
+            self.ready_keys.extend(ks.take_ready());
+        }
+        if let Some(g) = guards.iter_mut().find(|g| g.id == sid) {
+            g.blocking.remove(db, key, &w);
+        }
+        drop(guards);
+        let conn = w.conn;
+        if conn.shard == self.id {
+            self.deliver_unblock(conn.token, conn.gen, &bytes);
+        } else if let Some(b) = self.outbox.get_mut(conn.shard) {
+            b.push(Msg::Unblocked {
+                token: conn.token,
+                gen: conn.gen,
+                bytes,
+            });
+        }
+        true
+    }
+
+    /// Ends a blocked client's wait with `bytes` as its reply.
+    fn deliver_unblock(&mut self, token: Token, gen: u32, bytes: &[u8]) {
+        let Some(c) = conn_mut(&mut self.conns, token) else {
+            return;
+        };
+        if c.gen != gen || c.blocked.is_none() {
+            return;
+        }
+        c.blocked = None;
+        if let Ok(mut g) = c.shared.waiter.lock() {
+            *g = None;
+        }
+        c.out.extend_from_slice(bytes);
+        self.server.blocked_clients.fetch_sub(1, Ordering::Relaxed);
+        self.blocked.retain(|&t| t != token);
+        self.to_send.push(token);
+        self.ready.push(token);
+    }
+
+    fn nearest_block_deadline_ms(&self) -> Option<u64> {
+        self.blocked
+            .iter()
+            .filter_map(|&t| self.conns.get(t as usize)?.as_ref()?.blocked.as_ref())
+            .map(|w| w.req.deadline_ms)
+            .filter(|&d| d > 0)
+            .min()
+    }
+
+    /// Answers blocked clients whose timeout passed (null reply) or that were unblocked.
+    fn expire_blocked(&mut self) {
+        if self.blocked.is_empty() {
+            return;
+        }
+        let now = crate::util::now_ms();
+        let mut done = Vec::new();
+        for &t in &self.blocked {
+            let Some(Some(c)) = self.conns.get(t as usize) else {
+                continue;
+            };
+            let Some(w) = &c.blocked else { continue };
+            if w.req.deadline_ms != 0 && w.req.deadline_ms <= now && w.claim() {
+                let mut bytes = Vec::new();
+                let mut out = Out::new(&mut bytes, c.proto);
+                match w.req.null {
+                    NullReply::Array => out.null_array(),
+                    NullReply::Bulk => out.null(),
+                }
+                done.push((t, c.gen, bytes));
+            }
+        }
+        for (t, gen, bytes) in done {
+            self.deliver_unblock(t, gen, &bytes);
+        }
+    }
+
     /// Resumes connections held by CLIENT PAUSE once it is over.
     fn resume_paused(&mut self) {
         if self.paused.is_empty() || self.server.paused_for(true, crate::util::now_ms()) {
@@ -623,6 +796,7 @@ impl<I: Io> Shard<I> {
                     cmds,
                 } => self.exec_for_remote(conn, db, proto, no_touch, cmds),
                 Msg::Replies { conn, count, bytes } => self.on_replies(conn, count, bytes),
+                Msg::Unblocked { token, gen, bytes } => self.deliver_unblock(token, gen, &bytes),
                 Msg::Monitor { token, gen, line } => {
                     if let Some(c) = conn_mut(&mut self.conns, token) {
                         if c.gen == gen {
@@ -661,6 +835,10 @@ impl<I: Io> Shard<I> {
                 let mut ks = Keyspace::one(&mut data, self.nshards, db, now_ms);
                 ks.no_touch = no_touch;
                 f(&mut ks, &rc.args, &mut out);
+                let id = data.id;
+                for (db, k) in data.blocking.ready.drain(..) {
+                    self.ready_keys.push((id, db, k));
+                }
                 let st = &mut data.cmd_stats;
                 st.record(
                     rc.full_name,
@@ -760,6 +938,30 @@ impl<I: Io> Shard<I> {
             self.close_client(t);
         }
     }
+}
+
+/// The waiter for a client that must block.
+fn blocked_waiter(c: &Client, home: usize, req: BlockRequest, args: &[Bytes]) -> Arc<Waiter> {
+    Arc::new(Waiter {
+        conn: ConnRef {
+            shard: home,
+            token: c.token,
+            gen: c.gen,
+        },
+        claimed: false.into(),
+        db: c.db,
+        proto: c.proto,
+        args: args.to_vec(),
+        req,
+    })
+}
+
+fn block_client(c: &mut Client, w: Arc<Waiter>, blocked: &mut Vec<Token>) {
+    if let Ok(mut g) = c.shared.waiter.lock() {
+        *g = Some(w.clone());
+    }
+    c.blocked = Some(w);
+    blocked.push(c.token);
 }
 
 fn conn_mut(conns: &mut [Option<Client>], token: Token) -> Option<&mut Client> {

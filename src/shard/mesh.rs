@@ -45,6 +45,12 @@ pub enum Msg {
     },
     /// Close a connection (CLIENT KILL from another shard).
     Kill { token: u32, gen: u32 },
+    /// The reply that ends a blocked client's wait (served, timed out elsewhere, unblocked).
+    Unblocked {
+        token: u32,
+        gen: u32,
+        bytes: Vec<u8>,
+    },
     /// A MONITOR line for a monitoring connection of the receiving shard.
     Monitor {
         token: u32,

@@ -187,6 +187,8 @@ pub struct ShardData {
     /// Statistics of the commands this shard ran (kept here, under the lock a command holds
     /// anyway, so counting costs no extra synchronization).
     pub cmd_stats: crate::server::stats::CommandStats,
+    /// Clients blocked on keys of this shard.
+    pub blocking: super::blocking::Registry,
 }
 
 impl ShardData {
@@ -196,6 +198,7 @@ impl ShardData {
             dbs: (0..databases.max(1)).map(|_| Db::default()).collect(),
             stats: KeyspaceStats::default(),
             cmd_stats: Default::default(),
+            blocking: Default::default(),
         }
     }
 

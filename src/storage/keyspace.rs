@@ -25,6 +25,11 @@ pub struct Keyspace<'a> {
     pub now_ms: u64,
     /// Do not update access times (CLIENT NO-TOUCH, OBJECT, TYPE...).
     pub no_touch: bool,
+    /// Set by a blocking command that found nothing: the engine registers the client as a
+    /// waiter on these keys while their shards are still locked.
+    pub block: Option<super::blocking::BlockRequest>,
+    /// The command runs inside MULTI/EXEC or a script: blocking commands must not block.
+    pub no_block: bool,
 }
 
 impl<'a> Keyspace<'a> {
@@ -35,6 +40,8 @@ impl<'a> Keyspace<'a> {
             db,
             now_ms,
             no_touch: false,
+            block: None,
+            no_block: false,
         }
     }
 
@@ -52,6 +59,8 @@ impl<'a> Keyspace<'a> {
             db,
             now_ms,
             no_touch: false,
+            block: None,
+            no_block: false,
         }
     }
 
@@ -72,6 +81,16 @@ impl<'a> Keyspace<'a> {
             Parts::One(s) => vec![&mut **s],
             Parts::Many(v) => v.iter_mut().map(|s| &mut **s).collect(),
         }
+    }
+
+    /// Keys written since the last serve that blocked clients wait on, with their shard.
+    pub fn take_ready(&mut self) -> Vec<(usize, usize, Box<[u8]>)> {
+        let mut v = Vec::new();
+        for s in self.shards_mut() {
+            let id = s.id;
+            v.extend(s.blocking.ready.drain(..).map(|(db, k)| (id, db, k)));
+        }
+        v
     }
 
     pub fn shards(&self) -> Vec<&ShardData> {
@@ -228,7 +247,10 @@ impl<'a> Keyspace<'a> {
     }
 
     /// Records that `key` changed (WATCH invalidation hooks in here).
-    pub fn signal_modified(&mut self, _key: &[u8]) {}
+    pub fn signal_modified(&mut self, key: &[u8]) {
+        let (shard, _, db) = self.db_of(key);
+        shard.blocking.signal(db, key);
+    }
 
     /// Records that every key of database `db` (all databases with `None`) may have changed
     /// at once: FLUSHDB, FLUSHALL, SWAPDB (WATCH invalidation hooks in here).

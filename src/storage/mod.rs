@@ -9,6 +9,7 @@
 //! the one or several shards a command has locked, which routes each key to its shard, applies
 //! lazy expiry on access and counts hits, misses and changes.
 
+pub mod blocking;
 pub mod db;
 pub mod hash;
 pub mod keyspace;
