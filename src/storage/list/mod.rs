@@ -138,21 +138,21 @@ struct Quicklist {
     len: usize,
 }
 
-/// A value to compare entries with, its integer form parsed once.
-struct Needle<'a> {
+/// A value to compare entries with, its integer form parsed once (LREM, LPOS).
+pub struct Needle<'a> {
     bytes: &'a [u8],
     int: Option<i64>,
 }
 
 impl<'a> Needle<'a> {
-    fn new(bytes: &'a [u8]) -> Self {
+    pub fn new(bytes: &'a [u8]) -> Self {
         Needle {
             bytes,
             int: parse_canonical_i64(bytes),
         }
     }
 
-    fn matches(&self, item: Item<'_>) -> bool {
+    pub fn matches(&self, item: Item<'_>) -> bool {
         match item {
             Item::Int(n) => self.int == Some(n),
             Item::Str(s) => s == self.bytes,
