@@ -180,19 +180,24 @@ pub fn lmove(
     Ok(Some(value))
 }
 
+/// What LMPOP popped: from which of its keys, and the elements.
+pub struct Popped {
+    pub key_index: usize,
+    pub values: Vec<Vec<u8>>,
+}
+
 /// LMPOP's work: pops up to `count` elements from the first non-empty list of `keys`.
-/// Returns which key (its index in `keys`) and the elements, or `None` when every key is
-/// absent; a key of another type met before a list fails the whole call.
+/// `None` when every key is absent; a key of another type met before a list fails the call.
 pub fn mpop(
     ks: &mut Keyspace,
     keys: &[Bytes],
     end: End,
     count: usize,
-) -> Result<Option<(usize, Vec<Vec<u8>>)>, &'static str> {
-    for (i, key) in keys.iter().enumerate() {
+) -> Result<Option<Popped>, &'static str> {
+    for (key_index, key) in keys.iter().enumerate() {
         let values = pop(ks, key, end, count)?;
         if !values.is_empty() {
-            return Ok(Some((i, values)));
+            return Ok(Some(Popped { key_index, values }));
         }
     }
     Ok(None)
@@ -366,10 +371,10 @@ fn lmpop(ks: &mut Keyspace, args: &Args, out: &mut Out) {
     match mpop(ks, keys, parsed.end, parsed.count) {
         Err(e) => out.error(e),
         Ok(None) => out.null_array(),
-        Ok(Some((i, values))) => {
+        Ok(Some(p)) => {
             out.array(2);
-            out.bulk(&keys[i]);
-            out.bulks(values.iter());
+            out.bulk(&keys[p.key_index]);
+            out.bulks(p.values.iter());
         }
     }
 }

@@ -6,6 +6,7 @@
 use super::*;
 use crate::commands::{lookup, Kind};
 use crate::storage::{key_slot, slot_owner, ShardData};
+use std::collections::VecDeque;
 
 type Script = &'static [(&'static str, &'static str, &'static str)];
 
@@ -101,6 +102,178 @@ fn lmove_and_rpoplpush_across_shards() {
 #[test]
 fn lmpop_keys_options_and_errors() {
     run_script(MPOP);
+}
+
+/// The same script on a one-shard server, through `Keyspace::one`.
+#[test]
+fn push_and_pop_on_one_shard() {
+    let mut shard = ShardData::new(0, 16);
+    for (line, resp2, _) in PUSH_POP {
+        let mut ks = Keyspace::one(&mut shard, 1, 0, NOW_MS);
+        let got = call(&mut ks, 2, &args_of(line));
+        assert_eq!(String::from_utf8_lossy(&got), *resp2, "reply to {}", line);
+    }
+}
+
+fn list_of<'a>(shards: &'a mut [ShardData], key: &[u8]) -> Option<&'a List> {
+    let shard = &mut shards[slot_owner(key_slot(key), 2)];
+    match shard.dbs[0].get(key_slot(key), key).map(|e| &e.value) {
+        Some(Value::List(l)) => Some(l),
+        _ => None,
+    }
+}
+
+fn bulks(items: &[String]) -> String {
+    let mut s = format!("*{}\r\n", items.len());
+    for i in items {
+        s += &format!("${}\r\n{}\r\n", i.len(), i);
+    }
+    s
+}
+
+/// Every command on a list of many nodes, against a model.
+#[test]
+fn many_node_lists_match_a_model() {
+    let mut shards = vec![ShardData::new(0, 16), ShardData::new(1, 16)];
+    let mut m: VecDeque<String> = VecDeque::new();
+    for chunk in 0..30 {
+        let items: Vec<String> = (0..100)
+            .map(|i| format!("element-{}", chunk * 100 + i))
+            .collect();
+        call2(&mut shards, 2, &format!("RPUSH big {}", items.join(" ")));
+        m.extend(items);
+    }
+    call2(&mut shards, 2, "LPUSH big 7 8 9");
+    m.push_front("7".into());
+    m.push_front("8".into());
+    m.push_front("9".into());
+    let nodes = list_of(&mut shards, b"big").map(|l| l.nodes().count());
+    assert!(nodes.is_some_and(|n| n > 5), "{:?} nodes", nodes);
+    let check = |shards: &mut [ShardData], m: &VecDeque<String>| {
+        for i in [0, 1, 2, 3, 500, 1501, 2999, m.len() - 1]
+            .into_iter()
+            .filter(|&i| i < m.len())
+        {
+            let got = call2(shards, 2, &format!("LINDEX big {}", i));
+            assert_eq!(got, format!("${}\r\n{}\r\n", m[i].len(), m[i]).into_bytes());
+        }
+        let want: Vec<String> = m.iter().skip(1490).take(21).cloned().collect();
+        assert_eq!(
+            String::from_utf8_lossy(&call2(shards, 2, "LRANGE big 1490 1510")),
+            bulks(&want)
+        );
+        let want: Vec<String> = m.iter().cloned().collect();
+        assert_eq!(
+            String::from_utf8_lossy(&call2(shards, 2, "LRANGE big 0 -1")),
+            bulks(&want)
+        );
+        assert_eq!(
+            call2(shards, 2, "LLEN big"),
+            format!(":{}\r\n", m.len()).into_bytes()
+        );
+    };
+    check(&mut shards, &m);
+    assert_eq!(
+        call2(&mut shards, 2, "LINSERT big BEFORE element-1500 new"),
+        b":3004\r\n"
+    );
+    let p = m.iter().position(|e| e == "element-1500").unwrap_or(0);
+    m.insert(p, "new".into());
+    assert_eq!(call2(&mut shards, 2, "LSET big 2000 changed"), b"+OK\r\n");
+    m[2000] = "changed".into();
+    assert_eq!(
+        call2(&mut shards, 2, "LPOS big element-2999"),
+        format!(":{}\r\n", m.len() - 1).into_bytes()
+    );
+    assert_eq!(
+        call2(&mut shards, 2, "LPOS big new RANK -1"),
+        format!(":{}\r\n", p).into_bytes()
+    );
+    check(&mut shards, &m);
+    for i in (0..3000).step_by(7) {
+        call2(&mut shards, 2, &format!("RPUSH big element-{}", i));
+        m.push_back(format!("element-{}", i));
+    }
+    assert_eq!(call2(&mut shards, 2, "LREM big -1 element-0"), b":1\r\n");
+    let last = m.iter().rposition(|e| e == "element-0").unwrap_or(0);
+    m.remove(last);
+    assert_eq!(call2(&mut shards, 2, "LREM big 0 element-7"), b":2\r\n");
+    m.retain(|e| e != "element-7");
+    check(&mut shards, &m);
+    assert_eq!(call2(&mut shards, 2, "LTRIM big 100 -100"), b"+OK\r\n");
+    m = m.iter().skip(100).take(m.len() - 199).cloned().collect();
+    check(&mut shards, &m);
+    let popped = call2(&mut shards, 2, "RPOP big 1000");
+    let want: Vec<String> = (0..1000).filter_map(|_| m.pop_back()).collect();
+    assert_eq!(String::from_utf8_lossy(&popped), bulks(&want));
+    check(&mut shards, &m);
+    let l = list_of(&mut shards, b"big").map(|l| l.check(Fill::current()));
+    assert_eq!(l, Some(Ok(())));
+}
+
+#[test]
+fn dirty_counts_and_emptied_lists() {
+    let mut shards = vec![ShardData::new(0, 16), ShardData::new(1, 16)];
+    let dirty = |s: &[ShardData]| s.iter().map(|s| s.stats.dirty).sum::<u64>();
+    call2(&mut shards, 2, "RPUSH l a b c d");
+    assert_eq!(dirty(&shards), 4);
+    call2(&mut shards, 2, "LPOP l 2");
+    assert_eq!(dirty(&shards), 6);
+    call2(&mut shards, 2, "LTRIM l 0 0");
+    assert_eq!(dirty(&shards), 7);
+    call2(&mut shards, 2, "LREM l 0 zz");
+    assert_eq!(dirty(&shards), 7);
+    call2(&mut shards, 2, "RPOPLPUSH l dest");
+    assert_eq!(dirty(&shards), 8);
+    assert!(list_of(&mut shards, b"l").is_none());
+    assert_eq!(list_of(&mut shards, b"dest").map(List::len), Some(1));
+    let shard_keys: Vec<usize> = shards.iter().map(|s| s.dbs[0].keys).collect();
+    assert_eq!(shard_keys.iter().sum::<usize>(), 1);
+    let encoding = shards[slot_owner(key_slot(b"dest"), 2)].dbs[0]
+        .get(key_slot(b"dest"), b"dest")
+        .map(|e| (e.value.type_name(), e.value.encoding()));
+    assert_eq!(encoding, Some(("list", "quicklist")));
+}
+
+/// The helpers the blocking commands build on.
+#[test]
+fn pop_lmove_and_mpop_helpers() {
+    let mut shards = vec![ShardData::new(0, 16), ShardData::new(1, 16)];
+    call2(&mut shards, 2, "RPUSH src a b c");
+    call2(&mut shards, 2, "SET s v");
+    let (x, y) = shards.split_at_mut(1);
+    let mut ks = Keyspace::many(vec![&mut x[0], &mut y[0]], 2, 0, NOW_MS);
+    assert_eq!(pop(&mut ks, b"src", End::Tail, 1), Ok(vec![b"c".to_vec()]));
+    assert_eq!(pop(&mut ks, b"nokey", End::Tail, 1), Ok(vec![]));
+    assert_eq!(pop(&mut ks, b"s", End::Head, 1), Err(err::WRONGTYPE));
+    assert_eq!(
+        lmove(&mut ks, b"src", b"s", End::Head, End::Head),
+        Err(err::WRONGTYPE)
+    );
+    assert_eq!(
+        lmove(&mut ks, b"src", b"dest", End::Head, End::Tail),
+        Ok(Some(b"a".to_vec()))
+    );
+    assert_eq!(
+        lmove(&mut ks, b"nokey", b"s", End::Head, End::Tail),
+        Ok(None)
+    );
+    let keys = [Bytes::from_static(b"nokey"), Bytes::from_static(b"src")];
+    let p = mpop(&mut ks, &keys, End::Head, 5)
+        .ok()
+        .flatten()
+        .map(|p| (p.key_index, p.values));
+    assert_eq!(p, Some((1, vec![b"b".to_vec()])));
+    assert!(!ks.exists(b"src"));
+    assert!(matches!(mpop(&mut ks, &keys, End::Head, 5), Ok(None)));
+    let args = args_of("BLMPOP 0 2 k1 k2 RIGHT COUNT 3");
+    assert_eq!(mpop_keys_at(&args, 2), vec![3, 4]);
+    let parsed = parse_mpop(&args, 2).map(|p| (p.first_key, p.numkeys, p.end, p.count));
+    assert_eq!(parsed.ok(), Some((3, 2, End::Tail, 3)));
+    assert_eq!(lmpop_keys(&args_of("LMPOP 2 a b LEFT")), vec![2, 3]);
+    assert_eq!(lmpop_keys(&args_of("LMPOP 2 a LEFT")), Vec::<usize>::new());
+    assert_eq!(lmpop_keys(&args_of("LMPOP 0 a LEFT")), Vec::<usize>::new());
+    assert_eq!(lmpop_keys(&args_of("LMPOP x a LEFT")), Vec::<usize>::new());
 }
 
 const PUSH_POP: Script = &[
