@@ -94,18 +94,25 @@ fn event(end: End, pop: bool) -> &'static str {
 }
 
 /// Redis's `listElementsRemoved`: the pop event, deletion of an emptied list, dirty.
-fn after_pop(ks: &mut Keyspace, key: &[u8], end: End, popped: usize) {
+fn after_pop(ks: &mut Keyspace, key: &[u8], end: End, popped: usize, emptied: bool) {
     ks.notify('l', event(end, true), key);
-    delete_if_empty(ks, key);
+    if emptied {
+        delete(ks, key);
+    }
     ks.signal_modified(key);
     ks.dirty(popped as u64);
 }
 
-/// Deletes the list at `key` when it has no elements left (Redis never keeps empty lists).
+/// Deletes an emptied list (Redis never keeps empty lists).
+fn delete(ks: &mut Keyspace, key: &[u8]) {
+    ks.remove(key);
+    ks.notify('g', "del", key);
+}
+
+/// Deletes the list at `key` when it has no elements left.
 fn delete_if_empty(ks: &mut Keyspace, key: &[u8]) {
     if matches!(list_mut(ks, key), Ok(Some(l)) if l.is_empty()) {
-        ks.remove(key);
-        ks.notify('g', "del", key);
+        delete(ks, key);
     }
 }
 
@@ -139,7 +146,8 @@ pub fn pop(
         return Ok(values);
     }
     l.remove_ends(end, values.len());
-    after_pop(ks, key, end, values.len());
+    let emptied = l.is_empty();
+    after_pop(ks, key, end, values.len(), emptied);
     Ok(values)
 }
 
@@ -169,7 +177,7 @@ pub fn lmove(
     let Some(value) = list_mut(ks, source)?.and_then(|l| l.pop(from)) else {
         return Ok(None);
     };
-    push_values(ks, destination, to, std::slice::from_ref(&value));
+    push_values(ks, destination, to, std::slice::from_ref(&value), false)?;
     ks.signal_modified(destination);
     ks.notify('l', event(to, false), destination);
     // The source may only be emptied now: when it is also the destination it is not.
@@ -203,23 +211,29 @@ pub fn mpop(
     Ok(None)
 }
 
-/// Pushes `values` in order onto `end` of the list at `key`, creating it when absent (the
-/// caller checked the type). Returns the new length.
-fn push_values<B: AsRef<[u8]>>(ks: &mut Keyspace, key: &[u8], end: End, values: &[B]) -> usize {
+/// Pushes `values` in order onto `end` of the list at `key`, creating it when absent (unless
+/// `existing_only`). Returns the new length, `None` when nothing was pushed for want of a
+/// list.
+fn push_values<B: AsRef<[u8]>>(
+    ks: &mut Keyspace,
+    key: &[u8],
+    end: End,
+    values: &[B],
+    existing_only: bool,
+) -> Result<Option<usize>, &'static str> {
     let fill = Fill::current();
-    if let Ok(Some(l)) = list_mut(ks, key) {
-        for v in values {
-            l.push(end, v.as_ref(), fill);
-        }
-        return l.len();
+    if let Some(l) = list_mut(ks, key)? {
+        values.iter().for_each(|v| l.push(end, v.as_ref(), fill));
+        return Ok(Some(l.len()));
+    }
+    if existing_only {
+        return Ok(None);
     }
     let mut l = List::new();
-    for v in values {
-        l.push(end, v.as_ref(), fill);
-    }
+    values.iter().for_each(|v| l.push(end, v.as_ref(), fill));
     let len = l.len();
     ks.set(key, Value::List(Box::new(l)));
-    len
+    Ok(Some(len))
 }
 
 // ----- Push and pop. -----
@@ -243,13 +257,12 @@ fn rpushx(ks: &mut Keyspace, args: &Args, out: &mut Out) {
 /// LPUSH/RPUSH/LPUSHX/RPUSHX (`existing_only` for the X forms).
 fn push_command(ks: &mut Keyspace, args: &Args, out: &mut Out, end: End, existing_only: bool) {
     let key = &args[1];
-    match list_mut(ks, key) {
-        Err(e) => return out.error(e),
-        Ok(None) if existing_only => return out.int(0),
-        Ok(_) => {}
-    }
     let values = &args[2..];
-    let len = push_values(ks, key, end, values);
+    let len = match push_values(ks, key, end, values, existing_only) {
+        Err(e) => return out.error(e),
+        Ok(None) => return out.int(0),
+        Ok(Some(len)) => len,
+    };
     ks.dirty(values.len() as u64);
     out.int(len as i64);
     ks.signal_modified(key);
@@ -302,7 +315,8 @@ fn pop_command(ks: &mut Keyspace, args: &Args, out: &mut Out, end: End, name: &s
         },
     };
     l.remove_ends(end, popped);
-    after_pop(ks, key, end, popped);
+    let emptied = l.is_empty();
+    after_pop(ks, key, end, popped, emptied);
 }
 
 /// `LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count]`, parsed.
@@ -611,17 +625,19 @@ fn lrem(ks: &mut Keyspace, args: &Args, out: &mut Out) {
         Err(e) => return out.error(e),
     };
     let key = &args[1];
-    let removed = match list_mut(ks, key) {
+    let (removed, emptied) = match list_mut(ks, key) {
         Err(e) => return out.error(e),
         Ok(None) => return out.int(0),
-        Ok(Some(l)) => l.remove_matching(&args[3], count),
+        Ok(Some(l)) => (l.remove_matching(&args[3], count), l.is_empty()),
     };
     ks.dirty(removed as u64);
     if removed > 0 {
         ks.signal_modified(key);
         ks.notify('l', "lrem", key);
     }
-    delete_if_empty(ks, key);
+    if emptied {
+        delete(ks, key);
+    }
     out.int(removed as i64);
 }
 
@@ -645,8 +661,11 @@ fn ltrim(ks: &mut Keyspace, args: &Args, out: &mut Out) {
     };
     l.remove_ends(End::Head, head);
     l.remove_ends(End::Tail, tail);
+    let emptied = l.is_empty();
     ks.notify('l', "ltrim", key);
-    delete_if_empty(ks, key);
+    if emptied {
+        delete(ks, key);
+    }
     ks.signal_modified(key);
     ks.dirty((head + tail) as u64);
     out.ok();

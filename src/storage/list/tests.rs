@@ -257,3 +257,59 @@ fn mid_insert_into_full_nodes_splits_and_merges() {
     let want: Vec<Vec<u8>> = (0..16).map(|i: i32| i.to_string().into_bytes()).collect();
     assert_eq!(contents(&l), want);
 }
+
+/// Resident set size of this process, from /proc/self/statm.
+fn rss_bytes() -> usize {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: usize = statm
+        .split(' ')
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+/// Memory per element of 1M lists of 10..=100 small elements, built by RPUSH one element at
+/// a time as the server would. Each workload must run in a process of its own (RSS only
+/// grows once the allocator has the pages), e.g.
+/// `cargo test --release --lib memory_per_element_strings -- --ignored --nocapture`.
+/// The inline part of the value (`Value`, which every key type has) is allocated before the
+/// baseline, so the figure is what the list adds: the `Box<List>` and its listpack.
+fn memory_per_element(name: &str, element: fn(usize) -> String) {
+    use crate::storage::value::{RStr, Value};
+    const LISTS: usize = 1_000_000;
+    let fill = Fill::new(-2);
+    let mut values: Vec<Value> = (0..LISTS).map(|_| Value::Str(RStr::Int(0))).collect();
+    let before = rss_bytes();
+    let mut elements = 0;
+    for (i, slot) in values.iter_mut().enumerate() {
+        let n = 10 + (i * 7919) % 91;
+        let mut l = List::new();
+        for j in 0..n {
+            l.push(End::Tail, element(j).as_bytes(), fill);
+        }
+        elements += n;
+        *slot = Value::List(Box::new(l));
+    }
+    let grown = rss_bytes().saturating_sub(before);
+    println!(
+        "{}: {} lists, {} elements, {} MB resident, {:.2} bytes per element",
+        name,
+        LISTS,
+        elements,
+        grown / 1_000_000,
+        grown as f64 / elements as f64
+    );
+}
+
+#[test]
+#[ignore]
+fn memory_per_element_strings() {
+    memory_per_element("8-byte strings", |j| format!("item-{:03}", j));
+}
+
+#[test]
+#[ignore]
+fn memory_per_element_ints() {
+    memory_per_element("small integers", |j| (j * 37).to_string());
+}
