@@ -11,7 +11,7 @@
 //! is needed and back when one node is left. `OBJECT ENCODING` says `quicklist` for both,
 //! because Redis 7.0 has no other list encoding (the `listpack` list encoding arrived in 7.2).
 //!
-//! Invariants, checked by `check` in tests and asserted on the paths that rely on them:
+//! Invariants, checked by `check` (the model test runs it after every operation):
 //! - no node is empty; a `Packed` list may be empty (the empty list);
 //! - `Nodes` holds at least two nodes and its `len` is the sum of the node counts;
 //! - a node holding more than one element is within the fill (`Fill::fits`).
@@ -24,8 +24,13 @@
 //!
 //! Who calls it: the list commands (`commands::list`), which read the fill from
 //! `storage::limits` once per command and pass it in (`Fill::current()`); tests pass fixed
-//! fills, which keeps them independent of the global configuration. Compression of inner
-//! nodes (`list-compress-depth`) is not implemented: nodes are always stored plain.
+//! fills, which keeps them independent of the global configuration. Redis fixes a list's fill
+//! when the list is created; here a CONFIG SET applies to later changes of existing lists too.
+//! Only node boundaries can tell the difference, and no reply shows them.
+//!
+//! Not implemented: compression of inner nodes (`list-compress-depth`; nodes are always
+//! plain) and Redis's "plain" nodes for single elements of 1 GiB or more (a listpack holds
+//! any length).
 
 use super::limits::{self, LIMITS};
 use super::listpack::{Item, Listpack};
