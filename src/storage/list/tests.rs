@@ -275,6 +275,10 @@ fn rss_bytes() -> usize {
 /// `cargo test --release --lib memory_per_element_strings -- --ignored --nocapture`.
 /// The inline part of the value (`Value`, which every key type has) is allocated before the
 /// baseline, so the figure is what the list adds: the `Box<List>` and its listpack.
+///
+/// Measured with mimalloc: 11.48 bytes per element for 8-byte strings, 3.89 for small
+/// integers. Redis 7.0.15 with the same lists (RSS growth less that of the same keys holding
+/// a shared integer): 13.14 and 5.42.
 fn memory_per_element(name: &str, element: fn(usize) -> String) {
     use crate::storage::value::{RStr, Value};
     const LISTS: usize = 1_000_000;
