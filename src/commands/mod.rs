@@ -18,6 +18,7 @@ pub mod digest;
 pub mod expire;
 pub mod info;
 pub mod keys;
+pub mod list;
 pub mod object;
 pub mod scan;
 pub mod server;
@@ -192,6 +193,7 @@ pub fn all() -> impl Iterator<Item = &'static Cmd> {
         .chain(scan::COMMANDS.iter())
         .chain(object::COMMANDS.iter())
         .chain(server::COMMANDS.iter())
+        .chain(list::COMMANDS.iter())
 }
 
 fn table() -> &'static HashMap<&'static str, &'static Cmd> {
@@ -240,6 +242,15 @@ pub mod err {
     pub fn invalid_expire(cmd: &str) -> String {
         format!("ERR invalid expire time in '{}' command", cmd)
     }
+
+    pub const NOT_POSITIVE: &str = "ERR value is out of range, must be positive";
+    pub const INDEX_OUT_OF_RANGE: &str = "ERR index out of range";
+    pub const NUMKEYS_NOT_POSITIVE: &str = "ERR numkeys should be greater than 0";
+    pub const COUNT_NOT_POSITIVE: &str = "ERR count should be greater than 0";
+    pub const LPOS_RANK_ZERO: &str = "ERR RANK can't be zero: use 1 to start from the first \
+        match, 2 from the second ... or use negative to start from the end of the list";
+    pub const LPOS_COUNT_NEGATIVE: &str = "ERR COUNT can't be negative";
+    pub const LPOS_MAXLEN_NEGATIVE: &str = "ERR MAXLEN can't be negative";
 }
 
 /// Argument parsing helpers with Redis's rules and errors.
@@ -317,6 +328,15 @@ pub mod parse {
                 .ok_or(err::INVALID_CURSOR)?;
         }
         Ok(if negative { v.wrapping_neg() } else { v })
+    }
+
+    /// Redis's `getRangeLongFromObjectOrReply` with a message: an integer within
+    /// `min..=max`, else `msg` (non-integers included).
+    pub fn i64_in(b: &[u8], min: i64, max: i64, msg: &'static str) -> Result<i64, &'static str> {
+        i64_arg(b)
+            .ok()
+            .filter(|n| (min..=max).contains(n))
+            .ok_or(msg)
     }
 
     pub fn eq(a: &[u8], lit: &str) -> bool {

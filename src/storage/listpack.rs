@@ -307,10 +307,11 @@ impl Listpack {
 
     /// Inserts before the entry at `off` (or appends when `off == bytes()`).
     pub fn insert_at(&mut self, off: usize, v: &[u8]) {
-        let mut enc = Vec::with_capacity(encoded_len(v));
-        encode(&mut enc, v);
-        self.buf.reserve_exact(enc.len());
-        self.buf.splice(off..off, enc);
+        // Encoded at the end and rotated into place: no temporary allocation per insert.
+        let n = encoded_len(v);
+        self.buf.reserve_exact(n);
+        encode(&mut self.buf, v);
+        self.buf[off..].rotate_right(n);
         self.count += 1;
     }
 
@@ -369,6 +370,40 @@ impl Listpack {
 
     pub fn shrink_to_fit(&mut self) {
         self.buf.shrink_to_fit();
+    }
+
+    /// Gives back spare capacity once it exceeds the data (after removals), keeping some slack
+    /// so that a queue's alternating pushes and pops do not reallocate every time.
+    pub fn shrink_if_sparse(&mut self) {
+        if self.buf.capacity() > 2 * self.buf.len() + 64 {
+            self.buf.shrink_to_fit();
+        }
+    }
+
+    /// Splits at the entry starting at `off` (or at `bytes()`): `self` keeps the entries
+    /// before it, the returned listpack holds that entry and the ones after it.
+    pub fn split_off_at(&mut self, off: usize) -> Listpack {
+        let mut moved = 0u32;
+        let mut pos = off;
+        while pos < self.buf.len() {
+            pos = self.get_at(pos).1;
+            moved += 1;
+        }
+        let tail = self.buf[off..].to_vec();
+        self.buf.truncate(off);
+        self.buf.shrink_to_fit();
+        self.count -= moved;
+        Listpack {
+            buf: tail,
+            count: moved,
+        }
+    }
+
+    /// Appends every entry of `other` after this listpack's last one.
+    pub fn append(&mut self, other: &Listpack) {
+        self.buf.reserve_exact(other.buf.len());
+        self.buf.extend_from_slice(&other.buf);
+        self.count += other.count;
     }
 }
 
@@ -479,6 +514,7 @@ mod tests {
         Replace(usize, Vec<u8>),
         Remove(usize),
         RemoveRange(usize, usize),
+        SplitAppend(usize),
     }
 
     fn value() -> impl Strategy<Value = Vec<u8>> {
@@ -497,6 +533,7 @@ mod tests {
             (any::<usize>(), value()).prop_map(|(i, v)| Op::Replace(i, v)),
             any::<usize>().prop_map(Op::Remove),
             (any::<usize>(), 0usize..5).prop_map(|(i, n)| Op::RemoveRange(i, n)),
+            any::<usize>().prop_map(Op::SplitAppend),
         ]
     }
 
@@ -537,6 +574,15 @@ mod tests {
                             lp.remove_range(lp.offset_of(i as i64).unwrap(), n);
                             model.drain(i..i + n);
                         }
+                    }
+                    Op::SplitAppend(i) => {
+                        // Split anywhere (the end included), check both halves, join again.
+                        let i = i % (model.len() + 1);
+                        let off = lp.offset_of(i as i64).unwrap_or(lp.bytes());
+                        let tail = lp.split_off_at(off);
+                        prop_assert_eq!(items(&lp), model[..i].to_vec());
+                        prop_assert_eq!(items(&tail), model[i..].to_vec());
+                        lp.append(&tail);
                     }
                 }
                 prop_assert_eq!(lp.len(), model.len());
