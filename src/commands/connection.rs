@@ -41,7 +41,8 @@ pub static COMMANDS: [Cmd; 10] = [
 
 const CS: u32 = flag::NOSCRIPT | flag::LOADING | flag::STALE;
 
-pub static CLIENT_SUBS: [Cmd; 13] = [
+pub static CLIENT_SUBS: [Cmd; 14] = [
+    Cmd::conn("unblock", -3, CS | flag::ADMIN, client_unblock),
     Cmd::conn("id", 2, CS, client_id),
     Cmd::conn("setname", 3, CS, client_setname),
     Cmd::conn("getname", 2, CS, client_getname),
@@ -253,6 +254,58 @@ fn set_name(shared: &ClientShared, name: &[u8]) -> Result<(), &'static str> {
         *n = name.to_vec();
     }
     Ok(())
+}
+
+fn client_unblock(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
+    let Ok(id) = parse::i64_arg(&args[2]) else {
+        out.error(err::NOT_INT);
+        return;
+    };
+    let mut as_error = false;
+    if args.len() == 4 {
+        if parse::eq(&args[3], "error") {
+            as_error = true;
+        } else if !parse::eq(&args[3], "timeout") {
+            out.error("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR");
+            return;
+        }
+    } else if args.len() > 4 {
+        out.error(err::SYNTAX);
+        return;
+    }
+    let target = ctx
+        .server
+        .client_list()
+        .into_iter()
+        .find(|c| c.id as i64 == id);
+    let Some(target) = target else {
+        out.int(0);
+        return;
+    };
+    let waiter = target.waiter.lock().ok().and_then(|g| g.clone());
+    let Some(w) = waiter.filter(|w| w.claim()) else {
+        out.int(0);
+        return;
+    };
+    let mut bytes = Vec::new();
+    let mut o = Out::new(&mut bytes, w.proto);
+    if as_error {
+        o.error("UNBLOCKED client unblocked via CLIENT UNBLOCK");
+    } else {
+        match w.req.null {
+            crate::storage::blocking::NullReply::Array => o.null_array(),
+            crate::storage::blocking::NullReply::Bulk => o.null(),
+        }
+    }
+    let msg = crate::shard::mesh::Msg::Unblocked {
+        token: w.conn.token,
+        gen: w.conn.gen,
+        bytes,
+    };
+    if let Some(h) = ctx.server.shards.get(w.conn.shard) {
+        h.mailbox.post(ctx.shard, &mut vec![msg]);
+    }
+    out.int(1);
 }
 
 fn client_setname(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {

@@ -163,9 +163,11 @@ fn render(ctx: &mut ConnCtx, sections: &[String]) -> String {
             "clients" => {
                 let _ = write!(
                     t,
-                    "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:0\r\ntracking_clients:0\r\nclients_in_timeout_table:0\r\n",
+                    "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:{}\r\ntracking_clients:0\r\nclients_in_timeout_table:{}\r\n",
                     srv.connected_clients.load(Ordering::Relaxed),
-                    cfg.maxclients
+                    cfg.maxclients,
+                    srv.blocked_clients.load(Ordering::Relaxed),
+                    srv.blocked_clients.load(Ordering::Relaxed)
                 );
             }
             "memory" => {

@@ -13,6 +13,7 @@
 //!   shared state (CONFIG, CLIENT, HELLO, INFO, SELECT...).
 
 pub mod bits;
+pub mod blocking;
 pub mod connection;
 pub mod digest;
 pub mod expire;
@@ -194,6 +195,7 @@ pub fn all() -> impl Iterator<Item = &'static Cmd> {
         .chain(object::COMMANDS.iter())
         .chain(server::COMMANDS.iter())
         .chain(list::COMMANDS.iter())
+        .chain(blocking::COMMANDS.iter())
 }
 
 fn table() -> &'static HashMap<&'static str, &'static Cmd> {

@@ -493,6 +493,14 @@ fn parse_inline(buf: &mut BytesMut) -> Result<Step, ProtoError> {
         LineEnd::Pending => return Ok(Step::NeedMore),
         LineEnd::TooLong => return Err(ProtoError::TooBigInlineRequest),
     };
+    // Redis finds the line end with `strchr`, which stops at a NUL byte: a NUL before the
+    // newline hides it, so the request waits for more bytes until it is too big.
+    if memchr::memchr(0, &buf[..newline]).is_some() {
+        if buf.len() > LINE_BYTES_MAX {
+            return Err(ProtoError::TooBigInlineRequest);
+        }
+        return Ok(Step::NeedMore);
+    }
     // Redis drops one `\r` right before the `\n`; any other `\r` is a blank inside the line.
     let line_len = match newline.checked_sub(1) {
         Some(before) if buf.get(before) == Some(&b'\r') => before,

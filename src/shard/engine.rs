@@ -251,6 +251,8 @@ impl<I: Io> Shard<I> {
         self.io.close(token);
         if let Some(w) = &c.blocked {
             w.claim();
+            self.server.blocked_clients.fetch_sub(1, Ordering::Relaxed);
+            self.blocked.retain(|&t| t != token);
             if let Ok(mut g) = c.shared.waiter.lock() {
                 *g = None;
             }

@@ -1,0 +1,256 @@
+//! Blocking pops: BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP.
+//!
+//! Each handler first tries the non-blocking operation. When every key is empty it asks to
+//! block (`ks.block`), and the engine registers the client on its keys while their shards are
+//! still locked (`storage::blocking`). When a key is written, the engine calls the command's
+//! serve function with that key, which pops for the client exactly like the non-blocking
+//! command would. Inside MULTI or a script (`ks.no_block`) nothing blocks: the reply is the
+//! timeout reply.
+
+use super::list::{self, lmove, mpop, parse_end, parse_mpop};
+use super::{err, flag, Cmd, Keys};
+use crate::protocol::Out;
+use crate::storage::blocking::{BlockRequest, NullReply, ServeFn, WaitFor};
+use crate::storage::list::End;
+use crate::storage::{Keyspace, Value};
+use bytes::Bytes;
+
+const BW: u32 = flag::WRITE | flag::BLOCKING;
+const ACL: &[&str] = &["write", "list", "slow", "blocking"];
+
+pub static COMMANDS: [Cmd; 5] = [
+    Cmd::data("blpop", -3, BW, Keys::Range(1, -2, 1), blpop).with_acl(ACL),
+    Cmd::data("brpop", -3, BW, Keys::Range(1, -2, 1), brpop).with_acl(ACL),
+    Cmd::data(
+        "blmove",
+        6,
+        BW | flag::DENYOOM,
+        Keys::Range(1, 2, 1),
+        blmove,
+    )
+    .with_acl(ACL),
+    Cmd::data(
+        "brpoplpush",
+        4,
+        BW | flag::DENYOOM,
+        Keys::Range(1, 2, 1),
+        brpoplpush,
+    )
+    .with_acl(ACL),
+    Cmd::data("blmpop", -5, BW, Keys::Custom(blmpop_keys), blmpop).with_acl(ACL),
+];
+
+/// Redis's `getTimeoutFromObjectOrReply` in seconds: the absolute deadline in ms, 0 = none.
+pub fn parse_timeout(arg: &[u8], now_ms: u64) -> Result<u64, &'static str> {
+    let secs = super::parse::parse_f64(arg).ok_or("ERR timeout is not a float or out of range")?;
+    let ms = (secs * 1000.0).ceil();
+    if ms > i64::MAX as f64 {
+        return Err("ERR timeout is out of range");
+    }
+    if ms < 0.0 {
+        return Err("ERR timeout is negative");
+    }
+    let ms = ms as u64;
+    if ms == 0 {
+        return Ok(0);
+    }
+    if ms > i64::MAX as u64 - now_ms {
+        return Err("ERR timeout is out of range");
+    }
+    Ok(now_ms + ms)
+}
+
+/// Fails with WRONGTYPE if any key holds something other than a list (checked in order, as
+/// Redis does before blocking).
+fn check_lists(ks: &mut Keyspace, keys: &[Bytes]) -> Result<(), &'static str> {
+    for k in keys {
+        if let Some(e) = ks.peek(k) {
+            if !matches!(e.value, Value::List(_)) {
+                return Err(err::WRONGTYPE);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn block(
+    ks: &mut Keyspace,
+    keys: &[Bytes],
+    deadline: u64,
+    null: NullReply,
+    serve: ServeFn,
+    extra: Option<Bytes>,
+    out: &mut Out,
+) {
+    if ks.no_block {
+        match null {
+            NullReply::Array => out.null_array(),
+            NullReply::Bulk => out.null(),
+        }
+        return;
+    }
+    ks.block = Some(BlockRequest {
+        keys: keys.to_vec(),
+        deadline_ms: deadline,
+        wait_for: WaitFor::List,
+        null,
+        serve,
+        extra_key: extra,
+    });
+}
+
+fn end_of(cmd: &[u8]) -> End {
+    if cmd.eq_ignore_ascii_case(b"brpop") {
+        End::Tail
+    } else {
+        End::Head
+    }
+}
+
+fn bpop(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
+    let deadline = match parse_timeout(&args[args.len() - 1], ks.now_ms) {
+        Ok(d) => d,
+        Err(e) => return out.error(e),
+    };
+    let keys = &args[1..args.len() - 1];
+    if let Err(e) = check_lists(ks, keys) {
+        return out.error(e);
+    }
+    let end = end_of(&args[0]);
+    for k in keys {
+        match list::pop(ks, k, end, 1) {
+            Err(e) => return out.error(e),
+            Ok(v) if !v.is_empty() => {
+                out.array(2);
+                out.bulk(k);
+                out.bulk(&v[0]);
+                return;
+            }
+            Ok(_) => {}
+        }
+    }
+    block(ks, keys, deadline, NullReply::Array, serve_bpop, None, out);
+}
+
+fn blpop(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
+    bpop(ks, args, out)
+}
+
+fn brpop(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
+    bpop(ks, args, out)
+}
+
+fn serve_bpop(ks: &mut Keyspace, key: &[u8], args: &[Bytes], out: &mut Out) {
+    match list::pop(ks, key, end_of(&args[0]), 1) {
+        Ok(v) if !v.is_empty() => {
+            out.array(2);
+            out.bulk(key);
+            out.bulk(&v[0]);
+        }
+        Ok(_) => out.null_array(),
+        Err(e) => out.error(e),
+    }
+}
+
+/// (from, to) of BLMOVE / BRPOPLPUSH.
+fn move_ends(args: &[Bytes]) -> Result<(End, End), &'static str> {
+    if args[0].eq_ignore_ascii_case(b"brpoplpush") {
+        return Ok((End::Tail, End::Head));
+    }
+    Ok((parse_end(&args[3])?, parse_end(&args[4])?))
+}
+
+fn bmove(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
+    let ends = move_ends(args);
+    let deadline = match parse_timeout(&args[args.len() - 1], ks.now_ms) {
+        Ok(d) => d,
+        Err(e) => return out.error(e),
+    };
+    let (from, to) = match ends {
+        Ok(e) => e,
+        Err(e) => return out.error(e),
+    };
+    if let Err(e) = check_lists(ks, &args[1..2]) {
+        return out.error(e);
+    }
+    match lmove(ks, &args[1], &args[2], from, to) {
+        Err(e) => out.error(e),
+        Ok(Some(v)) => out.bulk(&v),
+        Ok(None) => block(
+            ks,
+            &args[1..2],
+            deadline,
+            NullReply::Bulk,
+            serve_bmove,
+            Some(args[2].clone()),
+            out,
+        ),
+    }
+}
+
+fn blmove(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
+    bmove(ks, args, out)
+}
+
+fn brpoplpush(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
+    bmove(ks, args, out)
+}
+
+fn serve_bmove(ks: &mut Keyspace, key: &[u8], args: &[Bytes], out: &mut Out) {
+    let Ok((from, to)) = move_ends(args) else {
+        return out.null();
+    };
+    match lmove(ks, key, &args[2], from, to) {
+        Ok(Some(v)) => out.bulk(&v),
+        Ok(None) => out.null(),
+        Err(e) => out.error(e),
+    }
+}
+
+fn blmpop_keys(args: &[Bytes]) -> Vec<usize> {
+    list::mpop_keys_at(args, 2)
+}
+
+fn blmpop(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
+    let deadline = match parse_timeout(&args[1], ks.now_ms) {
+        Ok(d) => d,
+        Err(e) => return out.error(e),
+    };
+    let parsed = match parse_mpop(args, 2) {
+        Ok(p) => p,
+        Err(e) => return out.error(e),
+    };
+    let keys = &args[parsed.first_key..parsed.first_key + parsed.numkeys];
+    match mpop(ks, keys, parsed.end, parsed.count) {
+        Err(e) => out.error(e),
+        Ok(Some(p)) => {
+            out.array(2);
+            out.bulk(&keys[p.key_index]);
+            out.bulks(p.values.iter());
+        }
+        Ok(None) => block(
+            ks,
+            keys,
+            deadline,
+            NullReply::Array,
+            serve_blmpop,
+            None,
+            out,
+        ),
+    }
+}
+
+fn serve_blmpop(ks: &mut Keyspace, key: &[u8], args: &[Bytes], out: &mut Out) {
+    let Ok(parsed) = parse_mpop(args, 2) else {
+        return out.null_array();
+    };
+    match list::pop(ks, key, parsed.end, parsed.count) {
+        Ok(v) if !v.is_empty() => {
+            out.array(2);
+            out.bulk(key);
+            out.bulks(v.iter());
+        }
+        Ok(_) => out.null_array(),
+        Err(e) => out.error(e),
+    }
+}
