@@ -137,7 +137,7 @@ fn run(test: &str, candidate: ServerKind, candidate_args: &[&str], commands: usi
         match compare::run(&cmd, &mut a, &mut b) {
             Ok(verdict) if verdict.same => log.record(index, &cmd, &verdict.a),
             Ok(verdict) => {
-                let keyspace = describe_current_db_difference(&mut a, &mut b);
+                let keyspace = describe_current_db_difference(&mut a, &mut b, candidate.name());
                 let what = format!(
                     "replies differ ({:?})\n  redis:   {}\n  {}: {}\n  {keyspace}",
                     cmd.check,
@@ -266,7 +266,7 @@ fn keys_of(conn: &mut RespConn) -> Result<Vec<Vec<u8>>, String> {
 
 /// For a failure report: the keys of the current database that only one server has, with
 /// their TTLs. Best effort: a connection failure here is reported as text.
-fn describe_current_db_difference(a: &mut RespConn, b: &mut RespConn) -> String {
+fn describe_current_db_difference(a: &mut RespConn, b: &mut RespConn, other: &str) -> String {
     let (keys_a, keys_b) = match (keys_of(a), keys_of(b)) {
         (Ok(x), Ok(y)) => (x, y),
         (x, y) => return format!("(could not list keys: {:?} / {:?})", x.err(), y.err()),
@@ -274,7 +274,7 @@ fn describe_current_db_difference(a: &mut RespConn, b: &mut RespConn) -> String 
     let mut lines = Vec::new();
     for (name, keys, others, conn) in [
         ("redis", &keys_a, &keys_b, &mut *a),
-        ("the other server", &keys_b, &keys_a, &mut *b),
+        (other, &keys_b, &keys_a, &mut *b),
     ] {
         for key in keys.iter().filter(|k| !others.contains(k)) {
             let pttl = conn.cmd(&[b"PTTL", key]);
