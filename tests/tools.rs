@@ -2,7 +2,8 @@
 //! insertion) and `redis-benchmark`.
 //!
 //! Every check runs against redis-server (the harness's own check) and against shardis with
-//! no arguments but port and directory, with `--shards 1` and with `--shards 4`.
+//! no arguments but port and directory (its defaults: persistence included), with
+//! `--shards 1` and with `--shards 4`.
 //!
 //! redis-benchmark runs `-t ping,set,get,incr,mset` against shardis: the default test set also
 //! needs lists, hashes, sets and sorted sets. Setting `SHARDIS_FULL_BENCH_SET=1` runs the full
@@ -126,7 +127,7 @@ fn cli(server: &TestServer, args: &[&str], stdin: Option<&Path>) -> String {
 /// One-shot commands in raw mode (stdout is not a terminal), `--no-raw`, `--csv`, `-x`, `-n`,
 /// `-r`, `-3` and `--scan`, with the exact output redis-cli 7.0 prints for Redis.
 fn cli_commands(kind: ServerKind, args: &[&str]) {
-    let server = TestServer::start(kind, args);
+    let server = TestServer::start_with_defaults(kind, args);
     let cases: &[(&[&str], &str)] = &[
         (&["PING"], "PONG\n"),
         (&["SET", "k", "v"], "OK\n"),
@@ -197,7 +198,7 @@ fn mass_insert_file(path: &Path, count: usize) {
 
 /// `redis-cli --pipe` with 100,000 SETs: no errors, every reply counted, every key there.
 fn cli_pipe(kind: ServerKind, args: &[&str]) {
-    let server = TestServer::start(kind, args);
+    let server = TestServer::start_with_defaults(kind, args);
     let input = server.dir().join("mass-insert.resp");
     mass_insert_file(&input, PIPE_KEYS);
     let summary = cli(&server, &["--pipe"], Some(&input));
@@ -262,7 +263,7 @@ const STRING_BENCH_SET: &[&str] = &[
 
 /// `redis-benchmark -q -n 2000 -c 10`: exits 0, reports every test, prints no error.
 fn benchmark(kind: ServerKind, args: &[&str]) {
-    let server = TestServer::start(kind, args);
+    let server = TestServer::start_with_defaults(kind, args);
     let port = server.port().to_string();
     let full = kind == ServerKind::Redis || std::env::var_os("SHARDIS_FULL_BENCH_SET").is_some();
     let mut bench_args = vec![
