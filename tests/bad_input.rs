@@ -595,6 +595,10 @@ fn attacker(port: u16, seed: u64, thread: usize, total: usize) -> Result<usize, 
         let mut stream = TcpStream::connect_timeout(&addr, CLOSE_TIMEOUT)
             .map_err(|e| format!("payload #{index}: connect failed: {e}"))?;
         let _ = stream.set_nodelay(true);
+        // A server that stops reading must not block this thread for good.
+        stream
+            .set_write_timeout(Some(CLOSE_TIMEOUT))
+            .map_err(|e| e.to_string())?;
         send_in_pieces(&mut stream, &payload.bytes, &mut rng);
         sent += 1;
         pending.push_back(Pending {

@@ -19,7 +19,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// How long one tool run may take. The mass insert is the slowest, at a few seconds.
-const TOOL_TIMEOUT: Duration = Duration::from_secs(300);
+const TOOL_TIMEOUT: Duration = Duration::from_secs(120);
 /// Keys written by the `--pipe` mass insertion.
 const PIPE_KEYS: usize = 100_000;
 
