@@ -56,6 +56,24 @@ on_every_server!(cli_commands);
 on_every_server!(cli_pipe);
 on_every_server!(benchmark);
 
+/// Starts the server and checks that it serves SET and GET, so that a server that stops
+/// answering fails here within the client's read timeout, not in a tool's longer one.
+fn start(kind: ServerKind, args: &[&str]) -> TestServer {
+    let server = TestServer::start_with_defaults(kind, args);
+    let mut conn = server.conn();
+    assert_eq!(
+        conn.cmd(&[b"SET", b"smoke", b"1"]),
+        b"+OK\r\n",
+        "SET before the tools"
+    );
+    assert_eq!(
+        conn.cmd(&[b"DEL", b"smoke"]),
+        b":1\r\n",
+        "DEL before the tools"
+    );
+    server
+}
+
 /// What a tool run produced.
 struct ToolOutput {
     status: std::process::ExitStatus,
@@ -127,7 +145,7 @@ fn cli(server: &TestServer, args: &[&str], stdin: Option<&Path>) -> String {
 /// One-shot commands in raw mode (stdout is not a terminal), `--no-raw`, `--csv`, `-x`, `-n`,
 /// `-r`, `-3` and `--scan`, with the exact output redis-cli 7.0 prints for Redis.
 fn cli_commands(kind: ServerKind, args: &[&str]) {
-    let server = TestServer::start_with_defaults(kind, args);
+    let server = start(kind, args);
     let cases: &[(&[&str], &str)] = &[
         (&["PING"], "PONG\n"),
         (&["SET", "k", "v"], "OK\n"),
@@ -198,7 +216,7 @@ fn mass_insert_file(path: &Path, count: usize) {
 
 /// `redis-cli --pipe` with 100,000 SETs: no errors, every reply counted, every key there.
 fn cli_pipe(kind: ServerKind, args: &[&str]) {
-    let server = TestServer::start_with_defaults(kind, args);
+    let server = start(kind, args);
     let input = server.dir().join("mass-insert.resp");
     mass_insert_file(&input, PIPE_KEYS);
     let summary = cli(&server, &["--pipe"], Some(&input));
@@ -263,7 +281,7 @@ const STRING_BENCH_SET: &[&str] = &[
 
 /// `redis-benchmark -q -n 2000 -c 10`: exits 0, reports every test, prints no error.
 fn benchmark(kind: ServerKind, args: &[&str]) {
-    let server = TestServer::start_with_defaults(kind, args);
+    let server = start(kind, args);
     let port = server.port().to_string();
     let full = kind == ServerKind::Redis || std::env::var_os("SHARDIS_FULL_BENCH_SET").is_some();
     let mut bench_args = vec![
