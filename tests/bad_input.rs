@@ -86,6 +86,13 @@ fn canonical_malformed_inputs_shardis_matches_redis() {
     for case in CANONICAL {
         let expected = run_canonical(&redis, case);
         let got = run_canonical(&shardis, case);
+        if got.1 == Closed::Never {
+            failures.push(format!(
+                "{}: shardis never closed the connection; stopping",
+                case.name
+            ));
+            break;
+        }
         if got != expected {
             failures.push(format!(
                 "{}: sent {}\n  redis   {} ({:?})\n  shardis {} ({:?})",
@@ -140,35 +147,171 @@ const LONG_BULK_LINE: &[u8] = &{
 };
 
 const CANONICAL: &[Canonical] = &[
-    Canonical { name: "multibulk count not a number", input: b"*abc\r\n", reply: INVALID_MULTIBULK, closes: true },
-    Canonical { name: "multibulk count over INT_MAX", input: b"*2147483648\r\n", reply: INVALID_MULTIBULK, closes: true },
-    Canonical { name: "multibulk count with a sign", input: b"*+1\r\n$4\r\nPING\r\n", reply: INVALID_MULTIBULK, closes: true },
-    Canonical { name: "bulk length not a number", input: b"*1\r\n$abc\r\n", reply: INVALID_BULK, closes: true },
-    Canonical { name: "bulk length negative", input: b"*1\r\n$-1\r\n", reply: INVALID_BULK, closes: true },
-    Canonical { name: "bulk length over proto-max-bulk-len", input: b"*1\r\n$536870913\r\n", reply: INVALID_BULK, closes: true },
-    Canonical { name: "array element not a bulk", input: b"*1\r\nGET\r\n", reply: b"-ERR Protocol error: expected '$', got 'G'\r\n", closes: true },
-    Canonical { name: "integer inside a request", input: b"*2\r\n$4\r\nECHO\r\n:1\r\n", reply: b"-ERR Protocol error: expected '$', got ':'\r\n", closes: true },
-    Canonical { name: "unbalanced double quote", input: b"SET \"key\r\n", reply: UNBALANCED, closes: true },
-    Canonical { name: "unbalanced single quote", input: b"ECHO 'a\r\n", reply: UNBALANCED, closes: true },
-    Canonical { name: "closing quote not followed by space", input: b"ECHO \"a\"b\r\n", reply: UNBALANCED, closes: true },
-    Canonical { name: "inline request over 64 KiB", input: LONG_LINE, reply: b"-ERR Protocol error: too big inline request\r\n", closes: true },
-    Canonical { name: "multibulk count line over 64 KiB", input: LONG_MULTIBULK_LINE, reply: b"-ERR Protocol error: too big mbulk count string\r\n", closes: true },
-    Canonical { name: "bulk length line over 64 KiB", input: LONG_BULK_LINE, reply: b"-ERR Protocol error: too big bulk count string\r\n", closes: true },
-    Canonical { name: "replies before a protocol error", input: b"PING\r\n*1\r\n$4\r\nPING\r\n*x\r\n", reply: b"+PONG\r\n+PONG\r\n-ERR Protocol error: invalid multibulk length\r\n", closes: true },
-    Canonical { name: "empty lines", input: b"\r\n\r\n\n", reply: b"", closes: false },
-    Canonical { name: "empty and null multibulks", input: b"*0\r\n*-1\r\nPING\r\n", reply: b"+PONG\r\n", closes: false },
-    Canonical { name: "inline with escapes", input: b"SET canon \"a\\x41\\n\"\r\nGET canon\r\n", reply: b"+OK\r\n$3\r\naA\n\r\n", closes: false },
-    Canonical { name: "inline with single quotes", input: b"ECHO 'b \"c'\r\n", reply: b"$4\r\nb \"c\r\n", closes: false },
-    Canonical { name: "inline unknown command", input: b"FOO bar\r\n", reply: b"-ERR unknown command 'FOO', with args beginning with: 'bar' \r\n", closes: false },
-    Canonical { name: "inline ended by LF alone", input: b"PING\n", reply: b"+PONG\r\n", closes: false },
-    Canonical { name: "bulk outside a multibulk", input: b"$5\r\nhellx\r\n", reply: b"-ERR unknown command '$5', with args beginning with: \r\n-ERR unknown command 'hellx', with args beginning with: \r\n", closes: false },
+    Canonical {
+        name: "multibulk count not a number",
+        input: b"*abc\r\n",
+        reply: INVALID_MULTIBULK,
+        closes: true,
+    },
+    Canonical {
+        name: "multibulk count over INT_MAX",
+        input: b"*2147483648\r\n",
+        reply: INVALID_MULTIBULK,
+        closes: true,
+    },
+    Canonical {
+        name: "multibulk count with a sign",
+        input: b"*+1\r\n$4\r\nPING\r\n",
+        reply: INVALID_MULTIBULK,
+        closes: true,
+    },
+    Canonical {
+        name: "bulk length not a number",
+        input: b"*1\r\n$abc\r\n",
+        reply: INVALID_BULK,
+        closes: true,
+    },
+    Canonical {
+        name: "bulk length negative",
+        input: b"*1\r\n$-1\r\n",
+        reply: INVALID_BULK,
+        closes: true,
+    },
+    Canonical {
+        name: "bulk length over proto-max-bulk-len",
+        input: b"*1\r\n$536870913\r\n",
+        reply: INVALID_BULK,
+        closes: true,
+    },
+    Canonical {
+        name: "array element not a bulk",
+        input: b"*1\r\nGET\r\n",
+        reply: b"-ERR Protocol error: expected '$', got 'G'\r\n",
+        closes: true,
+    },
+    Canonical {
+        name: "integer inside a request",
+        input: b"*2\r\n$4\r\nECHO\r\n:1\r\n",
+        reply: b"-ERR Protocol error: expected '$', got ':'\r\n",
+        closes: true,
+    },
+    Canonical {
+        name: "unbalanced double quote",
+        input: b"SET \"key\r\n",
+        reply: UNBALANCED,
+        closes: true,
+    },
+    Canonical {
+        name: "unbalanced single quote",
+        input: b"ECHO 'a\r\n",
+        reply: UNBALANCED,
+        closes: true,
+    },
+    Canonical {
+        name: "closing quote not followed by space",
+        input: b"ECHO \"a\"b\r\n",
+        reply: UNBALANCED,
+        closes: true,
+    },
+    Canonical {
+        name: "inline request over 64 KiB",
+        input: LONG_LINE,
+        reply: b"-ERR Protocol error: too big inline request\r\n",
+        closes: true,
+    },
+    Canonical {
+        name: "multibulk count line over 64 KiB",
+        input: LONG_MULTIBULK_LINE,
+        reply: b"-ERR Protocol error: too big mbulk count string\r\n",
+        closes: true,
+    },
+    Canonical {
+        name: "bulk length line over 64 KiB",
+        input: LONG_BULK_LINE,
+        reply: b"-ERR Protocol error: too big bulk count string\r\n",
+        closes: true,
+    },
+    Canonical {
+        name: "replies before a protocol error",
+        input: b"PING\r\n*1\r\n$4\r\nPING\r\n*x\r\n",
+        reply: b"+PONG\r\n+PONG\r\n-ERR Protocol error: invalid multibulk length\r\n",
+        closes: true,
+    },
+    Canonical {
+        name: "empty lines",
+        input: b"\r\n\r\n\n",
+        reply: b"",
+        closes: false,
+    },
+    Canonical {
+        name: "empty and null multibulks",
+        input: b"*0\r\n*-1\r\nPING\r\n",
+        reply: b"+PONG\r\n",
+        closes: false,
+    },
+    Canonical {
+        name: "inline with escapes",
+        input: b"SET canon \"a\\x41\\n\"\r\nGET canon\r\n",
+        reply: b"+OK\r\n$3\r\naA\n\r\n",
+        closes: false,
+    },
+    Canonical {
+        name: "inline with single quotes",
+        input: b"ECHO 'b \"c'\r\n",
+        reply: b"$4\r\nb \"c\r\n",
+        closes: false,
+    },
+    Canonical {
+        name: "inline unknown command",
+        input: b"FOO bar\r\n",
+        reply: b"-ERR unknown command 'FOO', with args beginning with: 'bar' \r\n",
+        closes: false,
+    },
+    Canonical {
+        name: "inline ended by LF alone",
+        input: b"PING\n",
+        reply: b"+PONG\r\n",
+        closes: false,
+    },
+    Canonical {
+        name: "bulk outside a multibulk",
+        input: b"$5\r\nhellx\r\n",
+        reply: b"-ERR unknown command '$5', with args beginning with: \r\n-ERR unknown command \
+            'hellx', with args beginning with: \r\n",
+        closes: false,
+    },
     // Redis looks for the inline line end with strchr, which stops at the NUL: the request
     // never completes and the server waits for more input.
-    Canonical { name: "inline NUL byte hides the line end", input: b"ECHO a\x00b\r\n", reply: b"", closes: false },
-    Canonical { name: "wrong arity through multibulk", input: b"*3\r\n$4\r\nECHO\r\n$1\r\na\r\n$1\r\nb\r\n", reply: b"-ERR wrong number of arguments for 'echo' command\r\n", closes: false },
-    Canonical { name: "empty command name", input: b"*1\r\n$0\r\n\r\n", reply: b"-ERR unknown command '', with args beginning with: \r\n", closes: false },
-    Canonical { name: "truncated request then end of input", input: b"*2\r\n$3\r\nGET\r\n$1", reply: b"", closes: false },
-    Canonical { name: "big bulk claim then end of input", input: b"*1\r\n$100000000\r\nabc", reply: b"", closes: false },
+    Canonical {
+        name: "inline NUL byte hides the line end",
+        input: b"ECHO a\x00b\r\n",
+        reply: b"",
+        closes: false,
+    },
+    Canonical {
+        name: "wrong arity through multibulk",
+        input: b"*3\r\n$4\r\nECHO\r\n$1\r\na\r\n$1\r\nb\r\n",
+        reply: b"-ERR wrong number of arguments for 'echo' command\r\n",
+        closes: false,
+    },
+    Canonical {
+        name: "empty command name",
+        input: b"*1\r\n$0\r\n\r\n",
+        reply: b"-ERR unknown command '', with args beginning with: \r\n",
+        closes: false,
+    },
+    Canonical {
+        name: "truncated request then end of input",
+        input: b"*2\r\n$3\r\nGET\r\n$1",
+        reply: b"",
+        closes: false,
+    },
+    Canonical {
+        name: "big bulk claim then end of input",
+        input: b"*1\r\n$100000000\r\nabc",
+        reply: b"",
+        closes: false,
+    },
 ];
 
 /// How a connection that was sent a canonical input ended.
@@ -236,115 +379,27 @@ const INLINE_WORDS: &[&[u8]] = &[
     b"SET", b"GET", b"ECHO", b"PING", b"EXISTS", b"bad:k", b"x", b"", b"FOO",
 ];
 
+/// Makes the bytes of one kind of payload.
+type PayloadFn = fn(&mut Rng) -> Vec<u8>;
+
+/// The kinds of malformed payload, each with its generator.
+const PAYLOAD_KINDS: &[(&str, PayloadFn)] = &[
+    ("random binary", random_binary),
+    ("bad multibulk count", bad_multibulk_count),
+    ("bad bulk length", bad_bulk_length),
+    ("big bulk claim then disconnect", big_bulk_claim),
+    ("huge multibulk count then disconnect", huge_multibulk_count),
+    ("truncated frame", truncated_frame),
+    ("unbalanced quotes", unbalanced_quotes),
+    ("oversized inline line", oversized_inline),
+    ("inline garbage", inline_garbage),
+    ("valid request then garbage", valid_then_garbage),
+    ("wrong type inside a request", wrong_type_inside),
+];
+
 fn payload(rng: &mut Rng) -> Payload {
-    let (kind, bytes) = match rng.below(11) {
-        0 => ("random binary", {
-            let len = rng.range(1, 512) as usize;
-            rng.bytes(len)
-        }),
-        1 => ("bad multibulk count", {
-            let count = *rng.pick(&[
-                &b"-5"[..],
-                b"abc",
-                b"",
-                b"2147483648",
-                b"99999999999999999999",
-                b" 3",
-                b"1x",
-            ]);
-            let mut b = [&b"*"[..], count, b"\r\n"].concat();
-            let tail = rng.below(40) as usize;
-            b.extend(rng.bytes_from(tail, b"$*\r\n0123abc"));
-            b
-        }),
-        2 => ("bad bulk length", {
-            let len = *rng.pick(&[
-                &b"-5"[..],
-                b"-2",
-                b"536870913",
-                b"1000000000",
-                b"abc",
-                b"",
-                b"1x",
-                b"99999999999999999999",
-            ]);
-            [&b"*2\r\n$3\r\nGET\r\n$"[..], len, b"\r\nabc\r\n"].concat()
-        }),
-        3 => ("big bulk claim then disconnect", {
-            let claim = rng.range(1_000_000, 536_870_912);
-            let mut b = format!("*2\r\n$4\r\nECHO\r\n${claim}\r\n").into_bytes();
-            let tail = rng.below(100) as usize;
-            b.extend(rng.bytes(tail));
-            b
-        }),
-        4 => ("huge multibulk count then disconnect", {
-            format!("*{}\r\n$1\r\na\r\n", rng.range(100_000, 2_147_483_647)).into_bytes()
-        }),
-        5 => ("truncated frame", {
-            let len = rng.below(64) as usize;
-            let value = rng.bytes(len);
-            let args: [&[u8]; 3] = [
-                *rng.pick(&[&b"SET"[..], b"ECHO", b"GETSET"]),
-                b"bad:k",
-                &value,
-            ];
-            let full = common::resp::encode_command(&args);
-            let cut = rng.index(full.len());
-            full[..cut].to_vec()
-        }),
-        6 => ("unbalanced quotes", {
-            let mut b = rng.pick(INLINE_WORDS).to_vec();
-            b.extend(
-                rng.pick(&[
-                    &b" \"abc"[..],
-                    b" 'x",
-                    b" \"a\"b",
-                    b" \"\\x4",
-                    b" 'a'b",
-                    b" \"\\\"",
-                ])
-                .iter(),
-            );
-            b.extend_from_slice(b"\r\n");
-            b
-        }),
-        7 => ("oversized inline line", {
-            let len = 65_536 + rng.range(1, 16_384) as usize;
-            let mut b = rng.bytes_from(len, b"abc \"'");
-            if rng.chance(1, 2) {
-                b.extend_from_slice(b"\r\n");
-            }
-            b
-        }),
-        8 => ("inline garbage", {
-            let mut b = Vec::new();
-            for _ in 0..rng.range(1, 8) {
-                b.extend(rng.pick(INLINE_WORDS).iter());
-                b.extend(
-                    rng.pick(&[&b" "[..], b"  ", b"\t", b"\x00", b"\r", b"\r\n", b"\n"])
-                        .iter(),
-                );
-            }
-            b
-        }),
-        9 => ("valid request then garbage", {
-            let mut b = b"*1\r\n$4\r\nPING\r\n".to_vec();
-            let tail = rng.range(1, 64) as usize;
-            b.extend(rng.bytes(tail));
-            b
-        }),
-        _ => ("wrong type inside a request", {
-            let item = *rng.pick(&[
-                &b":1\r\n"[..],
-                b"+OK\r\n",
-                b"-ERR\r\n",
-                b"*1\r\n",
-                b"%1\r\n",
-                b"_\r\n",
-            ]);
-            [&b"*2\r\n$4\r\nECHO\r\n"[..], item].concat()
-        }),
-    };
+    let (kind, generate) = *rng.pick(PAYLOAD_KINDS);
+    let bytes = generate(rng);
     let ending = match rng.below(4) {
         0 | 1 => Ending::HalfClose,
         2 => Ending::Drop,
@@ -355,6 +410,117 @@ fn payload(rng: &mut Rng) -> Payload {
         bytes,
         ending,
     }
+}
+
+fn random_binary(rng: &mut Rng) -> Vec<u8> {
+    let len = rng.range(1, 512) as usize;
+    rng.bytes(len)
+}
+
+fn bad_multibulk_count(rng: &mut Rng) -> Vec<u8> {
+    let count: &[u8] = rng.pick_bytes(&[
+        &b"-5"[..],
+        b"abc",
+        b"",
+        b"2147483648",
+        b"99999999999999999999",
+        b" 3",
+        b"1x",
+    ]);
+    let mut b = [&b"*"[..], count, b"\r\n"].concat();
+    let tail = rng.below(40) as usize;
+    b.extend(rng.bytes_from(tail, b"$*\r\n0123abc"));
+    b
+}
+
+fn bad_bulk_length(rng: &mut Rng) -> Vec<u8> {
+    let len: &[u8] = rng.pick_bytes(&[
+        &b"-5"[..],
+        b"-2",
+        b"536870913",
+        b"1000000000",
+        b"abc",
+        b"",
+        b"1x",
+        b"99999999999999999999",
+    ]);
+    [&b"*2\r\n$3\r\nGET\r\n$"[..], len, b"\r\nabc\r\n"].concat()
+}
+
+/// A bulk length the server accepts (up to proto-max-bulk-len), then a few bytes of it.
+fn big_bulk_claim(rng: &mut Rng) -> Vec<u8> {
+    let claim = rng.range(1_000_000, 536_870_912);
+    let mut b = format!("*2\r\n$4\r\nECHO\r\n${claim}\r\n").into_bytes();
+    let tail = rng.below(100) as usize;
+    b.extend(rng.bytes(tail));
+    b
+}
+
+fn huge_multibulk_count(rng: &mut Rng) -> Vec<u8> {
+    format!("*{}\r\n$1\r\na\r\n", rng.range(100_000, 2_147_483_647)).into_bytes()
+}
+
+fn truncated_frame(rng: &mut Rng) -> Vec<u8> {
+    let len = rng.below(64) as usize;
+    let value = rng.bytes(len);
+    let name: &[u8] = rng.pick_bytes(&[&b"SET"[..], b"ECHO", b"GETSET"]);
+    let full = common::resp::encode_command(&[name, b"bad:k", &value]);
+    let cut = rng.index(full.len());
+    full[..cut].to_vec()
+}
+
+fn unbalanced_quotes(rng: &mut Rng) -> Vec<u8> {
+    let word: &[u8] = rng.pick_bytes(INLINE_WORDS);
+    let quote: &[u8] = rng.pick_bytes(&[
+        &b" \"abc"[..],
+        b" 'x",
+        b" \"a\"b",
+        b" \"\\x4",
+        b" 'a'b",
+        b" \"\\\"",
+    ]);
+    [word, quote, b"\r\n"].concat()
+}
+
+/// More than the 64 KiB an inline request may be, with or without its line end.
+fn oversized_inline(rng: &mut Rng) -> Vec<u8> {
+    let len = 65_536 + rng.range(1, 16_384) as usize;
+    let mut b = rng.bytes_from(len, b"abc \"'");
+    if rng.chance(1, 2) {
+        b.extend_from_slice(b"\r\n");
+    }
+    b
+}
+
+fn inline_garbage(rng: &mut Rng) -> Vec<u8> {
+    let mut b = Vec::new();
+    for _ in 0..rng.range(1, 8) {
+        let word: &[u8] = rng.pick_bytes(INLINE_WORDS);
+        let separator: &[u8] =
+            rng.pick_bytes(&[&b" "[..], b"  ", b"\t", b"\x00", b"\r", b"\r\n", b"\n"]);
+        b.extend_from_slice(word);
+        b.extend_from_slice(separator);
+    }
+    b
+}
+
+fn valid_then_garbage(rng: &mut Rng) -> Vec<u8> {
+    let mut b = b"*1\r\n$4\r\nPING\r\n".to_vec();
+    let tail = rng.range(1, 64) as usize;
+    b.extend(rng.bytes(tail));
+    b
+}
+
+fn wrong_type_inside(rng: &mut Rng) -> Vec<u8> {
+    let item: &[u8] = rng.pick_bytes(&[
+        &b":1\r\n"[..],
+        b"+OK\r\n",
+        b"-ERR\r\n",
+        b"*1\r\n",
+        b"%1\r\n",
+        b"_\r\n",
+    ]);
+    [&b"*2\r\n$4\r\nECHO\r\n"[..], item].concat()
 }
 
 /// A connection whose payload was sent and that is waiting to be ended.
@@ -436,6 +602,10 @@ fn attacker(port: u16, seed: u64, thread: usize, total: usize) -> Result<usize, 
         let mut stream = TcpStream::connect_timeout(&addr, CLOSE_TIMEOUT)
             .map_err(|e| format!("payload #{index}: connect failed: {e}"))?;
         let _ = stream.set_nodelay(true);
+        // A server that stops reading must not block this thread for good.
+        stream
+            .set_write_timeout(Some(CLOSE_TIMEOUT))
+            .map_err(|e| e.to_string())?;
         send_in_pieces(&mut stream, &payload.bytes, &mut rng);
         sent += 1;
         pending.push_back(Pending {

@@ -117,19 +117,7 @@ fn idle_connections(kind: ServerKind) {
     // The default maxclients (10000) would refuse the new client this test needs.
     let max_clients = (count + 100).to_string();
     let server = TestServer::start(kind, &["--maxclients", &max_clients]);
-    let mut idle = Vec::with_capacity(count);
-    for i in 0..count {
-        let conn = RespConn::connect(server.port())
-            .unwrap_or_else(|e| panic!("idle connection #{i} of {count}: {e}"));
-        idle.push(conn);
-        if (i + 1) % CONNECT_BATCH == 0 {
-            // Accepts are in order: an answer on the newest means all before it were taken.
-            ping(
-                idle.last_mut().expect("just pushed"),
-                &format!("idle connection #{i}"),
-            );
-        }
-    }
+    let mut idle = open_connections(&server, count);
     server.assert_alive();
     println!("{} holds {count} idle connections", kind.name());
 
@@ -173,6 +161,24 @@ fn idle_connections(kind: ServerKind) {
     }
     ping(&mut fresh, "the new client after the idle ones left");
     server.assert_alive();
+}
+
+/// Opens `count` connections, checking every `CONNECT_BATCH` that the server has taken them.
+fn open_connections(server: &TestServer, count: usize) -> Vec<RespConn> {
+    let mut conns = Vec::with_capacity(count);
+    for i in 0..count {
+        let conn = RespConn::connect(server.port())
+            .unwrap_or_else(|e| panic!("idle connection #{i} of {count}: {e}"));
+        conns.push(conn);
+        if (i + 1) % CONNECT_BATCH == 0 {
+            // Accepts are in order: an answer on the newest means all before it were taken.
+            ping(
+                conns.last_mut().expect("just pushed"),
+                &format!("idle connection #{i}"),
+            );
+        }
+    }
+    conns
 }
 
 /// Fills a server with `MAX_CLIENTS` clients, returns what the next one receives and whether

@@ -72,83 +72,104 @@ fn families_from_env() -> Vec<String> {
     }
 }
 
+/// What a run has seen so far: the last commands, and counts for the summary.
+#[derive(Default)]
+struct Log {
+    history: VecDeque<String>,
+    error_replies: usize,
+    /// Per command name: replies that were not errors, and errors.
+    stats: BTreeMap<String, (usize, usize)>,
+}
+
+impl Log {
+    fn record(&mut self, index: usize, cmd: &diff::Cmd, reply: &[u8]) {
+        let is_error = reply.first() == Some(&b'-');
+        self.error_replies += usize::from(is_error);
+        let mut name = String::from_utf8_lossy(&cmd.args[0]).to_uppercase();
+        if name.starts_with("QQ") || name.len() > 20 {
+            name = "(unknown command)".into();
+        }
+        let entry = self.stats.entry(name).or_default();
+        *if is_error { &mut entry.1 } else { &mut entry.0 } += 1;
+        if self.history.len() == HISTORY_LEN {
+            self.history.pop_front();
+        }
+        self.history.push_back(format!(
+            "#{index}: {}  ->  {}",
+            show_command(&cmd.args),
+            show_short(reply, HISTORY_REPLY_BYTES)
+        ));
+    }
+
+    fn print_stats(&self) {
+        for (name, (ok, errors)) in &self.stats {
+            println!("{name:>16}: {ok:>7} ok {errors:>7} errors");
+        }
+    }
+}
+
 /// Runs `commands` generated commands on redis-server (first) and `candidate` (second).
 fn run(test: &str, candidate: ServerKind, candidate_args: &[&str], commands: usize) {
     let seed = rng::seed(test);
-    let families = families_from_env();
     let reference = TestServer::start(ServerKind::Redis, &[]);
     let tested = TestServer::start(candidate, candidate_args);
     let (mut a, mut b) = (reference.conn(), tested.conn());
-    let mut generator = diff::Gen::new(seed, &families);
-    let mut history: VecDeque<String> = VecDeque::with_capacity(HISTORY_LEN + 1);
+    let mut generator = diff::Gen::new(seed, &families_from_env());
+    let mut log = Log::default();
     let started = Instant::now();
-    let mut error_replies = 0usize;
-    let mut stats: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    let servers = format!("{} {}", candidate.name(), candidate_args.join(" "));
+    let failure = |index: usize, command: String, log: &Log, what: &str| -> ! {
+        let history: Vec<&str> = log.history.iter().map(|s| s.as_str()).collect();
+        fail(
+            &Failure {
+                test,
+                seed,
+                index,
+                command,
+                servers: &servers,
+                history,
+            },
+            what,
+        )
+    };
     for index in 0..commands {
         let cmd = generator.next(index as u64);
-        let context = || Failure {
-            test,
-            seed,
-            index,
-            command: show_command(&cmd.args),
-            candidate: format!("{} {}", candidate.name(), candidate_args.join(" ")),
-            history: &history,
-        };
         match compare::run(&cmd, &mut a, &mut b) {
-            Ok(verdict) if verdict.same => {
-                let is_error = verdict.a.first() == Some(&b'-');
-                error_replies += usize::from(is_error);
-                let mut name = String::from_utf8_lossy(&cmd.args[0]).to_uppercase();
-                if name.starts_with("QQ") || name.len() > 20 {
-                    name = "(unknown command)".into();
-                }
-                let entry = stats.entry(name).or_default();
-                *if is_error { &mut entry.1 } else { &mut entry.0 } += 1;
-                if history.len() == HISTORY_LEN {
-                    history.pop_front();
-                }
-                history.push_back(format!(
-                    "#{index}: {}  ->  {}",
-                    show_command(&cmd.args),
-                    show_short(&verdict.a, HISTORY_REPLY_BYTES)
-                ));
-            }
+            Ok(verdict) if verdict.same => log.record(index, &cmd, &verdict.a),
             Ok(verdict) => {
-                let keyspace = describe_current_db_difference(&mut a, &mut b);
-                context().fail(&format!(
+                let keyspace = describe_current_db_difference(&mut a, &mut b, candidate.name());
+                let what = format!(
                     "replies differ ({:?})\n  redis:   {}\n  {}: {}\n  {keyspace}",
                     cmd.check,
                     common::show(&verdict.a),
                     candidate.name(),
                     common::show(&verdict.b)
-                ));
+                );
+                failure(index, show_command(&cmd.args), &log, &what);
             }
             Err(e) => {
                 tested.assert_alive();
-                context().fail(&format!("connection failure: {e}"));
+                let what = format!("connection failure: {e}");
+                failure(index, show_command(&cmd.args), &log, &what);
             }
         }
     }
     tested.assert_alive();
-    compare_keyspaces(&mut a, &mut b).unwrap_or_else(|e| {
-        let context = Failure {
-            test,
-            seed,
-            index: commands,
-            command: "(keyspace comparison after the last command)".into(),
-            candidate: candidate.name().into(),
-            history: &history,
-        };
-        context.fail(&e)
-    });
+    if let Err(e) = compare_keyspaces(&mut a, &mut b) {
+        failure(
+            commands,
+            "(keyspaces compared after the last command)".into(),
+            &log,
+            &e,
+        );
+    }
     if std::env::var_os("SHARDIS_DIFF_STATS").is_some() {
-        for (name, (ok, errors)) in &stats {
-            println!("{name:>16}: {ok:>7} ok {errors:>7} errors");
-        }
+        log.print_stats();
     }
     println!(
-        "{test}: {commands} commands ({error_replies} answered with an error), identical \
-         replies and keyspaces, in {:.1?}",
+        "{test}: {commands} commands ({} answered with an error), identical replies and \
+         keyspaces, in {:.1?}",
+        log.error_replies,
         started.elapsed()
     );
 }
@@ -159,26 +180,24 @@ struct Failure<'a> {
     seed: u64,
     index: usize,
     command: String,
-    candidate: String,
-    history: &'a VecDeque<String>,
+    /// The server compared with redis-server, and its arguments.
+    servers: &'a str,
+    history: Vec<&'a str>,
 }
 
-impl Failure<'_> {
-    fn fail(&self, what: &str) -> ! {
-        let history: Vec<&str> = self.history.iter().map(|s| s.as_str()).collect();
-        panic!(
-            "{test}: difference at command #{index} (seed {seed}, reproduce with \
-             SHARDIS_SEED={seed}; servers: redis vs {candidate})\n  command: {command}\n  \
-             {what}\n--- the {n} commands before it (with the common reply) ---\n{}\n---",
-            history.join("\n"),
-            test = self.test,
-            index = self.index,
-            seed = self.seed,
-            candidate = self.candidate,
-            command = self.command,
-            n = history.len(),
-        )
-    }
+fn fail(f: &Failure, what: &str) -> ! {
+    panic!(
+        "{test}: difference at command #{index} (seed {seed}, reproduce with \
+         SHARDIS_SEED={seed}; servers: redis vs {servers})\n  command: {command}\n  \
+         {what}\n--- the {n} commands before it (with the common reply) ---\n{}\n---",
+        f.history.join("\n"),
+        test = f.test,
+        index = f.index,
+        seed = f.seed,
+        servers = f.servers,
+        command = f.command,
+        n = f.history.len(),
+    )
 }
 
 /// Compares every key of the databases the generator uses: names, types, values and whether
@@ -247,7 +266,7 @@ fn keys_of(conn: &mut RespConn) -> Result<Vec<Vec<u8>>, String> {
 
 /// For a failure report: the keys of the current database that only one server has, with
 /// their TTLs. Best effort: a connection failure here is reported as text.
-fn describe_current_db_difference(a: &mut RespConn, b: &mut RespConn) -> String {
+fn describe_current_db_difference(a: &mut RespConn, b: &mut RespConn, other: &str) -> String {
     let (keys_a, keys_b) = match (keys_of(a), keys_of(b)) {
         (Ok(x), Ok(y)) => (x, y),
         (x, y) => return format!("(could not list keys: {:?} / {:?})", x.err(), y.err()),
@@ -255,7 +274,7 @@ fn describe_current_db_difference(a: &mut RespConn, b: &mut RespConn) -> String 
     let mut lines = Vec::new();
     for (name, keys, others, conn) in [
         ("redis", &keys_a, &keys_b, &mut *a),
-        ("the other server", &keys_b, &keys_a, &mut *b),
+        (other, &keys_b, &keys_a, &mut *b),
     ] {
         for key in keys.iter().filter(|k| !others.contains(k)) {
             let pttl = conn.cmd(&[b"PTTL", key]);

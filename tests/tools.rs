@@ -2,7 +2,8 @@
 //! insertion) and `redis-benchmark`.
 //!
 //! Every check runs against redis-server (the harness's own check) and against shardis with
-//! no arguments but port and directory, with `--shards 1` and with `--shards 4`.
+//! no arguments but port and directory (its defaults: persistence included), with
+//! `--shards 1` and with `--shards 4`.
 //!
 //! redis-benchmark runs `-t ping,set,get,incr,mset` against shardis: the default test set also
 //! needs lists, hashes, sets and sorted sets. Setting `SHARDIS_FULL_BENCH_SET=1` runs the full
@@ -18,7 +19,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// How long one tool run may take. The mass insert is the slowest, at a few seconds.
-const TOOL_TIMEOUT: Duration = Duration::from_secs(300);
+const TOOL_TIMEOUT: Duration = Duration::from_secs(120);
 /// Keys written by the `--pipe` mass insertion.
 const PIPE_KEYS: usize = 100_000;
 
@@ -54,6 +55,24 @@ macro_rules! on_every_server {
 on_every_server!(cli_commands);
 on_every_server!(cli_pipe);
 on_every_server!(benchmark);
+
+/// Starts the server and checks that it serves SET and GET, so that a server that stops
+/// answering fails here within the client's read timeout, not in a tool's longer one.
+fn start(kind: ServerKind, args: &[&str]) -> TestServer {
+    let server = TestServer::start_with_defaults(kind, args);
+    let mut conn = server.conn();
+    assert_eq!(
+        conn.cmd(&[b"SET", b"smoke", b"1"]),
+        b"+OK\r\n",
+        "SET before the tools"
+    );
+    assert_eq!(
+        conn.cmd(&[b"DEL", b"smoke"]),
+        b":1\r\n",
+        "DEL before the tools"
+    );
+    server
+}
 
 /// What a tool run produced.
 struct ToolOutput {
@@ -126,7 +145,7 @@ fn cli(server: &TestServer, args: &[&str], stdin: Option<&Path>) -> String {
 /// One-shot commands in raw mode (stdout is not a terminal), `--no-raw`, `--csv`, `-x`, `-n`,
 /// `-r`, `-3` and `--scan`, with the exact output redis-cli 7.0 prints for Redis.
 fn cli_commands(kind: ServerKind, args: &[&str]) {
-    let server = TestServer::start(kind, args);
+    let server = start(kind, args);
     let cases: &[(&[&str], &str)] = &[
         (&["PING"], "PONG\n"),
         (&["SET", "k", "v"], "OK\n"),
@@ -197,7 +216,7 @@ fn mass_insert_file(path: &Path, count: usize) {
 
 /// `redis-cli --pipe` with 100,000 SETs: no errors, every reply counted, every key there.
 fn cli_pipe(kind: ServerKind, args: &[&str]) {
-    let server = TestServer::start(kind, args);
+    let server = start(kind, args);
     let input = server.dir().join("mass-insert.resp");
     mass_insert_file(&input, PIPE_KEYS);
     let summary = cli(&server, &["--pipe"], Some(&input));
@@ -262,7 +281,7 @@ const STRING_BENCH_SET: &[&str] = &[
 
 /// `redis-benchmark -q -n 2000 -c 10`: exits 0, reports every test, prints no error.
 fn benchmark(kind: ServerKind, args: &[&str]) {
-    let server = TestServer::start(kind, args);
+    let server = start(kind, args);
     let port = server.port().to_string();
     let full = kind == ServerKind::Redis || std::env::var_os("SHARDIS_FULL_BENCH_SET").is_some();
     let mut bench_args = vec![

@@ -2,7 +2,8 @@
 //!
 //! Tests drive real binaries over TCP. `TestServer::start` runs either shardis or Debian's
 //! `redis-server` with the same command line (`--port P --dir TMP --save "" --appendonly no
-//! --daemonize no` plus the test's own arguments), on a free port, in a fresh temporary
+//! --daemonize no` plus the test's own arguments; `start_with_defaults` gives shardis only
+//! `--port` and `--dir`, to test its defaults), on a free port, in a fresh temporary
 //! directory, with stdout and stderr going to `server.log` in that directory. It returns once
 //! the server answers PING with PONG, polling every 20 ms for up to 20 s; a server that exits
 //! or never answers fails the test with its log. Ports are found by binding 127.0.0.1:0 and
@@ -113,11 +114,28 @@ impl TestServer {
     /// Starts a server of `kind` with the standard arguments plus `extra_args` and waits until
     /// it answers PING. Panics with the server's log when it cannot be started.
     pub fn start(kind: ServerKind, extra_args: &[&str]) -> TestServer {
-        TestServer::try_start(kind, extra_args).unwrap_or_else(|message| panic!("{message}"))
+        TestServer::try_start(kind, Startup::Standard, extra_args)
+            .unwrap_or_else(|message| panic!("{message}"))
+    }
+
+    /// Like `start`, but shardis gets only `--port` and `--dir` (plus `extra_args`), so that
+    /// its defaults are what is tested. redis-server still gets the standard arguments.
+    pub fn start_with_defaults(kind: ServerKind, extra_args: &[&str]) -> TestServer {
+        TestServer::try_start(kind, Startup::Defaults, extra_args)
+            .unwrap_or_else(|message| panic!("{message}"))
     }
 
     /// `start`, with the failure handed back as a message that includes the server's log.
-    pub fn try_start(kind: ServerKind, extra_args: &[&str]) -> Result<TestServer, String> {
+    pub fn try_start(
+        kind: ServerKind,
+        startup: Startup,
+        extra_args: &[&str],
+    ) -> Result<TestServer, String> {
+        let startup = if kind == ServerKind::Redis {
+            Startup::Standard
+        } else {
+            startup
+        };
         let dir = tempfile::Builder::new()
             .prefix(&format!("{}-test-", kind.name()))
             .tempdir()
@@ -134,7 +152,7 @@ impl TestServer {
         for attempt in 1..=START_ATTEMPTS_MAX {
             let port = free_port();
             let log_path = dir.path().join("server.log");
-            let mut child = spawn(&binary, port, dir.path(), extra_args, &log_path)?;
+            let mut child = spawn(&binary, startup, port, dir.path(), extra_args, &log_path)?;
             match wait_ready(&mut child, port) {
                 Ok(()) => {
                     let pid = child.id();
@@ -166,7 +184,7 @@ impl TestServer {
                         kind.name(),
                         binary.display(),
                         binary.display(),
-                        shell_words(&standard_args(port, dir.path(), extra_args)),
+                        shell_words(&server_args(startup, port, dir.path(), extra_args)),
                     );
                     if !retry {
                         break;
@@ -294,25 +312,32 @@ impl Drop for TestServer {
     }
 }
 
-fn standard_args(port: u16, dir: &Path, extra_args: &[&str]) -> Vec<String> {
+/// Which arguments a server is started with, besides the test's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Startup {
+    /// `--port P --dir D --save "" --appendonly no --daemonize no`.
+    Standard,
+    /// `--port P --dir D` only (shardis only: redis-server always gets the standard ones).
+    Defaults,
+}
+
+fn server_args(startup: Startup, port: u16, dir: &Path, extra_args: &[&str]) -> Vec<String> {
     let mut args: Vec<String> = vec![
         "--port".into(),
         port.to_string(),
         "--dir".into(),
         dir.display().to_string(),
-        "--save".into(),
-        String::new(),
-        "--appendonly".into(),
-        "no".into(),
-        "--daemonize".into(),
-        "no".into(),
     ];
+    if startup == Startup::Standard {
+        args.extend(["--save", "", "--appendonly", "no", "--daemonize", "no"].map(String::from));
+    }
     args.extend(extra_args.iter().map(|a| a.to_string()));
     args
 }
 
 fn spawn(
     binary: &Path,
+    startup: Startup,
     port: u16,
     dir: &Path,
     extra_args: &[&str],
@@ -324,7 +349,7 @@ fn spawn(
         .try_clone()
         .map_err(|e| format!("dup of the log file: {e}"))?;
     Command::new(binary)
-        .args(standard_args(port, dir, extra_args))
+        .args(server_args(startup, port, dir, extra_args))
         .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(log)

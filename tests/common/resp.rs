@@ -201,7 +201,27 @@ impl RespConn {
                 }
             }
             let mut chunk = [0u8; 16 * 1024];
-            let n = self.stream.read(&mut chunk)?;
+            let n = match self.stream.read(&mut chunk) {
+                Ok(n) => n,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    let waited = self
+                        .stream
+                        .read_timeout()
+                        .ok()
+                        .flatten()
+                        .unwrap_or(READ_TIMEOUT);
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("no complete reply within {waited:?}"),
+                    ));
+                }
+                Err(e) => return Err(e),
+            };
             if n == 0 {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,

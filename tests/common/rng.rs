@@ -84,6 +84,11 @@ impl Rng {
         &items[self.index(items.len())]
     }
 
+    /// Picks one of several byte strings.
+    pub fn pick_bytes<'a>(&mut self, items: &[&'a [u8]]) -> &'a [u8] {
+        items[self.index(items.len())]
+    }
+
     /// Picks an item with probability proportional to its weight.
     pub fn weighted<'a, T>(&mut self, items: &'a [(u32, T)]) -> &'a T {
         let total: u64 = items.iter().map(|(w, _)| u64::from(*w)).sum();
