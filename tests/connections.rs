@@ -125,12 +125,22 @@ fn idle_connections(kind: ServerKind) {
     assert_eq!(fresh.cmd(&[b"SET", b"fresh", b"client"]), b"+OK\r\n");
     assert_eq!(fresh.cmd(&[b"GET", b"fresh"]), b"$6\r\nclient\r\n");
 
-    if let Some(clients) = server.info_field("clients", "connected_clients") {
+    // Each shard accepts from its own listener at its own pace: wait (with a deadline) until
+    // every connection the kernel completed has been accepted.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let Some(clients) = server.info_field("clients", "connected_clients") else {
+            break;
+        };
         let clients: usize = clients.parse().expect("connected_clients is a number");
+        if clients > count {
+            break;
+        }
         assert!(
-            clients > count,
+            std::time::Instant::now() < deadline,
             "connected_clients is {clients} with {count} idle + 1 open"
         );
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
     // Every idle connection is still served: all PINGs first, then all replies.
     for conn in idle.iter_mut() {

@@ -1,6 +1,6 @@
 //! Command and error statistics, kept per shard and summed for INFO.
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 
 #[derive(Default, Clone, Debug)]
 pub struct CmdStat {

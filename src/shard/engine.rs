@@ -489,17 +489,25 @@ impl<I: Io> Shard<I> {
             return;
         };
         let start = Instant::now();
+        // The common case takes one lock and allocates nothing; several shards are locked in
+        // ascending order.
+        let mut one;
+        let mut many;
+        let guards: &mut [std::sync::MutexGuard<'_, ShardData>] = match shards {
+            [only] => match server.shards.get(*only) {
+                Some(h) => {
+                    one = [h.lock_data()];
+                    &mut one
+                }
+                None => return,
+            },
+            _ => {
+                many = server.lock_shards(shards);
+                &mut many
+            }
+        };
         let mut out_buf = std::mem::take(&mut c.out);
         let mut out = Out::new(&mut out_buf, c.proto);
-        let mut guards = if let [only] = shards {
-            // The common case: one shard, one lock, no allocation beyond the guard vector's.
-            match server.shards.get(*only) {
-                Some(h) => vec![h.lock_data()],
-                None => Vec::new(),
-            }
-        } else {
-            server.lock_shards(shards)
-        };
         let block = {
             let mut ks = if guards.len() == 1 {
                 Keyspace::one(&mut guards[0], nshards, c.db, now_ms)
