@@ -16,6 +16,7 @@ pub mod connection;
 pub mod info;
 pub mod keys;
 pub mod server;
+pub mod set;
 pub mod string;
 
 use crate::protocol::Out;
@@ -183,6 +184,7 @@ pub fn all() -> impl Iterator<Item = &'static Cmd> {
         .chain(keys::COMMANDS.iter())
         .chain(connection::COMMANDS.iter())
         .chain(server::COMMANDS.iter())
+        .chain(set::COMMANDS.iter())
 }
 
 fn table() -> &'static HashMap<&'static str, &'static Cmd> {
@@ -218,6 +220,21 @@ pub mod err {
     pub const OVERFLOW: &str = "ERR increment or decrement would overflow";
     pub const DB_INDEX: &str = "ERR DB index is out of range";
     pub const NOT_POSITIVE_EXPIRE: &str = "ERR invalid expire time in '%s' command";
+    pub const NOT_POSITIVE: &str = "ERR value is out of range, must be positive";
+    pub const INVALID_CURSOR: &str = "ERR invalid cursor";
+    pub const NUMKEYS_NOT_POSITIVE: &str = "ERR numkeys should be greater than 0";
+    pub const NUMKEYS_OVER_ARGS: &str = "ERR Number of keys can't be greater than number of args";
+    pub const LIMIT_NEGATIVE: &str = "ERR LIMIT can't be negative";
+    /// shardis: a set at its member bound (`storage::set::MEMBERS_MAX`).
+    pub const SET_FULL: &str = "ERR set is full";
+
+    /// `getRangeLongFromObjectOrReply`'s text when no message is given.
+    pub fn out_of_range(min: i64, max: i64) -> String {
+        format!(
+            "ERR value is out of range, value must between {} and {}",
+            min, max
+        )
+    }
 
     pub fn wrong_args(cmd: &str) -> String {
         format!("ERR wrong number of arguments for '{}' command", cmd)

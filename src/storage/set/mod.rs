@@ -257,7 +257,12 @@ impl Set {
     /// construction, so it is returned whole with cursor 0. A hashtable visits buckets from
     /// `cursor` until `count` members were seen, the scan completed, or `10 * count` buckets
     /// were tried (bounding the work on a sparse table). Returns the next cursor.
-    pub fn scan(&self, cursor: u64, count: usize, mut visit: impl FnMut(MemberRef)) -> u64 {
+    pub fn scan<'a>(
+        &'a self,
+        cursor: u64,
+        count: usize,
+        mut visit: impl FnMut(MemberRef<'a>),
+    ) -> u64 {
         match &self.repr {
             Repr::Int(s) => {
                 s.iter().for_each(|n| visit(MemberRef::Int(n)));

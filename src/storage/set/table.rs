@@ -240,7 +240,7 @@ impl MemberTable {
     /// a single table: the cursor's bits under the mask are incremented in reverse order, so
     /// after a resize to any power of two the buckets still to visit cover exactly the
     /// members not yet seen (a shrink may repeat some, never skip one).
-    pub fn scan_bucket(&self, cursor: u64, mut visit: impl FnMut(&[u8])) -> u64 {
+    pub fn scan_bucket<'a>(&'a self, cursor: u64, mut visit: impl FnMut(&'a [u8])) -> u64 {
         if self.buckets.is_empty() {
             return 0;
         }
