@@ -228,6 +228,14 @@ pub mod err {
     /// shardis: a set at its member bound (`storage::set::MEMBERS_MAX`).
     pub const SET_FULL: &str = "ERR set is full";
 
+    /// shardis: a reply would hold more members than one command may build in memory.
+    pub fn reply_members_over(max: u64) -> String {
+        format!(
+            "ERR value is out of range, a reply holds at most {} members",
+            max
+        )
+    }
+
     /// `getRangeLongFromObjectOrReply`'s text when no message is given.
     pub fn out_of_range(min: i64, max: i64) -> String {
         format!(

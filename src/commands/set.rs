@@ -254,8 +254,13 @@ fn smismember(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
     }
 }
 
+/// SMEMBERS is SINTER of one key in Redis; one set needs no intersecting.
 fn smembers(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
-    inter_reply(ks, &args[1..2], out);
+    match read_set(ks, &args[1]) {
+        Err(WrongType) => out.error(err::WRONGTYPE),
+        Ok(None) => out.set(0),
+        Ok(Some(s)) => reply_members(out, s),
+    }
 }
 
 fn srandmember(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
@@ -301,10 +306,7 @@ fn srandmember_count(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
     }
     if !unique || count == 1 {
         if count > RANDOM_REPLY_MEMBERS_MAX {
-            return out.error(&format!(
-                "ERR value is out of range, a reply holds at most {} members",
-                RANDOM_REPLY_MEMBERS_MAX
-            ));
+            return out.error(&err::reply_members_over(RANDOM_REPLY_MEMBERS_MAX));
         }
         out.array(count as usize);
         return rng::with_thread(|r| {
@@ -470,7 +472,7 @@ fn smove(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
         return out.error(err::WRONGTYPE);
     }
     if src == dst {
-        let is_member = matches!(read_set(ks, src), Ok(Some(s)) if s.contains(member));
+        let is_member = matches!(write_set(ks, src), Ok(Some(s)) if s.contains(member));
         return out.int(is_member as i64);
     }
     if let Ok(Some(d)) = write_set(ks, dst) {
@@ -508,7 +510,7 @@ fn smove(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
     out.int(1);
 }
 
-/// SINTER and SMEMBERS: the members of the intersection, in the smallest set's order.
+/// SINTER: the members of the intersection, in the smallest set's order.
 fn inter_reply(ks: &mut Keyspace, keys: &[Bytes], out: &mut Out) {
     if check_sets(ks, keys).is_err() {
         return out.error(err::WRONGTYPE);

@@ -6,23 +6,23 @@
 //! are kept sorted, so lookups are binary searches and iteration is in ascending order, which
 //! is the order SMEMBERS, SSCAN and the set-algebra commands show for integer sets.
 //!
-//! Memory: the array is sized exactly (one `reserve_exact(1)` before each insert, a
-//! `shrink_to_fit` after each removal, as Redis reallocs its blob on every change), so a
-//! member costs 2, 4 or 8 bytes plus the allocator's rounding. Insertion and removal move the
-//! tail of the array: O(n), which is why the set converts to a hash table past
-//! `set-max-intset-entries`.
+//! Memory: the array is a boxed slice, sized exactly (one reallocation per insert or removal,
+//! as Redis reallocs its blob on every change), so a member costs 2, 4 or 8 bytes plus the
+//! allocator's rounding, and the whole `IntSet` is 24 bytes (a slice pointer, its length, the
+//! width tag). Insertion and removal move the tail of the array: O(n), which is why the set
+//! converts to a hash table past `set-max-intset-entries`.
 
-/// The storage widths. Each variant holds a sorted, duplicate-free vector.
+/// The storage widths. Each variant holds a sorted, duplicate-free slice.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum IntSet {
-    W16(Vec<i16>),
-    W32(Vec<i32>),
-    W64(Vec<i64>),
+    W16(Box<[i16]>),
+    W32(Box<[i32]>),
+    W64(Box<[i64]>),
 }
 
 impl Default for IntSet {
     fn default() -> Self {
-        IntSet::W16(Vec::new())
+        IntSet::W16(Box::default())
     }
 }
 
@@ -37,35 +37,40 @@ fn width_of(v: i64) -> usize {
     }
 }
 
-/// Inserts into a sorted vector, keeping the allocation exact. False when already present.
-fn insert_sorted<T: Ord + Copy>(v: &mut Vec<T>, x: T) -> bool {
-    match v.binary_search(&x) {
+/// Inserts into a sorted slice, keeping the allocation exact. False when already present.
+fn insert_sorted<T: Ord + Copy>(b: &mut Box<[T]>, x: T) -> bool {
+    match b.binary_search(&x) {
         Ok(_) => false,
         Err(pos) => {
+            // `into_vec` has no spare capacity; `reserve_exact(1)` makes the one realloc, and
+            // `into_boxed_slice` then has nothing to shrink.
+            let mut v = std::mem::take(b).into_vec();
             v.reserve_exact(1);
             v.insert(pos, x);
+            *b = v.into_boxed_slice();
             true
         }
     }
 }
 
-fn remove_sorted<T: Ord + Copy>(v: &mut Vec<T>, x: T) -> bool {
-    match v.binary_search(&x) {
+fn remove_sorted<T: Ord + Copy>(b: &mut Box<[T]>, x: T) -> bool {
+    match b.binary_search(&x) {
         Ok(pos) => {
+            let mut v = std::mem::take(b).into_vec();
             v.remove(pos);
-            v.shrink_to_fit();
+            *b = v.into_boxed_slice();
             true
         }
         Err(_) => false,
     }
 }
 
-/// A copy of `v` at a wider type, with room for one more element.
-fn widen<T: Copy + Into<i64>, U: TryFrom<i64>>(v: &[T]) -> Vec<U> {
-    let mut w = Vec::with_capacity(v.len() + 1);
+/// A copy of `v` at a wider type.
+fn widen<T: Copy + Into<i64>, U: TryFrom<i64>>(v: &[T]) -> Box<[U]> {
     // Every value of a narrower signed type fits the wider one, so nothing is dropped.
-    w.extend(v.iter().filter_map(|&x| U::try_from(x.into()).ok()));
-    w
+    v.iter()
+        .filter_map(|&x| U::try_from(x.into()).ok())
+        .collect()
 }
 
 impl IntSet {
@@ -94,14 +99,9 @@ impl IntSet {
         }
     }
 
-    /// Heap bytes held (capacity times width).
+    /// Heap bytes held (length times width: the slice is exact).
     pub fn heap_bytes(&self) -> usize {
-        let cap = match self {
-            IntSet::W16(v) => v.capacity(),
-            IntSet::W32(v) => v.capacity(),
-            IntSet::W64(v) => v.capacity(),
-        };
-        cap * self.width_bytes()
+        self.len() * self.width_bytes()
     }
 
     pub fn contains(&self, x: i64) -> bool {

@@ -74,10 +74,12 @@ impl MemberRef<'_> {
     }
 }
 
+/// The table is boxed so that a `Set` is 24 bytes: small intsets are most sets, and each
+/// pays for `Box<Set>` in the keyspace.
 #[derive(Clone, Debug)]
 enum Repr {
     Int(IntSet),
-    Table(MemberTable),
+    Table(Box<MemberTable>),
 }
 
 /// A set value.
@@ -110,7 +112,7 @@ impl Set {
     /// An empty hashtable-encoded set presized for `n` members.
     pub fn new_table(n: usize) -> Self {
         Set {
-            repr: Repr::Table(MemberTable::with_capacity(n)),
+            repr: Repr::Table(Box::new(MemberTable::with_capacity(n))),
         }
     }
 
@@ -155,7 +157,7 @@ impl Set {
     pub fn heap_bytes(&self) -> usize {
         match &self.repr {
             Repr::Int(s) => s.heap_bytes(),
-            Repr::Table(t) => t.heap_bytes(),
+            Repr::Table(t) => std::mem::size_of::<MemberTable>() + t.heap_bytes(),
         }
     }
 
@@ -207,7 +209,7 @@ impl Set {
                 // An intset holds at most 2^30 members, far below the table's bound.
                 let _ = t.insert(itoa_buf(n).as_bytes_mut());
             }
-            self.repr = Repr::Table(t);
+            self.repr = Repr::Table(Box::new(t));
         }
     }
 

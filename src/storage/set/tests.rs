@@ -212,6 +212,12 @@ fn conversion_at_the_threshold_and_never_back() {
 }
 
 #[test]
+fn a_set_value_is_small() {
+    assert_eq!(std::mem::size_of::<Set>(), 24);
+    assert_eq!(std::mem::size_of::<IntSet>(), 24);
+}
+
+#[test]
 fn equality_ignores_encoding() {
     let mut a = Set::new_intset();
     let mut b = Set::new_table(0);
@@ -252,5 +258,71 @@ fn random_index_is_uniform() {
             chi < 40.0,
             "seed {seed}: chi-square {chi} counts {counts:?}"
         );
+    }
+}
+
+/// Resident set size of this process in bytes (Linux).
+fn rss_bytes() -> usize {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: usize = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+/// Memory per member of 1M sets of 10–100 members: `user:<id below 10^7>` strings (hashtable
+/// encoding) and integers below 10^7 (intset, 32-bit). Run with
+/// `cargo test --release --lib set_memory_per_member -- --ignored --nocapture`; this test
+/// runs on the test binary's allocator, so for figures comparable with Redis the same loop
+/// was run in a scratch binary on the server's allocator (mimalloc), and the same data was
+/// loaded into both servers with paced pipelines of 500 SADDs (55,032,636 and 54,991,618
+/// members). Measured (bytes per member):
+///
+/// | shape     | shardis sets only (RSS) | Redis 7.0.15 sets only (used_memory − keys) |
+/// |-----------|-------------------------|---------------------------------------------|
+/// | hashtable | 52.5                    | 66.1                                        |
+/// | intset    | 4.9                     | 4.8                                         |
+///
+/// Whole servers, hashtable shape, keys included: shardis 55.9 B/member of RSS, Redis 69.4
+/// (RSS) or 67.2 (`used_memory`). Intsets cost the same 4 bytes per member in both; the
+/// per-set wrapper is 24 bytes here against Redis's 16-byte robj plus 8-byte header.
+#[test]
+#[ignore]
+fn set_memory_per_member() {
+    const SETS: usize = 1_000_000;
+    let mut rng = Rng::seeded(7);
+    for strings in [true, false] {
+        let before = rss_bytes();
+        let mut sets: Vec<Box<Set>> = Vec::with_capacity(SETS);
+        let vec_bytes = SETS * std::mem::size_of::<Box<Set>>();
+        let (mut members, mut heap) = (0usize, 0usize);
+        for _ in 0..SETS {
+            let n = 10 + rng.index(91);
+            let mut s = Set::new_intset();
+            for _ in 0..n {
+                let id = rng.below(10_000_000);
+                let m = if strings {
+                    format!("user:{id}")
+                } else {
+                    id.to_string()
+                };
+                s.add(m.as_bytes()).ok();
+            }
+            members += s.len();
+            heap += s.heap_bytes() + std::mem::size_of::<Set>();
+            sets.push(Box::new(s));
+        }
+        let rss = rss_bytes().saturating_sub(before).saturating_sub(vec_bytes);
+        println!(
+            "{}: {} sets, {} members, {:.1} B/member by RSS, {:.1} B/member payload",
+            sets[0].encoding(),
+            SETS,
+            members,
+            rss as f64 / members as f64,
+            heap as f64 / members as f64
+        );
+        drop(sets);
     }
 }
