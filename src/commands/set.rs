@@ -23,6 +23,8 @@
 //! - SRANDMEMBER with a negative count asks for up to 2^63 replies; Redis streams them until
 //!   the client's output limit closes it. A handler here builds its reply in memory, so counts
 //!   above `RANDOM_REPLY_MEMBERS_MAX` are refused with an error instead.
+//! - A hashtable set holds at most `MEMBERS_MAX` (2^32 − 2) members (its slot indices are
+//!   32-bit to keep it small); writes past that answer `ERR set is full`.
 
 use super::{err, flag, parse, Cmd, Keys};
 use crate::protocol::Out;
