@@ -23,6 +23,7 @@ pub mod list;
 pub mod object;
 pub mod scan;
 pub mod server;
+pub mod set;
 pub mod string;
 
 use crate::protocol::Out;
@@ -196,6 +197,7 @@ pub fn all() -> impl Iterator<Item = &'static Cmd> {
         .chain(server::COMMANDS.iter())
         .chain(list::COMMANDS.iter())
         .chain(blocking::COMMANDS.iter())
+        .chain(set::COMMANDS.iter())
 }
 
 fn table() -> &'static HashMap<&'static str, &'static Cmd> {
@@ -235,7 +237,29 @@ pub mod err {
     pub const INT_RANGE: &str =
         "ERR value is out of range, value must between -2147483648 and 2147483647";
     pub const SAME_OBJECT: &str = "ERR source and destination objects are the same";
+    pub const NOT_POSITIVE: &str = "ERR value is out of range, must be positive";
     pub const INVALID_CURSOR: &str = "ERR invalid cursor";
+    pub const NUMKEYS_NOT_POSITIVE: &str = "ERR numkeys should be greater than 0";
+    pub const NUMKEYS_OVER_ARGS: &str = "ERR Number of keys can't be greater than number of args";
+    pub const LIMIT_NEGATIVE: &str = "ERR LIMIT can't be negative";
+    /// shardis: a set at its member bound (`storage::set::MEMBERS_MAX`).
+    pub const SET_FULL: &str = "ERR set is full";
+
+    /// shardis: a reply would hold more members than one command may build in memory.
+    pub fn reply_members_over(max: u64) -> String {
+        format!(
+            "ERR value is out of range, a reply holds at most {} members",
+            max
+        )
+    }
+
+    /// `getRangeLongFromObjectOrReply`'s text when no message is given.
+    pub fn out_of_range(min: i64, max: i64) -> String {
+        format!(
+            "ERR value is out of range, value must between {} and {}",
+            min, max
+        )
+    }
 
     pub fn wrong_args(cmd: &str) -> String {
         format!("ERR wrong number of arguments for '{}' command", cmd)
@@ -245,9 +269,7 @@ pub mod err {
         format!("ERR invalid expire time in '{}' command", cmd)
     }
 
-    pub const NOT_POSITIVE: &str = "ERR value is out of range, must be positive";
     pub const INDEX_OUT_OF_RANGE: &str = "ERR index out of range";
-    pub const NUMKEYS_NOT_POSITIVE: &str = "ERR numkeys should be greater than 0";
     pub const COUNT_NOT_POSITIVE: &str = "ERR count should be greater than 0";
     pub const LPOS_RANK_ZERO: &str = "ERR RANK can't be zero: use 1 to start from the first \
         match, 2 from the second ... or use negative to start from the end of the list";
