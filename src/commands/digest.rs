@@ -46,7 +46,17 @@ pub fn value_digest(digest: &mut Digest, e: &Entry) {
             let mut scratch = [0u8; 24];
             mix_digest(digest, s.as_bytes(&mut scratch));
         }
-        // Collection types are added to the digest as each type lands.
+        Value::List(l) => {
+            for item in l.iter() {
+                item.with_bytes(|b| mix_digest(digest, b));
+            }
+        }
+        Value::Set(set) => {
+            for m in set.iter() {
+                m.with_bytes(|b| xor_digest(digest, b));
+            }
+        }
+        // Hashes and sorted sets are added as those types land.
         _ => {}
     }
     if e.expire_ms != 0 {

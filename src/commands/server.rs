@@ -349,7 +349,25 @@ fn shutdown(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
     }
 }
 
+/// `enable-debug-command`: DEBUG is refused unless enabled (or, with `local`, unless the
+/// client connected over loopback), with Redis's text.
+fn debug_allowed(ctx: &ConnCtx) -> bool {
+    use crate::config::ProtectedAction;
+    match ctx.config().enable_debug_command {
+        ProtectedAction::Yes => true,
+        ProtectedAction::No => false,
+        ProtectedAction::Local => {
+            let a = &ctx.client.shared.addr;
+            a.starts_with("127.") || a.starts_with("::1")
+        }
+    }
+}
+
 fn debug(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
+    if !debug_allowed(ctx) {
+        out.error("ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.");
+        return;
+    }
     let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
     match sub.as_str() {
         "sleep" if args.len() == 3 => {
@@ -454,9 +472,7 @@ fn dataset_digest(ctx: &mut ConnCtx) -> super::digest::Digest {
             for (_, table) in db.used_slots_from(0) {
                 for (k, e) in table.map.iter() {
                     let d = super::digest::key_digest(k, e);
-                    for (f, x) in fin.iter_mut().zip(d.iter()) {
-                        *f ^= x;
-                    }
+                    super::digest::xor_digest(&mut fin, &d);
                 }
             }
         }
