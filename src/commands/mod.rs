@@ -30,7 +30,7 @@ use crate::protocol::Out;
 use crate::server::ConnCtx;
 use crate::storage::Keyspace;
 use bytes::Bytes;
-use std::collections::HashMap;
+use hashbrown::HashMap;
 use std::sync::OnceLock;
 
 pub type Args = [Bytes];

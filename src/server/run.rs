@@ -201,6 +201,8 @@ pub fn run(mut cfg: Config) -> i32 {
     }
     adjust_open_files_limit(&mut cfg);
     crate::storage::limits::apply(&cfg);
+    crate::util::cycles::calibrate();
+    crate::util::refresh_lru_secs();
     let cpus = allowed_cpus();
     let nshards = if cfg.shards == 0 {
         cpus.len().max(1)

@@ -43,13 +43,16 @@ pub struct Shard<I: Io> {
     spare_msgs: Vec<Msg>,
     cfg: Arc<Config>,
     cfg_gen: u64,
-    next_cron: Instant,
+    next_cron_ms: u64,
     /// Commands sent to other shards this turn, added to the statistics once per turn.
     hops_out_pending: u64,
     /// Connections waiting for CLIENT PAUSE to end.
     paused: Vec<Token>,
     /// Connections blocked in BLPOP & co. (checked for timeouts).
     blocked: Vec<Token>,
+    /// The loop turn's clock (Unix ms): one reading per turn, refreshed after commands that
+    /// may take long (connection-level ones).
+    now_ms: u64,
     /// Keys written this turn that blocked clients wait on: (shard, db, key).
     ready_keys: Vec<(usize, usize, Box<[u8]>)>,
 }
@@ -82,10 +85,11 @@ impl<I: Io> Shard<I> {
             spare_msgs: Vec::new(),
             cfg,
             cfg_gen,
-            next_cron: Instant::now(),
+            next_cron_ms: 0,
             hops_out_pending: 0,
             paused: Vec::new(),
             blocked: Vec::new(),
+            now_ms: crate::util::now_ms(),
             ready_keys: Vec::new(),
         }
     }
@@ -102,8 +106,8 @@ impl<I: Io> Shard<I> {
     }
 
     fn turn(&mut self) {
-        let now = Instant::now();
-        let mut timeout = self.next_cron.saturating_duration_since(now);
+        self.now_ms = crate::util::now_ms();
+        let mut timeout = Duration::from_millis(self.next_cron_ms.saturating_sub(self.now_ms));
         let busy = !self.ready.is_empty() || self.outbox.iter().any(|b| !b.is_empty());
         if !self.paused.is_empty() {
             timeout = timeout.min(Duration::from_millis(10));
@@ -151,6 +155,7 @@ impl<I: Io> Shard<I> {
             }
         }
         self.handle.mailbox.woke();
+        self.now_ms = crate::util::now_ms();
         self.refresh_config();
         for fd in std::mem::take(&mut self.accepted) {
             self.on_accept(fd);
@@ -170,7 +175,7 @@ impl<I: Io> Shard<I> {
         }
         self.flush_outbox();
         self.flush_sends();
-        if Instant::now() >= self.next_cron {
+        if self.now_ms >= self.next_cron_ms {
             self.cron();
         }
     }
@@ -360,7 +365,7 @@ impl<I: Io> Shard<I> {
                 return Flow::Park(args);
             }
         }
-        let now_ms = crate::util::now_ms();
+        let now_ms = self.now_ms;
         c.shared
             .last_interaction_ms
             .store(now_ms, Ordering::Relaxed);
@@ -464,6 +469,8 @@ impl<I: Io> Shard<I> {
         if let Some(code) = code {
             st.record_error(&code);
         }
+        drop(data);
+        self.now_ms = crate::util::now_ms();
         if stop {
             Flow::Stop
         } else {
@@ -488,7 +495,7 @@ impl<I: Io> Shard<I> {
         let Some(c) = conn_mut(&mut self.conns, token) else {
             return;
         };
-        let start = Instant::now();
+        let start = crate::util::cycles::now();
         // The common case takes one lock and allocates nothing; several shards are locked in
         // ascending order.
         let mut one;
@@ -541,7 +548,11 @@ impl<I: Io> Shard<I> {
         let stats_at = guards.iter().position(|g| g.id == home).unwrap_or(0);
         if let Some(g) = guards.get_mut(stats_at) {
             let st = &mut g.cmd_stats;
-            st.record(full, start.elapsed().as_micros() as u64, failed);
+            st.record(
+                full,
+                crate::util::cycles::us_between(start, crate::util::cycles::now()),
+                failed,
+            );
             if let Some(code) = code.as_deref() {
                 st.record_error(code);
             }
@@ -840,7 +851,7 @@ impl<I: Io> Shard<I> {
             let mut data = self.handle.lock_data();
             for rc in &cmds {
                 let Kind::Data(f) = rc.cmd.kind else { continue };
-                let start = Instant::now();
+                let start = crate::util::cycles::now();
                 let mut out = Out::new(&mut bytes, proto);
                 let mut ks = Keyspace::one(&mut data, self.nshards, db, now_ms);
                 ks.no_touch = no_touch;
@@ -852,7 +863,7 @@ impl<I: Io> Shard<I> {
                 let st = &mut data.cmd_stats;
                 st.record(
                     rc.full_name,
-                    start.elapsed().as_micros() as u64,
+                    crate::util::cycles::us_between(start, crate::util::cycles::now()),
                     out.errors > 0,
                 );
                 if let Some(code) = out.last_error_code.as_deref() {
@@ -910,9 +921,10 @@ impl<I: Io> Shard<I> {
     }
 
     fn cron(&mut self) {
+        crate::util::refresh_lru_secs();
         let hz = self.cfg.hz.clamp(1, 500);
         let period = Duration::from_millis(1000 / hz as u64);
-        self.next_cron = Instant::now() + period;
+        self.next_cron_ms = self.now_ms + period.as_millis() as u64;
         // Active expiry: up to a quarter of the period, in slices, as Redis's slow cycle.
         let budget = period / 4;
         let start = Instant::now();

@@ -1,6 +1,7 @@
 //! A shard's databases, organized by slot.
 
 use super::{Value, SLOTS};
+use hashbrown::hash_map::EntryRef;
 use hashbrown::HashMap;
 
 /// A key's value and metadata.
@@ -29,7 +30,7 @@ impl Entry {
 
 /// Seconds since the epoch, truncated: the clock OBJECT IDLETIME is measured on.
 pub fn lru_clock() -> u32 {
-    (crate::util::now_ms() / 1000) as u32
+    crate::util::lru_secs()
 }
 
 pub type Table = HashMap<Box<[u8]>, Entry>;
@@ -82,15 +83,17 @@ impl Db {
         self.table_mut(slot).and_then(|t| t.map.get_mut(key))
     }
 
-    /// Inserts or replaces; returns the previous entry.
+    /// Inserts or replaces with one hash lookup; returns the previous entry.
     pub fn insert(&mut self, slot: u16, key: &[u8], entry: Entry) -> Option<Entry> {
         let volatile = entry.expire_ms != 0;
-        let cell = &mut self.slots[slot as usize];
+        let Some(cell) = self.slots.get_mut(slot as usize) else {
+            return None;
+        };
         let table = cell.get_or_insert_with(Default::default);
-        let old = match table.map.get_mut(key) {
-            Some(e) => Some(std::mem::replace(e, entry)),
-            None => {
-                table.map.insert(key.into(), entry);
+        let old = match table.map.entry_ref(key) {
+            EntryRef::Occupied(mut o) => Some(std::mem::replace(o.get_mut(), entry)),
+            EntryRef::Vacant(v) => {
+                v.insert(entry);
                 None
             }
         };
@@ -110,6 +113,49 @@ impl Db {
             _ => {}
         }
         old
+    }
+
+    /// The live entry of `key` with one hash lookup: an entry whose deadline passed is
+    /// deleted first (lazy expiry). The flag tells whether that happened.
+    pub fn get_live_mut(
+        &mut self,
+        slot: u16,
+        key: &[u8],
+        now_ms: u64,
+    ) -> (Option<&mut Entry>, bool) {
+        let Some(cell) = self.slots.get_mut(slot as usize) else {
+            return (None, false);
+        };
+        let Some(table) = cell.as_deref_mut() else {
+            return (None, false);
+        };
+        enum Found {
+            Live(*mut Entry),
+            Expired(Entry),
+        }
+        let found = match table.map.entry_ref(key) {
+            EntryRef::Vacant(_) => return (None, false),
+            EntryRef::Occupied(o) if !o.get().is_expired(now_ms) => Found::Live(o.into_mut()),
+            EntryRef::Occupied(o) => Found::Expired(o.remove()),
+        };
+        match found {
+            // SAFETY: the pointer comes from `into_mut` on the map this function borrows
+            // mutably for the returned lifetime, and nothing touches the map after it was taken
+            // (a raw pointer only because the borrow checker cannot end a conditionally
+            // returned borrow).
+            Found::Live(p) => (Some(unsafe { &mut *p }), false),
+            Found::Expired(old) => {
+                self.keys -= 1;
+                if old.expire_ms != 0 {
+                    table.volatile -= 1;
+                    self.volatile -= 1;
+                }
+                if table.map.is_empty() {
+                    *cell = None;
+                }
+                (None, true)
+            }
+        }
     }
 
     pub fn remove(&mut self, slot: u16, key: &[u8]) -> Option<Entry> {

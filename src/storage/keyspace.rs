@@ -141,49 +141,53 @@ impl<'a> Keyspace<'a> {
         let Some(d) = shard.dbs.get_mut(db) else {
             return false;
         };
-        let expired = d.get(slot, key).is_some_and(|e| e.is_expired(now));
+        let (_, expired) = d.get_live_mut(slot, key, now);
         if expired {
-            d.remove(slot, key);
             shard.stats.expired_keys += 1;
         }
         expired
     }
 
-    /// Looks a key up for reading: lazy expiry, hit/miss statistics, access time.
-    pub fn lookup_read(&mut self, key: &[u8]) -> Option<&mut Entry> {
-        self.expire_if_needed(key);
-        let touch = !self.no_touch;
+    /// The live entry of `key` (lazy expiry applied), with one slot computation and one hash
+    /// lookup; updates hit/miss statistics when `stats`, the access time when touching.
+    fn live(&mut self, key: &[u8], stats: bool, touch: bool) -> Option<&mut Entry> {
+        let now = self.now_ms;
         let (shard, slot, db) = self.db_of(key);
-        let found = shard.dbs.get(db).and_then(|d| d.get(slot, key)).is_some();
-        if found {
-            shard.stats.hits += 1;
-        } else {
-            shard.stats.misses += 1;
+        let stats_ref = &mut shard.stats;
+        let d = shard.dbs.get_mut(db)?;
+        let (e, expired) = d.get_live_mut(slot, key, now);
+        if expired {
+            stats_ref.expired_keys += 1;
         }
-        let e = shard.dbs.get_mut(db)?.get_mut(slot, key)?;
+        if stats {
+            if e.is_some() {
+                stats_ref.hits += 1;
+            } else {
+                stats_ref.misses += 1;
+            }
+        }
+        let e = e?;
         if touch {
             e.lru_secs = lru_clock();
         }
         Some(e)
+    }
+
+    /// Looks a key up for reading: lazy expiry, hit/miss statistics, access time.
+    pub fn lookup_read(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        let touch = !self.no_touch;
+        self.live(key, true, touch)
     }
 
     /// Looks a key up for writing: lazy expiry, no statistics.
     pub fn lookup_write(&mut self, key: &[u8]) -> Option<&mut Entry> {
-        self.expire_if_needed(key);
         let touch = !self.no_touch;
-        let (shard, slot, db) = self.db_of(key);
-        let e = shard.dbs.get_mut(db)?.get_mut(slot, key)?;
-        if touch {
-            e.lru_secs = lru_clock();
-        }
-        Some(e)
+        self.live(key, false, touch)
     }
 
     /// Looks a key up without touching access time or statistics (still expires it lazily).
     pub fn peek(&mut self, key: &[u8]) -> Option<&Entry> {
-        self.expire_if_needed(key);
-        let (shard, slot, db) = self.db_of(key);
-        shard.dbs.get(db)?.get(slot, key)
+        self.live(key, false, false).map(|e| &*e)
     }
 
     /// Looks a key up with no side effect at all: no expiry, no statistics (DEBUG commands,
@@ -212,9 +216,17 @@ impl<'a> Keyspace<'a> {
     }
 
     pub fn insert_entry(&mut self, key: &[u8], entry: Entry) -> Option<Entry> {
-        self.expire_if_needed(key);
+        let now = self.now_ms;
         let (shard, slot, db) = self.db_of(key);
-        shard.dbs.get_mut(db)?.insert(slot, key, entry)
+        let old = shard.dbs.get_mut(db)?.insert(slot, key, entry);
+        match old {
+            // Replacing a key whose deadline passed: it had logically expired already.
+            Some(o) if o.is_expired(now) => {
+                shard.stats.expired_keys += 1;
+                None
+            }
+            other => other,
+        }
     }
 
     /// Deletes a key (after lazy expiry). Returns the removed entry.

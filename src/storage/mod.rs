@@ -37,7 +37,7 @@ pub fn key_slot(key: &[u8]) -> u16 {
         },
         None => key,
     };
-    crc16::State::<crc16::XMODEM>::calculate(tagged) & (SLOTS as u16 - 1)
+    crate::util::crc16(tagged) & (SLOTS as u16 - 1)
 }
 
 /// The shard that owns a slot under the default layout (`slot mod N`).
