@@ -16,6 +16,7 @@ pub mod bits;
 pub mod connection;
 pub mod digest;
 pub mod expire;
+pub mod hll;
 pub mod info;
 pub mod keys;
 pub mod object;
@@ -192,6 +193,7 @@ pub fn all() -> impl Iterator<Item = &'static Cmd> {
         .chain(scan::COMMANDS.iter())
         .chain(object::COMMANDS.iter())
         .chain(server::COMMANDS.iter())
+        .chain(hll::COMMANDS.iter())
 }
 
 fn table() -> &'static HashMap<&'static str, &'static Cmd> {

@@ -11,6 +11,7 @@
 
 pub mod db;
 pub mod hash;
+pub mod hll;
 pub mod keyspace;
 pub mod limits;
 pub mod list;
