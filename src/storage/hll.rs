@@ -742,3 +742,170 @@ pub fn self_test(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn constants_are_redis_s() {
+        assert_eq!(DENSE_BYTES, 12304);
+        let alpha: f64 = "0.721347520444481703680".parse().expect("float");
+        assert_eq!(ALPHA_INF, alpha);
+        let empty = new_sparse();
+        assert_eq!(empty, b"HYLL\x01\0\0\0\0\0\0\0\0\0\0\0\x7f\xff");
+        assert_eq!(count(&empty), Ok(0));
+        assert_eq!(cached_card(&empty), Some(0));
+    }
+
+    #[test]
+    fn murmur_matches_the_reference() {
+        // MurmurHash64A's published algorithm compiled with gcc, seed 0xadc83b19.
+        for (input, hash) in [
+            (&b""[..], 0xd8df_ea65_85bc_9732u64),
+            (b"a", 0x53d2_470a_9b43_b1a7),
+            (b"abc", 0x77ec_90ae_b374_e502),
+            (b"hello world", 0xa919_bc30_51f6_24b7),
+            (b"0123456789abcdef", 0x9f85_6542_8eaa_573d),
+            (b"0123456789abcdefX", 0xc93a_9e0f_768d_ebf9),
+        ] {
+            assert_eq!(murmur64a(input, HASH_SEED), hash, "{input:?}");
+        }
+        // Registers of a, b and c as Redis's PFDEBUG DECODE shows them.
+        let mut found: Vec<(usize, u8)> = [&b"a"[..], b"b", b"c"].map(pattern).to_vec();
+        found.sort_unstable();
+        assert_eq!(found, [(8436, 1), (12711, 2), (15780, 1)]);
+    }
+
+    #[test]
+    fn cache_bits() {
+        let mut s = new_sparse();
+        set_cached_card(&mut s, 1234);
+        assert_eq!(cached_card(&s), Some(1234));
+        invalidate_cache(&mut s);
+        assert_eq!(cached_card(&s), None);
+        set_cached_card(&mut s, 1 << 63);
+        assert_eq!(cached_card(&s), None);
+    }
+
+    #[test]
+    fn decode_lists_opcodes_as_they_are() {
+        let mut s = new_sparse();
+        s.truncate(HDR_BYTES);
+        s.extend_from_slice(&[0x00, 0x3f, 0x80, 0xff, 0x41]);
+        assert_eq!(decode_sparse(&s), "z:1 z:64 v:1,1 v:32,4 Z:257");
+        assert_eq!(decode_sparse(&new_sparse()), "Z:16384");
+        assert_eq!(decode_sparse(&s[..HDR_BYTES]), "");
+    }
+
+    /// The registers a sequence of (index, value) raises gives, kept as a plain array.
+    fn model(raises: &[(usize, u8)]) -> Vec<u8> {
+        let mut regs = vec![0u8; REGISTERS];
+        for &(i, v) in raises {
+            regs[i] = regs[i].max(v);
+        }
+        regs
+    }
+
+    /// One register of either encoding.
+    fn register_at(s: &[u8], index: usize) -> u8 {
+        match encoding_of(s) {
+            Some(Encoding::Dense) => dense_get(registers(s), index),
+            _ => match locate(s, index).expect("valid").op {
+                Op::Val { value, .. } => value,
+                Op::Zero { .. } => 0,
+            },
+        }
+    }
+
+    fn registers_of(s: &[u8]) -> Vec<u8> {
+        let mut dense = s.to_vec();
+        to_dense(&mut dense).expect("valid");
+        dense_registers(&dense)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn dense_registers_keep_their_values(seed in any::<u64>()) {
+            let mut x = seed | 1;
+            let values: Vec<u8> = (0..REGISTERS)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    (x >> 58) as u8
+                })
+                .collect();
+            let mut regs = vec![0u8; DENSE_BYTES - HDR_BYTES];
+            for (i, &v) in values.iter().enumerate() {
+                dense_put(&mut regs, i, v);
+            }
+            for (i, &v) in values.iter().enumerate() {
+                prop_assert_eq!(dense_get(&regs, i), v);
+            }
+        }
+
+        /// In-place sparse updates, with splits, fusions and promotion at any size, always
+        /// hold exactly the registers raised, and count as the dense form does.
+        #[test]
+        fn sparse_updates_match_a_model(
+            raises in prop::collection::vec(
+                (prop_oneof![0usize..REGISTERS, 8000usize..8040], 1u8..=51),
+                0..300,
+            ),
+            sparse_max in prop_oneof![Just(3000usize), 0usize..400],
+        ) {
+            let mut s = new_sparse();
+            for &(i, v) in &raises {
+                let before = register_at(&s, i);
+                prop_assert_eq!(raise(&mut s, i, v, sparse_max), Ok(v > before));
+                prop_assert_eq!(register_at(&s, i), v.max(before));
+                if encoding_of(&s) == Some(Encoding::Sparse) {
+                    // It grows only up to the limit (the empty HLL may already be above it).
+                    prop_assert!(s.len() <= sparse_max.max(new_sparse().len()));
+                }
+            }
+            prop_assert!(encoding_of(&s) == Some(Encoding::Dense) || walk_sparse(&s, |_, _| ()).is_ok());
+            let expected = model(&raises);
+            prop_assert_eq!(&registers_of(&s), &expected);
+            let mut dense = s.clone();
+            to_dense(&mut dense).expect("valid");
+            prop_assert_eq!(count(&s), count(&dense));
+            let mut max = [0u8; REGISTERS];
+            merge_into(&mut max, &s).expect("valid");
+            prop_assert_eq!(&max[..], &expected[..]);
+            prop_assert_eq!(estimate(&histogram_unpacked(&max)), count(&s).expect("valid"));
+        }
+
+        /// No string with an HLL header, however broken, makes any operation panic.
+        #[test]
+        fn corrupt_strings_never_panic(
+            encoding in prop_oneof![Just(0u8), Just(1u8), any::<u8>()],
+            body in prop_oneof![
+                prop::collection::vec(any::<u8>(), 0..64),
+                prop::collection::vec(any::<u8>(), DENSE_BYTES - HDR_BYTES..=DENSE_BYTES - HDR_BYTES),
+            ],
+            elements in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..12), 0..8),
+        ) {
+            let mut s = b"HYLL".to_vec();
+            s.push(encoding);
+            s.extend_from_slice(&[0; 11]);
+            s.extend_from_slice(&body);
+            let _ = encoding_of(&s);
+            let _ = count(&s);
+            let _ = decode_sparse(&s);
+            let mut max = [0u8; REGISTERS];
+            let _ = merge_into(&mut max, &s);
+            let mut dense = s.clone();
+            let _ = to_dense(&mut dense);
+            let _ = dense_registers(&s);
+            for e in &elements {
+                let _ = add(&mut s, e, 40);
+            }
+            let _ = count(&s);
+        }
+    }
+}
