@@ -23,6 +23,13 @@
 //! look like HLLs: a sparse HLL is never trusted, every walk bounds its run lengths, and a
 //! read one byte past the end sees 0, as Redis sees the terminating NUL of its strings.
 //!
+//! One deliberate difference, reachable only from a crafted string whose last opcode is an
+//! XZERO cut short by the end: when Redis splits that opcode, it writes the last byte of the
+//! new sequence past the string's new end, and its later reads of the (again cut) opcode see
+//! that byte instead of the NUL. Here the byte past the end always reads as 0, which is also
+//! what Redis sees once the string has been through an RDB file or a replica's full sync. The
+//! stored bytes agree either way; only later walks of such a string may differ.
+//!
 //! Estimation is Ertl's improved estimator ("New cardinality estimation algorithms for
 //! HyperLogLog sketches", arXiv:1702.01284), as in Redis 7.0, in the same floating-point
 //! order so the integer results agree.
@@ -412,7 +419,27 @@ pub fn sparse_raise(
         }
         _ => {}
     }
-    // D: split the opcode into up to three (at most 5 bytes: XZERO, VAL, XZERO).
+    // D: split the opcode into up to three.
+    let seq = split(op, first, index, count);
+    // The covering opcode is at least one byte of the string, so this never underflows.
+    let len_new = (s.len() + seq.len()).saturating_sub(op.bytes());
+    if len_new > s.len() && len_new > sparse_bytes_max {
+        return promote(s, index, count);
+    }
+    // An XZERO cut short by the end of the string (its second byte read as the NUL) is
+    // replaced too; whatever of the new sequence lands past the new length is dropped, as
+    // Redis writes it past its string's end.
+    let op_end = (p + op.bytes()).min(s.len());
+    s.splice(p..op_end, seq);
+    s.truncate(len_new);
+    merge_vals(s, prev.unwrap_or(HDR_BYTES));
+    invalidate_cache(s);
+    Ok(true)
+}
+
+/// The opcodes replacing `op` (covering registers from `first`) once register `index` holds
+/// `count`: the run before it, one VAL, the run after it; at most 5 bytes (XZERO VAL XZERO).
+fn split(op: Op, first: usize, index: usize, count: u8) -> Vec<u8> {
     let last = first + op.run() - 1;
     let mut seq = Vec::with_capacity(5);
     match op {
@@ -435,25 +462,7 @@ pub fn sparse_raise(
             }
         }
     }
-    let len_new = (s.len() + seq.len()).checked_sub(op.bytes());
-    let Some(len_new) = len_new else {
-        return Err(Corrupt);
-    };
-    if len_new > s.len() && len_new > sparse_bytes_max {
-        return promote(s, index, count);
-    }
-    // An XZERO cut short by the end of the string (its second byte read as the NUL) is
-    // replaced too; whatever of the new sequence lands past the new length is dropped, as
-    // Redis writes it past its string's end.
-    let tail_at = (p + op.bytes()).min(s.len());
-    let tail = s.split_off(tail_at);
-    s.truncate(p);
-    s.extend_from_slice(&seq);
-    s.extend_from_slice(&tail);
-    s.truncate(len_new);
-    merge_vals(s, prev.unwrap_or(HDR_BYTES));
-    invalidate_cache(s);
-    Ok(true)
+    seq
 }
 
 /// Redis's step 4 of `hllSparseSet`: from `p`, over at most five opcodes, fuses adjacent VAL
@@ -744,6 +753,7 @@ pub fn self_test(
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
