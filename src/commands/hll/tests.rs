@@ -261,8 +261,8 @@ fn pfmerge_matches_redis_bytes() {
     assert_eq!(h.cmd("pfmerge m1 m2"), b"+OK\r\n");
     assert_eq!(h.bytes_of("m1"), hex(MERGED_ABCD));
 
-    // A dense source makes the destination dense (d: e0..e4999, then f0..f99, counted).
-    h.cmd("pfadd m1 a b c");
+    // A dense source makes the destination dense (m1 back to a b c; d: e0..e4999, counted,
+    // then f0..f99).
     h.cmd("del m1");
     h.cmd("pfadd m1 a b c");
     dense_5000(&mut h, "d");
