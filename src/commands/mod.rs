@@ -17,6 +17,7 @@ pub mod blocking;
 pub mod connection;
 pub mod digest;
 pub mod expire;
+pub mod hll;
 pub mod info;
 pub mod keys;
 pub mod list;
@@ -93,7 +94,6 @@ pub mod flag {
         (SKIP_SLOWLOG, "skip_slowlog"),
         (FAST, "fast"),
         (NO_AUTH, "no_auth"),
-        (MAY_REPLICATE, "may_replicate"),
         (NO_MULTI, "no_multi"),
         (ALLOW_BUSY, "allow_busy"),
     ];
@@ -198,6 +198,7 @@ pub fn all() -> impl Iterator<Item = &'static Cmd> {
         .chain(list::COMMANDS.iter())
         .chain(blocking::COMMANDS.iter())
         .chain(set::COMMANDS.iter())
+        .chain(hll::COMMANDS.iter())
 }
 
 fn table() -> &'static HashMap<&'static str, &'static Cmd> {

@@ -12,6 +12,7 @@ pub struct EncodingLimits {
     pub set_max_intset_entries: AtomicI64,
     pub zset_max_listpack_entries: AtomicI64,
     pub zset_max_listpack_value: AtomicI64,
+    pub hll_sparse_max_bytes: AtomicI64,
 }
 
 /// Redis 7.0's defaults.
@@ -23,6 +24,7 @@ pub static LIMITS: EncodingLimits = EncodingLimits {
     set_max_intset_entries: AtomicI64::new(512),
     zset_max_listpack_entries: AtomicI64::new(128),
     zset_max_listpack_value: AtomicI64::new(64),
+    hll_sparse_max_bytes: AtomicI64::new(3000),
 };
 
 /// Reads one threshold.
@@ -60,5 +62,9 @@ pub fn apply(cfg: &crate::config::Config) {
     set(
         &LIMITS.zset_max_listpack_value,
         cfg.zset_max_listpack_value as i64,
+    );
+    set(
+        &LIMITS.hll_sparse_max_bytes,
+        i64::try_from(cfg.hll_sparse_max_bytes).unwrap_or(i64::MAX),
     );
 }

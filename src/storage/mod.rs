@@ -12,6 +12,7 @@
 pub mod blocking;
 pub mod db;
 pub mod hash;
+pub mod hll;
 pub mod keyspace;
 pub mod limits;
 pub mod list;
