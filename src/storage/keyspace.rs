@@ -30,6 +30,8 @@ pub struct Keyspace<'a> {
     pub block: Option<super::blocking::BlockRequest>,
     /// The command runs inside MULTI/EXEC or a script: blocking commands must not block.
     pub no_block: bool,
+    /// The last short key whose slot was computed: (bytes, length, slot). Length 255 = none.
+    slot_memo: ([u8; 32], u8, u16),
 }
 
 impl<'a> Keyspace<'a> {
@@ -42,6 +44,7 @@ impl<'a> Keyspace<'a> {
             no_touch: false,
             block: None,
             no_block: false,
+            slot_memo: ([0; 32], u8::MAX, 0),
         }
     }
 
@@ -61,6 +64,7 @@ impl<'a> Keyspace<'a> {
             no_touch: false,
             block: None,
             no_block: false,
+            slot_memo: ([0; 32], u8::MAX, 0),
         }
     }
 
@@ -129,9 +133,26 @@ impl<'a> Keyspace<'a> {
     }
 
     fn db_of(&mut self, key: &[u8]) -> (&mut ShardData, u16, usize) {
-        let slot = key_slot(key);
+        let slot = self.slot_of(key);
         let db = self.db;
         (self.shard_mut(slot), slot, db)
+    }
+
+    /// The slot of `key`, remembering the last short key: a command usually touches the same
+    /// key several times (look up, then store), and comparing up to 32 bytes is much cheaper
+    /// than hashing them again.
+    fn slot_of(&mut self, key: &[u8]) -> u16 {
+        let (buf, len, slot) = &mut self.slot_memo;
+        if key.len() == *len as usize && key.len() <= buf.len() && &buf[..key.len()] == key {
+            return *slot;
+        }
+        let s = key_slot(key);
+        if key.len() <= buf.len() {
+            buf[..key.len()].copy_from_slice(key);
+            *len = key.len() as u8;
+            *slot = s;
+        }
+        s
     }
 
     /// Deletes `key` if it has expired. Returns true when it was deleted.
