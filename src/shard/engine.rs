@@ -500,7 +500,7 @@ impl<I: Io> Shard<I> {
         // ascending order.
         let mut one;
         let mut many;
-        let guards: &mut [std::sync::MutexGuard<'_, ShardData>] = match shards {
+        let guards: &mut [super::DataGuard<'_>] = match shards {
             [only] => match server.shards.get(*only) {
                 Some(h) => {
                     one = [h.lock_data()];
