@@ -13,6 +13,7 @@
 //!   shared state (CONFIG, CLIENT, HELLO, INFO, SELECT...).
 
 pub mod connection;
+pub mod hash;
 pub mod info;
 pub mod keys;
 pub mod server;
@@ -181,6 +182,7 @@ pub fn all() -> impl Iterator<Item = &'static Cmd> {
     string::COMMANDS
         .iter()
         .chain(keys::COMMANDS.iter())
+        .chain(hash::COMMANDS.iter())
         .chain(connection::COMMANDS.iter())
         .chain(server::COMMANDS.iter())
 }

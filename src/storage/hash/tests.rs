@@ -162,7 +162,7 @@ fn apply(h: &mut Hash, model: &mut Model, op: &Op, limits: &Limits) -> bool {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(150))]
+    #![proptest_config(ProptestConfig::with_cases(100))]
 
     /// Random operations with random thresholds: same contents as the model after every
     /// step, and packed exactly while no bound was ever crossed.
