@@ -184,13 +184,8 @@ fn set_pairs(ks: &mut Keyspace, args: &[Bytes], out: &mut Out, name: &str) {
     }
     let key = &args[1];
     let limits = Limits::current();
-    let created = update_or_create(ks, key, |h| {
-        h.convert_for_inputs(args[2..].iter().map(|a| &a[..]), &limits);
-        args[2..]
-            .chunks_exact(2)
-            .filter(|pair| h.set(&pair[0], &pair[1], &limits))
-            .count()
-    });
+    let pairs = args[2..].chunks_exact(2).map(|p| (&p[0][..], &p[1][..]));
+    let created = update_or_create(ks, key, |h| h.set_all(pairs, &limits));
     let Ok(created) = created else {
         return out.error(err::WRONGTYPE);
     };

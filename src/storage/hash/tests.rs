@@ -358,3 +358,78 @@ fn rng_below_stays_in_range() {
         }
     }
 }
+
+/// Resident memory of this process in bytes (Linux).
+fn rss_bytes() -> usize {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: usize = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+/// The memory benchmark's data set: hash `i` of `fields(i)` fields named `field:<j>`, each
+/// set to `(i+j)%1000` for even `j` and `v<(i*j)%10000>` for odd `j` (the same data the
+/// report's redis-server comparison loads over the wire).
+fn build_hashes(keys: usize, fields: impl Fn(usize) -> usize) -> (Vec<super::super::Value>, usize) {
+    let limits = Limits::current();
+    let mut total = 0;
+    let values = (0..keys)
+        .map(|i| {
+            // One HSET per hash, as the wire comparison sends it.
+            let args: Vec<(Vec<u8>, Vec<u8>)> = (0..fields(i))
+                .map(|j| {
+                    let value = if j % 2 == 0 {
+                        ((i + j) % 1000).to_string()
+                    } else {
+                        format!("v{}", (i * j) % 10000)
+                    };
+                    (format!("field:{j}").into_bytes(), value.into_bytes())
+                })
+                .collect();
+            let mut h = Hash::new();
+            total += h.set_all(args.iter().map(|(f, v)| (&f[..], &v[..])), &limits);
+            super::super::Value::Hash(Box::new(h))
+        })
+        .collect();
+    (values, total)
+}
+
+fn report_memory(name: &str, keys: usize, fields: fn(usize) -> usize) {
+    let before = rss_bytes();
+    let (values, total) = build_hashes(keys, fields);
+    let after = rss_bytes();
+    let mut heap = 0;
+    let mut encoding = "";
+    for v in &values {
+        if let super::super::Value::Hash(h) = v {
+            heap += std::mem::size_of::<Hash>() + h.heap_bytes();
+            encoding = h.encoding();
+        }
+    }
+    eprintln!(
+        "{name}: {total} fields, {encoding}, RSS {:.2} B/field, requested {:.2} B/field",
+        after.saturating_sub(before) as f64 / total as f64,
+        heap as f64 / total as f64,
+    );
+}
+
+/// Memory per field of packed hash values alone (no keyspace). Run each memory test in its
+/// own process, as RSS does not shrink back between them:
+/// `cargo test --release --lib memory_listpack -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn memory_listpack() {
+    report_memory("1M hashes of 10-100 fields", 1_000_000, |i| {
+        10 + (i * 7919) % 91
+    });
+}
+
+/// As `memory_listpack`, for hashtable-encoded hashes.
+#[test]
+#[ignore]
+fn memory_hashtable() {
+    report_memory("10k hashes of 1000 fields", 10_000, |_| 1000);
+}
