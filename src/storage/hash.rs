@@ -279,15 +279,21 @@ impl Hash {
     /// A table with tiny segments, so tests reach splits and merges with few fields.
     #[cfg(test)]
     fn with_small_segments(segment_len_max: usize) -> Hash {
+        Hash::with_table_shape(segment_len_max, 20)
+    }
+
+    /// A table with tiny segments and a directory depth bound, past which segments grow.
+    #[cfg(test)]
+    fn with_table_shape(segment_len_max: usize, depth_max: u32) -> Hash {
         Hash {
-            enc: Encoding::Table(Box::new(Table::with_segment_len(0, segment_len_max))),
+            enc: Encoding::Table(Box::new(Table::with_shape(0, segment_len_max, depth_max))),
         }
     }
 }
 
 /// Draws uniformly random pairs from one hash that does not change meanwhile.
 pub struct Sampler {
-    /// The longest segment of a table (the rejection bound); unused for listpacks.
+    /// A bound on a table's segment lengths (the rejection bound); unused for listpacks.
     len_max: usize,
 }
 
@@ -295,7 +301,7 @@ impl Sampler {
     pub fn new(hash: &Hash) -> Sampler {
         let len_max = match &hash.enc {
             Encoding::Listpack(_) => 0,
-            Encoding::Table(t) => t.segment_len_max_now(),
+            Encoding::Table(t) => t.segment_len_bound(),
         };
         Sampler { len_max }
     }

@@ -137,17 +137,22 @@ pub struct Table {
     segments: Vec<Segment>,
     len: usize,
     segment_len_max: usize,
+    depth_max: u32,
+    /// Some segment grew past `segment_len_max` (the directory was at its depth bound), so
+    /// that is no longer a bound on segment lengths.
+    oversized: bool,
 }
 
 impl Table {
     /// An empty table with room for `capacity` pairs in its first segment.
     pub fn with_capacity(capacity: usize) -> Table {
-        Table::with_segment_len(capacity, SEGMENT_LEN_MAX)
+        Table::with_shape(capacity, SEGMENT_LEN_MAX, DEPTH_MAX)
     }
 
-    /// As `with_capacity`, with another split threshold (tests use tiny segments to exercise
-    /// splits and merges with few fields).
-    pub fn with_segment_len(capacity: usize, segment_len_max: usize) -> Table {
+    /// As `with_capacity`, with another split threshold and depth bound (tests use tiny
+    /// segments and a shallow directory to reach splits, merges and oversized segments with
+    /// few fields).
+    pub fn with_shape(capacity: usize, segment_len_max: usize, depth_max: u32) -> Table {
         Table {
             hasher: DefaultHashBuilder::default(),
             dir: vec![0],
@@ -159,6 +164,8 @@ impl Table {
             }],
             len: 0,
             segment_len_max: segment_len_max.max(4),
+            depth_max: depth_max.min(DEPTH_MAX),
+            oversized: false,
         }
     }
 
@@ -215,8 +222,12 @@ impl Table {
             *p = Pair::new(field, value);
             return false;
         }
-        if pairs.len() >= self.segment_len_max && self.split(seg) {
-            seg = self.segment_of(h);
+        if pairs.len() >= self.segment_len_max {
+            if self.split(seg) {
+                seg = self.segment_of(h);
+            } else {
+                self.oversized = true;
+            }
         }
         let hasher = &self.hasher;
         self.segments[seg]
@@ -253,7 +264,7 @@ impl Table {
     /// depth bound and the segment must simply grow.
     fn split(&mut self, seg: usize) -> bool {
         if self.segments[seg].depth == self.depth {
-            if self.depth >= DEPTH_MAX {
+            if self.depth >= self.depth_max {
                 return false;
             }
             self.dir = self.dir.iter().flat_map(|&s| [s, s]).collect();
@@ -401,8 +412,9 @@ impl Table {
     }
 
     /// A uniformly random pair (None when empty). `len_max` must be at least the largest
-    /// segment's length (`segment_len_max_now`): a segment is drawn uniformly and kept with
-    /// probability len/len_max, then a pair uniformly within it.
+    /// segment's length (`segment_len_bound`): a segment is drawn uniformly and kept with
+    /// probability len/len_max, then a pair uniformly within it. Expected draws: segments ×
+    /// len_max / len, about 1.5 for a table that grew by inserts.
     pub fn random(&self, rng: &mut super::Rng, len_max: usize) -> Option<(&[u8], &[u8])> {
         if self.len == 0 || len_max == 0 {
             return None;
@@ -417,8 +429,12 @@ impl Table {
         }
     }
 
-    /// The longest segment now (the bound `random` needs).
-    pub fn segment_len_max_now(&self) -> usize {
+    /// A bound on segment lengths (what `random` needs): the split threshold, or the longest
+    /// segment's length once one grew past it.
+    pub fn segment_len_bound(&self) -> usize {
+        if !self.oversized {
+            return self.segment_len_max;
+        }
         self.segments
             .iter()
             .map(|s| s.pairs.len())

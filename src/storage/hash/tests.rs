@@ -349,6 +349,47 @@ fn random_draws_are_uniform() {
 }
 
 #[test]
+fn segments_past_the_depth_bound_grow() {
+    // A directory capped at 4 slots: segments of 4 fields must grow instead of splitting,
+    // and lookups, scans and random draws stay right.
+    let limits = small(0, 0);
+    let mut h = Hash::with_table_shape(4, 2);
+    for i in 0..300 {
+        h.set(format!("f{i}").as_bytes(), b"v", &limits);
+    }
+    assert!(h
+        .table_shape()
+        .is_some_and(|(segments, depth)| segments <= 4 && depth <= 2));
+    assert_eq!(h.len(), 300);
+    assert!((0..300).all(|i| h.contains(format!("f{i}").as_bytes())));
+    let mut seen = BTreeSet::new();
+    let mut cursor = 0;
+    loop {
+        cursor = h.scan(cursor, 7, |f, _| assert!(seen.insert(bytes(f))));
+        if cursor == 0 {
+            break;
+        }
+    }
+    assert_eq!(seen.len(), 300);
+    let sampler = Sampler::new(&h);
+    let mut rng = Rng::new(3);
+    let mut counts: BTreeMap<Vec<u8>, u32> = BTreeMap::new();
+    for _ in 0..30_000 {
+        let (f, _) = sampler.draw(&h, &mut rng).expect("non-empty");
+        *counts.entry(bytes(f)).or_default() += 1;
+    }
+    assert_eq!(counts.len(), 300);
+    assert!(
+        counts.values().all(|&c| (50..=170).contains(&c)),
+        "{counts:?}"
+    );
+    for i in 0..300 {
+        assert!(h.remove(format!("f{i}").as_bytes()));
+    }
+    assert_eq!(h.table_shape(), Some((1, 0)));
+}
+
+#[test]
 fn rng_below_stays_in_range() {
     let mut rng = Rng::new(42);
     assert_eq!(rng.below(0), 0);
