@@ -12,8 +12,12 @@
 //! hash emptied by HDEL is deleted with a `del` event, as Redis does.
 //!
 //! Encodings and their thresholds belong to `storage::hash`; handlers pass it
-//! `Limits::current()` and call `convert_for_inputs` where Redis calls
+//! `Limits::current()`, and `set_all` / `convert_for_inputs` run where Redis calls
 //! `hashTypeTryConversion`.
+//!
+//! `scan_cursor` and `scan_options` repeat what the keyspace SCAN family defines on main
+//! (`parse::scan_cursor`, `scan::parse_scan_options`), and `long_double` is a copy of the
+//! string family's; they go once the branches meet.
 //!
 //! HINCRBYFLOAT computes in x86-64 `long double` (see `long_double`): with f64, `1.23` would
 //! come back as `1.22999999999999998`.

@@ -34,9 +34,12 @@
 //!
 //! # Memory
 //! A pair is one allocation, `[varint field length][field][value]`, held by a 16-byte boxed
-//! slice in the segment's table (plus hashbrown's control byte). Against Redis's `dict`
-//! (24-byte entry, 8-byte bucket pointer, two sds allocations) that is about half the
-//! overhead per field. Directory and segment headers add well under a byte per field.
+//! slice in a segment's table plus hashbrown's control byte; tables run between 7/16 and 7/8
+//! full. Redis's `dict` spends a 24-byte entry (32 once jemalloc rounds it), a bucket pointer
+//! and two sds allocations per field. Directory and segment headers add well under a byte
+//! per field. Measured over 10,000 hashes of 1,000 small fields: 58 bytes per field of
+//! process RSS against redis-server 7.0's 66. (An 8-byte thin pointer instead of the boxed
+//! slice would save about 12 more, at the price of unsafe code.)
 
 use hashbrown::hash_table::HashTable;
 use hashbrown::DefaultHashBuilder;
