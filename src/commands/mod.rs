@@ -17,6 +17,7 @@ pub mod blocking;
 pub mod connection;
 pub mod digest;
 pub mod expire;
+pub mod hash;
 pub mod hll;
 pub mod info;
 pub mod keys;
@@ -190,6 +191,7 @@ pub fn all() -> impl Iterator<Item = &'static Cmd> {
         .iter()
         .chain(bits::COMMANDS.iter())
         .chain(keys::COMMANDS.iter())
+        .chain(hash::COMMANDS.iter())
         .chain(connection::COMMANDS.iter())
         .chain(expire::COMMANDS.iter())
         .chain(scan::COMMANDS.iter())
