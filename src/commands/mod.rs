@@ -22,6 +22,7 @@ pub mod hll;
 pub mod info;
 pub mod keys;
 pub mod list;
+pub mod multi;
 pub mod object;
 pub mod scan;
 pub mod server;
@@ -192,6 +193,7 @@ pub fn all() -> impl Iterator<Item = &'static Cmd> {
         .chain(bits::COMMANDS.iter())
         .chain(keys::COMMANDS.iter())
         .chain(hash::COMMANDS.iter())
+        .chain(multi::COMMANDS.iter())
         .chain(connection::COMMANDS.iter())
         .chain(expire::COMMANDS.iter())
         .chain(scan::COMMANDS.iter())
