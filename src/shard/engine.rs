@@ -1090,13 +1090,15 @@ impl<I: Io> Shard<I> {
         let mut dead = Vec::new();
         for (t, c) in self.conns.iter().enumerate() {
             let Some(c) = c else { continue };
-            if c.shared.kill.load(Ordering::Relaxed) {
-                dead.push(t as Token);
-            } else if timeout_ms > 0
+            let killed = c.shared.kill.load(Ordering::Relaxed);
+            let idle_ms = now.saturating_sub(c.shared.last_interaction_ms.load(Ordering::Relaxed));
+            // Blocked clients, monitors and in-flight hops are not idle (as in Redis).
+            let timed_out = timeout_ms > 0
                 && c.inflight == 0
-                && now.saturating_sub(c.shared.last_interaction_ms.load(Ordering::Relaxed))
-                    > timeout_ms
-            {
+                && c.blocked.is_none()
+                && !c.monitor
+                && idle_ms > timeout_ms;
+            if killed || timed_out {
                 dead.push(t as Token);
             }
         }
@@ -1182,7 +1184,7 @@ fn peer_names(fd: RawFd) -> (String, String) {
     let fmt = |a: Option<SockaddrStorage>| -> String {
         let Some(a) = a else { return "?:0".to_string() };
         if let Some(v4) = a.as_sockaddr_in() {
-            format!("{}:{}", std::net::Ipv4Addr::from(v4.ip()), v4.port())
+            format!("{}:{}", v4.ip(), v4.port())
         } else if let Some(v6) = a.as_sockaddr_in6() {
             format!("{}:{}", v6.ip(), v6.port())
         } else {

@@ -78,9 +78,12 @@ impl Waiter {
 }
 
 /// A shard's blocked-client registry.
+/// Waiters by (db, key), in arrival order.
+type Queues = HashMap<(usize, Box<[u8]>), VecDeque<Arc<Waiter>>>;
+
 #[derive(Default)]
 pub struct Registry {
-    waiters: HashMap<(usize, Box<[u8]>), VecDeque<Arc<Waiter>>>,
+    waiters: Queues,
     /// Keys with waiters that were written since the last serve.
     pub ready: Vec<(usize, Box<[u8]>)>,
 }

@@ -472,6 +472,7 @@ impl ExactSizeIterator for RevIter<'_> {}
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
     use proptest::prelude::*;
 
