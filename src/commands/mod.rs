@@ -22,6 +22,7 @@ pub mod object;
 pub mod scan;
 pub mod server;
 pub mod string;
+pub mod zset;
 
 use crate::protocol::Out;
 use crate::server::ConnCtx;
@@ -192,6 +193,7 @@ pub fn all() -> impl Iterator<Item = &'static Cmd> {
         .chain(scan::COMMANDS.iter())
         .chain(object::COMMANDS.iter())
         .chain(server::COMMANDS.iter())
+        .chain(zset::COMMANDS.iter())
 }
 
 fn table() -> &'static HashMap<&'static str, &'static Cmd> {

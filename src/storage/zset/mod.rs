@@ -270,7 +270,11 @@ impl ZSet {
     /// in the encoding their size calls for (`zsetConvertToListpackIfNeeded`).
     pub fn from_sorted<M: AsRef<[u8]>>(pairs: &[(M, f64)]) -> ZSet {
         let limits = Limits::current();
-        let longest = pairs.iter().map(|(m, _)| m.as_ref().len()).max().unwrap_or(0);
+        let longest = pairs
+            .iter()
+            .map(|(m, _)| m.as_ref().len())
+            .max()
+            .unwrap_or(0);
         let total: usize = pairs.iter().map(|(m, _)| m.as_ref().len()).sum();
         if pairs.len() <= limits.entries
             && longest <= limits.value
@@ -607,7 +611,10 @@ impl ZSet {
                 0
             }
             ZSet::Skiplist(r) => r.scan(cursor, count, |m, s| {
-                f(Item::Str(m), crate::protocol::write::fmt_double(s).as_bytes())
+                f(
+                    Item::Str(m),
+                    crate::protocol::write::fmt_double(s).as_bytes(),
+                )
             }),
         }
     }

@@ -48,7 +48,9 @@ impl Slot {
 /// One hasher for every set of the process, randomly keyed at start-up.
 fn hash(member: &[u8]) -> u64 {
     static HASHER: OnceLock<DefaultHashBuilder> = OnceLock::new();
-    HASHER.get_or_init(DefaultHashBuilder::default).hash_one(member)
+    HASHER
+        .get_or_init(DefaultHashBuilder::default)
+        .hash_one(member)
 }
 
 /// The (score, member) order of two live slots.
@@ -59,7 +61,11 @@ fn compare(slots: &[Slot], a: Key, b: Key) -> Ordering {
     a.score
         .partial_cmp(&b.score)
         .unwrap_or(Ordering::Equal)
-        .then_with(|| slots[a.id as usize].member.cmp(&slots[b.id as usize].member))
+        .then_with(|| {
+            slots[a.id as usize]
+                .member
+                .cmp(&slots[b.id as usize].member)
+        })
 }
 
 #[derive(Clone, Debug, Default)]
@@ -201,7 +207,9 @@ impl RankedSet {
         let (id, _) = entry.remove();
         let score = self.slots[id as usize].score;
         let slots = &self.slots;
-        let removed = self.tree.remove(Key { score, id }, &|a, b| compare(slots, a, b));
+        let removed = self
+            .tree
+            .remove(Key { score, id }, &|a, b| compare(slots, a, b));
         debug_assert!(removed);
         self.release(id);
         Some(score)

@@ -32,7 +32,13 @@ impl Model {
     }
 
     /// Redis's `zsetAdd` on the model.
-    fn add(&mut self, score: f64, member: &[u8], f: AddFlags, limits: Limits) -> Result<Added, NotANumber> {
+    fn add(
+        &mut self,
+        score: f64,
+        member: &[u8],
+        f: AddFlags,
+        limits: Limits,
+    ) -> Result<Added, NotANumber> {
         let Some(&cur) = self.map.get(member) else {
             if f.xx {
                 return Ok(Added::Nop);
@@ -95,21 +101,39 @@ fn score() -> impl Strategy<Value = f64> {
 
 fn flags() -> impl Strategy<Value = AddFlags> {
     (0u8..8).prop_map(|f| match f {
-        0 => AddFlags { nx: true, ..Default::default() },
-        1 => AddFlags { xx: true, ..Default::default() },
-        2 => AddFlags { gt: true, ..Default::default() },
-        3 => AddFlags { lt: true, xx: true, ..Default::default() },
-        4 => AddFlags { incr: true, ..Default::default() },
+        0 => AddFlags {
+            nx: true,
+            ..Default::default()
+        },
+        1 => AddFlags {
+            xx: true,
+            ..Default::default()
+        },
+        2 => AddFlags {
+            gt: true,
+            ..Default::default()
+        },
+        3 => AddFlags {
+            lt: true,
+            xx: true,
+            ..Default::default()
+        },
+        4 => AddFlags {
+            incr: true,
+            ..Default::default()
+        },
         _ => AddFlags::default(),
     })
 }
 
 fn range() -> impl Strategy<Value = ScoreRange> {
-    (score(), score(), any::<bool>(), any::<bool>()).prop_map(|(min, max, minex, maxex)| ScoreRange {
-        min,
-        max,
-        minex,
-        maxex,
+    (score(), score(), any::<bool>(), any::<bool>()).prop_map(|(min, max, minex, maxex)| {
+        ScoreRange {
+            min,
+            max,
+            minex,
+            maxex,
+        }
     })
 }
 
@@ -133,7 +157,10 @@ fn model_range(sorted: &[(Vec<u8>, f64)], r: &ScoreRange) -> Vec<usize> {
 fn check(z: &ZSet, model: &Model, probe: &[ScoreRange]) {
     let sorted = model.sorted();
     assert_eq!(z.len(), sorted.len());
-    assert_eq!(z.encoding(), if model.big { "skiplist" } else { "listpack" });
+    assert_eq!(
+        z.encoding(),
+        if model.big { "skiplist" } else { "listpack" }
+    );
     if let ZSet::Skiplist(r) = z {
         r.check();
     }
@@ -253,7 +280,8 @@ fn thresholds_choose_the_encoding() {
     with_limits(3, 4, || {
         let mut z = ZSet::new();
         for (i, m) in ["a", "b", "c"].iter().enumerate() {
-            z.add(i as f64, m.as_bytes(), AddFlags::default()).expect("a number");
+            z.add(i as f64, m.as_bytes(), AddFlags::default())
+                .expect("a number");
         }
         assert_eq!(z.encoding(), "listpack");
         z.add(9.0, b"d", AddFlags::default()).expect("a number");
@@ -282,7 +310,9 @@ fn listpack_drops_the_sign_of_zero_like_redis() {
     with_limits(128, 64, || {
         let mut z = ZSet::new();
         z.add(-0.0, b"a", AddFlags::default()).expect("a number");
-        assert!(z.score(b"a").is_some_and(|s| s == 0.0 && s.is_sign_positive()));
+        assert!(z
+            .score(b"a")
+            .is_some_and(|s| s == 0.0 && s.is_sign_positive()));
         let mut big = ZSet::from_sorted(&[(b"x".repeat(100), 1.0)]);
         big.add(-0.0, b"a", AddFlags::default()).expect("a number");
         assert!(big.score(b"a").is_some_and(|s| s.is_sign_negative()));
@@ -307,20 +337,28 @@ fn scores_keep_every_bit_in_the_listpack() {
         ];
         let mut z = ZSet::new();
         for (i, s) in scores.iter().enumerate() {
-            z.add(*s, format!("m{i}").as_bytes(), AddFlags::default()).expect("a number");
+            z.add(*s, format!("m{i}").as_bytes(), AddFlags::default())
+                .expect("a number");
         }
         assert_eq!(z.encoding(), "listpack");
         for (i, s) in scores.iter().enumerate() {
-            assert_eq!(z.score(format!("m{i}").as_bytes()).map(f64::to_bits), Some(s.to_bits()));
+            assert_eq!(
+                z.score(format!("m{i}").as_bytes()).map(f64::to_bits),
+                Some(s.to_bits())
+            );
         }
         // Integers take listpack integer entries: two bytes for a small member and score.
         let mut small = ZSet::new();
         small.add(5.0, b"7", AddFlags::default()).expect("a number");
-        let ZSet::Listpack(lp) = &small else { panic!("listpack") };
+        let ZSet::Listpack(lp) = &small else {
+            panic!("listpack")
+        };
         assert_eq!(lp.bytes(), 4);
         // Other scores take 10 bytes, where Redis writes up to 26 characters.
         small.add(0.1, b"8", AddFlags::default()).expect("a number");
-        let ZSet::Listpack(lp) = &small else { panic!("listpack") };
+        let ZSet::Listpack(lp) = &small else {
+            panic!("listpack")
+        };
         assert_eq!(lp.bytes(), 4 + 2 + 10);
     });
 }
@@ -332,7 +370,12 @@ fn big_sets_stay_consistent_through_churn() {
     let mut z = with_limits(16, 64, || {
         let mut z = ZSet::new();
         for i in 0..3000u32 {
-            z.add(f64::from(i), format!("m{i}").as_bytes(), AddFlags::default()).expect("a number");
+            z.add(
+                f64::from(i),
+                format!("m{i}").as_bytes(),
+                AddFlags::default(),
+            )
+            .expect("a number");
         }
         z
     });
@@ -354,11 +397,14 @@ fn big_sets_stay_consistent_through_churn() {
                 let _ = z.pop(next() % 2 == 0);
             }
             _ => {
-                z.add((next() % 100) as f64, m.as_bytes(), AddFlags::default()).expect("a number");
+                z.add((next() % 100) as f64, m.as_bytes(), AddFlags::default())
+                    .expect("a number");
             }
         }
     }
-    let ZSet::Skiplist(r) = &z else { panic!("skiplist") };
+    let ZSet::Skiplist(r) = &z else {
+        panic!("skiplist")
+    };
     r.check();
     let mut cursor = 0;
     let mut seen = 0;

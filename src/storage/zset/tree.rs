@@ -672,7 +672,11 @@ impl Iter<'_> {
                 match node {
                     Node::Leaf(l) => {
                         self.leaf = Some(l);
-                        self.idx = if self.rev { l.len().saturating_sub(1) } else { 0 };
+                        self.idx = if self.rev {
+                            l.len().saturating_sub(1)
+                        } else {
+                            0
+                        };
                         return;
                     }
                     Node::Inner(n) => {
