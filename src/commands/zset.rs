@@ -333,13 +333,13 @@ fn parse_zadd(args: &Args, incr: bool) -> Result<ZaddArgs, &'static str> {
         i += 1;
     }
     let elements = args.len() - i;
-    if elements % 2 != 0 || elements == 0 {
+    if !elements.is_multiple_of(2) || elements == 0 {
         return Err(err::SYNTAX);
     }
     if flags.nx && flags.xx {
         return Err(ERR_XX_NX);
     }
-    if (flags.gt && flags.nx) || (flags.lt && flags.nx) || (flags.gt && flags.lt) {
+    if (flags.nx && (flags.gt || flags.lt)) || (flags.gt && flags.lt) {
         return Err(ERR_GT_LT_NX);
     }
     if flags.incr && elements > 2 {
@@ -601,7 +601,7 @@ fn zrandmember(ks: &mut Keyspace, args: &Args, out: &mut Out) {
 }
 
 /// `zrandmemberWithCountCommand`: a negative count draws with repetition; a positive one
-/// draws distinct members (the whole set when the count reaches its size, in order).
+/// draws distinct members (the whole set when the count reaches its size).
 fn randmember_count(z: &ZSet, count: i64, withscores: bool, out: &mut Out) {
     let size = z.len();
     if count == 0 {
@@ -622,8 +622,10 @@ fn randmember_count(z: &ZSet, count: i64, withscores: bool, out: &mut Out) {
     }
     let count = count as usize;
     if count >= size {
+        // The whole set, highest score first: Redis walks sorted sets backwards here (its
+        // `zuiInitIterator` does, for the benefit of ZUNION and friends).
         pairs_header(out, size, withscores);
-        for (m, s) in z.iter() {
+        for (m, s) in z.iter_from(size - 1, true) {
             pair(out, m, s, withscores);
         }
         return;

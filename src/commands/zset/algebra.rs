@@ -130,8 +130,8 @@ fn parse_and_lookup(
     }
     let setnum = setnum as usize;
     let mut inputs = Vec::with_capacity(setnum);
-    for arg in first..first + setnum {
-        let (len, set) = match ks.lookup_read(&args[arg]).map(|e| &e.value) {
+    for (arg, key) in args.iter().enumerate().skip(first).take(setnum) {
+        let (len, set) = match ks.lookup_read(key).map(|e| &e.value) {
             None => (0, None),
             Some(Value::ZSet(z)) => (z.len(), None),
             Some(v) => match set_members(v) {
