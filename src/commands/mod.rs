@@ -16,6 +16,7 @@ pub mod bits;
 pub mod connection;
 pub mod digest;
 pub mod expire;
+pub mod geo;
 pub mod info;
 pub mod keys;
 pub mod object;
@@ -194,6 +195,7 @@ pub fn all() -> impl Iterator<Item = &'static Cmd> {
         .chain(object::COMMANDS.iter())
         .chain(server::COMMANDS.iter())
         .chain(zset::COMMANDS.iter())
+        .chain(geo::COMMANDS.iter())
 }
 
 fn table() -> &'static HashMap<&'static str, &'static Cmd> {

@@ -20,7 +20,7 @@ pub mod algebra;
 pub mod number;
 pub mod range;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use super::scan::parse_scan_options;
 use super::{err, flag, parse, Args, Cmd, Keys};
@@ -43,7 +43,7 @@ const WRITE_FAST: &[&str] = &["write", "sortedset", "fast"];
 const WRITE_SLOW: &[&str] = &["write", "sortedset", "slow"];
 
 pub static COMMANDS: [Cmd; 32] = [
-    Cmd::data("zadd", -4, RW_FAST, KEY, zadd).with_acl(WRITE_FAST),
+    Cmd::data("zadd", -4, RW_FAST, KEY, zadd_command).with_acl(WRITE_FAST),
     Cmd::data("zincrby", 4, RW_FAST, KEY, zincrby).with_acl(WRITE_FAST),
     Cmd::data("zrem", -3, W_FAST, KEY, zrem).with_acl(WRITE_FAST),
     Cmd::data("zcard", 2, RO_FAST, KEY, zcard).with_acl(READ_FAST),
@@ -440,7 +440,8 @@ fn zadd_generic(ks: &mut Keyspace, args: &Args, out: &mut Out, incr: bool) {
     }
 }
 
-fn zadd(ks: &mut Keyspace, args: &Args, out: &mut Out) {
+/// ZADD (also what GEOADD runs once it has turned coordinates into scores).
+pub(crate) fn zadd_command(ks: &mut Keyspace, args: &Args, out: &mut Out) {
     zadd_generic(ks, args, out, false);
 }
 
