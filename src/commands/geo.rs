@@ -355,6 +355,15 @@ fn bytes_err(e: impl AsRef<[u8]>) -> Vec<u8> {
     e.as_ref().to_vec()
 }
 
+/// What the FROM.../BY... options have set so far (GEOSEARCH forms).
+#[derive(Default)]
+struct Given {
+    frommember: bool,
+    fromloc: bool,
+    byradius: bool,
+    bybox: bool,
+}
+
 /// `georadiusGeneric`'s parsing, in its order: the form's fixed arguments, then the options
 /// loop, then the cross-option checks.
 fn parse_search(args: &Args, z: Option<&ZSet>, form: Form) -> Result<Search, Vec<u8>> {
@@ -372,13 +381,27 @@ fn parse_search(args: &Args, z: Option<&ZSet>, form: Form) -> Result<Search, Vec
         count: 0,
         store: None,
     };
-    let base = match form {
+    let base = fixed_args(args, z, form, &mut s)?;
+    let mut given = Given::default();
+    let mut i = base;
+    while i < args.len() {
+        i += 1 + search_option(args, i, z, form, &mut s, &mut given)?;
+    }
+    check_search(args, form, &s, &given)?;
+    Ok(s)
+}
+
+/// The arguments before the options: GEORADIUS's centre and radius, GEORADIUSBYMEMBER's
+/// member and radius (not parsed at all when the key is missing, as in Redis), the
+/// GEOSEARCHSTORE destination. Returns where the options start.
+fn fixed_args(args: &Args, z: Option<&ZSet>, form: Form, s: &mut Search) -> Result<usize, Vec<u8>> {
+    match form {
         Form::Radius { .. } => {
             s.shape.xy = lon_lat(&args[2], &args[3]).map_err(bytes_err)?;
             let (radius, conversion) = radius_arg(&args[4], &args[5]).map_err(bytes_err)?;
             s.shape.conversion = conversion;
             s.shape.extent = Extent::Circle { radius };
-            6
+            Ok(6)
         }
         Form::ByMember { .. } => {
             if let Some(z) = z {
@@ -387,78 +410,87 @@ fn parse_search(args: &Args, z: Option<&ZSet>, form: Form) -> Result<Search, Vec
                 s.shape.conversion = conversion;
                 s.shape.extent = Extent::Circle { radius };
             }
-            5
+            Ok(5)
         }
-        Form::Search => 2,
+        Form::Search => Ok(2),
         Form::SearchStore => {
             s.store = Some((1, false));
-            3
+            Ok(3)
         }
-    };
+    }
+}
+
+/// Parses the option at `args[i]`; returns how many values after it it took.
+fn search_option(
+    args: &Args,
+    i: usize,
+    z: Option<&ZSet>,
+    form: Form,
+    s: &mut Search,
+    given: &mut Given,
+) -> Result<usize, Vec<u8>> {
+    let a = &args[i];
+    let left = args.len() - i - 1;
     let search = matches!(form, Form::Search | Form::SearchStore);
     let may_store = matches!(
         form,
         Form::Radius { store: true } | Form::ByMember { store: true }
     );
-    let (mut frommember, mut fromloc, mut byradius, mut bybox) = (false, false, false, false);
-    let remaining = args.len() - base;
-    let mut i = 0;
-    while i < remaining {
-        let a = &args[base + i];
-        let arg = |k: usize| &args[base + i + k];
-        if parse::kw(a, "withdist") {
-            s.withdist = true;
-        } else if parse::kw(a, "withhash") {
-            s.withhash = true;
-        } else if parse::kw(a, "withcoord") {
-            s.withcoords = true;
-        } else if parse::kw(a, "any") {
-            s.any = true;
-        } else if parse::kw(a, "asc") {
-            s.sort = Sort::Asc;
-        } else if parse::kw(a, "desc") {
-            s.sort = Sort::Desc;
-        } else if parse::kw(a, "count") && i + 1 < remaining {
-            s.count = parse::i64_arg(arg(1)).map_err(bytes_err)?;
-            if s.count <= 0 {
-                return Err(bytes_err("ERR COUNT must be > 0"));
-            }
-            i += 1;
-        } else if (parse::kw(a, "store") || parse::kw(a, "storedist"))
-            && i + 1 < remaining
-            && may_store
-        {
-            s.store = Some((base + i + 1, parse::kw(a, "storedist")));
-            i += 1;
-        } else if parse::kw(a, "storedist") && form == Form::SearchStore {
-            s.store = Some((1, true));
-        } else if parse::kw(a, "frommember") && i + 1 < remaining && search && !fromloc {
-            if let Some(z) = z {
-                s.shape.xy = member_xy(z, arg(1))?;
-            }
-            frommember = true;
-            i += 1;
-        } else if parse::kw(a, "fromlonlat") && i + 2 < remaining && search && !frommember {
-            s.shape.xy = lon_lat(arg(1), arg(2)).map_err(bytes_err)?;
-            fromloc = true;
-            i += 2;
-        } else if parse::kw(a, "byradius") && i + 2 < remaining && search && !bybox {
-            let (radius, conversion) = radius_arg(arg(1), arg(2)).map_err(bytes_err)?;
-            s.shape.conversion = conversion;
-            s.shape.extent = Extent::Circle { radius };
-            byradius = true;
-            i += 2;
-        } else if parse::kw(a, "bybox") && i + 3 < remaining && search && !byradius {
-            let (width, height, conversion) = box_arg(arg(1), arg(2), arg(3)).map_err(bytes_err)?;
-            s.shape.conversion = conversion;
-            s.shape.extent = Extent::Box { width, height };
-            bybox = true;
-            i += 3;
-        } else {
-            return Err(bytes_err(err::SYNTAX));
+    if parse::kw(a, "withdist") {
+        s.withdist = true;
+    } else if parse::kw(a, "withhash") {
+        s.withhash = true;
+    } else if parse::kw(a, "withcoord") {
+        s.withcoords = true;
+    } else if parse::kw(a, "any") {
+        s.any = true;
+    } else if parse::kw(a, "asc") {
+        s.sort = Sort::Asc;
+    } else if parse::kw(a, "desc") {
+        s.sort = Sort::Desc;
+    } else if parse::kw(a, "count") && left >= 1 {
+        s.count = parse::i64_arg(&args[i + 1]).map_err(bytes_err)?;
+        if s.count <= 0 {
+            return Err(bytes_err("ERR COUNT must be > 0"));
         }
-        i += 1;
+        return Ok(1);
+    } else if (parse::kw(a, "store") || parse::kw(a, "storedist")) && left >= 1 && may_store {
+        s.store = Some((i + 1, parse::kw(a, "storedist")));
+        return Ok(1);
+    } else if parse::kw(a, "storedist") && form == Form::SearchStore {
+        s.store = Some((1, true));
+    } else if parse::kw(a, "frommember") && left >= 1 && search && !given.fromloc {
+        if let Some(z) = z {
+            s.shape.xy = member_xy(z, &args[i + 1])?;
+        }
+        given.frommember = true;
+        return Ok(1);
+    } else if parse::kw(a, "fromlonlat") && left >= 2 && search && !given.frommember {
+        s.shape.xy = lon_lat(&args[i + 1], &args[i + 2]).map_err(bytes_err)?;
+        given.fromloc = true;
+        return Ok(2);
+    } else if parse::kw(a, "byradius") && left >= 2 && search && !given.bybox {
+        let (radius, conversion) = radius_arg(&args[i + 1], &args[i + 2]).map_err(bytes_err)?;
+        s.shape.conversion = conversion;
+        s.shape.extent = Extent::Circle { radius };
+        given.byradius = true;
+        return Ok(2);
+    } else if parse::kw(a, "bybox") && left >= 3 && search && !given.byradius {
+        let (width, height, conversion) =
+            box_arg(&args[i + 1], &args[i + 2], &args[i + 3]).map_err(bytes_err)?;
+        s.shape.conversion = conversion;
+        s.shape.extent = Extent::Box { width, height };
+        given.bybox = true;
+        return Ok(3);
+    } else {
+        return Err(bytes_err(err::SYNTAX));
     }
+    Ok(0)
+}
+
+/// The checks after the options loop, in Redis's order.
+fn check_search(args: &Args, form: Form, s: &Search, given: &Given) -> Result<(), Vec<u8>> {
+    let search = matches!(form, Form::Search | Form::SearchStore);
     if s.store.is_some() && (s.withdist || s.withhash || s.withcoords) {
         let who = if form == Form::SearchStore {
             "GEOSEARCHSTORE"
@@ -469,12 +501,12 @@ fn parse_search(args: &Args, z: Option<&ZSet>, form: Form) -> Result<Search, Vec
             "ERR {who} is not compatible with WITHDIST, WITHHASH and WITHCOORD options"
         )));
     }
-    if search && !(frommember || fromloc) {
+    if search && !(given.frommember || given.fromloc) {
         let mut e = b"ERR exactly one of FROMMEMBER or FROMLONLAT can be specified for ".to_vec();
         e.extend_from_slice(c_str(&args[0]));
         return Err(e);
     }
-    if search && !(byradius || bybox) {
+    if search && !(given.byradius || given.bybox) {
         let mut e = b"ERR exactly one of BYRADIUS and BYBOX can be specified for ".to_vec();
         e.extend_from_slice(c_str(&args[0]));
         return Err(e);
@@ -482,7 +514,7 @@ fn parse_search(args: &Args, z: Option<&ZSet>, form: Form) -> Result<Search, Vec
     if s.any && s.count == 0 {
         return Err(bytes_err("ERR the ANY argument requires COUNT argument"));
     }
-    Ok(s)
+    Ok(())
 }
 
 /// An argument as C's `%s` prints it: up to its first NUL.
@@ -640,51 +672,9 @@ fn pqsort_rec(
             }
             return;
         }
-        let mut pm = base + n / 2;
-        if n > 7 {
-            let mut pl = base;
-            let mut pn = base + n - 1;
-            if n > 40 {
-                let d = n / 8;
-                pl = med3(v, pl, pl + d, pl + 2 * d, cmp);
-                pm = med3(v, pm - d, pm, pm + d, cmp);
-                pn = med3(v, pn - 2 * d, pn - d, pn, cmp);
-            }
-            pm = med3(v, pl, pm, pn, cmp);
-        }
-        v.swap(base, pm);
-        let (mut pa, mut pb) = (base + 1, base + 1);
-        let (mut pc, mut pd) = (base + n - 1, base + n - 1);
-        loop {
-            while pb <= pc {
-                let r = cmp(&v[pb], &v[base]);
-                if r > 0 {
-                    break;
-                }
-                if r == 0 {
-                    v.swap(pa, pb);
-                    pa += 1;
-                }
-                pb += 1;
-            }
-            while pb <= pc {
-                let r = cmp(&v[pc], &v[base]);
-                if r < 0 {
-                    break;
-                }
-                if r == 0 {
-                    v.swap(pc, pd);
-                    pd -= 1;
-                }
-                pc -= 1;
-            }
-            if pb > pc {
-                break;
-            }
-            v.swap(pb, pc);
-            pb += 1;
-            pc -= 1;
-        }
+        let pivot = choose_pivot(v, base, n, cmp);
+        v.swap(base, pivot);
+        let (pa, pb, pc, pd) = partition(v, base, n, cmp);
         let pn = base + n;
         let r = (pa - base).min(pb - pa);
         vecswap(v, base, pb - r, r);
@@ -703,6 +693,65 @@ fn pqsort_rec(
             }
         }
         return;
+    }
+}
+
+/// The median of three (of nine past 40 elements), as Bentley & McIlroy choose it.
+fn choose_pivot(v: &[Point], base: usize, n: usize, cmp: &impl Fn(&Point, &Point) -> i32) -> usize {
+    let mut pm = base + n / 2;
+    if n > 7 {
+        let mut pl = base;
+        let mut pn = base + n - 1;
+        if n > 40 {
+            let d = n / 8;
+            pl = med3(v, pl, pl + d, pl + 2 * d, cmp);
+            pm = med3(v, pm - d, pm, pm + d, cmp);
+            pn = med3(v, pn - 2 * d, pn - d, pn, cmp);
+        }
+        pm = med3(v, pl, pm, pn, cmp);
+    }
+    pm
+}
+
+/// The three-way partition around `v[base]`: equal keys gather at both ends (`base+1..pa`
+/// and `pd+1..base+n`), smaller ones in `pa..pb`, larger ones in `pc+1..=pd`.
+fn partition(
+    v: &mut [Point],
+    base: usize,
+    n: usize,
+    cmp: &impl Fn(&Point, &Point) -> i32,
+) -> (usize, usize, usize, usize) {
+    let (mut pa, mut pb) = (base + 1, base + 1);
+    let (mut pc, mut pd) = (base + n - 1, base + n - 1);
+    loop {
+        while pb <= pc {
+            let r = cmp(&v[pb], &v[base]);
+            if r > 0 {
+                break;
+            }
+            if r == 0 {
+                v.swap(pa, pb);
+                pa += 1;
+            }
+            pb += 1;
+        }
+        while pb <= pc {
+            let r = cmp(&v[pc], &v[base]);
+            if r < 0 {
+                break;
+            }
+            if r == 0 {
+                v.swap(pc, pd);
+                pd -= 1;
+            }
+            pc -= 1;
+        }
+        if pb > pc {
+            return (pa, pb, pc, pd);
+        }
+        v.swap(pb, pc);
+        pb += 1;
+        pc -= 1;
     }
 }
 

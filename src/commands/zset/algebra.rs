@@ -129,6 +129,26 @@ fn parse_and_lookup(
         return Err(err::SYNTAX.to_string());
     }
     let setnum = setnum as usize;
+    let mut p = Parsed {
+        inputs: lookup_inputs(ks, args, first, setnum)?,
+        how: Aggregate::Sum,
+        withscores: false,
+        limit: 0,
+    };
+    let mut j = first + setnum;
+    while j < args.len() {
+        j += parse_option(args, j, op, store, card_only, &mut p)?;
+    }
+    Ok(p)
+}
+
+/// Looks the `setnum` inputs from `args[first]` up, in order (`lookupKeyRead` each).
+fn lookup_inputs(
+    ks: &mut Keyspace,
+    args: &Args,
+    first: usize,
+    setnum: usize,
+) -> Result<Vec<Input>, String> {
     let mut inputs = Vec::with_capacity(setnum);
     for (arg, key) in args.iter().enumerate().skip(first).take(setnum) {
         let (len, set) = match ks.lookup_read(key).map(|e| &e.value) {
@@ -146,48 +166,51 @@ fn parse_and_lookup(
             set,
         });
     }
-    let mut p = Parsed {
-        inputs,
-        how: Aggregate::Sum,
-        withscores: false,
-        limit: 0,
-    };
-    let mut j = first + setnum;
-    while j < args.len() {
-        let remaining = args.len() - j;
-        let a = &args[j];
-        if op != Op::Diff && !card_only && remaining > setnum && parse::kw(a, "weights") {
-            for (k, input) in p.inputs.iter_mut().enumerate() {
-                input.weight =
-                    super::number::string2d(&args[j + 1 + k]).ok_or(ERR_WEIGHT.to_string())?;
-            }
-            j += 1 + setnum;
-        } else if op != Op::Diff && !card_only && remaining >= 2 && parse::kw(a, "aggregate") {
-            let how = &args[j + 1];
-            p.how = if parse::kw(how, "sum") {
-                Aggregate::Sum
-            } else if parse::kw(how, "min") {
-                Aggregate::Min
-            } else if parse::kw(how, "max") {
-                Aggregate::Max
-            } else {
-                return Err(err::SYNTAX.to_string());
-            };
-            j += 2;
-        } else if !store && !card_only && parse::kw(a, "withscores") {
-            p.withscores = true;
-            j += 1;
-        } else if card_only && remaining >= 2 && parse::kw(a, "limit") {
-            p.limit = parse::i64_arg(&args[j + 1])
-                .ok()
-                .and_then(|n| usize::try_from(n).ok())
-                .ok_or(ERR_LIMIT_NEGATIVE.to_string())?;
-            j += 2;
+    Ok(inputs)
+}
+
+/// Parses the option at `args[j]`; returns how many arguments it took.
+fn parse_option(
+    args: &Args,
+    j: usize,
+    op: Op,
+    store: bool,
+    card_only: bool,
+    p: &mut Parsed,
+) -> Result<usize, String> {
+    let remaining = args.len() - j;
+    let setnum = p.inputs.len();
+    let a = &args[j];
+    if op != Op::Diff && !card_only && remaining > setnum && parse::kw(a, "weights") {
+        for (k, input) in p.inputs.iter_mut().enumerate() {
+            input.weight =
+                super::number::string2d(&args[j + 1 + k]).ok_or(ERR_WEIGHT.to_string())?;
+        }
+        Ok(1 + setnum)
+    } else if op != Op::Diff && !card_only && remaining >= 2 && parse::kw(a, "aggregate") {
+        let how = &args[j + 1];
+        p.how = if parse::kw(how, "sum") {
+            Aggregate::Sum
+        } else if parse::kw(how, "min") {
+            Aggregate::Min
+        } else if parse::kw(how, "max") {
+            Aggregate::Max
         } else {
             return Err(err::SYNTAX.to_string());
-        }
+        };
+        Ok(2)
+    } else if !store && !card_only && parse::kw(a, "withscores") {
+        p.withscores = true;
+        Ok(1)
+    } else if card_only && remaining >= 2 && parse::kw(a, "limit") {
+        p.limit = parse::i64_arg(&args[j + 1])
+            .ok()
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or(ERR_LIMIT_NEGATIVE.to_string())?;
+        Ok(2)
+    } else {
+        Err(err::SYNTAX.to_string())
     }
-    Ok(p)
 }
 
 /// A plain set input's members as a lookup table.

@@ -416,3 +416,93 @@ fn big_sets_stay_consistent_through_churn() {
     }
     assert_eq!(seen, z.len());
 }
+
+/// Memory per element of many small sets (run with `--ignored --nocapture`, release).
+#[test]
+#[ignore]
+fn memory_per_element_probe() {
+    fn rss() -> usize {
+        let s = std::fs::read_to_string("/proc/self/statm").expect("statm");
+        s.split(' ')
+            .nth(1)
+            .and_then(|p| p.parse::<usize>().ok())
+            .unwrap_or(0)
+            * 4096
+    }
+    let keys = 100_000;
+    let before = rss();
+    let mut sets = Vec::with_capacity(keys);
+    let mut elements = 0;
+    let mut cap = 0;
+    let mut len = 0;
+    for i in 0..keys {
+        let n = 10 + (i * 7919) % 91;
+        let mut z = ZSet::new();
+        for j in 0..n {
+            z.add(
+                (j * 10) as f64,
+                format!("member{j}").as_bytes(),
+                AddFlags::default(),
+            )
+            .expect("a number");
+        }
+        elements += n;
+        if let ZSet::Listpack(lp) = &z {
+            cap += lp.capacity();
+            len += lp.bytes();
+        }
+        sets.push(z);
+    }
+    let after = rss();
+    println!(
+        "elements {elements} rss/elem {:.2} capacity/elem {:.2} bytes/elem {:.2}",
+        (after - before) as f64 / elements as f64,
+        cap as f64 / elements as f64,
+        len as f64 / elements as f64
+    );
+}
+
+/// Per-key cost of the keyspace around small sets (run with `--ignored --nocapture`).
+#[test]
+#[ignore]
+fn memory_per_key_probe() {
+    fn rss() -> usize {
+        let s = std::fs::read_to_string("/proc/self/statm").expect("statm");
+        s.split(' ')
+            .nth(1)
+            .and_then(|p| p.parse::<usize>().ok())
+            .unwrap_or(0)
+            * 4096
+    }
+    let keys = 100_000;
+    let mut shard = crate::storage::ShardData::new(0, 16);
+    let before = rss();
+    let mut elements = 0;
+    {
+        let mut ks = crate::storage::Keyspace::one(&mut shard, 1, 0, 0);
+        for i in 0..keys {
+            let n = 10 + (i * 7919) % 91;
+            let mut z = ZSet::new();
+            for j in 0..n {
+                z.add(
+                    (j * 10) as f64,
+                    format!("member{j}").as_bytes(),
+                    AddFlags::default(),
+                )
+                .expect("a number");
+            }
+            elements += n;
+            ks.set(
+                format!("z:{i}").as_bytes(),
+                crate::storage::Value::ZSet(Box::new(z)),
+            );
+        }
+    }
+    let after = rss();
+    println!(
+        "keys {keys} elements {elements} rss/elem {:.2} rss/key {:.1} entry size {}",
+        (after - before) as f64 / elements as f64,
+        (after - before) as f64 / keys as f64,
+        std::mem::size_of::<crate::storage::Entry>()
+    );
+}
