@@ -21,10 +21,28 @@ const ACL: &[&str] = &["write", "list", "slow", "blocking"];
 const ZACL: &[&str] = &["write", "sortedset", "fast", "blocking"];
 
 pub static COMMANDS: [Cmd; 8] = [
-    Cmd::data("bzpopmin", -3, BW | flag::FAST, Keys::Range(1, -2, 1), bzpop).with_acl(ZACL),
-    Cmd::data("bzpopmax", -3, BW | flag::FAST, Keys::Range(1, -2, 1), bzpop).with_acl(ZACL),
-    Cmd::data("bzmpop", -5, BW, Keys::Custom(bzmpop_keys), bzmpop)
-        .with_acl(&["write", "sortedset", "slow", "blocking"]),
+    Cmd::data(
+        "bzpopmin",
+        -3,
+        BW | flag::FAST,
+        Keys::Range(1, -2, 1),
+        bzpop,
+    )
+    .with_acl(ZACL),
+    Cmd::data(
+        "bzpopmax",
+        -3,
+        BW | flag::FAST,
+        Keys::Range(1, -2, 1),
+        bzpop,
+    )
+    .with_acl(ZACL),
+    Cmd::data("bzmpop", -5, BW, Keys::Custom(bzmpop_keys), bzmpop).with_acl(&[
+        "write",
+        "sortedset",
+        "slow",
+        "blocking",
+    ]),
     Cmd::data("blpop", -3, BW, Keys::Range(1, -2, 1), blpop).with_acl(ACL),
     Cmd::data("brpop", -3, BW, Keys::Range(1, -2, 1), brpop).with_acl(ACL),
     Cmd::data(
@@ -294,7 +312,16 @@ fn bzpop(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
             Ok(_) => {}
         }
     }
-    block_for(ks, keys, deadline, WaitFor::ZSet, NullReply::Array, serve_bzpop, None, out);
+    block_for(
+        ks,
+        keys,
+        deadline,
+        WaitFor::ZSet,
+        NullReply::Array,
+        serve_bzpop,
+        None,
+        out,
+    );
 }
 
 fn serve_bzpop(ks: &mut Keyspace, key: &[u8], args: &[Bytes], out: &mut Out) {
@@ -326,11 +353,22 @@ fn bzmpop(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
             Ok(_) => {}
         }
     }
-    block_for(ks, keys, deadline, WaitFor::ZSet, NullReply::Array, serve_bzmpop, None, out);
+    block_for(
+        ks,
+        keys,
+        deadline,
+        WaitFor::ZSet,
+        NullReply::Array,
+        serve_bzmpop,
+        None,
+        out,
+    );
 }
 
 fn serve_bzmpop(ks: &mut Keyspace, key: &[u8], args: &[Bytes], out: &mut Out) {
-    let Ok(parsed) = zset::parse_mpop(args, 2) else { return out.null_array() };
+    let Ok(parsed) = zset::parse_mpop(args, 2) else {
+        return out.null_array();
+    };
     match zset::zpop(ks, key, parsed.max, parsed.count) {
         Ok(Some(p)) if !p.elements.is_empty() => zset::reply_mpop(out, key, &p),
         Ok(_) => out.null_array(),

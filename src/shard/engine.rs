@@ -792,16 +792,19 @@ impl<I: Io> Shard<I> {
 
     /// Serves blocked clients waiting on keys written since the last call, in arrival order.
     fn serve_ready(&mut self) {
-        let mut rounds = 0;
-        while let Some((sid, db, key)) = self.ready_keys.pop() {
-            rounds += 1;
-            if rounds > 100_000 {
+        // Keys are served in the order they became ready (as Redis does); serving may make
+        // more keys ready (BLMOVE), which join the end of the list.
+        let mut next = 0;
+        while next < self.ready_keys.len() {
+            if next >= 100_000 {
                 // A bound on chained wake-ups (BLMOVE rings); the rest wait for the next write.
-                self.ready_keys.clear();
                 break;
             }
+            let (sid, db, key) = self.ready_keys[next].clone();
+            next += 1;
             while self.serve_one(sid, db, &key) {}
         }
+        self.ready_keys.clear();
     }
 
     /// Serves the first waiter on a ready key, if the key has data. True when one was served.

@@ -111,6 +111,22 @@ impl Registry {
         }
     }
 
+    /// Queues every waited-on key of `db` (all databases with `None`) as ready: after SWAPDB or
+    /// FLUSHDB, any of them may now hold data (serving checks).
+    pub fn signal_db(&mut self, db: Option<usize>) {
+        let keys: Vec<(usize, Box<[u8]>)> = self
+            .waiters
+            .keys()
+            .filter(|(d, _)| db.is_none_or(|x| x == *d))
+            .cloned()
+            .collect();
+        for k in keys {
+            if !self.ready.contains(&k) {
+                self.ready.push(k);
+            }
+        }
+    }
+
     /// The first waiter on `key` that nobody claimed yet, dropping claimed ones on the way.
     pub fn first(&mut self, db: usize, key: &[u8]) -> Option<Arc<Waiter>> {
         let k = (db, Box::<[u8]>::from(key));
