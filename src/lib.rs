@@ -29,6 +29,7 @@ pub mod commands;
 pub mod config;
 pub mod log;
 pub mod protocol;
+pub mod pubsub;
 pub mod server;
 pub mod shard;
 pub mod storage;

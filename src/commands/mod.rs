@@ -25,6 +25,7 @@ pub mod keys;
 pub mod list;
 pub mod multi;
 pub mod object;
+pub mod pubsub;
 pub mod scan;
 pub mod server;
 pub mod set;
@@ -196,6 +197,7 @@ pub fn all() -> impl Iterator<Item = &'static Cmd> {
         .chain(keys::COMMANDS.iter())
         .chain(hash::COMMANDS.iter())
         .chain(multi::COMMANDS.iter())
+        .chain(pubsub::COMMANDS.iter())
         .chain(connection::COMMANDS.iter())
         .chain(expire::COMMANDS.iter())
         .chain(scan::COMMANDS.iter())
