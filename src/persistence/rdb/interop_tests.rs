@@ -1,0 +1,1 @@
+//! Interop with a real redis-server.

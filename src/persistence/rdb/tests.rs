@@ -1,0 +1,1 @@
+//! Round trips, Redis asset files, corruption.
