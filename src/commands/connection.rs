@@ -100,6 +100,9 @@ fn quit(ctx: &mut ConnCtx, _args: &[Bytes], out: &mut Out) {
 }
 
 fn reset(ctx: &mut ConnCtx, _args: &[Bytes], out: &mut Out) {
+    ctx.client.multi = None;
+    ctx.client.multi_error = false;
+    super::multi::unwatch_all(ctx.server, ctx.client);
     let c = &mut *ctx.client;
     c.set_db(0);
     c.proto = 2;

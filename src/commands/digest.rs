@@ -56,7 +56,15 @@ pub fn value_digest(digest: &mut Digest, e: &Entry) {
                 m.with_bytes(|b| xor_digest(digest, b));
             }
         }
-        // Hashes and sorted sets are added as those types land.
+        Value::Hash(h) => {
+            for (field, value) in h.iter() {
+                let mut ele = [0u8; 20];
+                field.with_bytes(|b| mix_digest(&mut ele, b));
+                value.with_bytes(|b| mix_digest(&mut ele, b));
+                xor_digest(digest, &ele);
+            }
+        }
+        // Sorted sets are added when that type lands.
         _ => {}
     }
     if e.expire_ms != 0 {

@@ -17,10 +17,12 @@ pub mod blocking;
 pub mod connection;
 pub mod digest;
 pub mod expire;
+pub mod hash;
 pub mod hll;
 pub mod info;
 pub mod keys;
 pub mod list;
+pub mod multi;
 pub mod object;
 pub mod scan;
 pub mod server;
@@ -190,6 +192,8 @@ pub fn all() -> impl Iterator<Item = &'static Cmd> {
         .iter()
         .chain(bits::COMMANDS.iter())
         .chain(keys::COMMANDS.iter())
+        .chain(hash::COMMANDS.iter())
+        .chain(multi::COMMANDS.iter())
         .chain(connection::COMMANDS.iter())
         .chain(expire::COMMANDS.iter())
         .chain(scan::COMMANDS.iter())

@@ -84,6 +84,21 @@ pub struct Client {
     pub monitor: bool,
     /// Set while the client waits in a blocking command.
     pub blocked: Option<Arc<crate::storage::blocking::Waiter>>,
+    /// Commands queued since MULTI (None outside a transaction).
+    pub multi: Option<Vec<Queued>>,
+    /// A command was rejected while queueing: EXEC will abort.
+    pub multi_error: bool,
+    /// Keys this client WATCHes: (db, key, whether it was live then), and the flag raised when
+    /// any of them changes.
+    pub watched: Vec<(usize, bytes::Bytes, bool)>,
+    pub watch_flag: crate::storage::watch::WatchFlag,
+}
+
+/// A command queued inside MULTI.
+pub struct Queued {
+    pub cmd: &'static crate::commands::Cmd,
+    pub full_name: &'static str,
+    pub args: Vec<bytes::Bytes>,
 }
 
 impl Client {
@@ -112,6 +127,10 @@ impl Client {
             no_evict: false,
             monitor: false,
             blocked: None,
+            multi: None,
+            multi_error: false,
+            watched: Vec::new(),
+            watch_flag: Default::default(),
         }
     }
 

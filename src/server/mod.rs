@@ -12,11 +12,12 @@ pub mod stats;
 
 use crate::config::{Config, SharedConfig};
 use crate::shard::ShardHandle;
+use crate::shard::{DataGuard, LockHold};
 use crate::storage::{Keyspace, ShardData};
 pub use client::{Client, ClientShared};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 /// Server-wide counters (INFO stats).
 #[derive(Default)]
@@ -86,7 +87,7 @@ impl Server {
 
     /// Locks the given shards in ascending id order — the global lock order that makes the
     /// multi-shard path deadlock-free. `ids` must be sorted and unique.
-    pub fn lock_shards(&self, ids: &[usize]) -> Vec<MutexGuard<'_, ShardData>> {
+    pub fn lock_shards(&self, ids: &[usize]) -> Vec<DataGuard<'_>> {
         debug_assert!(ids.windows(2).all(|w| w[0] < w[1]), "lock order violated");
         ids.iter()
             .filter_map(|&i| self.shards.get(i))
@@ -94,7 +95,16 @@ impl Server {
             .collect()
     }
 
-    pub fn lock_all(&self) -> Vec<MutexGuard<'_, ShardData>> {
+    /// Takes the given shards' locks (sorted ids) without borrowing their data.
+    pub fn hold_shards(&self, ids: &[usize]) -> Vec<LockHold<'_>> {
+        debug_assert!(ids.windows(2).all(|w| w[0] < w[1]), "lock order violated");
+        ids.iter()
+            .filter_map(|&i| self.shards.get(i))
+            .map(|s| s.hold())
+            .collect()
+    }
+
+    pub fn lock_all(&self) -> Vec<DataGuard<'_>> {
         self.shards.iter().map(|s| s.lock_data()).collect()
     }
 

@@ -10,6 +10,7 @@ use super::ShardHandle;
 use crate::commands::Kind;
 use crate::config::Config;
 use crate::protocol::{parse_command, Limits, Out};
+use crate::server::client::Queued;
 use crate::server::dispatch::{self, Route};
 use crate::server::{Client, ClientShared, ConnCtx, Server};
 use crate::storage::blocking::{BlockRequest, NullReply, WaitFor, Waiter};
@@ -252,8 +253,11 @@ impl<I: Io> Shard<I> {
         let Some(slot) = self.conns.get_mut(token as usize) else {
             return;
         };
-        let Some(c) = slot.take() else { return };
+        let Some(mut c) = slot.take() else { return };
         self.io.close(token);
+        if !c.watched.is_empty() {
+            crate::commands::multi::unwatch_all(&self.server, &mut c);
+        }
         if let Some(w) = &c.blocked {
             w.claim();
             self.server.blocked_clients.fetch_sub(1, Ordering::Relaxed);
@@ -372,6 +376,9 @@ impl<I: Io> Shard<I> {
         let p = match prepared {
             Ok(p) => p,
             Err(rej) => {
+                if c.multi.is_some() {
+                    c.multi_error = true;
+                }
                 let mut out = Out::new(&mut c.out, c.proto);
                 out.error_bytes(&rej.error);
                 let mut data = handle.lock_data();
@@ -402,6 +409,33 @@ impl<I: Io> Shard<I> {
             return Flow::Stop;
         };
         c.shared.set_last_cmd(p.cmd);
+        if c.multi.is_some()
+            && !matches!(
+                p.cmd.name,
+                "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
+            )
+        {
+            let mut out = Out::new(&mut c.out, c.proto);
+            if p.cmd.flags & crate::commands::flag::NO_MULTI != 0 {
+                out.error("ERR Command not allowed inside a transaction");
+                c.multi_error = true;
+            } else if let Some(q) = c.multi.as_mut() {
+                q.push(Queued {
+                    cmd: p.cmd,
+                    full_name: p.full_name,
+                    args,
+                });
+                out.simple("QUEUED");
+            }
+            return Flow::Continue;
+        }
+        if p.cmd.name == "exec" && c.multi.is_some() {
+            self.run_exec(token);
+            if !self.ready_keys.is_empty() {
+                self.serve_ready();
+            }
+            return Flow::Continue;
+        }
         c.reply_skip_this = c.reply_skip_next;
         c.reply_skip_next = false;
         let out_before = c.out.len();
@@ -500,7 +534,7 @@ impl<I: Io> Shard<I> {
         // ascending order.
         let mut one;
         let mut many;
-        let guards: &mut [std::sync::MutexGuard<'_, ShardData>] = match shards {
+        let guards: &mut [super::DataGuard<'_>] = match shards {
             [only] => match server.shards.get(*only) {
                 Some(h) => {
                     one = [h.lock_data()];
@@ -644,6 +678,116 @@ impl<I: Io> Shard<I> {
                 });
             }
         }
+    }
+
+    /// EXEC: runs the queued commands while holding every shard they (and the watched keys)
+    /// live on, so the transaction is atomic and isolated across shards.
+    fn run_exec(&mut self, token: Token) {
+        let server = self.server.clone();
+        let nshards = self.nshards;
+        let home = self.id;
+        let Some(c) = conn_mut(&mut self.conns, token) else {
+            return;
+        };
+        let queued = c.multi.take().unwrap_or_default();
+        let aborted = std::mem::take(&mut c.multi_error);
+        let start = crate::util::cycles::now();
+        if aborted {
+            crate::commands::multi::unwatch_all(&server, c);
+            Out::new(&mut c.out, c.proto)
+                .error("EXECABORT Transaction discarded because of previous errors.");
+            return;
+        }
+        // Every shard the transaction may touch, in ascending order.
+        let mut ids: Vec<usize> = Vec::new();
+        for q in &queued {
+            if let Kind::Data(_) = q.cmd.kind {
+                if q.cmd.flags & crate::commands::flag::ALL_SHARDS != 0 {
+                    ids.extend(0..nshards);
+                } else {
+                    for i in q.cmd.key_indices(&q.args) {
+                        if let Some(k) = q.args.get(i) {
+                            ids.push(slot_owner(key_slot(k), nshards));
+                        }
+                    }
+                }
+            }
+        }
+        for (_, k, _) in &c.watched {
+            ids.push(slot_owner(key_slot(k), nshards));
+        }
+        // A connection-level command may lock shards itself (INFO, DEBUG): holding every shard
+        // first keeps all acquisitions in the global order.
+        if queued.iter().any(|q| matches!(q.cmd.kind, Kind::Conn(_))) {
+            ids.extend(0..nshards);
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        let holds = server.hold_shards(&ids);
+        let now_ms = crate::util::now_ms();
+        if crate::commands::multi::watch_broken(&server, c, now_ms) {
+            crate::commands::multi::unwatch_all(&server, c);
+            Out::new(&mut c.out, c.proto).null_array();
+            return;
+        }
+        crate::commands::multi::unwatch_all(&server, c);
+        Out::new(&mut c.out, c.proto).array(queued.len());
+        for q in &queued {
+            let cmd_start = crate::util::cycles::now();
+            let mut out_buf = std::mem::take(&mut c.out);
+            let mut out = Out::new(&mut out_buf, c.proto);
+            match q.cmd.kind {
+                Kind::Data(f) => {
+                    let mut ids: Vec<usize> =
+                        if q.cmd.flags & crate::commands::flag::ALL_SHARDS != 0 {
+                            (0..nshards).collect()
+                        } else {
+                            q.cmd
+                                .key_indices(&q.args)
+                                .iter()
+                                .filter_map(|&i| q.args.get(i))
+                                .map(|k| slot_owner(key_slot(k), nshards))
+                                .collect()
+                        };
+                    if ids.is_empty() {
+                        ids.push(home);
+                    }
+                    ids.sort_unstable();
+                    ids.dedup();
+                    let mut guards = server.lock_shards(&ids);
+                    {
+                        let parts: Vec<&mut ShardData> =
+                            guards.iter_mut().map(|g| &mut **g).collect();
+                        let mut ks = Keyspace::many(parts, nshards, c.db, now_ms);
+                        ks.no_touch = c.no_touch;
+                        ks.no_block = true;
+                        f(&mut ks, &q.args, &mut out);
+                        self.ready_keys.extend(ks.take_ready());
+                    }
+                }
+                Kind::Conn(f) => {
+                    let mut ctx = ConnCtx {
+                        client: c,
+                        server: &server,
+                        shard: home,
+                        now_ms,
+                    };
+                    f(&mut ctx, &q.args, &mut out);
+                }
+                Kind::Container => {}
+            }
+            let (failed, code) = (out.errors > 0, out.last_error_code.take());
+            c.out = out_buf;
+            let mut data = self.handle.lock_data();
+            let us = crate::util::cycles::us_between(cmd_start, crate::util::cycles::now());
+            data.cmd_stats.record(q.full_name, us, failed);
+            if let Some(code) = code {
+                data.cmd_stats.record_error(&code);
+            }
+        }
+        drop(holds);
+        let us = crate::util::cycles::us_between(start, crate::util::cycles::now());
+        self.handle.lock_data().cmd_stats.record("exec", us, false);
     }
 
     /// Serves blocked clients waiting on keys written since the last call, in arrival order.

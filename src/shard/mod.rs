@@ -36,12 +36,93 @@ pub mod mesh;
 
 use crate::storage::ShardData;
 use mesh::Mailbox;
-use std::sync::{Mutex, MutexGuard};
+use parking_lot::{ReentrantMutex, ReentrantMutexGuard};
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// A shard's data behind a re-entrant lock.
+///
+/// Two levels: `hold()` takes the lock only (a transaction holds every shard it needs for its
+/// whole duration), `lock_data()` takes the lock and borrows the data for one command. Because
+/// the lock is re-entrant, a thread that holds a shard — EXEC, a script — can run any command,
+/// including ones that lock shards themselves (INFO, DEBUG), without deadlocking; the borrow
+/// flag guarantees it never holds two mutable borrows of the same data at once.
+pub struct ShardCell {
+    lock: ReentrantMutex<()>,
+    borrowed: AtomicBool,
+    data: UnsafeCell<ShardData>,
+}
+
+// SAFETY: the data is only reached through `DataGuard`, which exists only while the lock is held
+// by the current thread and the borrow flag is set, so at most one `&mut ShardData` exists.
+unsafe impl Sync for ShardCell {}
+// SAFETY: ShardData is Send; moving the cell moves it.
+unsafe impl Send for ShardCell {}
+
+/// The lock of a shard, held without borrowing its data.
+pub struct LockHold<'a> {
+    _guard: ReentrantMutexGuard<'a, ()>,
+}
+
+/// The lock of a shard plus a mutable borrow of its data.
+pub struct DataGuard<'a> {
+    _guard: ReentrantMutexGuard<'a, ()>,
+    cell: &'a ShardCell,
+}
+
+impl ShardCell {
+    fn new(data: ShardData) -> Self {
+        ShardCell {
+            lock: ReentrantMutex::new(()),
+            borrowed: AtomicBool::new(false),
+            data: UnsafeCell::new(data),
+        }
+    }
+
+    fn hold(&self) -> LockHold<'_> {
+        LockHold {
+            _guard: self.lock.lock(),
+        }
+    }
+
+    fn borrow(&self) -> DataGuard<'_> {
+        let guard = self.lock.lock();
+        let was = self.borrowed.swap(true, Ordering::Acquire);
+        // An invariant of the engine, not of input: a thread never asks for a shard's data
+        // while it is already using it (transactions borrow per command).
+        assert!(!was, "shard data borrowed twice by one thread");
+        DataGuard {
+            _guard: guard,
+            cell: self,
+        }
+    }
+}
+
+impl std::ops::Deref for DataGuard<'_> {
+    type Target = ShardData;
+    fn deref(&self) -> &ShardData {
+        // SAFETY: this guard holds the lock and the borrow flag (see `ShardCell`).
+        unsafe { &*self.cell.data.get() }
+    }
+}
+
+impl std::ops::DerefMut for DataGuard<'_> {
+    fn deref_mut(&mut self) -> &mut ShardData {
+        // SAFETY: this guard holds the lock and the borrow flag (see `ShardCell`).
+        unsafe { &mut *self.cell.data.get() }
+    }
+}
+
+impl Drop for DataGuard<'_> {
+    fn drop(&mut self) {
+        self.cell.borrowed.store(false, Ordering::Release);
+    }
+}
 
 /// What other threads may reach of a shard.
 pub struct ShardHandle {
     pub id: usize,
-    data: Mutex<ShardData>,
+    data: ShardCell,
     pub mailbox: Mailbox,
     /// Connections on this shard (INFO shards).
     pub connections: std::sync::atomic::AtomicUsize,
@@ -51,20 +132,21 @@ impl ShardHandle {
     pub fn new(id: usize, nshards: usize, databases: usize) -> std::io::Result<ShardHandle> {
         Ok(ShardHandle {
             id,
-            data: Mutex::new(ShardData::new(id, databases)),
+            data: ShardCell::new(ShardData::new(id, databases)),
             // One queue per shard plus one for non-shard threads.
             mailbox: Mailbox::new(nshards + 1)?,
             connections: Default::default(),
         })
     }
 
-    /// Locks the shard's data. A poisoned lock (a thread panicked while holding it) is taken
-    /// over: the data is plain values, always consistent between commands.
-    pub fn lock_data(&self) -> MutexGuard<'_, ShardData> {
-        match self.data.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        }
+    /// Locks the shard and borrows its data for one operation.
+    pub fn lock_data(&self) -> DataGuard<'_> {
+        self.data.borrow()
+    }
+
+    /// Takes the shard's lock without borrowing the data (transactions).
+    pub fn hold(&self) -> LockHold<'_> {
+        self.data.hold()
     }
 
     pub fn wake(&self) {

@@ -235,6 +235,8 @@ pub struct ShardData {
     pub cmd_stats: crate::server::stats::CommandStats,
     /// Clients blocked on keys of this shard.
     pub blocking: super::blocking::Registry,
+    /// Clients watching keys of this shard.
+    pub watch: super::watch::Registry,
 }
 
 impl ShardData {
@@ -245,6 +247,7 @@ impl ShardData {
             stats: KeyspaceStats::default(),
             cmd_stats: Default::default(),
             blocking: Default::default(),
+            watch: Default::default(),
         }
     }
 
@@ -254,7 +257,7 @@ impl ShardData {
     pub fn active_expire(&mut self, now_ms: u64, budget_keys: usize) -> usize {
         let mut examined = 0;
         let mut deleted = 0;
-        for db in &mut self.dbs {
+        for (db_index, db) in self.dbs.iter_mut().enumerate() {
             if db.volatile == 0 {
                 continue;
             }
@@ -272,13 +275,21 @@ impl ShardData {
                 examined += table.map.len();
                 let before = table.map.len();
                 let mut removed_volatile = 0;
-                table.map.retain(|_, e| {
+                let watched = !self.watch.is_empty();
+                let mut dead_keys: Vec<Box<[u8]>> = Vec::new();
+                table.map.retain(|k, e| {
                     let dead = e.is_expired(now_ms);
                     if dead {
                         removed_volatile += 1;
+                        if watched {
+                            dead_keys.push(k.clone());
+                        }
                     }
                     !dead
                 });
+                for k in &dead_keys {
+                    self.watch.touch(db_index, k);
+                }
                 let n = before - table.map.len();
                 table.volatile -= removed_volatile;
                 db.volatile -= removed_volatile;

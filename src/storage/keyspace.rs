@@ -165,6 +165,7 @@ impl<'a> Keyspace<'a> {
         let (_, expired) = d.get_live_mut(slot, key, now);
         if expired {
             shard.stats.expired_keys += 1;
+            shard.watch.touch(db, key);
         }
         expired
     }
@@ -179,6 +180,7 @@ impl<'a> Keyspace<'a> {
         let (e, expired) = d.get_live_mut(slot, key, now);
         if expired {
             stats_ref.expired_keys += 1;
+            shard.watch.touch(db, key);
         }
         if stats {
             if e.is_some() {
@@ -283,11 +285,16 @@ impl<'a> Keyspace<'a> {
     pub fn signal_modified(&mut self, key: &[u8]) {
         let (shard, _, db) = self.db_of(key);
         shard.blocking.signal(db, key);
+        shard.watch.touch(db, key);
     }
 
     /// Records that every key of database `db` (all databases with `None`) may have changed
     /// at once: FLUSHDB, FLUSHALL, SWAPDB (WATCH invalidation hooks in here).
-    pub fn signal_flushed(&mut self, _db: Option<usize>) {}
+    pub fn signal_flushed(&mut self, db: Option<usize>) {
+        for s in self.shards_mut() {
+            s.watch.touch_db(db);
+        }
+    }
 
     /// Fires a keyspace notification (class letter, event name).
     pub fn notify(&mut self, _class: char, _event: &str, _key: &[u8]) {}

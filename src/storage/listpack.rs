@@ -201,6 +201,17 @@ impl Listpack {
         self.buf.capacity()
     }
 
+    /// Bytes `v` takes as an entry (header, payload and back-length).
+    pub fn entry_len(v: &[u8]) -> usize {
+        encoded_len(v)
+    }
+
+    /// Reserves room for `additional` more bytes of entries in one allocation (a command that
+    /// appends many entries would otherwise reallocate once per entry).
+    pub fn reserve_exact(&mut self, additional: usize) {
+        self.buf.reserve_exact(additional);
+    }
+
     /// The entry at `off` and the offset of the next one.
     pub fn get_at(&self, off: usize) -> (Item<'_>, usize) {
         let (h, hl) = get_varint(&self.buf, off);

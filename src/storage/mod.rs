@@ -19,6 +19,7 @@ pub mod list;
 pub mod listpack;
 pub mod set;
 pub mod value;
+pub mod watch;
 pub mod zset;
 
 pub use db::{Db, Entry, ShardData};
