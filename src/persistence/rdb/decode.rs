@@ -11,6 +11,7 @@ use super::{
     containers, crc64::crc64, intset, listpack, lzf, opcodes, types, ziplist, zipmap, RdbError,
     RDB_VERSION,
 };
+use crate::storage::hash::{Hash, Limits as HashLimits};
 use crate::storage::list::{Fill, List};
 use crate::storage::listpack::Item;
 use crate::storage::set::{intset_entries_max, IntSet, MemberRef, Set};
@@ -259,8 +260,11 @@ fn read_value<R: Read + ?Sized>(rd: &mut Reader<R>, t: u8, key: &[u8]) -> Res<Op
         types::ZSET | types::ZSET_2 | types::ZSET_ZIPLIST | types::ZSET_LISTPACK => {
             Err(unsupported(at, "sorted set values need the zset type", key))
         }
-        types::HASH | types::HASH_ZIPMAP | types::HASH_ZIPLIST | types::HASH_LISTPACK => {
-            Err(unsupported(at, "hash values need the hash type", key))
+        types::HASH => read_hash(rd),
+        types::HASH_ZIPMAP | types::HASH_ZIPLIST | types::HASH_LISTPACK => {
+            let (at, blob) = rd.blob()?;
+            let pairs = packed_pairs(t, &blob).map_err(|e| rd.corrupt(at, e))?;
+            hash_from_pairs(pairs.into_iter()).map_err(|e| rd.corrupt(at, e))
         }
         types::STREAM_LISTPACKS | types::STREAM_LISTPACKS_2 => {
             Err(unsupported(at, "stream values are not supported yet", key))
@@ -277,7 +281,7 @@ fn read_value<R: Read + ?Sized>(rd: &mut Reader<R>, t: u8, key: &[u8]) -> Res<Op
 fn unsupported(offset: u64, what: &str, key: &[u8]) -> RdbError {
     RdbError::Unsupported {
         offset,
-        reason: format!("{what} (key '{}')", crate::util::repr(key)),
+        reason: format!("{what} (key {})", crate::util::repr(key)),
     }
 }
 
@@ -386,6 +390,77 @@ fn set_from_intset(width: usize, members: Vec<i64>) -> Value {
         _ => IntSet::W64(members.into_boxed_slice()),
     };
     Value::Set(Box::new(Set::from_intset(ints)))
+}
+
+/// HASH: a count, then field and value strings. Packed while within the thresholds, as
+/// Redis's loader decides field by field.
+fn read_hash<R: Read + ?Sized>(rd: &mut Reader<R>) -> Res<Option<Value>> {
+    let n = rd.count()?;
+    let limits = HashLimits::current();
+    let mut hash = Hash::new();
+    if n > limits.entries_max {
+        hash.convert();
+    }
+    for _ in 0..n {
+        let at = rd.offset;
+        let field = rd.bytes()?;
+        let value = rd.bytes()?;
+        if !hash.set(&field, &value, &limits) {
+            return Err(rd.corrupt(at, "duplicate hash field"));
+        }
+    }
+    Ok((!hash.is_empty()).then(|| Value::Hash(Box::new(hash))))
+}
+
+/// The (field, value) pairs of a packed hash blob of type `t`, validated.
+fn packed_pairs(t: u8, blob: &[u8]) -> Result<Vec<(Item<'_>, Item<'_>)>, &'static str> {
+    if t == types::HASH_ZIPMAP {
+        let pairs = zipmap::pairs(blob)?;
+        return Ok(pairs
+            .into_iter()
+            .map(|(f, v)| (Item::Str(f), Item::Str(v)))
+            .collect());
+    }
+    let items = if t == types::HASH_ZIPLIST {
+        ziplist::entries(blob)?
+    } else {
+        listpack::entries(blob)?
+    };
+    pairs_of(items)
+}
+
+/// Pairs up a flat list of entries; an odd count is corrupt.
+fn pairs_of(items: Vec<Item<'_>>) -> Result<Vec<(Item<'_>, Item<'_>)>, &'static str> {
+    if items.len() % 2 != 0 {
+        return Err("packed pairs with an odd number of entries");
+    }
+    let mut it = items.into_iter();
+    let mut out = Vec::with_capacity(it.len() / 2);
+    while let (Some(a), Some(b)) = (it.next(), it.next()) {
+        out.push((a, b));
+    }
+    Ok(out)
+}
+
+/// A hash from validated pairs: a hashtable from the start when there are more than
+/// `hash-max-listpack-entries`, and converted by `Hash::set` when a field or value exceeds
+/// `hash-max-listpack-value` (Redis keeps such a listpack as it was written; converting keeps
+/// our type's invariant, and only differs when the writer had larger thresholds).
+fn hash_from_pairs<'a>(
+    pairs: impl ExactSizeIterator<Item = (Item<'a>, Item<'a>)>,
+) -> Result<Option<Value>, &'static str> {
+    let limits = HashLimits::current();
+    let mut hash = Hash::new();
+    if pairs.len() > limits.entries_max {
+        hash.convert();
+    }
+    for (f, v) in pairs {
+        let new = f.with_bytes(|f| v.with_bytes(|v| hash.set(f, v, &limits)));
+        if !new {
+            return Err("duplicate hash field");
+        }
+    }
+    Ok((!hash.is_empty()).then(|| Value::Hash(Box::new(hash))))
 }
 
 // ----- The file -----

@@ -12,6 +12,7 @@ use super::{
     RDB_VERSION, REDIS_VERSION,
 };
 use crate::protocol::write::{fmt_double, itoa_buf};
+use crate::storage::hash::Hash;
 use crate::storage::list::List;
 use crate::storage::listpack::Item;
 use crate::storage::set::{MemberRef, Set};
@@ -107,6 +108,7 @@ pub(crate) fn type_byte(v: &Value) -> u8 {
         Value::List(_) => types::LIST_QUICKLIST_2,
         Value::Set(s) if s.intset_width().is_some() => types::SET_INTSET,
         Value::Set(_) => types::SET,
+        Value::Hash(h) if h.is_packed() => types::HASH_LISTPACK,
         Value::Hash(_) => types::HASH,
         Value::ZSet(_) => types::ZSET_2,
     }
@@ -120,8 +122,9 @@ pub(crate) fn put_value(out: &mut Vec<u8>, v: &Value, compress: bool) {
         Value::Str(RStr::Raw(b)) => put_string(out, b, compress),
         Value::List(l) => put_list(out, l, compress),
         Value::Set(s) => put_set(out, s, compress),
-        // Placeholders until the hash and zset types are merged: they hold nothing.
-        Value::Hash(_) | Value::ZSet(_) => put_len(out, 0),
+        Value::Hash(h) => put_hash(out, h, compress),
+        // Placeholder until the zset type is merged: it holds nothing.
+        Value::ZSet(_) => put_len(out, 0),
     }
 }
 
@@ -160,6 +163,25 @@ fn put_set(out: &mut Vec<u8>, set: &Set, compress: bool) {
     put_len(out, set.len() as u64);
     for m in set.iter() {
         m.with_bytes(|b| put_string(out, b, compress));
+    }
+}
+
+/// HASH_LISTPACK (fields and values alternating, in the hash's order) or HASH (count, then
+/// field and value strings).
+fn put_hash(out: &mut Vec<u8>, hash: &Hash, compress: bool) {
+    if hash.is_packed() {
+        let mut lp = ListpackWriter::new();
+        for (field, value) in hash.iter() {
+            lp.push_item(field);
+            lp.push_item(value);
+        }
+        put_string(out, &lp.finish(), compress);
+        return;
+    }
+    put_len(out, hash.len() as u64);
+    for (field, value) in hash.iter() {
+        field.with_bytes(|b| put_string(out, b, compress));
+        value.with_bytes(|b| put_string(out, b, compress));
     }
 }
 
