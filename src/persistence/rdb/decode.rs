@@ -7,9 +7,11 @@
 //! listpack blob with more fields than `hash-max-listpack-entries` becomes a hashtable).
 //! Empty collections are skipped and counted, as Redis skips them.
 
+#![deny(clippy::indexing_slicing)]
+
 use super::{
-    containers, crc64::crc64, intset, listpack, lzf, opcodes, types, ziplist, zipmap, RdbError,
-    RDB_VERSION,
+    array_at, containers, crc64::crc64, intset, listpack, lzf, opcodes, types, ziplist, zipmap,
+    RdbError, RDB_VERSION,
 };
 use crate::storage::hash::{Hash, Limits as HashLimits};
 use crate::storage::list::{Fill, List};
@@ -127,19 +129,23 @@ impl<'r, R: Read + ?Sized> Reader<'r, R> {
     }
 
     fn u8(&mut self) -> Res<u8> {
-        Ok(self.array::<1>()?[0])
+        let [b] = self.array::<1>()?;
+        Ok(b)
     }
 
-    /// `n` bytes, read in bounded chunks.
+    /// `n` bytes, read in bounded chunks: the vector grows only as bytes really arrive.
     fn raw(&mut self, n: u64) -> Res<Vec<u8>> {
         let at = self.offset;
         let n = usize::try_from(n).map_err(|_| self.corrupt(at, "string length too large"))?;
         let mut out = Vec::with_capacity(n.min(STRING_CHUNK_BYTES));
+        let mut chunk = vec![0u8; n.min(STRING_CHUNK_BYTES)];
         while out.len() < n {
-            let start = out.len();
-            let step = (n - start).min(STRING_CHUNK_BYTES);
-            out.resize(start + step, 0);
-            self.fill(&mut out[start..])?;
+            let step = (n - out.len()).min(STRING_CHUNK_BYTES);
+            let piece = chunk
+                .get_mut(..step)
+                .ok_or_else(|| self.corrupt(at, "string chunk"))?;
+            self.fill(piece)?;
+            out.extend_from_slice(piece);
         }
         Ok(out)
     }
@@ -178,7 +184,7 @@ impl<'r, R: Read + ?Sized> Reader<'r, R> {
         let at = self.offset;
         match self.len_or_encoding()? {
             Len::Len(n) => Ok(RString::Bytes(self.raw(n)?)),
-            Len::Encoded(0) => Ok(RString::Int(self.array::<1>()?[0] as i8 as i64)),
+            Len::Encoded(0) => Ok(RString::Int(self.u8()? as i8 as i64)),
             Len::Encoded(1) => Ok(RString::Int(i16::from_le_bytes(self.array()?) as i64)),
             Len::Encoded(2) => Ok(RString::Int(i32::from_le_bytes(self.array()?) as i64)),
             Len::Encoded(3) => self.lzf_string(at).map(RString::Bytes),
@@ -431,7 +437,7 @@ fn packed_pairs(t: u8, blob: &[u8]) -> Result<Vec<(Item<'_>, Item<'_>)>, &'stati
 
 /// Pairs up a flat list of entries; an odd count is corrupt.
 fn pairs_of(items: Vec<Item<'_>>) -> Result<Vec<(Item<'_>, Item<'_>)>, &'static str> {
-    if items.len() % 2 != 0 {
+    if !items.len().is_multiple_of(2) {
         return Err("packed pairs with an odd number of entries");
     }
     let mut it = items.into_iter();
@@ -552,10 +558,11 @@ pub fn read_rdb<R: Read + ?Sized>(
 /// `REDIS` and four digits; versions 1 to 10 are loadable, as in Redis 7.0.
 fn read_signature<R: Read + ?Sized>(rd: &mut Reader<R>) -> Res<u32> {
     let sig: [u8; 9] = rd.array()?;
-    if &sig[..5] != b"REDIS" {
+    let (magic, digits) = sig.split_at(5);
+    if magic != b"REDIS" {
         return Err(rd.corrupt(0, "wrong signature (not an RDB file)"));
     }
-    let version = std::str::from_utf8(&sig[5..])
+    let version = std::str::from_utf8(digits)
         .ok()
         .and_then(|s| s.parse::<u32>().ok())
         .ok_or_else(|| rd.corrupt(5, "unreadable RDB version"))?;
@@ -620,17 +627,17 @@ pub fn restore_payload(payload: &[u8]) -> Result<Value, RdbError> {
         .checked_sub(10)
         .ok_or_else(|| corrupt(0, "DUMP payload shorter than its footer"))?;
     let (body, footer) = payload.split_at(body_len);
-    let version = u16::from_le_bytes([footer[0], footer[1]]) as u32;
+    let [v0, v1, stored @ ..]: [u8; 10] =
+        array_at(footer, 0).ok_or_else(|| corrupt(0, "DUMP payload shorter than its footer"))?;
+    let version = u16::from_le_bytes([v0, v1]) as u32;
     if version > RDB_VERSION {
         return Err(RdbError::Unsupported {
             offset: body_len as u64,
             reason: format!("DUMP payload of RDB version {version}"),
         });
     }
-    let mut stored = [0u8; 8];
-    stored.copy_from_slice(&footer[2..]);
     let stored = u64::from_le_bytes(stored);
-    let computed = crc64(0, &payload[..body_len + 2]);
+    let computed = crc64(crc64(0, body), &[v0, v1]);
     if stored != computed {
         return Err(RdbError::Checksum {
             offset: body_len as u64 + 2,

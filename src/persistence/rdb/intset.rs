@@ -5,6 +5,10 @@
 //! Redis's deep `intsetValidateIntegrity`: known width, exact size, not empty, strictly
 //! ascending (no duplicates).
 
+#![deny(clippy::indexing_slicing)]
+
+use super::array_at;
+
 const HEADER_BYTES: usize = 8;
 
 /// The blob for `members` (ascending, distinct) stored at `width` bytes each.
@@ -14,42 +18,37 @@ pub fn encode(width: usize, members: impl ExactSizeIterator<Item = i64>) -> Vec<
     out.extend_from_slice(&(width as u32).to_le_bytes());
     out.extend_from_slice(&(members.len() as u32).to_le_bytes());
     for m in members {
-        out.extend_from_slice(&m.to_le_bytes()[..width]);
+        out.extend(m.to_le_bytes().into_iter().take(width));
     }
     out
 }
 
 /// Validates an intset blob and returns its members, ascending.
 pub fn decode(blob: &[u8]) -> Result<Vec<i64>, &'static str> {
-    let header = blob
-        .get(..HEADER_BYTES)
-        .ok_or("intset shorter than its header")?;
-    let width = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+    const SHORT: &str = "intset shorter than its header";
+    let width = u32::from_le_bytes(array_at(blob, 0).ok_or(SHORT)?) as usize;
     if !matches!(width, 2 | 4 | 8) {
         return Err("intset with an unknown encoding");
     }
-    let count = u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize;
-    if count
+    let count = u32::from_le_bytes(array_at(blob, 4).ok_or(SHORT)?) as usize;
+    let size = count
         .checked_mul(width)
-        .and_then(|n| n.checked_add(HEADER_BYTES))
-        != Some(blob.len())
-    {
+        .and_then(|n| n.checked_add(HEADER_BYTES));
+    if size != Some(blob.len()) {
         return Err("intset length does not match its size");
     }
     if count == 0 {
         return Err("empty intset");
     }
     let mut out: Vec<i64> = Vec::with_capacity(count);
-    for chunk in blob[HEADER_BYTES..].chunks_exact(width) {
+    for i in 0..count {
+        let at = HEADER_BYTES + i * width;
         let v = match width {
-            2 => i16::from_le_bytes([chunk[0], chunk[1]]) as i64,
-            4 => i32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]) as i64,
-            _ => {
-                let mut b = [0u8; 8];
-                b.copy_from_slice(chunk);
-                i64::from_le_bytes(b)
-            }
-        };
+            2 => array_at(blob, at).map(|b| i16::from_le_bytes(b) as i64),
+            4 => array_at(blob, at).map(|b| i32::from_le_bytes(b) as i64),
+            _ => array_at(blob, at).map(i64::from_le_bytes),
+        }
+        .ok_or("intset member past the end")?;
         if out.last().is_some_and(|&prev| prev >= v) {
             return Err("intset members out of order or duplicated");
         }

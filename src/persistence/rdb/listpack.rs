@@ -16,6 +16,9 @@
 //! every entry inside the blob, every backlen matching its entry, the count) and returns the
 //! entries borrowed from the blob; it never indexes past the slice.
 
+#![deny(clippy::indexing_slicing)]
+
+use super::array_at;
 use crate::storage::listpack::Item;
 use crate::storage::value::parse_canonical_i64;
 
@@ -71,7 +74,8 @@ impl ListpackWriter {
             self.buf.extend_from_slice(&(v as i16).to_le_bytes());
         } else if (-8_388_608..=8_388_607).contains(&v) {
             self.buf.push(0xf2);
-            self.buf.extend_from_slice(&(v as i32).to_le_bytes()[..3]);
+            let b = (v as i32).to_le_bytes();
+            self.buf.extend_from_slice(&[b[0], b[1], b[2]]);
         } else if i32::try_from(v).is_ok() {
             self.buf.push(0xf3);
             self.buf.extend_from_slice(&(v as i32).to_le_bytes());
@@ -107,21 +111,15 @@ impl ListpackWriter {
         self.count += 1;
     }
 
-    pub fn len(&self) -> usize {
-        self.count
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
     /// The finished blob.
     pub fn finish(mut self) -> Vec<u8> {
         self.buf.push(END);
-        let total = self.buf.len() as u32;
-        self.buf[0..4].copy_from_slice(&total.to_le_bytes());
-        let count = self.count.min(COUNT_UNKNOWN) as u16;
-        self.buf[4..6].copy_from_slice(&count.to_le_bytes());
+        let total = (self.buf.len() as u32).to_le_bytes();
+        let count = (self.count.min(COUNT_UNKNOWN) as u16).to_le_bytes();
+        let header = [total[0], total[1], total[2], total[3], count[0], count[1]];
+        for (b, h) in self.buf.iter_mut().zip(header) {
+            *b = h;
+        }
         self.buf
     }
 }
@@ -216,8 +214,7 @@ fn entry_at(blob: &[u8], p: usize) -> Result<(Item<'_>, usize), &'static str> {
             string(2, ((first as usize & 0x0f) << 8) | low as usize)
         }
         0xf0 => {
-            let len = blob.get(p + 1..p + 5).ok_or(OUT)?;
-            let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
+            let len = u32::from_le_bytes(array_at(blob, p + 1).ok_or(OUT)?) as usize;
             string(5, len)
         }
         0xf1 => fixed_int(2),
@@ -230,17 +227,18 @@ fn entry_at(blob: &[u8], p: usize) -> Result<(Item<'_>, usize), &'static str> {
 
 /// Validates a listpack blob and returns its entries.
 pub fn entries(blob: &[u8]) -> Result<Vec<Item<'_>>, &'static str> {
+    const SHORT: &str = "listpack shorter than its header";
     if blob.len() < HEADER_BYTES + 1 {
-        return Err("listpack shorter than its header");
+        return Err(SHORT);
     }
-    let total = u32::from_le_bytes([blob[0], blob[1], blob[2], blob[3]]) as usize;
+    let total = u32::from_le_bytes(array_at(blob, 0).ok_or(SHORT)?) as usize;
     if total != blob.len() {
         return Err("listpack total bytes do not match its size");
     }
-    if blob[blob.len() - 1] != END {
+    if blob.last() != Some(&END) {
         return Err("listpack does not end with 0xFF");
     }
-    let header_count = u16::from_le_bytes([blob[4], blob[5]]) as usize;
+    let header_count = u16::from_le_bytes(array_at(blob, 4).ok_or(SHORT)?) as usize;
     let end = blob.len() - 1;
     // Every entry takes at least two bytes, which bounds this allocation by the blob.
     let mut out = Vec::with_capacity(header_count.min(end / 2));
@@ -265,6 +263,7 @@ pub fn entries(blob: &[u8]) -> Result<Vec<Item<'_>>, &'static str> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use proptest::prelude::*;

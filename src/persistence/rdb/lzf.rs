@@ -127,14 +127,15 @@ impl std::fmt::Display for LzfError {
 }
 
 /// Decompresses `input` into exactly `out_len` bytes.
+#[deny(clippy::indexing_slicing)]
 pub fn decompress(input: &[u8], out_len: usize) -> Result<Vec<u8>, LzfError> {
     if out_len > input.len().saturating_mul(EXPANSION_MAX) {
         return Err(LzfError::LengthMismatch);
     }
     let mut out = Vec::with_capacity(out_len);
     let mut ip = 0;
-    while ip < input.len() {
-        let ctrl = input[ip] as usize;
+    while let Some(&ctrl) = input.get(ip) {
+        let ctrl = ctrl as usize;
         ip += 1;
         if ctrl < LITERAL_RUN_MAX {
             let n = ctrl + 1;
@@ -164,7 +165,7 @@ pub fn decompress(input: &[u8], out_len: usize) -> Result<Vec<u8>, LzfError> {
         }
         // Byte by byte: the source may overlap what this copy writes (run-length style).
         for k in 0..len {
-            let b = out[from + k];
+            let b = out.get(from + k).copied().ok_or(LzfError::BadReference)?;
             out.push(b);
         }
     }

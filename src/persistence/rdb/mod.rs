@@ -66,6 +66,12 @@ pub use crc64::crc64;
 pub use decode::{read_rdb, restore_payload, LoadedEntry, RdbStats};
 pub use encode::{dump_payload, dump_payload_with, encode_entry, write_rdb, DbView, RdbWriter};
 
+/// `N` bytes of `b` starting at `at`, when they are all there (the decoders' only way of
+/// reading fixed-size fields).
+pub(crate) fn array_at<const N: usize>(b: &[u8], at: usize) -> Option<[u8; N]> {
+    b.get(at..at.checked_add(N)?)?.try_into().ok()
+}
+
 /// The RDB format version Redis 7.0 writes (and the newest it reads).
 pub const RDB_VERSION: u32 = 10;
 

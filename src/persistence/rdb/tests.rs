@@ -627,3 +627,55 @@ proptest! {
         prop_assert_eq!(flatten_loaded(&loaded), flatten_shards(&shards));
     }
 }
+
+/// Throughput on a large dataset (run with `--release --ignored --nocapture`).
+#[test]
+#[ignore = "measurement"]
+fn large_dataset_throughput() {
+    let mut shard = ShardData::new(0, 1);
+    let keys = 1_000_000;
+    for i in 0..keys {
+        let key = format!("key:{i:08}");
+        let value = match i % 4 {
+            0 => Value::from_bytes(format!("value-{i}-{}", "x".repeat(i % 50)).as_bytes()),
+            1 => Value::from_bytes(i.to_string().as_bytes()),
+            2 => list_of(&[b"a", b"bb", key.as_bytes()]),
+            _ => hash_of(&[("field", key.as_str()), ("n", "12")]),
+        };
+        shard.dbs[0].insert(key_slot(key.as_bytes()), key.as_bytes(), entry(value, 0));
+    }
+    let shards = [shard];
+    let t = std::time::Instant::now();
+    let plain = RdbOptions {
+        compression: false,
+        ..Default::default()
+    };
+    let plain_len = write_shards(&shards, &plain).len();
+    eprintln!(
+        "uncompressed: {plain_len} bytes in {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
+    let t = std::time::Instant::now();
+    let bytes = write_shards(&shards, &RdbOptions::default());
+    let write_s = t.elapsed().as_secs_f64();
+    let t = std::time::Instant::now();
+    let mut n = 0u64;
+    let mut input = &bytes[..];
+    read_rdb(
+        &mut input,
+        &mut |_| {
+            n += 1;
+            Ok(())
+        },
+        &mut |_, _| {},
+    )
+    .expect("loads");
+    let read_s = t.elapsed().as_secs_f64();
+    let mb = bytes.len() as f64 / 1e6;
+    eprintln!(
+        "{keys} keys, {mb:.1} MB: write {write_s:.2} s ({:.0} MB/s), read {read_s:.2} s ({:.0} MB/s)",
+        mb / write_s,
+        mb / read_s
+    );
+    assert_eq!(n, keys as u64);
+}

@@ -14,6 +14,9 @@
 //! entries inside the blob, each `prevlen` equal to the previous entry's size, `zltail` at
 //! the last entry, and the count.
 
+#![deny(clippy::indexing_slicing)]
+
+use super::array_at;
 use crate::storage::listpack::Item;
 
 const HEADER_BYTES: usize = 10;
@@ -37,8 +40,8 @@ fn entry_at(blob: &[u8], p: usize) -> Result<(usize, Item<'_>, usize), &'static 
     let (prevlen, prev_bytes) = if first < BIG_PREVLEN {
         (first as usize, 1)
     } else if first == BIG_PREVLEN {
-        let b = blob.get(p + 1..p + 5).ok_or(OUT)?;
-        (u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize, 5)
+        let len = u32::from_le_bytes(array_at(blob, p + 1).ok_or(OUT)?);
+        (len as usize, 5)
     } else {
         return Err("ziplist entry starts with the end byte");
     };
@@ -59,8 +62,8 @@ fn entry_at(blob: &[u8], p: usize) -> Result<(usize, Item<'_>, usize), &'static 
             string(2, ((enc as usize & 0x3f) << 8) | low as usize)
         }
         2 if enc == 0x80 => {
-            let b = blob.get(e + 1..e + 5).ok_or(OUT)?;
-            string(5, u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
+            let len = u32::from_be_bytes(array_at(blob, e + 1).ok_or(OUT)?);
+            string(5, len as usize)
         }
         2 => Err("invalid ziplist string encoding"),
         _ => match enc {
@@ -77,22 +80,23 @@ fn entry_at(blob: &[u8], p: usize) -> Result<(usize, Item<'_>, usize), &'static 
 
 /// Validates a ziplist blob and returns its entries.
 pub fn entries(blob: &[u8]) -> Result<Vec<Item<'_>>, &'static str> {
+    const SHORT: &str = "ziplist shorter than its header";
     if blob.len() < HEADER_BYTES + 1 {
-        return Err("ziplist shorter than its header");
+        return Err(SHORT);
     }
-    let bytes = u32::from_le_bytes([blob[0], blob[1], blob[2], blob[3]]) as usize;
+    let bytes = u32::from_le_bytes(array_at(blob, 0).ok_or(SHORT)?) as usize;
     if bytes != blob.len() {
         return Err("ziplist total bytes do not match its size");
     }
     let end = blob.len() - 1;
-    if blob[end] != END {
+    if blob.last() != Some(&END) {
         return Err("ziplist does not end with 0xFF");
     }
-    let tail = u32::from_le_bytes([blob[4], blob[5], blob[6], blob[7]]) as usize;
+    let tail = u32::from_le_bytes(array_at(blob, 4).ok_or(SHORT)?) as usize;
     if tail > end {
         return Err("ziplist tail offset past the end");
     }
-    let header_count = u16::from_le_bytes([blob[8], blob[9]]) as usize;
+    let header_count = u16::from_le_bytes(array_at(blob, 8).ok_or(SHORT)?) as usize;
     // Every entry takes at least two bytes, which bounds this allocation by the blob.
     let mut out = Vec::with_capacity(header_count.min(end / 2));
     let mut p = HEADER_BYTES;
@@ -121,6 +125,7 @@ pub fn entries(blob: &[u8]) -> Result<Vec<Item<'_>>, &'static str> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)]
 pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;

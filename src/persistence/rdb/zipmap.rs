@@ -8,6 +8,13 @@
 //! these files in practice). Validation follows Redis's deep `zipmapValidateIntegrity`,
 //! which also refuses an empty zipmap.
 
+#![deny(clippy::indexing_slicing)]
+
+use super::array_at;
+
+/// A zipmap's (field, value) pairs, borrowed from the blob.
+pub type Pairs<'a> = Vec<(&'a [u8], &'a [u8])>;
+
 const BIG_LEN: u8 = 254;
 const END: u8 = 0xff;
 
@@ -21,8 +28,7 @@ fn len_at(blob: &[u8], p: usize) -> Result<(usize, usize), &'static str> {
     if first == END {
         return Err("zipmap pair cut by the end byte");
     }
-    let b = blob.get(p + 1..p + 5).ok_or(OUT)?;
-    let len = u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize;
+    let len = u32::from_le_bytes(array_at(blob, p + 1).ok_or(OUT)?) as usize;
     if len < BIG_LEN as usize {
         return Err("zipmap length below 254 in the 5-byte form");
     }
@@ -30,18 +36,21 @@ fn len_at(blob: &[u8], p: usize) -> Result<(usize, usize), &'static str> {
 }
 
 /// Validates a zipmap blob and returns its (field, value) pairs.
-pub fn pairs(blob: &[u8]) -> Result<Vec<(&[u8], &[u8])>, &'static str> {
+pub fn pairs(blob: &[u8]) -> Result<Pairs<'_>, &'static str> {
     const OUT: &str = "zipmap entry reaches past the end";
+    let (Some(&count), Some(&last)) = (blob.first(), blob.last()) else {
+        return Err("zipmap shorter than its header");
+    };
     if blob.len() < 2 {
         return Err("zipmap shorter than its header");
     }
-    let end = blob.len() - 1;
-    if blob[end] != END {
+    if last != END {
         return Err("zipmap does not end with 0xFF");
     }
+    let end = blob.len() - 1;
     let mut out = Vec::new();
     let mut p = 1;
-    while p < end && blob[p] != END {
+    while p < end && blob.get(p) != Some(&END) {
         let (flen, n) = len_at(blob, p)?;
         p += n;
         let field = blob.get(p..p + flen).ok_or(OUT)?;
@@ -63,7 +72,7 @@ pub fn pairs(blob: &[u8]) -> Result<Vec<(&[u8], &[u8])>, &'static str> {
     if out.is_empty() {
         return Err("empty zipmap");
     }
-    if blob[0] < BIG_LEN && blob[0] as usize != out.len() {
+    if count < BIG_LEN && count as usize != out.len() {
         return Err("zipmap count does not match its pairs");
     }
     Ok(out)
