@@ -18,6 +18,7 @@ use crate::storage::list::{Fill, List};
 use crate::storage::listpack::Item;
 use crate::storage::set::{intset_entries_max, IntSet, MemberRef, Set};
 use crate::storage::value::RStr;
+use crate::storage::zset::ZSet;
 use crate::storage::{Entry, Value};
 use std::io::{ErrorKind, Read};
 
@@ -263,8 +264,24 @@ fn read_value<R: Read + ?Sized>(rd: &mut Reader<R>, t: u8, key: &[u8]) -> Res<Op
             let members = intset::decode(&blob).map_err(|e| rd.corrupt(at, e))?;
             Ok(Some(set_from_intset(blob_width(&blob), members)))
         }
-        types::ZSET | types::ZSET_2 | types::ZSET_ZIPLIST | types::ZSET_LISTPACK => {
-            Err(unsupported(at, "sorted set values need the zset type", key))
+        types::ZSET | types::ZSET_2 => read_zset(rd, t),
+        types::ZSET_ZIPLIST | types::ZSET_LISTPACK => {
+            let (at, blob) = rd.blob()?;
+            let items = if t == types::ZSET_ZIPLIST {
+                ziplist::entries(&blob)
+            } else {
+                listpack::entries(&blob)
+            };
+            let pairs = items.and_then(pairs_of).map_err(|e| rd.corrupt(at, e))?;
+            let mut scored = Vec::with_capacity(pairs.len());
+            for (member, score) in pairs {
+                let score = match score {
+                    Item::Int(n) => n as f64,
+                    Item::Str(s) => parse_double(s).ok_or_else(|| rd.corrupt(at, "bad score"))?,
+                };
+                scored.push((member.to_vec(), score));
+            }
+            zset_from_pairs(scored).map_err(|e| rd.corrupt(at, e))
         }
         types::HASH => read_hash(rd),
         types::HASH_ZIPMAP | types::HASH_ZIPLIST | types::HASH_LISTPACK => {
@@ -467,6 +484,50 @@ fn hash_from_pairs<'a>(
         }
     }
     Ok((!hash.is_empty()).then(|| Value::Hash(Box::new(hash))))
+}
+
+/// ZSET (scores as text) and ZSET_2 (binary doubles): a count, then member and score.
+fn read_zset<R: Read + ?Sized>(rd: &mut Reader<R>, t: u8) -> Res<Option<Value>> {
+    let at = rd.offset;
+    let n = rd.count()?;
+    let mut pairs = Vec::with_capacity(n.min(PREALLOC_ITEMS_MAX));
+    for _ in 0..n {
+        let member = rd.bytes()?;
+        let score = if t == types::ZSET_2 {
+            rd.binary_double()?
+        } else {
+            rd.text_double()?
+        };
+        pairs.push((member, score));
+    }
+    zset_from_pairs(pairs).map_err(|e| rd.corrupt(at, e))
+}
+
+/// A sorted set from (member, score) pairs in any order: NaN scores and duplicate members are
+/// corrupt. Built in the encoding its size calls for (`from_sorted`, which applies both
+/// `zset-max-listpack-*` thresholds as Redis does after loading a ZSET_2).
+fn zset_from_pairs(mut pairs: Vec<(Vec<u8>, f64)>) -> Result<Option<Value>, &'static str> {
+    if pairs.iter().any(|(_, s)| s.is_nan()) {
+        return Err("sorted set with a NaN score");
+    }
+    pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    if pairs.windows(2).any(|w| matches!(w, [a, b] if a.0 == b.0)) {
+        return Err("duplicate sorted set member");
+    }
+    // Ties by member bytes: the sort above put equal scores in member order already.
+    pairs.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+    normalize_zero_order(&mut pairs);
+    Ok((!pairs.is_empty()).then(|| Value::ZSet(Box::new(ZSet::from_sorted(&pairs)))))
+}
+
+/// `total_cmp` orders -0 before 0, but a sorted set treats them as equal scores ordered by
+/// member; re-sort the run of zeros by member alone.
+fn normalize_zero_order(pairs: &mut [(Vec<u8>, f64)]) {
+    let start = pairs.partition_point(|p| p.1 < 0.0);
+    let end = pairs.partition_point(|p| p.1 <= 0.0);
+    if let Some(zeros) = pairs.get_mut(start..end) {
+        zeros.sort_by(|a, b| a.0.cmp(&b.0));
+    }
 }
 
 // ----- The file -----

@@ -17,6 +17,7 @@ use crate::storage::list::List;
 use crate::storage::listpack::Item;
 use crate::storage::set::{MemberRef, Set};
 use crate::storage::value::{parse_canonical_i64, RStr};
+use crate::storage::zset::ZSet;
 use crate::storage::{Db, Entry, ShardData, Value};
 use std::io::{self, Write};
 
@@ -110,7 +111,10 @@ pub(crate) fn type_byte(v: &Value) -> u8 {
         Value::Set(_) => types::SET,
         Value::Hash(h) if h.is_packed() => types::HASH_LISTPACK,
         Value::Hash(_) => types::HASH,
-        Value::ZSet(_) => types::ZSET_2,
+        Value::ZSet(z) => match **z {
+            ZSet::Listpack(_) => types::ZSET_LISTPACK,
+            ZSet::Skiplist(_) => types::ZSET_2,
+        },
     }
 }
 
@@ -123,8 +127,7 @@ pub(crate) fn put_value(out: &mut Vec<u8>, v: &Value, compress: bool) {
         Value::List(l) => put_list(out, l, compress),
         Value::Set(s) => put_set(out, s, compress),
         Value::Hash(h) => put_hash(out, h, compress),
-        // Placeholder until the zset type is merged: it holds nothing.
-        Value::ZSet(_) => put_len(out, 0),
+        Value::ZSet(z) => put_zset(out, z, compress),
     }
 }
 
@@ -185,10 +188,27 @@ fn put_hash(out: &mut Vec<u8>, hash: &Hash, compress: bool) {
     }
 }
 
+/// ZSET_LISTPACK (the pairs in order, in one listpack) or ZSET_2: the count, then members
+/// with their scores as binary doubles, greatest first, as Redis walks its skiplist backwards
+/// (so its loader inserts each at the head).
+fn put_zset(out: &mut Vec<u8>, zset: &ZSet, compress: bool) {
+    if let ZSet::Listpack(_) = zset {
+        put_string(out, &zset_listpack(zset.iter()), compress);
+        return;
+    }
+    put_len(out, zset.len() as u64);
+    if zset.is_empty() {
+        return;
+    }
+    for (member, score) in zset.iter_from(zset.len() - 1, true) {
+        member.with_bytes(|b| put_string(out, b, compress));
+        out.extend_from_slice(&score.to_le_bytes());
+    }
+}
+
 /// A listpack of (member, score) pairs as `zzlInsertAt` builds it: integral scores Redis's
 /// `double2ll` accepts as integer entries, others as their `%.17g` text.
-#[allow(dead_code)]
-pub(crate) fn zset_listpack<'a>(pairs: impl Iterator<Item = (Item<'a>, f64)>) -> Vec<u8> {
+fn zset_listpack<'a>(pairs: impl Iterator<Item = (Item<'a>, f64)>) -> Vec<u8> {
     let mut lp = ListpackWriter::new();
     for (member, score) in pairs {
         lp.push_item(member);

@@ -85,7 +85,6 @@ const TYPES_KEYS: &[KeyRecord] = &[
 ];
 
 #[test]
-#[ignore = "needs the zset type, being merged"]
 fn types_fixture_matches_redis() {
     let bytes = include_bytes!("testdata/redis-7.0.15-types.rdb");
     let l = load(bytes).expect("redis-written file loads");
@@ -182,7 +181,6 @@ fn asset_corrupt_ziplist_is_an_error() {
 }
 
 #[test]
-#[ignore = "needs the zset type, being merged"]
 fn asset_empty_keys_are_skipped() {
     let Some(l) = load_asset("corrupt_empty_keys.rdb") else {
         return;
@@ -193,7 +191,6 @@ fn asset_empty_keys_are_skipped() {
 }
 
 #[test]
-#[ignore = "needs the zset type, being merged"]
 fn asset_encodings() {
     let Some(l) = load_asset("encodings.rdb") else {
         return;
@@ -221,7 +218,6 @@ fn asset_encodings() {
 }
 
 #[test]
-#[ignore = "needs the zset type, being merged"]
 fn asset_zset_ziplist() {
     let Some(l) = load_asset("zset-ziplist.rdb") else {
         return;

@@ -10,6 +10,7 @@ use crate::commands::digest::{hex, key_digest, mix_digest, xor_digest};
 use crate::storage::hash::{Hash, Limits as HashLimits};
 use crate::storage::list::{End, Fill, List};
 use crate::storage::set::Set;
+use crate::storage::zset::{AddFlags, ZSet};
 use crate::storage::{key_slot, Entry, ShardData, Value};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
@@ -85,6 +86,15 @@ pub(super) fn hash_of<T: AsRef<[u8]>>(pairs: &[(T, T)]) -> Value {
     Value::Hash(Box::new(h))
 }
 
+pub(super) fn zset_of<T: AsRef<[u8]>>(pairs: &[(f64, T)]) -> Value {
+    let mut z = ZSet::new();
+    for (score, member) in pairs {
+        z.add(*score, member.as_ref(), AddFlags::default())
+            .expect("not NaN");
+    }
+    Value::ZSet(Box::new(z))
+}
+
 fn numbered(prefix: &str, n: usize) -> Vec<Vec<u8>> {
     (0..n)
         .map(|i| format!("{prefix}{i}").into_bytes())
@@ -148,6 +158,31 @@ pub(super) fn sample_values() -> Vec<(String, Value)> {
     v.push((
         "hash:table-long-value".into(),
         hash_of(&[(&b"f"[..], long_text.as_bytes())]),
+    ));
+    let scores: &[(f64, &[u8])] = &[
+        (1.0, b"one"),
+        (2.5, b"two and a half"),
+        (-0.0, b"minus zero"),
+        (0.0, b"zero"),
+        (f64::INFINITY, b"inf"),
+        (f64::NEG_INFINITY, b"-inf"),
+        (0.1, b"12"),
+        (1e300, b"huge"),
+        (4611686018427387904.0, b"2^62"),
+        (-123456789.0, b"-9"),
+        (1.0 / 3.0, b"third"),
+    ];
+    v.push(("zset:listpack".into(), zset_of(scores)));
+    let members = numbered("member-", 300);
+    let pairs: Vec<(f64, &[u8])> = members
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (i as f64 * 0.75 - 50.0, &m[..]))
+        .collect();
+    v.push(("zset:skiplist".into(), zset_of(&pairs)));
+    v.push((
+        "zset:skiplist-long-member".into(),
+        zset_of(&[(1.5, long_text.as_bytes()), (f64::NEG_INFINITY, b"x")]),
     ));
     v
 }
@@ -526,6 +561,18 @@ fn build_small_file(compression: bool) -> Vec<u8> {
         ("i", set_of(&["1", "2", "70000"])),
         ("t", set_of(&["x", "y"])),
         ("h", hash_of(&[("f", "v"), ("g", "1234")])),
+        (
+            "z",
+            zset_of(&[(1.5, "a"), (2.0, "b"), (f64::INFINITY, "c")]),
+        ),
+        (
+            "Z",
+            zset_of(
+                &(0..130)
+                    .map(|i| (i as f64, i.to_string()))
+                    .collect::<Vec<_>>(),
+            ),
+        ),
     ];
     for (i, (k, v)) in values.into_iter().enumerate() {
         let expire = if i % 2 == 0 { 1_900_000_000_000 } else { 0 };
@@ -612,10 +659,13 @@ proptest! {
         unique.sort();
         unique.dedup();
         let pairs: Vec<(&[u8], &[u8])> = unique.iter().map(|m| (&m[..], &m[..])).collect();
+        let scored: Vec<(f64, &[u8])> =
+            unique.iter().map(|m| (m.len() as f64 / 3.0 - 5.0, &m[..])).collect();
         let values = [
             ("l", list_of(&refs)),
             ("s", set_of(&unique)),
             ("h", hash_of(&pairs)),
+            ("z", zset_of(&scored)),
             ("str", Value::from_bytes(&members.concat())),
         ];
         for (k, v) in values {
