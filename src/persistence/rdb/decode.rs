@@ -297,7 +297,7 @@ fn read_value<R: Read + ?Sized>(rd: &mut Reader<R>, t: u8, key: &[u8]) -> Res<Op
             "module values cannot be loaded (shardis has no modules)",
             key,
         )),
-        _ => Err(rd.corrupt(at.saturating_sub(1), format!("unknown value type {t}"))),
+        _ => Err(rd.corrupt(at, format!("unknown value type {t}"))),
     }
 }
 
@@ -547,19 +547,17 @@ pub fn read_rdb<R: Read + ?Sized>(
         ..Default::default()
     };
     let mut db = 0usize;
-    let mut expire_ms: Option<i64> = None;
-    let mut idle_secs: Option<u64> = None;
-    let mut lfu_freq: Option<u8> = None;
+    let mut pending = KeyAttributes::default();
     loop {
         let at = rd.offset;
         let t = rd.u8()?;
         match t {
             opcodes::EXPIRETIME => {
-                expire_ms = Some(i32::from_le_bytes(rd.array()?) as i64 * 1000);
+                pending.expire_ms = Some(i32::from_le_bytes(rd.array()?) as i64 * 1000);
             }
-            opcodes::EXPIRETIME_MS => expire_ms = Some(i64::from_le_bytes(rd.array()?)),
-            opcodes::FREQ => lfu_freq = Some(rd.u8()?),
-            opcodes::IDLE => idle_secs = Some(rd.len()?),
+            opcodes::EXPIRETIME_MS => pending.expire_ms = Some(i64::from_le_bytes(rd.array()?)),
+            opcodes::FREQ => pending.lfu_freq = Some(rd.u8()?),
+            opcodes::IDLE => pending.idle_secs = Some(rd.len()?),
             opcodes::EOF => break,
             opcodes::SELECTDB => {
                 let n = rd.len()?;
@@ -584,36 +582,59 @@ pub fn read_rdb<R: Read + ?Sized>(
             opcodes::FUNCTION2 => stats.functions.push(rd.bytes()?),
             opcodes::FUNCTION_PRE_GA => stats.functions.push(read_function_pre_ga(&mut rd)?),
             _ => {
-                let key = rd.bytes()?;
-                let value = read_value(&mut rd, t, &key)?;
-                let (expire, idle, freq) = (expire_ms.take(), idle_secs.take(), lfu_freq.take());
-                let Some(value) = value else {
-                    stats.empty_keys_skipped += 1;
-                    continue;
-                };
-                let mut entry = Entry::new(value);
-                if let Some(ms) = expire {
-                    // 0 means "no expiry" in memory; a deadline at or before the epoch is
-                    // simply long past.
-                    entry.expire_ms = ms.max(1) as u64;
-                    stats.keys_with_expiry += 1;
-                }
-                if let Some(idle) = idle {
-                    let idle = u32::try_from(idle).unwrap_or(u32::MAX);
-                    entry.lru_secs = entry.lru_secs.saturating_sub(idle);
-                }
-                stats.keys += 1;
-                sink(LoadedEntry {
-                    db,
-                    key,
-                    entry,
-                    lfu_freq: freq,
-                })?;
+                let attrs = std::mem::take(&mut pending);
+                read_key(&mut rd, t, db, attrs, &mut stats, sink)?;
             }
         }
     }
     read_footer(&mut rd, &mut stats)?;
     Ok(stats)
+}
+
+/// What the opcodes before a key said about it (reset after each key).
+#[derive(Default)]
+struct KeyAttributes {
+    expire_ms: Option<i64>,
+    idle_secs: Option<u64>,
+    lfu_freq: Option<u8>,
+}
+
+/// A key of type `t` and its value, handed to the sink (or counted as skipped when empty).
+fn read_key<R: Read + ?Sized>(
+    rd: &mut Reader<R>,
+    t: u8,
+    db: usize,
+    attrs: KeyAttributes,
+    stats: &mut RdbStats,
+    sink: &mut dyn FnMut(LoadedEntry) -> Result<(), RdbError>,
+) -> Res<()> {
+    // The type byte was just read; `rdbIsObjectType` before touching the key.
+    let type_at = rd.offset.saturating_sub(1);
+    if !matches!(t, 0..=7 | 9..=19) {
+        return Err(rd.corrupt(type_at, format!("unknown value type {t}")));
+    }
+    let key = rd.bytes()?;
+    let Some(value) = read_value(rd, t, &key)? else {
+        stats.empty_keys_skipped += 1;
+        return Ok(());
+    };
+    let mut entry = Entry::new(value);
+    if let Some(ms) = attrs.expire_ms {
+        // 0 means "no expiry" in memory; a deadline at or before the epoch is simply long past.
+        entry.expire_ms = ms.max(1) as u64;
+        stats.keys_with_expiry += 1;
+    }
+    if let Some(idle) = attrs.idle_secs {
+        let idle = u32::try_from(idle).unwrap_or(u32::MAX);
+        entry.lru_secs = entry.lru_secs.saturating_sub(idle);
+    }
+    stats.keys += 1;
+    sink(LoadedEntry {
+        db,
+        key,
+        entry,
+        lfu_freq: attrs.lfu_freq,
+    })
 }
 
 /// `REDIS` and four digits; versions 1 to 10 are loadable, as in Redis 7.0.

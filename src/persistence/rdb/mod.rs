@@ -26,14 +26,27 @@
 //! ZSET_LISTPACK or ZSET_2 (binary doubles, greatest first, as Redis writes them). The packed
 //! blobs are Redis's byte formats (`listpack`, `intset`), not our in-memory packings.
 //!
+//! Not written: FREQ (entries keep no LFU counter), module AUX data, streams.
+//!
 //! # What we read
-//! Every encoding Redis 7.0 loads: the above plus the old ones (LIST, ZSET with text
-//! doubles, HASH_ZIPMAP, LIST_ZIPLIST, ZSET_ZIPLIST, HASH_ZIPLIST, LIST_QUICKLIST with
-//! ziplist nodes, PLAIN quicklist nodes), all opcodes, RDB versions 1 to 10. Values come
-//! back in the encoding Redis would give them under the current `*-max-*` thresholds.
+//! Every encoding Redis 7.0 loads: the above plus the old ones (LIST, SET, ZSET with text
+//! doubles, HASH, HASH_ZIPMAP, LIST_ZIPLIST, ZSET_ZIPLIST, HASH_ZIPLIST, LIST_QUICKLIST with
+//! ziplist nodes, PLAIN quicklist nodes), the opcodes AUX, SELECTDB, RESIZEDB (a hint,
+//! ignored), EXPIRETIME_MS, EXPIRETIME, IDLE, FREQ, FUNCTION2 and the 7.0-rc FUNCTION, and
+//! RDB versions 1 to 10 (no checksum footer before version 5). Values come back in the
+//! encoding Redis's `rdbLoadObject` would give them under the current thresholds: a SET of
+//! few integers becomes an intset, an intset blob keeps its width, a HASH or ZSET_2 within
+//! the `*-max-listpack-*` bounds becomes a listpack. One deliberate difference: a packed hash
+//! or zset blob holding an element longer than `*-max-listpack-value` (possible only when
+//! the writer had larger thresholds) is converted, where Redis keeps the blob; our types
+//! hold that bound as an invariant. Empty collections are skipped and counted, as Redis
+//! skips them. Duplicate members or fields and NaN scores are corrupt, as in Redis.
 //! Streams (types 15 and 19), module values (6, 7) and module AUX data are refused with an
 //! `Unsupported` error naming the key or opcode: shardis has no stream type yet and no
-//! modules.
+//! modules. Function libraries are returned in `RdbStats::functions` for the scripting
+//! layer; AUX fields go to a callback (the replication fields `repl-id`, `repl-offset`,
+//! `repl-stream-db` included). Expired keys are handed over like any other: a master drops
+//! them on load, a replica keeps them, so the caller decides.
 //!
 //! # Decoder discipline
 //! Input is untrusted (a file from anywhere, a RESTORE payload from any client). Every read

@@ -538,6 +538,251 @@ fn sink_errors_stop_loading() {
     assert!(seen > 0);
 }
 
+// ----- Encodings only old files hold, built by hand -----
+
+/// An RDB of `version` holding `body` (opcodes after the signature), EOF and, from version 5,
+/// a correct checksum.
+fn handmade(version: u32, body: &[u8]) -> Vec<u8> {
+    let mut f = format!("REDIS{version:04}").into_bytes();
+    f.extend_from_slice(body);
+    f.push(opcodes::EOF);
+    if version >= 5 {
+        let crc = crc64(0, &f);
+        f.extend_from_slice(&crc.to_le_bytes());
+    }
+    f
+}
+
+fn string(out: &mut Vec<u8>, s: &[u8]) {
+    super::encode::put_string(out, s, false);
+}
+
+fn len(out: &mut Vec<u8>, n: u64) {
+    super::encode::put_len(out, n);
+}
+
+fn only_value(bytes: &[u8]) -> Value {
+    let l = load(bytes).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(l.entries.len(), 1);
+    l.entries
+        .into_iter()
+        .next()
+        .map(|e| e.entry.value)
+        .expect("one")
+}
+
+#[test]
+fn version_4_file_with_old_list_and_second_expiry() {
+    let mut b = vec![opcodes::SELECTDB, 2, opcodes::EXPIRETIME];
+    b.extend_from_slice(&2_000_000_000i32.to_le_bytes());
+    b.push(types::LIST);
+    string(&mut b, b"key");
+    len(&mut b, 3);
+    for e in [&b"a"[..], b"-5", b"bbb"] {
+        string(&mut b, e);
+    }
+    let f = handmade(4, &b);
+    let l = load(&f).expect("loads");
+    assert_eq!(l.stats.version, 4);
+    assert_eq!(l.stats.checksum, None);
+    assert_eq!(l.stats.bytes, f.len() as u64);
+    let e = &l.entries[0];
+    assert_eq!((e.db, &e.key[..]), (2, &b"key"[..]));
+    assert_eq!(e.entry.expire_ms, 2_000_000_000_000);
+    assert_eq!(e.entry.value, list_of(&[b"a", b"-5", b"bbb"]));
+}
+
+#[test]
+fn old_zset_with_text_scores() {
+    let mut b = vec![types::ZSET];
+    string(&mut b, b"z");
+    len(&mut b, 4);
+    for (member, score) in [
+        (&b"a"[..], &b"\x031.5"[..]),
+        (b"b", b"\xfe"),
+        (b"c", b"\xff"),
+        (b"d", b"\x01" as &[u8]),
+    ] {
+        string(&mut b, member);
+        b.extend_from_slice(score);
+        if member == b"d" {
+            b.push(b'3');
+        }
+    }
+    let want = zset_of(&[
+        (1.5, "a"),
+        (f64::INFINITY, "b"),
+        (f64::NEG_INFINITY, "c"),
+        (3.0, "d"),
+    ]);
+    assert_eq!(only_value(&handmade(9, &b)), want);
+    // NaN (253) is refused, as Redis refuses it.
+    let mut b = vec![types::ZSET];
+    string(&mut b, b"z");
+    len(&mut b, 1);
+    string(&mut b, b"a");
+    b.push(253);
+    assert!(matches!(
+        load(&handmade(9, &b)),
+        Err(RdbError::Corrupt { .. })
+    ));
+}
+
+#[test]
+fn old_set_and_hash_types_pick_compact_encodings() {
+    let mut b = vec![types::SET];
+    string(&mut b, b"ints");
+    len(&mut b, 3);
+    for m in [&b"3"[..], b"1", b"-70000"] {
+        string(&mut b, m);
+    }
+    let v = only_value(&handmade(10, &b));
+    assert_eq!(
+        (v.encoding(), v.clone()),
+        ("intset", set_of(&["1", "3", "-70000"]))
+    );
+    let mut b = vec![types::HASH];
+    string(&mut b, b"h");
+    len(&mut b, 2);
+    for x in [&b"f"[..], b"1", b"g", b"v"] {
+        string(&mut b, x);
+    }
+    let v = only_value(&handmade(10, &b));
+    assert_eq!(
+        (v.encoding(), v),
+        ("listpack", hash_of(&[("f", "1"), ("g", "v")]))
+    );
+    // Duplicates are corrupt in every collection.
+    for (t, items) in [
+        (types::SET, &[&b"x"[..], b"x"][..]),
+        (types::SET, &[b"7", b"7"]),
+        (types::HASH, &[b"f", b"1", b"f", b"2"]),
+        (types::ZSET_2, &[b"m", &[0; 8], b"m", &[0; 8]]),
+    ] {
+        let mut b = vec![t];
+        string(&mut b, b"k");
+        let n = if t == types::SET {
+            items.len()
+        } else {
+            items.len() / 2
+        };
+        len(&mut b, n as u64);
+        for (i, x) in items.iter().enumerate() {
+            if t == types::ZSET_2 && i % 2 == 1 {
+                b.extend_from_slice(x);
+            } else {
+                string(&mut b, x);
+            }
+        }
+        let r = load(&handmade(10, &b));
+        assert!(
+            matches!(r, Err(RdbError::Corrupt { .. })),
+            "type {t}: {:?}",
+            r.err()
+        );
+    }
+}
+
+#[test]
+fn quicklist_plain_nodes_and_long_length_forms() {
+    let mut b = vec![types::LIST_QUICKLIST_2];
+    string(&mut b, b"l");
+    len(&mut b, 2);
+    len(&mut b, containers::PLAIN);
+    string(&mut b, b"a plain node's single element");
+    len(&mut b, containers::PACKED);
+    let mut lp = super::listpack::ListpackWriter::new();
+    lp.push_bytes(b"x");
+    lp.push_bytes(b"42");
+    string(&mut b, &lp.finish());
+    let v = only_value(&handmade(10, &b));
+    assert_eq!(v, list_of(&[b"a plain node's single element", b"x", b"42"]));
+    // Lengths in the 32- and 64-bit forms, even when small.
+    let mut b = vec![types::STRING, 0x80, 0, 0, 0, 1, b'k', 0x81];
+    b.extend_from_slice(&5u64.to_be_bytes());
+    b.extend_from_slice(b"hello");
+    assert_eq!(only_value(&handmade(10, &b)), Value::from_bytes(b"hello"));
+    // An unknown quicklist container is corrupt.
+    let mut b = vec![types::LIST_QUICKLIST_2];
+    string(&mut b, b"l");
+    len(&mut b, 1);
+    len(&mut b, 3);
+    assert!(matches!(
+        load(&handmade(10, &b)),
+        Err(RdbError::Corrupt { .. })
+    ));
+}
+
+#[test]
+fn freq_pre_ga_functions_and_empty_keys() {
+    let mut b = vec![opcodes::FREQ, 200, types::STRING];
+    string(&mut b, b"k");
+    string(&mut b, b"v");
+    b.push(opcodes::FUNCTION_PRE_GA);
+    for x in [&b"mylib"[..], b"LUA"] {
+        string(&mut b, x);
+    }
+    len(&mut b, 1);
+    string(&mut b, b"a description");
+    string(
+        &mut b,
+        b"redis.register_function('f', function() return 1 end)",
+    );
+    b.push(types::LIST);
+    string(&mut b, b"empty");
+    len(&mut b, 0);
+    let l = load(&handmade(10, &b)).expect("loads");
+    assert_eq!(l.entries.len(), 1);
+    assert_eq!(l.entries[0].lfu_freq, Some(200));
+    assert_eq!(l.stats.empty_keys_skipped, 1);
+    let code = String::from_utf8_lossy(&l.stats.functions[0]).into_owned();
+    assert_eq!(
+        code,
+        "#!LUA name=mylib\nredis.register_function('f', function() return 1 end)"
+    );
+}
+
+#[test]
+fn lying_lengths_fail_without_allocating_them() {
+    // A 2^40-byte string in a 30-byte file: an end-of-file error, not a 1 TiB allocation.
+    let mut b = vec![types::STRING];
+    string(&mut b, b"k");
+    b.push(0x81);
+    b.extend_from_slice(&(1u64 << 40).to_be_bytes());
+    b.extend_from_slice(b"short");
+    let err = load(&handmade(10, &b)).err().expect("error");
+    assert!(err.to_string().contains("end of file"), "{err}");
+    // An LZF string claiming far more than its compressed bytes can expand to.
+    let mut b = vec![types::STRING];
+    string(&mut b, b"k");
+    b.push(0xc3);
+    len(&mut b, 3);
+    len(&mut b, 1 << 30);
+    b.extend_from_slice(&[0, b'a', b'a']);
+    let err = load(&handmade(10, &b)).err().expect("error");
+    assert!(err.to_string().contains("LZF"), "{err}");
+    // A collection claiming 2^62 elements: fails at the first missing one.
+    let mut b = vec![types::SET];
+    string(&mut b, b"k");
+    b.push(0x81);
+    b.extend_from_slice(&(1u64 << 62).to_be_bytes());
+    assert!(load(&handmade(10, &b)).is_err());
+    // Unknown string encoding and unknown value type.
+    let mut b = vec![types::STRING];
+    string(&mut b, b"k");
+    b.push(0xc4);
+    assert!(load(&handmade(10, &b))
+        .err()
+        .expect("error")
+        .to_string()
+        .contains("encoding"));
+    let mut b = vec![opcodes::SELECTDB, 0, 8];
+    string(&mut b, b"k");
+    let err = load(&handmade(10, &b)).err().expect("error");
+    assert!(matches!(err, RdbError::Corrupt { offset: 11, .. }), "{err}");
+    assert!(err.to_string().contains("unknown value type 8"), "{err}");
+}
+
 /// A valid file mixing every encoding, small enough for many mutations per second (built
 /// once per compression setting).
 fn small_file(compression: bool) -> Vec<u8> {
