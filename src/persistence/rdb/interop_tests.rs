@@ -264,6 +264,29 @@ enum Reply {
     Array(Vec<Reply>),
 }
 
+/// Our encoding thresholds as redis-server arguments, so both sides choose encodings alike
+/// (the built-in defaults of `storage::limits` apply in tests, where no config is loaded).
+fn same_thresholds() -> Vec<String> {
+    use crate::storage::limits::{get, LIMITS};
+    let pairs = [
+        (
+            "hash-max-listpack-entries",
+            &LIMITS.hash_max_listpack_entries,
+        ),
+        ("hash-max-listpack-value", &LIMITS.hash_max_listpack_value),
+        ("set-max-intset-entries", &LIMITS.set_max_intset_entries),
+        (
+            "zset-max-listpack-entries",
+            &LIMITS.zset_max_listpack_entries,
+        ),
+        ("zset-max-listpack-value", &LIMITS.zset_max_listpack_value),
+    ];
+    pairs
+        .iter()
+        .flat_map(|(name, v)| [format!("--{name}"), get(v).to_string()])
+        .collect()
+}
+
 impl Redis {
     fn start(dir: &Path, dbfilename: &str) -> Redis {
         let port = TcpListener::bind("127.0.0.1:0")
@@ -283,6 +306,7 @@ impl Redis {
                 "no",
             ])
             .args(["--enable-debug-command", "yes", "--daemonize", "no"])
+            .args(same_thresholds())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -528,4 +552,121 @@ fn redis_files_of_every_live_encoding_load() {
     assert!(l.entries.iter().all(|e| e.lfu_freq.is_some()));
     // The sanity of `digest` itself: an empty dataset digests to zeros, as in Redis.
     assert_eq!(digest(std::iter::empty()), "0".repeat(40));
+}
+
+/// A deterministic generator for the randomized dataset (SplitMix64); the seed is printed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    /// An element: small or large integer text, short or long string.
+    fn element(&mut self) -> Vec<u8> {
+        match self.below(5) {
+            0 => self.below(1000).to_string().into_bytes(),
+            1 => (self.next() as i64).to_string().into_bytes(),
+            2 => format!("e{}", self.below(100_000)).into_bytes(),
+            3 => vec![b'a' + self.below(26) as u8; 1 + self.below(100) as usize],
+            _ => (0..self.below(40)).map(|_| self.next() as u8).collect(),
+        }
+    }
+}
+
+/// Fills a live Redis with collections of random sizes around every encoding threshold.
+fn populate(redis: &mut Redis, rng: &mut Rng) {
+    assert_eq!(
+        redis.cmd(&[b"DEBUG", b"POPULATE", b"2000", b"str", b"30"]),
+        Reply::Status("OK".into())
+    );
+    for i in 0..240u64 {
+        let key = format!("coll:{i}").into_bytes();
+        let n = [1, 5, 100, 129, 513, 700][rng.below(6) as usize] + rng.below(3);
+        let elements: Vec<Vec<u8>> = (0..n).map(|_| rng.element()).collect();
+        let mut args: Vec<Vec<u8>> = Vec::new();
+        match i % 4 {
+            0 => args.extend([b"RPUSH".to_vec(), key.clone()]),
+            1 => args.extend([b"SADD".to_vec(), key.clone()]),
+            2 => args.extend([b"HSET".to_vec(), key.clone()]),
+            _ => args.extend([b"ZADD".to_vec(), key.clone()]),
+        }
+        for e in elements {
+            match i % 4 {
+                2 => args.push(rng.element()),
+                3 => {
+                    let score = match rng.below(4) {
+                        0 => rng.below(100).to_string(),
+                        1 => format!("{}", (rng.next() as i64) as f64 / 7.0),
+                        2 => "-inf".to_string(),
+                        _ => format!("{}", rng.below(1000) as f64 / 8.0),
+                    };
+                    args.push(score.into_bytes());
+                }
+                _ => {}
+            }
+            args.push(e);
+        }
+        if i % 4 == 1 && rng.below(2) == 0 {
+            // An integer-only set, so intsets of every width appear.
+            args.truncate(2);
+            for _ in 0..n {
+                let v = (rng.next() as i64) >> (rng.below(4) * 16);
+                args.push(v.to_string().into_bytes());
+            }
+        }
+        let refs: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
+        assert!(!matches!(redis.cmd(&refs), Reply::Error(_)));
+        if rng.below(3) == 0 {
+            let at = (crate::util::now_ms() + 86_400_000 + rng.below(1000)).to_string();
+            redis.int(&[b"PEXPIREAT", &key, at.as_bytes()]);
+        }
+    }
+}
+
+#[test]
+fn random_redis_dataset_round_trips_through_us() {
+    if !have_redis() {
+        return;
+    }
+    let seed = crate::util::now_ms();
+    eprintln!("random_redis_dataset_round_trips_through_us: seed {seed}");
+    let mut rng = Rng(seed);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut redis = Redis::start(dir.path(), "theirs.rdb");
+    populate(&mut redis, &mut rng);
+    redis.bulk(&[b"SAVE"]);
+    let want = String::from_utf8(redis.bulk(&[b"DEBUG", b"DIGEST"])).expect("hex");
+    drop(redis);
+    let theirs = std::fs::read(dir.path().join("theirs.rdb")).expect("saved");
+    let l = load(&theirs).expect("their file loads");
+    assert_eq!(loaded_digest(&l), want, "seed {seed}");
+    // Put what we loaded into shards and write it: Redis loads the same dataset back.
+    let mut shards = [
+        crate::storage::ShardData::new(0, 16),
+        crate::storage::ShardData::new(1, 16),
+    ];
+    for e in l.entries {
+        let slot = crate::storage::key_slot(&e.key);
+        shards[slot as usize % 2].dbs[e.db].insert(slot, &e.key, e.entry);
+    }
+    let path = dir.path().join("ours.rdb");
+    std::fs::write(&path, write_shards(&shards, &RdbOptions::default())).expect("write");
+    check_rdb(&path);
+    let mut redis = Redis::start(dir.path(), "ours.rdb");
+    assert_eq!(
+        String::from_utf8(redis.bulk(&[b"DEBUG", b"DIGEST"])).expect("hex"),
+        want,
+        "seed {seed}"
+    );
+    let ours = load(&std::fs::read(&path).expect("read")).expect("loads");
+    check_keys_in_redis(&mut redis, &ours);
 }
