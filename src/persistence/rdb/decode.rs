@@ -14,7 +14,7 @@ use super::{
     RdbError, RDB_VERSION,
 };
 use crate::storage::hash::{Hash, Limits as HashLimits};
-use crate::storage::list::{Fill, List};
+use crate::storage::list::{End, Fill, List};
 use crate::storage::listpack::Item;
 use crate::storage::set::{intset_entries_max, IntSet, MemberRef, Set};
 use crate::storage::value::RStr;
@@ -267,21 +267,7 @@ fn read_value<R: Read + ?Sized>(rd: &mut Reader<R>, t: u8, key: &[u8]) -> Res<Op
         types::ZSET | types::ZSET_2 => read_zset(rd, t),
         types::ZSET_ZIPLIST | types::ZSET_LISTPACK => {
             let (at, blob) = rd.blob()?;
-            let items = if t == types::ZSET_ZIPLIST {
-                ziplist::entries(&blob)
-            } else {
-                listpack::entries(&blob)
-            };
-            let pairs = items.and_then(pairs_of).map_err(|e| rd.corrupt(at, e))?;
-            let mut scored = Vec::with_capacity(pairs.len());
-            for (member, score) in pairs {
-                let score = match score {
-                    Item::Int(n) => n as f64,
-                    Item::Str(s) => parse_double(s).ok_or_else(|| rd.corrupt(at, "bad score"))?,
-                };
-                scored.push((member.to_vec(), score));
-            }
-            zset_from_pairs(scored).map_err(|e| rd.corrupt(at, e))
+            packed_zset(t, &blob).map_err(|e| rd.corrupt(at, e))
         }
         types::HASH => read_hash(rd),
         types::HASH_ZIPMAP | types::HASH_ZIPLIST | types::HASH_LISTPACK => {
@@ -312,7 +298,7 @@ fn list_from_items<'a>(items: impl Iterator<Item = Item<'a>>) -> Option<Value> {
     let fill = Fill::current();
     let mut list = List::new();
     for it in items {
-        it.with_bytes(|b| list.push(crate::storage::list::End::Tail, b, fill));
+        it.with_bytes(|b| list.push(End::Tail, b, fill));
     }
     (!list.is_empty()).then(|| Value::List(Box::new(list)))
 }
@@ -324,7 +310,7 @@ fn read_linked_list<R: Read + ?Sized>(rd: &mut Reader<R>) -> Res<Option<Value>> 
     let mut list = List::new();
     for _ in 0..n {
         let b = rd.bytes()?;
-        list.push(crate::storage::list::End::Tail, &b, fill);
+        list.push(End::Tail, &b, fill);
     }
     Ok((!list.is_empty()).then(|| Value::List(Box::new(list))))
 }
@@ -348,7 +334,7 @@ fn read_quicklist<R: Read + ?Sized>(rd: &mut Reader<R>, t: u8) -> Res<Option<Val
             return Err(rd.corrupt(at, "empty quicklist node"));
         }
         if container == containers::PLAIN {
-            list.push(crate::storage::list::End::Tail, &blob, fill);
+            list.push(End::Tail, &blob, fill);
             continue;
         }
         let items = if t == types::LIST_QUICKLIST_2 {
@@ -358,7 +344,7 @@ fn read_quicklist<R: Read + ?Sized>(rd: &mut Reader<R>, t: u8) -> Res<Option<Val
         }
         .map_err(|e| rd.corrupt(at, e))?;
         for it in items {
-            it.with_bytes(|b| list.push(crate::storage::list::End::Tail, b, fill));
+            it.with_bytes(|b| list.push(End::Tail, b, fill));
         }
     }
     Ok((!list.is_empty()).then(|| Value::List(Box::new(list))))
@@ -501,6 +487,26 @@ fn read_zset<R: Read + ?Sized>(rd: &mut Reader<R>, t: u8) -> Res<Option<Value>> 
         pairs.push((member, score));
     }
     zset_from_pairs(pairs).map_err(|e| rd.corrupt(at, e))
+}
+
+/// ZSET_ZIPLIST and ZSET_LISTPACK: member and score entries alternating; a score is an
+/// integer entry or its text.
+fn packed_zset(t: u8, blob: &[u8]) -> Result<Option<Value>, &'static str> {
+    let items = if t == types::ZSET_ZIPLIST {
+        ziplist::entries(blob)?
+    } else {
+        listpack::entries(blob)?
+    };
+    let pairs = pairs_of(items)?;
+    let mut scored = Vec::with_capacity(pairs.len());
+    for (member, score) in pairs {
+        let score = match score {
+            Item::Int(n) => n as f64,
+            Item::Str(s) => parse_double(s).ok_or("sorted set score is not a number")?,
+        };
+        scored.push((member.to_vec(), score));
+    }
+    zset_from_pairs(scored)
 }
 
 /// A sorted set from (member, score) pairs in any order: NaN scores and duplicate members are
