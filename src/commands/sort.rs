@@ -49,6 +49,7 @@ mod score;
 #[cfg(test)]
 mod tests;
 
+use super::zset::WrongType;
 use super::{err, flag, parse, Args, Cmd, Keys};
 use crate::protocol::Out;
 use crate::storage::list::{Fill, List};
@@ -228,7 +229,7 @@ fn sort_generic(ks: &mut Keyspace, args: &Args, out: &mut Out, readonly: bool) {
 
 /// Looks the key up and takes its elements (`Err` for a value of another type), settling
 /// the LIMIT window and the cases where `dontsort` changes.
-fn load(ks: &mut Keyspace, key: &[u8], o: &mut Options) -> Result<Loaded, ()> {
+fn load(ks: &mut Keyspace, key: &[u8], o: &mut Options) -> Result<Loaded, WrongType> {
     let mut empty = Value::List(Box::default());
     let value = match ks.lookup_read(key) {
         Some(entry) => &mut entry.value,
@@ -250,26 +251,31 @@ fn load(ks: &mut Keyspace, key: &[u8], o: &mut Options) -> Result<Loaded, ()> {
             z.convert_to_skiplist();
             z.len()
         }
-        Value::Str(_) | Value::Hash(_) => return Err(()),
+        Value::Str(_) | Value::Hash(_) => return Err(WrongType),
     };
     let (start, stop) = window(len, o.limit_start, o.limit_count);
     let (rows, start, stop) = match value {
         Value::List(l) if o.dontsort => {
-            let from = if o.desc { len.saturating_sub(1 + start) } else { start };
-            let rows: Vec<Row> = if stop > start {
-                l.iter_from(from, !o.desc)
-                    .take(stop - start)
-                    .map(|item| Row::new(item.to_vec()))
-                    .collect()
+            let from = if o.desc {
+                len.saturating_sub(1 + start)
             } else {
-                Vec::new()
+                start
             };
+            let rows: Vec<Row> = l
+                .iter_from(from, !o.desc)
+                .take(stop - start)
+                .map(|item| Row::new(item.to_vec()))
+                .collect();
             (rows, 0, stop - start)
         }
         Value::List(l) => (rows_of(l.iter().map(|i| i.to_vec())), start, stop),
         Value::Set(s) => (rows_of(s.iter().map(|m| m.to_vec())), start, stop),
         Value::ZSet(z) if o.dontsort => {
-            let from = if o.desc { len.saturating_sub(1 + start) } else { start };
+            let from = if o.desc {
+                len.saturating_sub(1 + start)
+            } else {
+                start
+            };
             let rows: Vec<Row> = z
                 .iter_from(from, o.desc)
                 .take(stop - start)
@@ -278,7 +284,7 @@ fn load(ks: &mut Keyspace, key: &[u8], o: &mut Options) -> Result<Loaded, ()> {
             (rows, 0, stop - start)
         }
         Value::ZSet(z) => (rows_of(z.iter().map(|(m, _)| m.to_vec())), start, stop),
-        Value::Str(_) | Value::Hash(_) => return Err(()),
+        Value::Str(_) | Value::Hash(_) => return Err(WrongType),
     };
     Ok(Loaded { rows, start, stop })
 }
@@ -293,7 +299,11 @@ fn window(len: usize, limit_start: i64, limit_count: i64) -> (usize, usize) {
     let len = len as i64;
     let mut start = limit_start.clamp(0, len);
     let count = limit_count.clamp(-1, len);
-    let mut end = if count < 0 { len - 1 } else { start + count - 1 };
+    let mut end = if count < 0 {
+        len - 1
+    } else {
+        start + count - 1
+    };
     if start >= len {
         start = len - 1;
         end = len - 2;
