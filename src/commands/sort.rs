@@ -25,8 +25,10 @@
 //!   missing BY value counting as 0, and any unreadable one makes the command fail with
 //!   "One or more scores can't be converted into double" (after all the lookups, as Redis).
 //!   Equal scores fall back to comparing the elements, so numeric sorts are deterministic.
-//!   Strings compare with `strcoll`, which in the C locales Redis runs in is `strcmp`: byte
-//!   order, stopping at the first NUL; STORE compares with `memcmp` and lengths instead.
+//!   Strings compare with `strcoll` under the environment's collation (Redis calls
+//!   `setlocale(LC_COLLATE, "")`); in the C and C.UTF-8 locales that is `strcmp`, byte order
+//!   stopping at the first NUL, which is what shardis does. STORE compares with `memcmp` and
+//!   lengths instead.
 //! - The sort is glibc's `qsort` (a stable merge sort: `slice::sort_by`), or Redis's partial
 //!   quicksort `pqsort` over just the LIMIT window when BY is given and LIMIT narrows the
 //!   output. Only ALPHA sorts by BY values can tie between different elements, and there the
@@ -40,7 +42,9 @@
 //! Differences from Redis, by necessity: where Redis takes a set's or a sorted set's elements
 //! in its hash table order (sets without sorting; the input of an ALPHA sort by BY values that
 //! tie), ours are taken in our own iteration order, so those ties and unsorted hashtable sets
-//! can come out in another order. Not applicable yet: in scripts Redis sorts a set read with
+//! can come out in another order. Redis also never clears `errno` before `strtod`, so after
+//! one out-of-range number every later numeric SORT fails until some unrelated system call
+//! fails with another error; here each number is judged on its own. Not applicable yet: in scripts Redis sorts a set read with
 //! a constant BY as it does under STORE (shardis has no scripting), and it refuses BY and GET
 //! patterns in cluster mode or to users without access to every key (no cluster mode or key
 //! ACLs here yet).
@@ -52,7 +56,7 @@ mod tests;
 use super::zset::WrongType;
 use super::{err, flag, parse, Args, Cmd, Keys};
 use crate::protocol::Out;
-use crate::storage::list::{Fill, List};
+use crate::storage::list::{End, Fill, List};
 use crate::storage::value::RStr;
 use crate::storage::{Keyspace, Value};
 use std::cmp::Ordering;
@@ -440,11 +444,11 @@ fn store(ks: &mut Keyspace, o: &Options, dst: &[u8], rows: &[Row], out: &mut Out
     let mut list = List::new();
     for row in rows {
         if o.gets.is_empty() {
-            list.push(crate::storage::list::End::Tail, &row.element, fill);
+            list.push(End::Tail, &row.element, fill);
         }
         for pattern in &o.gets {
             with_pattern_value(ks, pattern, &row.element, |v| {
-                list.push(crate::storage::list::End::Tail, v.unwrap_or(b""), fill)
+                list.push(End::Tail, v.unwrap_or(b""), fill)
             });
         }
     }
