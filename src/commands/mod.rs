@@ -29,6 +29,7 @@ pub mod pubsub;
 pub mod scan;
 pub mod server;
 pub mod set;
+pub mod sort;
 pub mod string;
 pub mod zset;
 
@@ -209,6 +210,7 @@ pub fn all() -> impl Iterator<Item = &'static Cmd> {
         .chain(hll::COMMANDS.iter())
         .chain(zset::COMMANDS.iter())
         .chain(geo::COMMANDS.iter())
+        .chain(sort::COMMANDS.iter())
 }
 
 fn table() -> &'static HashMap<&'static str, &'static Cmd> {
