@@ -16,6 +16,7 @@ pub mod bits;
 pub mod blocking;
 pub mod connection;
 pub mod digest;
+pub mod dump;
 pub mod expire;
 pub mod geo;
 pub mod hash;
@@ -198,6 +199,7 @@ pub fn all() -> impl Iterator<Item = &'static Cmd> {
         .chain(keys::COMMANDS.iter())
         .chain(hash::COMMANDS.iter())
         .chain(multi::COMMANDS.iter())
+        .chain(dump::COMMANDS.iter())
         .chain(pubsub::COMMANDS.iter())
         .chain(connection::COMMANDS.iter())
         .chain(expire::COMMANDS.iter())
