@@ -128,10 +128,7 @@ fn idle_connections(kind: ServerKind) {
     // Each shard accepts from its own listener at its own pace: wait (with a deadline) until
     // every connection the kernel completed has been accepted.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let Some(clients) = server.info_field("clients", "connected_clients") else {
-            break;
-        };
+    while let Some(clients) = server.info_field("clients", "connected_clients") {
         let clients: usize = clients.parse().expect("connected_clients is a number");
         if clients > count {
             break;

@@ -1,4 +1,4 @@
-//! Blocking pops: BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP.
+//! Blocking pops: BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN, BZPOPMAX, BZMPOP.
 //!
 //! Each handler first tries the non-blocking operation. When every key is empty it asks to
 //! block (`ks.block`), and the engine registers the client on its keys while their shards are
@@ -8,7 +8,7 @@
 //! timeout reply.
 
 use super::list::{self, lmove, mpop, parse_end, parse_mpop};
-use super::{err, flag, Cmd, Keys};
+use super::{err, flag, zset, Cmd, Keys};
 use crate::protocol::Out;
 use crate::storage::blocking::{BlockRequest, NullReply, ServeFn, WaitFor};
 use crate::storage::list::End;
@@ -18,7 +18,31 @@ use bytes::Bytes;
 const BW: u32 = flag::WRITE | flag::BLOCKING;
 const ACL: &[&str] = &["write", "list", "slow", "blocking"];
 
-pub static COMMANDS: [Cmd; 5] = [
+const ZACL: &[&str] = &["write", "sortedset", "fast", "blocking"];
+
+pub static COMMANDS: [Cmd; 8] = [
+    Cmd::data(
+        "bzpopmin",
+        -3,
+        BW | flag::FAST,
+        Keys::Range(1, -2, 1),
+        bzpop,
+    )
+    .with_acl(ZACL),
+    Cmd::data(
+        "bzpopmax",
+        -3,
+        BW | flag::FAST,
+        Keys::Range(1, -2, 1),
+        bzpop,
+    )
+    .with_acl(ZACL),
+    Cmd::data("bzmpop", -5, BW, Keys::Custom(bzmpop_keys), bzmpop).with_acl(&[
+        "write",
+        "sortedset",
+        "slow",
+        "blocking",
+    ]),
     Cmd::data("blpop", -3, BW, Keys::Range(1, -2, 1), blpop).with_acl(ACL),
     Cmd::data("brpop", -3, BW, Keys::Range(1, -2, 1), brpop).with_acl(ACL),
     Cmd::data(
@@ -73,10 +97,12 @@ fn check_lists(ks: &mut Keyspace, keys: &[Bytes]) -> Result<(), &'static str> {
     Ok(())
 }
 
-fn block(
+#[allow(clippy::too_many_arguments)]
+fn block_for(
     ks: &mut Keyspace,
     keys: &[Bytes],
     deadline: u64,
+    wait_for: WaitFor,
     null: NullReply,
     serve: ServeFn,
     extra: Option<Bytes>,
@@ -92,11 +118,23 @@ fn block(
     ks.block = Some(BlockRequest {
         keys: keys.to_vec(),
         deadline_ms: deadline,
-        wait_for: WaitFor::List,
+        wait_for,
         null,
         serve,
         extra_key: extra,
     });
+}
+
+fn block(
+    ks: &mut Keyspace,
+    keys: &[Bytes],
+    deadline: u64,
+    null: NullReply,
+    serve: ServeFn,
+    extra: Option<Bytes>,
+    out: &mut Out,
+) {
+    block_for(ks, keys, deadline, WaitFor::List, null, serve, extra, out)
 }
 
 fn end_of(cmd: &[u8]) -> End {
@@ -252,5 +290,88 @@ fn serve_blmpop(ks: &mut Keyspace, key: &[u8], args: &[Bytes], out: &mut Out) {
         }
         Ok(_) => out.null_array(),
         Err(e) => out.error(e),
+    }
+}
+
+fn is_max(cmd: &[u8]) -> bool {
+    cmd.eq_ignore_ascii_case(b"bzpopmax")
+}
+
+/// BZPOPMIN / BZPOPMAX: the first non-empty sorted set among the keys, else block.
+fn bzpop(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
+    let deadline = match parse_timeout(&args[args.len() - 1], ks.now_ms) {
+        Ok(d) => d,
+        Err(e) => return out.error(e),
+    };
+    let keys = &args[1..args.len() - 1];
+    let max = is_max(&args[0]);
+    for k in keys {
+        match zset::zpop(ks, k, max, 1) {
+            Err(_) => return out.error(err::WRONGTYPE),
+            Ok(Some(p)) if !p.elements.is_empty() => return zset::reply_bzpop(out, k, &p),
+            Ok(_) => {}
+        }
+    }
+    block_for(
+        ks,
+        keys,
+        deadline,
+        WaitFor::ZSet,
+        NullReply::Array,
+        serve_bzpop,
+        None,
+        out,
+    );
+}
+
+fn serve_bzpop(ks: &mut Keyspace, key: &[u8], args: &[Bytes], out: &mut Out) {
+    match zset::zpop(ks, key, is_max(&args[0]), 1) {
+        Ok(Some(p)) if !p.elements.is_empty() => zset::reply_bzpop(out, key, &p),
+        Ok(_) => out.null_array(),
+        Err(_) => out.error(err::WRONGTYPE),
+    }
+}
+
+fn bzmpop_keys(args: &[Bytes]) -> Vec<usize> {
+    zset::numkeys_keys_at(args, 2)
+}
+
+fn bzmpop(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
+    let deadline = match parse_timeout(&args[1], ks.now_ms) {
+        Ok(d) => d,
+        Err(e) => return out.error(e),
+    };
+    let parsed = match zset::parse_mpop(args, 2) {
+        Ok(p) => p,
+        Err(e) => return out.error(e),
+    };
+    let keys = &args[parsed.first_key..parsed.first_key + parsed.numkeys];
+    for k in keys {
+        match zset::zpop(ks, k, parsed.max, parsed.count) {
+            Err(_) => return out.error(err::WRONGTYPE),
+            Ok(Some(p)) if !p.elements.is_empty() => return zset::reply_mpop(out, k, &p),
+            Ok(_) => {}
+        }
+    }
+    block_for(
+        ks,
+        keys,
+        deadline,
+        WaitFor::ZSet,
+        NullReply::Array,
+        serve_bzmpop,
+        None,
+        out,
+    );
+}
+
+fn serve_bzmpop(ks: &mut Keyspace, key: &[u8], args: &[Bytes], out: &mut Out) {
+    let Ok(parsed) = zset::parse_mpop(args, 2) else {
+        return out.null_array();
+    };
+    match zset::zpop(ks, key, parsed.max, parsed.count) {
+        Ok(Some(p)) if !p.elements.is_empty() => zset::reply_mpop(out, key, &p),
+        Ok(_) => out.null_array(),
+        Err(_) => out.error(err::WRONGTYPE),
     }
 }

@@ -450,7 +450,7 @@ fn client_kill(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
         }
         return;
     }
-    if (args.len() - 2) % 2 != 0 {
+    if !(args.len() - 2).is_multiple_of(2) {
         out.error(err::SYNTAX);
         return;
     }

@@ -64,8 +64,14 @@ pub fn value_digest(digest: &mut Digest, e: &Entry) {
                 xor_digest(digest, &ele);
             }
         }
-        // Sorted sets are added when that type lands.
-        _ => {}
+        Value::ZSet(z) => {
+            for (member, score) in z.iter() {
+                let mut ele = [0u8; 20];
+                member.with_bytes(|b| mix_digest(&mut ele, b));
+                mix_digest(&mut ele, crate::protocol::fmt_double(score).as_bytes());
+                xor_digest(digest, &ele);
+            }
+        }
     }
     if e.expire_ms != 0 {
         xor_digest(digest, b"!!expire!!");

@@ -17,6 +17,7 @@ pub mod blocking;
 pub mod connection;
 pub mod digest;
 pub mod expire;
+pub mod geo;
 pub mod hash;
 pub mod hll;
 pub mod info;
@@ -28,6 +29,7 @@ pub mod scan;
 pub mod server;
 pub mod set;
 pub mod string;
+pub mod zset;
 
 use crate::protocol::Out;
 use crate::server::ConnCtx;
@@ -203,6 +205,8 @@ pub fn all() -> impl Iterator<Item = &'static Cmd> {
         .chain(blocking::COMMANDS.iter())
         .chain(set::COMMANDS.iter())
         .chain(hll::COMMANDS.iter())
+        .chain(zset::COMMANDS.iter())
+        .chain(geo::COMMANDS.iter())
 }
 
 fn table() -> &'static HashMap<&'static str, &'static Cmd> {

@@ -98,7 +98,7 @@ fn config_get(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
 }
 
 fn config_set(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
-    if (args.len() - 2) % 2 != 0 {
+    if !(args.len() - 2).is_multiple_of(2) {
         out.error(&err::wrong_args("config|set"));
         return;
     }
@@ -485,6 +485,8 @@ fn debug_protocol(kind: &[u8], out: &mut Out) {
     match k.as_str() {
         "string" => out.bulk_str("Hello World"),
         "integer" => out.int(12345),
+        // Redis's DEBUG PROTOCOL double is the literal 3.141, not pi.
+        #[allow(clippy::approx_constant)]
         "double" => out.double(3.141),
         "bignum" => {
             if out.resp3() {

@@ -495,7 +495,7 @@ fn parse_inline(buf: &mut BytesMut) -> Result<Step, ProtoError> {
     };
     // Redis finds the line end with `strchr`, which stops at a NUL byte: a NUL before the
     // newline hides it, so the request waits for more bytes until it is too big.
-    if memchr::memchr(0, &buf[..newline]).is_some() {
+    if memchr::memchr(0, buf.get(..newline).unwrap_or_default()).is_some() {
         if buf.len() > LINE_BYTES_MAX {
             return Err(ProtoError::TooBigInlineRequest);
         }

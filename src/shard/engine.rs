@@ -792,16 +792,19 @@ impl<I: Io> Shard<I> {
 
     /// Serves blocked clients waiting on keys written since the last call, in arrival order.
     fn serve_ready(&mut self) {
-        let mut rounds = 0;
-        while let Some((sid, db, key)) = self.ready_keys.pop() {
-            rounds += 1;
-            if rounds > 100_000 {
+        // Keys are served in the order they became ready (as Redis does); serving may make
+        // more keys ready (BLMOVE), which join the end of the list.
+        let mut next = 0;
+        while next < self.ready_keys.len() {
+            if next >= 100_000 {
                 // A bound on chained wake-ups (BLMOVE rings); the rest wait for the next write.
-                self.ready_keys.clear();
                 break;
             }
+            let (sid, db, key) = self.ready_keys[next].clone();
+            next += 1;
             while self.serve_one(sid, db, &key) {}
         }
+        self.ready_keys.clear();
     }
 
     /// Serves the first waiter on a ready key, if the key has data. True when one was served.
@@ -1090,13 +1093,15 @@ impl<I: Io> Shard<I> {
         let mut dead = Vec::new();
         for (t, c) in self.conns.iter().enumerate() {
             let Some(c) = c else { continue };
-            if c.shared.kill.load(Ordering::Relaxed) {
-                dead.push(t as Token);
-            } else if timeout_ms > 0
+            let killed = c.shared.kill.load(Ordering::Relaxed);
+            let idle_ms = now.saturating_sub(c.shared.last_interaction_ms.load(Ordering::Relaxed));
+            // Blocked clients, monitors and in-flight hops are not idle (as in Redis).
+            let timed_out = timeout_ms > 0
                 && c.inflight == 0
-                && now.saturating_sub(c.shared.last_interaction_ms.load(Ordering::Relaxed))
-                    > timeout_ms
-            {
+                && c.blocked.is_none()
+                && !c.monitor
+                && idle_ms > timeout_ms;
+            if killed || timed_out {
                 dead.push(t as Token);
             }
         }
@@ -1182,7 +1187,7 @@ fn peer_names(fd: RawFd) -> (String, String) {
     let fmt = |a: Option<SockaddrStorage>| -> String {
         let Some(a) = a else { return "?:0".to_string() };
         if let Some(v4) = a.as_sockaddr_in() {
-            format!("{}:{}", std::net::Ipv4Addr::from(v4.ip()), v4.port())
+            format!("{}:{}", v4.ip(), v4.port())
         } else if let Some(v6) = a.as_sockaddr_in6() {
             format!("{}:{}", v6.ip(), v6.port())
         } else {

@@ -78,9 +78,12 @@ impl Waiter {
 }
 
 /// A shard's blocked-client registry.
+/// Waiters by (db, key), in arrival order.
+type Queues = HashMap<(usize, Box<[u8]>), VecDeque<Arc<Waiter>>>;
+
 #[derive(Default)]
 pub struct Registry {
-    waiters: HashMap<(usize, Box<[u8]>), VecDeque<Arc<Waiter>>>,
+    waiters: Queues,
     /// Keys with waiters that were written since the last serve.
     pub ready: Vec<(usize, Box<[u8]>)>,
 }
@@ -105,6 +108,22 @@ impl Registry {
         let k = (db, Box::<[u8]>::from(key));
         if self.waiters.contains_key(&k) && !self.ready.contains(&k) {
             self.ready.push(k);
+        }
+    }
+
+    /// Queues every waited-on key of `db` (all databases with `None`) as ready: after SWAPDB or
+    /// FLUSHDB, any of them may now hold data (serving checks).
+    pub fn signal_db(&mut self, db: Option<usize>) {
+        let keys: Vec<(usize, Box<[u8]>)> = self
+            .waiters
+            .keys()
+            .filter(|(d, _)| db.is_none_or(|x| x == *d))
+            .cloned()
+            .collect();
+        for k in keys {
+            if !self.ready.contains(&k) {
+                self.ready.push(k);
+            }
         }
     }
 

@@ -86,9 +86,7 @@ impl Db {
     /// Inserts or replaces with one hash lookup; returns the previous entry.
     pub fn insert(&mut self, slot: u16, key: &[u8], entry: Entry) -> Option<Entry> {
         let volatile = entry.expire_ms != 0;
-        let Some(cell) = self.slots.get_mut(slot as usize) else {
-            return None;
-        };
+        let cell = self.slots.get_mut(slot as usize)?;
         let table = cell.get_or_insert_with(Default::default);
         let old = match table.map.entry_ref(key) {
             EntryRef::Occupied(mut o) => Some(std::mem::replace(o.get_mut(), entry)),

@@ -293,6 +293,7 @@ impl<'a> Keyspace<'a> {
     pub fn signal_flushed(&mut self, db: Option<usize>) {
         for s in self.shards_mut() {
             s.watch.touch_db(db);
+            s.blocking.signal_db(db);
         }
     }
 

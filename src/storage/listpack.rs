@@ -26,7 +26,7 @@ pub enum Item<'a> {
     Str(&'a [u8]),
 }
 
-impl Item<'_> {
+impl<'a> Item<'a> {
     pub fn to_vec(&self) -> Vec<u8> {
         match self {
             Item::Int(n) => itoa_buf(*n).as_bytes_mut().to_vec(),
@@ -51,6 +51,15 @@ impl Item<'_> {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The item a value is stored as by `push_back`/`insert_at`: an integer when it is a
+    /// canonical i64 that fits the entry header, else the string itself.
+    pub fn packed(v: &'a [u8]) -> Item<'a> {
+        match packed_int(v) {
+            Some(n) => Item::Int(n),
+            None => Item::Str(v),
+        }
     }
 
     /// Calls `f` with the entry's bytes (integers formatted on the stack).
@@ -174,6 +183,43 @@ fn encoded_len(v: &[u8]) -> usize {
     let e = match packed_int(v) {
         Some(n) => varint_len((zigzag(n) << 1) | 1),
         None => varint_len((v.len() as u64) << 1) + v.len(),
+    };
+    e + backlen_len(e)
+}
+
+/// Whether an integer can be stored in an entry header.
+fn int_fits_header(n: i64) -> bool {
+    zigzag(n) < (1u64 << 62)
+}
+
+/// Encodes one item exactly as given (see `Listpack::insert_items_at`).
+fn encode_item(out: &mut Vec<u8>, item: &Item) {
+    let start = out.len();
+    match *item {
+        Item::Int(n) if int_fits_header(n) => put_varint(out, (zigzag(n) << 1) | 1),
+        Item::Int(n) => {
+            let mut digits = itoa_buf(n);
+            let digits = digits.as_bytes_mut();
+            put_varint(out, (digits.len() as u64) << 1);
+            out.extend_from_slice(digits);
+        }
+        Item::Str(s) => {
+            put_varint(out, (s.len() as u64) << 1);
+            out.extend_from_slice(s);
+        }
+    }
+    let entry_len = out.len() - start;
+    put_backlen(out, entry_len);
+}
+
+fn encoded_item_len(item: &Item) -> usize {
+    let e = match *item {
+        Item::Int(n) if int_fits_header(n) => varint_len((zigzag(n) << 1) | 1),
+        Item::Int(n) => {
+            let len = itoa_buf(n).as_bytes_mut().len();
+            varint_len((len as u64) << 1) + len
+        }
+        Item::Str(s) => varint_len((s.len() as u64) << 1) + s.len(),
     };
     e + backlen_len(e)
 }
@@ -354,6 +400,21 @@ impl Listpack {
         self.count -= removed as u32;
     }
 
+    /// Inserts `items` before the entry at `off` (or appends when `off == bytes()`), each
+    /// encoded exactly as given: an `Int` as an integer entry (as its decimal digits when it
+    /// is too large for the header), a `Str` as a string entry even when its bytes read as an
+    /// integer. Sorted sets store raw score bytes this way (see `storage::zset`).
+    pub fn insert_items_at(&mut self, off: usize, items: &[Item]) {
+        let n: usize = items.iter().map(encoded_item_len).sum();
+        self.buf.reserve_exact(n);
+        for item in items {
+            encode_item(&mut self.buf, item);
+        }
+        // Encoded at the end and rotated into place: one move of the tail, no temporary.
+        self.buf[off..].rotate_right(n);
+        self.count += items.len() as u32;
+    }
+
     /// Offset of the first entry equal to `v`, searching from `from` and skipping `skip`
     /// entries after each comparison (1 for lists, 2 for field/value pairs).
     pub fn find(&self, from: usize, v: &[u8], skip: usize) -> Option<usize> {
@@ -472,6 +533,7 @@ impl ExactSizeIterator for RevIter<'_> {}
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
     use proptest::prelude::*;
 
@@ -604,6 +666,34 @@ mod tests {
                 for (i, m) in model.iter().enumerate() {
                     prop_assert!(lp.get(i as i64).unwrap().eq_bytes(m));
                     prop_assert_eq!(lp.find(0, m, 1).map(|o| lp.get_at(o).0.to_vec()), Some(m.clone()));
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(100))]
+        /// `insert_items_at` keeps each item's kind: strings stay strings even when they read
+        /// as integers, integers too large for the header come back as their digits.
+        #[test]
+        fn exact_items_keep_their_kind(
+            ops in proptest::collection::vec((any::<usize>(), any::<i64>(), value(), any::<bool>()), 1..40)
+        ) {
+            let mut lp = Listpack::new();
+            let mut model: Vec<(bool, Vec<u8>)> = Vec::new();
+            for (pos, n, v, as_int) in ops {
+                let i = pos % (model.len() + 1);
+                let off = if i == model.len() { lp.bytes() } else { lp.offset_of(i as i64).expect("in range") };
+                let item = if as_int { Item::Int(n) } else { Item::Str(&v) };
+                lp.insert_items_at(off, &[item, Item::packed(&v)]);
+                let first = if as_int { (int_fits_header(n), n.to_string().into_bytes()) } else { (false, v.clone()) };
+                model.insert(i, first);
+                model.insert(i + 1, (packed_int(&v).is_some(), v));
+                prop_assert_eq!(lp.len(), model.len());
+                for (j, (is_int, bytes)) in model.iter().enumerate() {
+                    let got = lp.get(j as i64).expect("in range");
+                    prop_assert_eq!(matches!(got, Item::Int(_)), *is_int);
+                    prop_assert_eq!(got.to_vec(), bytes.clone());
                 }
             }
         }
