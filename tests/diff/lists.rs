@@ -271,7 +271,7 @@ fn blocking(g: &mut Gen) -> Cmd {
         2 => {
             let keys = g.keys_in(&KEYS, 2);
             let (from, to) = (side(g), side(g));
-            let timeout = checked_last_timeout(g);
+            let timeout = g.checked_last_timeout();
             g.c("BLMOVE").args(keys).arg(from).arg(to).arg(timeout)
         }
         3 => {
@@ -279,7 +279,7 @@ fn blocking(g: &mut Gen) -> Cmd {
             g.c("BRPOPLPUSH").args(keys).arg(g.block_timeout())
         }
         _ => {
-            let timeout = checked_last_timeout(g);
+            let timeout = g.checked_last_timeout();
             let args = g.c("BLMPOP").arg(timeout);
             mpop_args(g, args)
         }
@@ -297,16 +297,6 @@ fn blocking(g: &mut Gen) -> Cmd {
     let push = g.c("RPUSH").arg(key).args(items).exact();
     g.plan([Box::new(move |_: &mut Gen| cmd) as super::Step]);
     push
-}
-
-/// The timeout of a command that Redis checks after its other arguments (BLMOVE, BLMPOP):
-/// always a valid one while KnownBug::BlockingTimeoutCheckedFirst is avoided.
-fn checked_last_timeout(g: &mut Gen) -> Vec<u8> {
-    if g.avoids(KnownBug::BlockingTimeoutCheckedFirst) {
-        g.valid_block_timeout()
-    } else {
-        g.block_timeout()
-    }
 }
 
 /// A key of a blocking command to push onto first: its first key (BLMOVE's and BRPOPLPUSH's

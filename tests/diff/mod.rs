@@ -26,6 +26,7 @@
 //! and binary names.
 
 pub mod compare;
+mod geo;
 mod hashes;
 mod hll;
 mod keys;
@@ -35,6 +36,7 @@ mod sampled;
 mod sets;
 mod strings;
 mod transactions;
+mod zsets;
 
 use crate::common::rng::Rng;
 use std::collections::VecDeque;
@@ -144,6 +146,8 @@ pub const FAMILIES: &[(u32, &str, GenFn)] = &[
     (25, "lists", lists::generate),
     (25, "hashes", hashes::generate),
     (25, "sets", sets::generate),
+    (25, "zsets", zsets::generate),
+    (8, "geo", geo::generate),
     (10, "hll", hll::generate),
     (6, "transactions", transactions::generate),
     (8, "errors", misc::errors),
@@ -223,9 +227,10 @@ const NOT_QUEUEABLE: &[&str] = &["transactions", "connection"];
 /// variant and its exclusions with the fix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KnownBug {
-    /// BLMPOP and BLMOVE report an invalid timeout before checking their other arguments
-    /// (numkeys, LEFT|RIGHT, COUNT); Redis checks those first (`BLMPOP abc 0 k LEFT`: Redis
-    /// "numkeys should be greater than 0"; `BLMOVE a b UP LEFT -1`: Redis "syntax error").
+    /// BLMPOP, BZMPOP and BLMOVE report an invalid timeout before checking their other
+    /// arguments (numkeys, LEFT|RIGHT, MIN|MAX, COUNT); Redis checks those first
+    /// (`BLMPOP abc 0 k LEFT`: Redis "numkeys should be greater than 0"; `BLMOVE a b UP LEFT
+    /// -1`: Redis "syntax error").
     BlockingTimeoutCheckedFirst,
     /// BLMOVE and BRPOPLPUSH answer a timeout with `$-1` in RESP2; Redis answers `*-1` (its
     /// timeout reply is a null array for every list-blocking command).
@@ -440,6 +445,16 @@ impl Gen {
                 .to_vec();
         }
         self.valid_block_timeout()
+    }
+
+    /// The timeout of a command that Redis checks after its other arguments (BLMOVE, BLMPOP,
+    /// BZMPOP): always a valid one while KnownBug::BlockingTimeoutCheckedFirst is avoided.
+    pub fn checked_last_timeout(&mut self) -> Vec<u8> {
+        if self.avoids(KnownBug::BlockingTimeoutCheckedFirst) {
+            self.valid_block_timeout()
+        } else {
+            self.block_timeout()
+        }
     }
 
     /// A timeout for a blocking command that Redis accepts: 10 to 100 ms.
