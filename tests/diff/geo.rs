@@ -18,6 +18,12 @@ pub const KEYS: KeySet = KeySet {
     tagged: 3,
 };
 
+/// Where stores mostly write, so that they do not keep emptying the sets searched.
+const STORE_KEYS: KeySet = KeySet {
+    names: &[b"{g}out", b"geo:out"],
+    tagged: 1,
+};
+
 /// One weighted generator per command.
 const COMMANDS: &[(u32, GenFn)] = &[
     (2, del),
@@ -171,7 +177,11 @@ fn search_options(g: &mut Gen, mut args: Args, with: bool) -> Args {
         }
     }
     if g.rng.chance(1, 3) {
-        let count = *g.rng.pick(&["1", "2", "3", "5", "0", "-1", "x"]);
+        let count = if g.rng.chance(1, 10) {
+            *g.rng.pick(&["0", "-1", "x"])
+        } else {
+            *g.rng.pick(&["1", "2", "3", "5", "10"])
+        };
         let mut option = vec!["COUNT", count];
         if g.rng.chance(1, 3) {
             option.push("ANY");
@@ -224,10 +234,19 @@ fn geosearch(g: &mut Gen) -> Cmd {
     search_options(g, args, true).exact()
 }
 
+/// A destination of a store: mostly one of `STORE_KEYS`, sometimes a searched key.
+fn store_key(g: &mut Gen) -> Vec<u8> {
+    if g.rng.chance(3, 4) {
+        g.key_in(&STORE_KEYS)
+    } else {
+        g.key_in(&KEYS)
+    }
+}
+
 /// GEOSEARCHSTORE destination source ... [STOREDIST].
 fn geosearchstore(g: &mut Gen) -> Cmd {
-    let keys = g.keys_in(&KEYS, 2);
-    let args = g.c("GEOSEARCHSTORE").args(keys);
+    let (dest, src) = (store_key(g), g.key_in(&KEYS));
+    let args = g.c("GEOSEARCHSTORE").arg(dest).arg(src);
     let args = search_shape(g, args);
     let with = g.rng.chance(1, 10);
     let args = search_options(g, args, with);
@@ -245,7 +264,7 @@ fn radius_store(g: &mut Gen, args: Args, read_only: bool) -> Args {
         return args;
     }
     let option = *g.rng.pick(&["STORE", "STOREDIST"]);
-    let dest = g.key_in(&KEYS);
+    let dest = store_key(g);
     args.arg(option).arg(dest)
 }
 

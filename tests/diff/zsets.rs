@@ -32,6 +32,13 @@ pub const LEX_KEYS: KeySet = KeySet {
     tagged: 1,
 };
 
+/// Where stores (ZRANGESTORE, ZUNIONSTORE...) write, mostly: a part of `KEYS`, so that stores
+/// of empty results do not keep deleting every set the other commands read.
+const STORE_KEYS: KeySet = KeySet {
+    names: &[b"{z}c", b"zset:3"],
+    tagged: 1,
+};
+
 /// Members one big ZADD adds: past `zset-max-listpack-entries` (128).
 const BIG_ZADD_MEMBERS: usize = 130;
 
@@ -40,9 +47,9 @@ const LONE_BLOCKING_ONE_IN: u64 = 30;
 
 /// One weighted generator per command.
 const COMMANDS: &[(u32, GenFn)] = &[
-    (2, del),
+    (1, del),
     (2, encoding),
-    (14, zadd),
+    (20, zadd),
     (6, zadd_lex),
     (3, zincrby),
     (3, zscore),
@@ -54,10 +61,10 @@ const COMMANDS: &[(u32, GenFn)] = &[
     (4, zrange_legacy),
     (2, zrangestore),
     (3, zrank),
-    (3, zrem),
-    (3, zremrange),
-    (4, zpop),
-    (2, zmpop),
+    (2, zrem),
+    (1, zremrange),
+    (2, zpop),
+    (1, zmpop),
     (3, blocking),
     (4, combine),
     (3, combine_store),
@@ -120,8 +127,8 @@ pub fn score(g: &mut Gen) -> Vec<u8> {
 }
 
 fn member(g: &mut Gen) -> Vec<u8> {
-    match g.rng.below(12) {
-        0..=8 => g
+    match g.rng.below(16) {
+        0..=13 => g
             .rng
             .pick(&[
                 &b"a"[..],
@@ -136,7 +143,7 @@ fn member(g: &mut Gen) -> Vec<u8> {
                 b"1",
             ])
             .to_vec(),
-        9 => {
+        14 => {
             let len = 60 + g.rng.index(20);
             g.rng.bytes_from(len, b"mn")
         }
@@ -154,7 +161,7 @@ fn pairs(g: &mut Gen) -> Vec<Vec<u8>> {
         }
         return args;
     }
-    for _ in 0..g.count(4) {
+    for _ in 0..g.count(6) {
         let (s, m) = (score(g), member(g));
         args.extend([s, m]);
     }
@@ -169,12 +176,15 @@ fn pairs(g: &mut Gen) -> Vec<Vec<u8>> {
 fn zadd(g: &mut Gen) -> Cmd {
     let key = g.key_in(&KEYS);
     let mut args = g.c("ZADD").arg(key);
+    let mut incr = false;
     for option in ["NX", "XX", "GT", "LT", "CH", "INCR"] {
-        if g.rng.chance(1, 9) {
+        if g.rng.chance(1, 15) {
             args = args.arg(option);
+            incr = option == "INCR";
         }
     }
-    if g.rng.chance(1, 3) {
+    // INCR takes a single pair; several are refused, now and then.
+    if g.rng.chance(1, 3) || (incr && g.rng.chance(5, 6)) {
         let (s, m) = (score(g), member(g));
         args.arg(s).arg(m).exact()
     } else {
@@ -216,6 +226,15 @@ fn zadd_lex(g: &mut Gen) -> Cmd {
         args = args.arg(zero).arg(m);
     }
     args.exact()
+}
+
+/// The destination of a store: mostly one of `STORE_KEYS`.
+fn store_key(g: &mut Gen) -> Vec<u8> {
+    if g.rng.chance(4, 5) {
+        g.key_in(&STORE_KEYS)
+    } else {
+        g.key_in(&KEYS)
+    }
 }
 
 fn zincrby(g: &mut Gen) -> Cmd {
@@ -340,7 +359,7 @@ fn range_spec(g: &mut Gen, kind: RangeKind, mut args: Args) -> Args {
         args = args.arg("REV");
     }
     // LIMIT needs BYSCORE or BYLEX; without them it is an error Redis reports.
-    let limit_one_in = if kind == RangeKind::Index { 6 } else { 3 };
+    let limit_one_in = if kind == RangeKind::Index { 15 } else { 3 };
     if g.rng.chance(1, limit_one_in) {
         args = limit(g, args);
     }
@@ -353,7 +372,9 @@ fn zrange(g: &mut Gen) -> Cmd {
     let key = range_source(g, kind);
     let args = g.c("ZRANGE").arg(key);
     let mut args = range_spec(g, kind, args);
-    if g.rng.chance(1, 3) {
+    // WITHSCORES with BYLEX is refused: asked for now and then only.
+    let with_scores_one_in = if kind == RangeKind::Lex { 15 } else { 3 };
+    if g.rng.chance(1, with_scores_one_in) {
         args = args.arg("WITHSCORES");
     }
     if g.rng.chance(1, 30) {
@@ -409,7 +430,7 @@ fn zrangestore(g: &mut Gen) -> Cmd {
     let dst = if LEX_KEYS.names.contains(&src.as_slice()) && g.rng.chance(1, 2) {
         lex_key(g)
     } else {
-        g.key_in(&KEYS)
+        store_key(g)
     };
     let args = g.c("ZRANGESTORE").arg(dst).arg(src);
     range_spec(g, kind, args).exact()
@@ -561,7 +582,7 @@ fn combine(g: &mut Gen) -> Cmd {
 /// ZUNIONSTORE, ZINTERSTORE or ZDIFFSTORE destination numkeys key [key ...] ...
 fn combine_store(g: &mut Gen) -> Cmd {
     let name = *g.rng.pick(&["ZUNIONSTORE", "ZINTERSTORE", "ZDIFFSTORE"]);
-    let dest = g.key_in(&KEYS);
+    let dest = store_key(g);
     let args = g.c(name).arg(dest);
     let weights = name != "ZDIFFSTORE" || g.rng.chance(1, 10);
     let args = algebra_args(g, args, weights);
