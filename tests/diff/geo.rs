@@ -138,9 +138,9 @@ fn geohash(g: &mut Gen) -> Cmd {
 /// A distance unit, in either case, or now and then one Redis refuses.
 fn unit(g: &mut Gen) -> &'static str {
     if g.rng.chance(1, 25) {
-        *g.rng.pick(&["yd", "", "kms"])
+        g.rng.pick::<&str>(&["yd", "", "kms"])
     } else {
-        *g.rng.pick(&["m", "km", "mi", "ft", "KM", "M"])
+        g.rng.pick::<&str>(&["m", "km", "mi", "ft", "KM", "M"])
     }
 }
 

@@ -238,8 +238,8 @@ fn hrandfield(g: &mut Gen) -> Cmd {
 
 /// A MATCH pattern for field scans.
 fn field_pattern(g: &mut Gen) -> &'static str {
-    *g.rng
-        .pick(&["*", "f*", "f[1-3]", "?", "*n*", "big1*", "x", ""])
+    g.rng
+        .pick::<&str>(&["*", "f*", "f[1-3]", "?", "*n*", "big1*", "x", ""])
 }
 
 /// HSCAN key 0 [MATCH pattern] [COUNT count], iterated to the end; or a cursor Redis refuses

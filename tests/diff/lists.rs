@@ -80,10 +80,10 @@ fn elements(g: &mut Gen) -> Vec<Vec<u8>> {
 /// LEFT or RIGHT, in either case, or now and then a wrong word.
 fn side(g: &mut Gen) -> &'static str {
     if g.rng.chance(1, 30) {
-        *g.rng.pick(&["UP", "", "LEFTX"])
+        g.rng.pick::<&str>(&["UP", "", "LEFTX"])
     } else {
-        *g.rng
-            .pick(&["LEFT", "RIGHT", "LEFT", "RIGHT", "left", "Right"])
+        g.rng
+            .pick::<&str>(&["LEFT", "RIGHT", "LEFT", "RIGHT", "left", "Right"])
     }
 }
 

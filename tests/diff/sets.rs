@@ -166,7 +166,8 @@ fn sintercard(g: &mut Gen) -> Cmd {
 
 /// A MATCH pattern for member scans.
 fn member_pattern(g: &mut Gen) -> &'static str {
-    *g.rng.pick(&["*", "1*", "[a-c]", "?", "*0*", "-*", ""])
+    g.rng
+        .pick::<&str>(&["*", "1*", "[a-c]", "?", "*0*", "-*", ""])
 }
 
 /// SSCAN key 0 [MATCH pattern] [COUNT count], iterated to the end; or a cursor Redis refuses
