@@ -255,6 +255,24 @@ fn lmpop(g: &mut Gen) -> Cmd {
 /// A blocking pop or move, usually right after an RPUSH onto one of its keys (see the module
 /// comment); returns the push and plans the blocking command after it.
 fn blocking(g: &mut Gen) -> Cmd {
+    let cmd = blocking_cmd(g);
+    let name = cmd.args[0].to_ascii_uppercase();
+    // A lone BLMOVE or BRPOPLPUSH may time out: KnownBug::BlmoveTimeoutNullBulk.
+    let may_time_out = !(g.avoids(KnownBug::BlmoveTimeoutNullBulk)
+        && (name == b"BLMOVE" || name == b"BRPOPLPUSH"));
+    if may_time_out && g.rng.chance(1, LONE_BLOCKING_ONE_IN) {
+        return cmd;
+    }
+    let key = blocking_key(&cmd);
+    let items = elements(g);
+    let push = g.c("RPUSH").arg(key).args(items).exact();
+    g.plan([Box::new(move |_: &mut Gen| cmd) as super::Step]);
+    push
+}
+
+/// BLPOP, BRPOP, BLMOVE, BRPOPLPUSH or BLMPOP, on its own (inside MULTI, which it cannot block
+/// in, or after a push).
+pub fn blocking_cmd(g: &mut Gen) -> Cmd {
     let args = match g.rng.below(5) {
         0 | 1 => {
             // Several keys meet KnownBug::BlpopChecksEveryKeyType when a later one holds
@@ -284,19 +302,7 @@ fn blocking(g: &mut Gen) -> Cmd {
             mpop_args(g, args)
         }
     };
-    let cmd = args.exact();
-    let name = cmd.args[0].to_ascii_uppercase();
-    // A lone BLMOVE or BRPOPLPUSH may time out: KnownBug::BlmoveTimeoutNullBulk.
-    let may_time_out = !(g.avoids(KnownBug::BlmoveTimeoutNullBulk)
-        && (name == b"BLMOVE" || name == b"BRPOPLPUSH"));
-    if may_time_out && g.rng.chance(1, LONE_BLOCKING_ONE_IN) {
-        return cmd;
-    }
-    let key = blocking_key(&cmd);
-    let items = elements(g);
-    let push = g.c("RPUSH").arg(key).args(items).exact();
-    g.plan([Box::new(move |_: &mut Gen| cmd) as super::Step]);
-    push
+    args.exact()
 }
 
 /// A key of a blocking command to push onto first: its first key (BLMOVE's and BRPOPLPUSH's

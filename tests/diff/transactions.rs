@@ -79,8 +79,16 @@ fn transaction(g: &mut Gen) -> Cmd {
 
 /// A command to queue: from the queueable families, compared byte for byte, on the first
 /// connection, and planning nothing after itself (a blocking command planned after its push
-/// would land after EXEC).
+/// would land after EXEC); or now and then a blocking command alone.
 fn queued(g: &mut Gen) -> Cmd {
+    // Blocking commands do not block inside MULTI: they answer at once, null for empty keys.
+    if g.rng.chance(1, 25) {
+        return if g.rng.chance(1, 2) {
+            super::lists::blocking_cmd(g)
+        } else {
+            super::zsets::blocking_cmd(g)
+        };
+    }
     for _ in 0..QUEUED_DRAWS_MAX {
         let planned = g.plan_len();
         let family = *g.rng.weighted(&g.queueable);

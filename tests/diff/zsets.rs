@@ -515,26 +515,31 @@ fn zmpop(g: &mut Gen) -> Cmd {
 /// BZPOPMIN, BZPOPMAX or BZMPOP, usually right after a ZADD onto its first key (see the
 /// module comment); returns the ZADD and plans the blocking pop after it.
 fn blocking(g: &mut Gen) -> Cmd {
-    let (cmd, key) = if g.rng.chance(2, 3) {
-        let name = *g.rng.pick(&["BZPOPMIN", "BZPOPMAX"]);
-        let n = g.count(3);
-        let keys = g.keys_in(&KEYS, n);
-        let first = keys[0].clone();
-        let cmd = g.c(name).args(keys).arg(g.block_timeout()).exact();
-        (cmd, first)
-    } else {
-        let args = g.c("BZMPOP").arg(g.checked_last_timeout());
-        let cmd = mpop_args(g, args).exact();
-        let first = cmd.args.get(3).cloned().unwrap_or_default();
-        (cmd, first)
-    };
+    let cmd = blocking_cmd(g);
     if g.rng.chance(1, LONE_BLOCKING_ONE_IN) {
         return cmd;
     }
+    let name = cmd.args[0].to_ascii_uppercase();
+    let at = if name == b"BZMPOP" { 3 } else { 1 };
+    let key = cmd.args.get(at).cloned().unwrap_or_default();
     let items = pairs(g);
     let push = g.c("ZADD").arg(key).args(items).exact();
     g.plan([Box::new(move |_: &mut Gen| cmd) as super::Step]);
     push
+}
+
+/// BZPOPMIN, BZPOPMAX or BZMPOP on its own (inside MULTI, which it cannot block in, or after a
+/// ZADD).
+pub fn blocking_cmd(g: &mut Gen) -> Cmd {
+    if g.rng.chance(2, 3) {
+        let name = *g.rng.pick(&["BZPOPMIN", "BZPOPMAX"]);
+        let n = g.count(3);
+        let keys = g.keys_in(&KEYS, n);
+        g.c(name).args(keys).arg(g.block_timeout()).exact()
+    } else {
+        let args = g.c("BZMPOP").arg(g.checked_last_timeout());
+        mpop_args(g, args).exact()
+    }
 }
 
 /// Input keys for the algebra commands: mostly sorted sets, sometimes sets (which count with
