@@ -2,9 +2,15 @@
 //! on Redis 7.0 and on shardis.
 //!
 //! `Gen::next` draws one command from a weighted table of families; each family lives in its
-//! own file with one function per command (`strings.rs`, `keys.rs`, `misc.rs`), so a new data
-//! type is a new file and one line in `FAMILIES`. A command carries a `Check` that says how its
-//! two replies are compared; almost all are compared byte for byte, errors included.
+//! own file with one function per command (`strings.rs`, `keys.rs`, `lists.rs`, `hashes.rs`,
+//! `sets.rs`, `zsets.rs`, `geo.rs`, `hll.rs`, `transactions.rs`, `misc.rs`), so a new data type
+//! is a new file and one line in `FAMILIES`. A command carries a `Check` that says how its two
+//! replies are compared; almost all are compared byte for byte, errors included.
+//!
+//! A family may plan the commands that follow its own (`Gen::plan`): a transaction is MULTI,
+//! its queued commands and EXEC, each generated when its turn comes; a blocking pop comes
+//! right after a push onto its key. Commands go to one of two connections per server
+//! (`Conn`): the second plays another client, for WATCH.
 //!
 //! Determinism is the generator's job, not the comparison's: the same command sequence must
 //! produce the same replies on two servers that run it at slightly different moments.
@@ -18,19 +24,40 @@
 //!   only: Redis 7.0 stores a key SET with a past EXAT/PXAT and leaves it to the expiry cycle,
 //!   so DBSIZE would depend on when that cycle ran.
 //! - Replies that depend on the clock or on hash order use a looser `Check`: TTL-like integers
-//!   may differ by a few seconds, KEYS is compared sorted, SCAN is iterated to completion and
-//!   the sets of keys compared, RANDOMKEY only as null or not null.
+//!   may differ by a few seconds, KEYS and set members are compared sorted, SCAN and the key
+//!   scans are iterated to completion and the sets found compared, RANDOMKEY only as null or
+//!   not null, hash fields exactly while the hash is a listpack and sorted after, random picks
+//!   (SRANDMEMBER, HRANDFIELD, ZRANDMEMBER, SPOP) by shape and against each server's own
+//!   collection, after which SPOP's differences are undone (`sampled.rs`).
+//! - Blocking commands wait only when every key they name is empty, and then for 10 to 100 ms,
+//!   after which both servers answer null; no command relies on another client to wake it.
+//! - BYLEX ranges are read only on keys whose members all score 0 (`zsets::LEX_KEYS`):
+//!   Redis's answer over mixed scores depends on its skiplist's random levels.
 //!
-//! The keyspace is small (about 30 names) so commands collide often; some names share a
-//! `{hashtag}` and some do not, so multi-key commands span shards. It includes the empty name
-//! and binary names.
+//! The keyspace is small (about 30 names, and 5 or 6 per data type) so commands collide often;
+//! some names share a `{hashtag}` and some do not, so multi-key commands span shards. It
+//! includes the empty name and binary names. Each type's family draws mostly from its own
+//! names and sometimes from all of them, so commands meet values of every type (WRONGTYPE).
+//!
+//! Known shardis bugs are left out of the generation (`KnownBug`, one variant per bug, each
+//! exclusion naming it) so that a run can find others; `SHARDIS_DIFF_KNOWN_BUGS=1` puts them
+//! back.
 
 pub mod compare;
+mod geo;
+mod hashes;
+mod hll;
 mod keys;
+mod lists;
 mod misc;
+mod sampled;
+mod sets;
 mod strings;
+mod transactions;
+mod zsets;
 
 use crate::common::rng::Rng;
+use std::collections::VecDeque;
 
 /// How the two replies to a command are compared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +67,7 @@ pub enum Check {
     /// Byte for byte, except that two non-negative integers may differ by `tolerance`
     /// (TTL, PTTL, EXPIRETIME, PEXPIRETIME).
     Near { tolerance: i64 },
-    /// An array compared as a sorted list of its elements (KEYS).
+    /// An array compared as a sorted list of its elements (KEYS, SMEMBERS, SINTER...).
     SortedArray,
     /// Only whether the reply is null (RANDOMKEY); errors exactly.
     NullOrNot,
@@ -49,6 +76,38 @@ pub enum Check {
     ScanAll,
     /// Same RESP type and neither an error (HELLO, whose reply holds a client id).
     SameShape,
+    /// HKEYS, HVALS, HGETALL (`pairs`) of the hash at `args[1]`: byte for byte when the first
+    /// server holds it as a listpack (insertion order, which shardis keeps too), otherwise
+    /// compared as sorted multisets of elements or of field/value pairs (hash-table order is
+    /// each server's own).
+    HashOrder { pairs: bool },
+    /// `SSCAN|HSCAN|ZSCAN key 0 ...`: each server iterated to completion, and the sets of
+    /// elements (of field/value or member/score pairs when `pairs`) compared.
+    ScanKey { pairs: bool },
+    /// SRANDMEMBER, HRANDFIELD, ZRANDMEMBER: random picks, so only the shape is compared (the
+    /// same RESP type, the same count) and each server's picks are checked against its own
+    /// copy of the collection (members exist, values match, no repeats for a positive count).
+    Random(Collection),
+    /// SPOP: checked like `Random(Set)` against what each server held before the pop; the
+    /// second server is then made to have popped what the first did (SREM and SADD), so that
+    /// the keyspaces stay identical.
+    Spop,
+}
+
+/// The collection type behind a `Check::Random`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Collection {
+    Set,
+    Hash,
+    Zset,
+}
+
+/// Which of the two connections per server a command goes to. The second one exists for
+/// WATCH: another client touching a watched key between WATCH and EXEC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conn {
+    Main,
+    Second,
 }
 
 /// One generated command.
@@ -56,6 +115,15 @@ pub enum Check {
 pub struct Cmd {
     pub args: Vec<Vec<u8>>,
     pub check: Check,
+    pub conn: Conn,
+}
+
+impl Cmd {
+    /// The same command, sent on the second connection of each server.
+    pub fn on_second(mut self) -> Cmd {
+        self.conn = Conn::Second;
+        self
+    }
 }
 
 /// A command under construction.
@@ -81,6 +149,7 @@ impl Args {
         Cmd {
             args: self.0,
             check,
+            conn: Conn::Main,
         }
     }
 }
@@ -92,6 +161,13 @@ pub type GenFn = fn(&mut Gen) -> Cmd;
 pub const FAMILIES: &[(u32, &str, GenFn)] = &[
     (50, "strings", strings::generate),
     (35, "keys", keys::generate),
+    (25, "lists", lists::generate),
+    (25, "hashes", hashes::generate),
+    (25, "sets", sets::generate),
+    (25, "zsets", zsets::generate),
+    (8, "geo", geo::generate),
+    (10, "hll", hll::generate),
+    (6, "transactions", transactions::generate),
     (8, "errors", misc::errors),
     (3, "connection", misc::connection),
 ];
@@ -136,25 +212,98 @@ const COUNTERS: &[&[u8]] = &[b"counter", b"{user1}:n", b"{t}y", b"float"];
 /// Indexes into `KEYS` of the groups that share a hashtag.
 const TAG_GROUPS: &[&[usize]] = &[&[0, 1, 2, 3, 4], &[5, 6, 7, 8], &[9, 10, 11]];
 
+/// A data type's own key names: the first `tagged` share one hashtag (so live on one shard),
+/// the others spread over the shards. The families draw mostly from their own set, so that
+/// their commands mostly find a value of their type, and sometimes from anywhere, so that
+/// WRONGTYPE and cross-shard cases come up.
+pub struct KeySet {
+    pub names: &'static [&'static [u8]],
+    pub tagged: usize,
+}
+
+/// Every type's key set; `Gen::key` draws from these too, so that string and keyspace
+/// commands meet lists, hashes, sets and HyperLogLogs.
+const TYPED_KEYS: &[&KeySet] = &[&lists::KEYS, &hashes::KEYS, &sets::KEYS, &hll::KEYS];
+
 /// Databases the generator uses (SELECT, MOVE, COPY ... DB).
 pub const DBS: u64 = 4;
 
 /// Bases of relative expiries in seconds; see the module comment for why they are far apart.
 const TTL_BASES_SECS: &[i64] = &[1000, 10_000_000, 20_000_000];
 
-/// The generator's state: its randomness, the position in the run and the enabled families.
+/// A command still to come in a planned sequence (a transaction), generated when its turn
+/// comes so that it gets its own index.
+pub type Step = Box<dyn FnOnce(&mut Gen) -> Cmd>;
+
+/// Families whose commands a transaction may queue: not `transactions` itself (no nesting of
+/// plans) and not `connection` (HELLO's reply holds a client id).
+const NOT_QUEUEABLE: &[&str] = &["transactions", "connection"];
+
+/// Known shardis bugs (differences from Redis 7.0.15) whose cases the generator leaves out,
+/// so that a run can find other differences. `SHARDIS_DIFF_KNOWN_BUGS=1` generates them again,
+/// to check a fix. Each exclusion in the families asks `Gen::avoids` with its bug; remove the
+/// variant and its exclusions with the fix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KnownBug {
+    /// BLMPOP, BZMPOP and BLMOVE report an invalid timeout before checking their other
+    /// arguments (numkeys, LEFT|RIGHT, MIN|MAX, COUNT); Redis checks those first
+    /// (`BLMPOP abc 0 k LEFT`: Redis "numkeys should be greater than 0"; `BLMOVE a b UP LEFT
+    /// -1`: Redis "syntax error").
+    BlockingTimeoutCheckedFirst,
+    /// BLMOVE and BRPOPLPUSH answer a timeout with `$-1` in RESP2; Redis answers `*-1` (its
+    /// timeout reply is a null array for every list-blocking command).
+    BlmoveTimeoutNullBulk,
+    /// BLPOP and BRPOP check the type of every key first and answer WRONGTYPE when any holds
+    /// another type; Redis walks the keys in order and pops from the first non-empty list,
+    /// failing only on a wrong type met before it (`BLPOP list string 1`).
+    BlpopChecksEveryKeyType,
+    /// EXEC with arguments answers "ERR wrong number of arguments for 'exec' command"; Redis
+    /// answers "EXECABORT Transaction discarded because of: wrong number of arguments for
+    /// 'exec' command", inside MULTI (and discards the transaction) or not.
+    ExecArity,
+    /// `LPOS key element RANK -9223372036854775808 COUNT n` returns n matches; Redis returns
+    /// every match (its `matches - rank + 1 >= count` test overflows and never holds).
+    LposRankMinWithCount,
+}
+
+/// Set to generate the cases of `KnownBug` too.
+const KNOWN_BUGS_ENV: &str = "SHARDIS_DIFF_KNOWN_BUGS";
+
+/// Every `KnownBug`, for the run's opening note.
+pub const KNOWN_BUGS: &[KnownBug] = &[
+    KnownBug::BlockingTimeoutCheckedFirst,
+    KnownBug::BlmoveTimeoutNullBulk,
+    KnownBug::BlpopChecksEveryKeyType,
+    KnownBug::ExecArity,
+    KnownBug::LposRankMinWithCount,
+];
+
+/// Whether the run generates the cases of known bugs (`SHARDIS_DIFF_KNOWN_BUGS` set).
+pub fn known_bugs_included() -> bool {
+    std::env::var_os(KNOWN_BUGS_ENV).is_some()
+}
+
+/// The generator's state: its randomness, the position in the run, the enabled families and
+/// the rest of a planned sequence.
 pub struct Gen {
     pub rng: Rng,
     index: i64,
     families: Vec<(u32, GenFn)>,
+    /// The enabled families a transaction may queue commands from (all of them when none is
+    /// enabled, as with `SHARDIS_DIFF_FAMILIES=transactions`).
+    pub queueable: Vec<(u32, GenFn)>,
+    plan: VecDeque<Step>,
+    /// Whether the cases of `KnownBug` are generated too.
+    known_bugs: bool,
 }
 
 impl Gen {
     /// A generator over the families named in `only` (all when empty).
     pub fn new(seed: u64, only: &[String]) -> Gen {
+        let enabled = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
         let families: Vec<(u32, GenFn)> = FAMILIES
             .iter()
-            .filter(|(_, name, _)| only.is_empty() || only.iter().any(|o| o == name))
+            .filter(|(_, name, _)| enabled(name))
             .map(|(weight, _, f)| (*weight, *f))
             .collect();
         assert!(
@@ -162,16 +311,38 @@ impl Gen {
             "no known family in {only:?}; known: {:?}",
             family_names()
         );
+        let queueable_all = FAMILIES
+            .iter()
+            .filter(|(_, name, _)| !NOT_QUEUEABLE.contains(name));
+        let mut queueable: Vec<(u32, GenFn)> = queueable_all
+            .clone()
+            .filter(|(_, name, _)| enabled(name))
+            .map(|(weight, _, f)| (*weight, *f))
+            .collect();
+        if queueable.is_empty() {
+            queueable = queueable_all.map(|(weight, _, f)| (*weight, *f)).collect();
+        }
         Gen {
             rng: Rng::new(seed),
             index: 0,
             families,
+            queueable,
+            plan: VecDeque::new(),
+            known_bugs: known_bugs_included(),
         }
+    }
+
+    /// Whether to leave out the cases of a known shardis bug (see `KnownBug`).
+    pub fn avoids(&self, _bug: KnownBug) -> bool {
+        !self.known_bugs
     }
 
     /// The command at position `index` of the run.
     pub fn next(&mut self, index: u64) -> Cmd {
         self.index = index as i64;
+        if let Some(step) = self.plan.pop_front() {
+            return step(self);
+        }
         // Rare, so that the keyspace has time to fill up between two flushes.
         if self.rng.chance(1, 5000) {
             let args = self.c("FLUSHDB");
@@ -183,6 +354,21 @@ impl Gen {
         }
         let family = *self.rng.weighted(&self.families);
         family(self)
+    }
+
+    /// Plans `steps` to be generated by the next calls of `next`, in order.
+    pub fn plan(&mut self, steps: impl IntoIterator<Item = Step>) {
+        self.plan.extend(steps);
+    }
+
+    /// How many planned steps are left.
+    pub fn plan_len(&self) -> usize {
+        self.plan.len()
+    }
+
+    /// Drops the planned steps after the first `len`.
+    pub fn truncate_plan(&mut self, len: usize) {
+        self.plan.truncate(len);
     }
 
     /// A command named `name`, sometimes in mixed case (names are case-insensitive).
@@ -203,12 +389,37 @@ impl Gen {
         Args(vec![name])
     }
 
-    /// A key name: mostly from `KEYS`, rarely one that nothing else uses.
+    /// A key name: mostly from `KEYS`, sometimes one of a data type's own names, rarely one
+    /// that nothing else uses.
     pub fn key(&mut self) -> Vec<u8> {
         if self.rng.chance(1, 50) {
             return format!("other:{}", self.rng.below(1000)).into_bytes();
         }
+        if self.rng.chance(1, 16) {
+            let set = *self.rng.pick(TYPED_KEYS);
+            return self.rng.pick(set.names).to_vec();
+        }
         self.rng.pick(KEYS).to_vec()
+    }
+
+    /// A key for a command of the type that owns `set`: mostly one of its names.
+    pub fn key_in(&mut self, set: &KeySet) -> Vec<u8> {
+        if self.rng.chance(11, 12) {
+            self.rng.pick(set.names).to_vec()
+        } else {
+            self.key()
+        }
+    }
+
+    /// `n` keys for a multi-key command of the type that owns `set`: half of the time all from
+    /// its hashtag group (one shard), otherwise each drawn by `key_in` (usually several shards).
+    pub fn keys_in(&mut self, set: &KeySet, n: usize) -> Vec<Vec<u8>> {
+        if self.rng.chance(1, 2) {
+            let tagged = &set.names[..set.tagged];
+            (0..n).map(|_| self.rng.pick(tagged).to_vec()).collect()
+        } else {
+            (0..n).map(|_| self.key_in(set)).collect()
+        }
     }
 
     /// A key for INCR and friends: mostly one that holds a number.
@@ -239,6 +450,71 @@ impl Gen {
         } else {
             (0..n).map(|_| self.key()).collect()
         }
+    }
+
+    /// A timeout for a blocking command: 10 to 100 ms, or now and then one Redis refuses.
+    /// Never 0 (block forever) nor below a millisecond (which Redis rounds down to 0): the
+    /// generator never relies on another client to wake a blocked one.
+    pub fn block_timeout(&mut self) -> Vec<u8> {
+        if self.rng.chance(1, 20) {
+            return self
+                .rng
+                .pick(&[&b"-1"[..], b"abc", b"", b"-0.5", b"nan", b"0.01x"])
+                .to_vec();
+        }
+        self.valid_block_timeout()
+    }
+
+    /// The timeout of a command that Redis checks after its other arguments (BLMOVE, BLMPOP,
+    /// BZMPOP): always a valid one while KnownBug::BlockingTimeoutCheckedFirst is avoided.
+    pub fn checked_last_timeout(&mut self) -> Vec<u8> {
+        if self.avoids(KnownBug::BlockingTimeoutCheckedFirst) {
+            self.valid_block_timeout()
+        } else {
+            self.block_timeout()
+        }
+    }
+
+    /// A timeout for a blocking command that Redis accepts: 10 to 100 ms.
+    pub fn valid_block_timeout(&mut self) -> Vec<u8> {
+        self.rng
+            .pick(&[
+                &b"0.01"[..],
+                b"0.01",
+                b"0.02",
+                b"0.05",
+                b"0.1",
+                b".01",
+                b"1e-2",
+            ])
+            .to_vec()
+    }
+
+    /// A `numkeys` argument for `keys`: usually right, sometimes 0, negative, too large (then
+    /// Redis reads options as keys or complains) or not a number.
+    pub fn numkeys(&mut self, keys: usize) -> Vec<u8> {
+        match self.rng.below(25) {
+            0 => b"0".to_vec(),
+            1 => b"-1".to_vec(),
+            2 => (keys + 1 + self.rng.index(3)).to_string().into_bytes(),
+            3 => self.junk_int(),
+            4 if keys > 1 => (keys - 1).to_string().into_bytes(),
+            _ => keys.to_string().into_bytes(),
+        }
+    }
+
+    /// OBJECT ENCODING of one of a type's own names: encodings are part of the contract, and
+    /// asking often finds a divergence near the command that caused it.
+    pub fn encoding_in(&mut self, set: &KeySet) -> Cmd {
+        let key = self.key_in(set);
+        self.c("OBJECT").arg("ENCODING").arg(key).exact()
+    }
+
+    /// DEL of one of a type's own names: a string written there by another family would
+    /// otherwise stay until a FLUSHDB, and collections would only grow.
+    pub fn del_in(&mut self, set: &KeySet) -> Cmd {
+        let key = self.rng.pick(set.names).to_vec();
+        self.c("DEL").arg(key).exact()
     }
 
     /// A small count: 1 to `max`.
