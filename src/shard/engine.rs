@@ -381,9 +381,22 @@ impl<I: Io> Shard<I> {
             .store(now_ms, Ordering::Relaxed);
         let p = match prepared {
             Ok(p) => p,
-            Err(rej) => {
+            Err(mut rej) => {
                 if c.multi.is_some() {
                     c.multi_error = true;
+                }
+                if rej.full_name == Some("exec") {
+                    // Redis aborts the transaction when EXEC itself is rejected.
+                    let reason = rej
+                        .error
+                        .strip_prefix(b"ERR ")
+                        .unwrap_or(&rej.error)
+                        .to_vec();
+                    rej.error = b"EXECABORT Transaction discarded because of: ".to_vec();
+                    rej.error.extend_from_slice(&reason);
+                    c.multi = None;
+                    c.multi_error = false;
+                    crate::commands::multi::unwatch_all(&self.server, c);
                 }
                 let mut out = Out::new(&mut c.out, c.proto);
                 out.error_bytes(&rej.error);
