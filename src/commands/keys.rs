@@ -281,11 +281,10 @@ fn swapdb(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
         return out.error(err::DB_INDEX);
     };
     if a != b {
+        ks.signal_swapped(a, b);
         for shard in ks.shards_mut() {
             shard.dbs.swap(a, b);
         }
-        ks.signal_flushed(Some(a));
-        ks.signal_flushed(Some(b));
     }
     ks.dirty(1);
     out.ok();
@@ -305,8 +304,8 @@ fn flushdb(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
         return out.error(err::SYNTAX);
     }
     let index = ks.db;
-    let removed: usize = ks.dbs_mut(index).into_iter().map(|db| db.clear()).sum();
     ks.signal_flushed(Some(index));
+    let removed: usize = ks.dbs_mut(index).into_iter().map(|db| db.clear()).sum();
     ks.dirty(removed as u64);
     out.ok();
 }
@@ -315,11 +314,11 @@ fn flushall(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
     if !flush_args_ok(args) {
         return out.error(err::SYNTAX);
     }
+    ks.signal_flushed(None);
     let mut removed = 0;
     for shard in ks.shards_mut() {
         removed += shard.dbs.iter_mut().map(|db| db.clear()).sum::<usize>();
     }
-    ks.signal_flushed(None);
     ks.dirty(removed as u64);
     out.ok();
 }

@@ -292,10 +292,45 @@ impl<'a> Keyspace<'a> {
 
     /// Records that every key of database `db` (all databases with `None`) may have changed
     /// at once: FLUSHDB, FLUSHALL, SWAPDB (WATCH invalidation hooks in here).
+    ///
+    /// Called before the flush: as in Redis, only watched keys that exist are touched.
     pub fn signal_flushed(&mut self, db: Option<usize>) {
         for s in self.shards_mut() {
-            s.watch.touch_db(db);
-            s.blocking.signal_db(db);
+            let ShardData {
+                watch,
+                dbs,
+                blocking,
+                ..
+            } = s;
+            watch.touch_where(|d, k| {
+                db.is_none_or(|x| x == d)
+                    && dbs
+                        .get(d)
+                        .is_some_and(|t| t.get(super::key_slot(k), k).is_some())
+            });
+            blocking.signal_db(db);
+        }
+    }
+
+    /// SWAPDB of `a` and `b`, called before the swap: watched keys of either database that
+    /// exist in either are touched, and waiters on both are woken to check their keys.
+    pub fn signal_swapped(&mut self, a: usize, b: usize) {
+        for s in self.shards_mut() {
+            let ShardData {
+                watch,
+                dbs,
+                blocking,
+                ..
+            } = s;
+            watch.touch_where(|d, k| {
+                (d == a || d == b)
+                    && [a, b].iter().any(|&x| {
+                        dbs.get(x)
+                            .is_some_and(|t| t.get(super::key_slot(k), k).is_some())
+                    })
+            });
+            blocking.signal_db(Some(a));
+            blocking.signal_db(Some(b));
         }
     }
 

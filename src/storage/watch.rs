@@ -51,10 +51,10 @@ impl Registry {
         }
     }
 
-    /// Every key of `db` (all databases with `None`) may have changed.
-    pub fn touch_db(&mut self, db: Option<usize>) {
-        for ((d, _), v) in self.keys.iter() {
-            if db.is_none_or(|x| x == *d) {
+    /// Raises the watchers of every watched key for which `hit(db, key)` holds.
+    pub fn touch_where(&mut self, hit: impl Fn(usize, &[u8]) -> bool) {
+        for ((d, k), v) in self.keys.iter() {
+            if hit(*d, k) {
                 for f in v {
                     f.store(true, Ordering::SeqCst);
                 }
