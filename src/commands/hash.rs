@@ -15,9 +15,8 @@
 //! `Limits::current()`, and `set_all` / `convert_for_inputs` run where Redis calls
 //! `hashTypeTryConversion`.
 //!
-//! `scan_cursor` and `scan_options` repeat what the keyspace SCAN family defines on main
-//! (`parse::scan_cursor`, `scan::parse_scan_options`), and `long_double` is a copy of the
-//! string family's; they go once the branches meet.
+//! `scan_cursor` and `scan_options` repeat what the keyspace SCAN family defines
+//! (`parse::scan_cursor`, `scan::parse_scan_options`); folding them together is pending.
 //!
 //! HINCRBYFLOAT computes in x86-64 `long double` (see `long_double`): with f64, `1.23` would
 //! come back as `1.22999999999999998`.
@@ -31,10 +30,11 @@
 //! - HINCRBYFLOAT is not yet rewritten as HSET for replication and the AOF: the keyspace has
 //!   no propagation hook to rewrite through.
 
-mod long_double;
+use super::long_double;
 #[cfg(test)]
 mod tests;
 
+use super::long_double::{LongDouble, Parsed};
 use super::{err, flag, parse, Cmd, Keys};
 use crate::protocol::write::itoa_buf;
 use crate::protocol::Out;
@@ -43,7 +43,6 @@ use crate::storage::listpack::Item;
 use crate::storage::{Keyspace, Value};
 use crate::util::glob_match;
 use bytes::Bytes;
-use long_double::{LongDouble, Parsed};
 use std::cell::RefCell;
 
 const READ_FAST: u32 = flag::READONLY | flag::FAST;

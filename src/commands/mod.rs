@@ -24,6 +24,7 @@ pub mod hll;
 pub mod info;
 pub mod keys;
 pub mod list;
+pub mod long_double;
 pub mod multi;
 pub mod object;
 pub mod pubsub;

@@ -18,16 +18,16 @@
 //!
 //! INCRBYFLOAT's `long double` arithmetic is reproduced bit for bit in `long_double`.
 
-mod long_double;
+use super::long_double;
 #[cfg(test)]
 pub(crate) mod tests;
 
+use super::long_double::{LongDouble, Parsed};
 use super::{err, flag, parse, Cmd, Keys};
 use crate::protocol::Out;
 use crate::storage::value::{RStr, EMBSTR_LEN_MAX};
 use crate::storage::{Keyspace, Value};
 use bytes::Bytes;
-use long_double::{LongDouble, Parsed};
 
 /// Redis's default `proto-max-bulk-len`: no command may build a longer string.
 pub(crate) const PROTO_MAX_BULK_LEN: u64 = 512 * 1024 * 1024;
