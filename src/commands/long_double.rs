@@ -72,7 +72,9 @@ impl LongDouble {
         }
     }
 
-    /// The correctly rounded sum; `OutOfRange` when it overflows.
+    /// The correctly rounded sum; `OutOfRange` when it overflows. (Not `std::ops::Add`: the
+    /// addition can fail.)
+    #[allow(clippy::should_implement_trait)]
     pub fn add(self, other: LongDouble) -> Result<LongDouble, OutOfRange> {
         if self.mant == 0 {
             return Ok(other);
