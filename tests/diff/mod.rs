@@ -264,6 +264,10 @@ pub enum KnownBug {
     /// `LPOS key element RANK -9223372036854775808 COUNT n` returns n matches; Redis returns
     /// every match (its `matches - rank + 1 >= count` test overflows and never holds).
     LposRankMinWithCount,
+    /// FLUSHDB and FLUSHALL make EXEC fail for every watched key of the flushed databases;
+    /// Redis only for those that existed (`WATCH k` on a missing k, FLUSHDB from any client,
+    /// MULTI, EXEC: Redis runs the transaction, shardis answers `*-1`).
+    FlushTouchesMissingWatchedKeys,
 }
 
 /// Set to generate the cases of `KnownBug` too.
@@ -276,6 +280,7 @@ pub const KNOWN_BUGS: &[KnownBug] = &[
     KnownBug::BlpopChecksEveryKeyType,
     KnownBug::ExecArity,
     KnownBug::LposRankMinWithCount,
+    KnownBug::FlushTouchesMissingWatchedKeys,
 ];
 
 /// Whether the run generates the cases of known bugs (`SHARDIS_DIFF_KNOWN_BUGS` set).
