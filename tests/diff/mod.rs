@@ -54,6 +54,7 @@ mod sampled;
 mod sets;
 mod strings;
 mod transactions;
+pub mod woken;
 mod zsets;
 
 use crate::common::rng::Rng;
@@ -92,6 +93,27 @@ pub enum Check {
     /// second server is then made to have popped what the first did (SREM and SADD), so that
     /// the keyspaces stay identical.
     Spop,
+    /// A blocking command on just-deleted keys, woken by the second connection once the
+    /// server reports it blocked (`woken.rs`); the wakers' replies and its own compared.
+    Woken(Waker),
+}
+
+/// How the second connection wakes a `Check::Woken` command: in database `db` (the one the
+/// first connection SELECTed just before), with pushes of `kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Waker {
+    pub db: u64,
+    pub kind: WakeKind,
+}
+
+/// The pushes that wake a `Check::Woken` command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WakeKind {
+    /// A push (RPUSH or ZADD of two elements) onto the last key it waits on.
+    Last,
+    /// A transaction pushing onto its last key, then its first: it must be served from the
+    /// last, which became ready first.
+    Ordered,
 }
 
 /// The collection type behind a `Check::Random`.
@@ -268,6 +290,11 @@ pub enum KnownBug {
     /// Redis only for those that existed (`WATCH k` on a missing k, FLUSHDB from any client,
     /// MULTI, EXEC: Redis runs the transaction, shardis answers `*-1`).
     FlushTouchesMissingWatchedKeys,
+    /// ZRANGESTORE keeps the sign of a -0 score; Redis loses it for the members it stores
+    /// before a later, longer member turns the destination from a listpack into a skiplist
+    /// (`ZADD src 1 <70 bytes>`, `ZADD src -0 d`, `ZRANGESTORE dst src 0 -1`, `ZSCORE dst d`:
+    /// Redis "0", shardis "-0").
+    ZrangestoreKeepsNegativeZero,
 }
 
 /// Set to generate the cases of `KnownBug` too.
@@ -281,6 +308,7 @@ pub const KNOWN_BUGS: &[KnownBug] = &[
     KnownBug::ExecArity,
     KnownBug::LposRankMinWithCount,
     KnownBug::FlushTouchesMissingWatchedKeys,
+    KnownBug::ZrangestoreKeepsNegativeZero,
 ];
 
 /// Whether the run generates the cases of known bugs (`SHARDIS_DIFF_KNOWN_BUGS` set).
