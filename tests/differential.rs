@@ -21,7 +21,7 @@
 //! divergence no reply showed is still caught.
 //!
 //! Each server gets two connections: the generator's commands go to the first, except those
-//! of a transaction test that play another client touching a watched key.
+//! that play another client (touching a watched key, waking a blocked command).
 
 mod common;
 mod diff;

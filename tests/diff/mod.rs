@@ -89,9 +89,10 @@ pub enum Check {
     /// same RESP type, the same count) and each server's picks are checked against its own
     /// copy of the collection (members exist, values match, no repeats for a positive count).
     Random(Collection),
-    /// SPOP: checked like `Random(Set)` against what each server held before the pop; the
-    /// second server is then made to have popped what the first did (SREM and SADD), so that
-    /// the keyspaces stay identical.
+    /// SPOP: checked like `Random(Set)` against what each server held before the pop, and
+    /// each server's encoding against Redis's rules for its own pop; the second server is then
+    /// made to hold what the first does (SADD, SREM, and a rebuild when the encodings differ),
+    /// so that the keyspaces stay identical (`sampled.rs`).
     Spop,
     /// A blocking command on just-deleted keys, woken by the second connection once the
     /// server reports it blocked (`woken.rs`); the wakers' replies and its own compared.
@@ -124,8 +125,8 @@ pub enum Collection {
     Zset,
 }
 
-/// Which of the two connections per server a command goes to. The second one exists for
-/// WATCH: another client touching a watched key between WATCH and EXEC.
+/// Which of the two connections per server a command goes to. The second one plays another
+/// client: it touches watched keys between WATCH and EXEC, and wakes blocked commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Conn {
     Main,
