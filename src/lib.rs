@@ -15,6 +15,7 @@
 //! - `storage`: the keyspace of a shard, organized per slot, values and their encodings,
 //!   expiry.
 //! - `config`: typed configuration, redis.conf and command-line parsing, CONFIG GET/SET.
+//! - `persistence`: the RDB file format (encoder and decoder; saving and loading drive it).
 //!
 //! A command whose keys all live on the connection's home shard runs inline. Keys on one other
 //! shard: the command travels to the owner over a bounded queue and the reply comes back in
@@ -28,7 +29,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 pub mod commands;
 pub mod config;
 pub mod log;
+pub mod persistence;
 pub mod protocol;
+pub mod pubsub;
 pub mod server;
 pub mod shard;
 pub mod storage;

@@ -5,10 +5,8 @@
 //! no arguments but port and directory (its defaults: persistence included), with
 //! `--shards 1` and with `--shards 4`.
 //!
-//! redis-benchmark runs `-t ping,set,get,incr,mset` against shardis: the default test set also
-//! needs lists, hashes, sets and sorted sets. Setting `SHARDIS_FULL_BENCH_SET=1` runs the full
-//! default set against shardis too; once those types land, scripts/test sets it, and when it
-//! is always set the switch goes. redis-server always runs the full set.
+//! redis-benchmark runs its whole default test set (strings, lists, hashes, sets, sorted sets,
+//! MSET) against both servers.
 
 mod common;
 
@@ -269,22 +267,11 @@ const FULL_BENCH_SET: &[&str] = &[
     "MSET (10 keys)",
 ];
 
-/// The strings-only subset that shardis runs until it has the other types.
-const STRING_BENCH_SET: &[&str] = &[
-    "PING_INLINE",
-    "PING_MBULK",
-    "SET",
-    "GET",
-    "INCR",
-    "MSET (10 keys)",
-];
-
 /// `redis-benchmark -q -n 2000 -c 10`: exits 0, reports every test, prints no error.
 fn benchmark(kind: ServerKind, args: &[&str]) {
     let server = start(kind, args);
     let port = server.port().to_string();
-    let full = kind == ServerKind::Redis || std::env::var_os("SHARDIS_FULL_BENCH_SET").is_some();
-    let mut bench_args = vec![
+    let bench_args = vec![
         "-h",
         "127.0.0.1",
         "-p",
@@ -295,9 +282,6 @@ fn benchmark(kind: ServerKind, args: &[&str]) {
         "-c",
         "10",
     ];
-    if !full {
-        bench_args.extend(["-t", "ping,set,get,incr,mset"]);
-    }
     let out = run_tool("redis-benchmark", &bench_args, None);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -312,11 +296,7 @@ fn benchmark(kind: ServerKind, args: &[&str]) {
         .split(['\r', '\n'])
         .filter(|l| l.contains("requests per second"))
         .collect();
-    let expected = if full {
-        FULL_BENCH_SET
-    } else {
-        STRING_BENCH_SET
-    };
+    let expected = FULL_BENCH_SET;
     for name in expected {
         let prefix = format!("{name}: ");
         assert!(

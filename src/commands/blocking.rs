@@ -151,9 +151,8 @@ fn bpop(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
         Err(e) => return out.error(e),
     };
     let keys = &args[1..args.len() - 1];
-    if let Err(e) = check_lists(ks, keys) {
-        return out.error(e);
-    }
+    // Keys are tried in order: a key of another type fails the call only when no list before
+    // it had elements (as Redis's blockingPopGenericCommand walks them).
     let end = end_of(&args[0]);
     for k in keys {
         match list::pop(ks, k, end, 1) {
@@ -199,13 +198,12 @@ fn move_ends(args: &[Bytes]) -> Result<(End, End), &'static str> {
 }
 
 fn bmove(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
-    let ends = move_ends(args);
-    let deadline = match parse_timeout(&args[args.len() - 1], ks.now_ms) {
-        Ok(d) => d,
+    let (from, to) = match move_ends(args) {
+        Ok(e) => e,
         Err(e) => return out.error(e),
     };
-    let (from, to) = match ends {
-        Ok(e) => e,
+    let deadline = match parse_timeout(&args[args.len() - 1], ks.now_ms) {
+        Ok(d) => d,
         Err(e) => return out.error(e),
     };
     if let Err(e) = check_lists(ks, &args[1..2]) {
@@ -214,11 +212,13 @@ fn bmove(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
     match lmove(ks, &args[1], &args[2], from, to) {
         Err(e) => out.error(e),
         Ok(Some(v)) => out.bulk(&v),
+        // Inside MULTI or a script nothing blocks: LMOVE's own nil reply.
+        Ok(None) if ks.no_block => out.null(),
         Ok(None) => block(
             ks,
             &args[1..2],
             deadline,
-            NullReply::Bulk,
+            NullReply::Array,
             serve_bmove,
             Some(args[2].clone()),
             out,
@@ -236,11 +236,11 @@ fn brpoplpush(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
 
 fn serve_bmove(ks: &mut Keyspace, key: &[u8], args: &[Bytes], out: &mut Out) {
     let Ok((from, to)) = move_ends(args) else {
-        return out.null();
+        return out.null_array();
     };
     match lmove(ks, key, &args[2], from, to) {
         Ok(Some(v)) => out.bulk(&v),
-        Ok(None) => out.null(),
+        Ok(None) => out.null_array(),
         Err(e) => out.error(e),
     }
 }
@@ -250,12 +250,12 @@ fn blmpop_keys(args: &[Bytes]) -> Vec<usize> {
 }
 
 fn blmpop(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
-    let deadline = match parse_timeout(&args[1], ks.now_ms) {
-        Ok(d) => d,
-        Err(e) => return out.error(e),
-    };
     let parsed = match parse_mpop(args, 2) {
         Ok(p) => p,
+        Err(e) => return out.error(e),
+    };
+    let deadline = match parse_timeout(&args[1], ks.now_ms) {
+        Ok(d) => d,
         Err(e) => return out.error(e),
     };
     let keys = &args[parsed.first_key..parsed.first_key + parsed.numkeys];
@@ -337,12 +337,12 @@ fn bzmpop_keys(args: &[Bytes]) -> Vec<usize> {
 }
 
 fn bzmpop(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
-    let deadline = match parse_timeout(&args[1], ks.now_ms) {
-        Ok(d) => d,
-        Err(e) => return out.error(e),
-    };
     let parsed = match zset::parse_mpop(args, 2) {
         Ok(p) => p,
+        Err(e) => return out.error(e),
+    };
+    let deadline = match parse_timeout(&args[1], ks.now_ms) {
+        Ok(d) => d,
         Err(e) => return out.error(e),
     };
     let keys = &args[parsed.first_key..parsed.first_key + parsed.numkeys];

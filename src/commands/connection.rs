@@ -58,7 +58,16 @@ pub static CLIENT_SUBS: [Cmd; 14] = [
     Cmd::conn("setinfo", 4, CS, client_setinfo),
 ];
 
-fn ping(_ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
+fn ping(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
+    if ctx.client.proto == 2 && ctx.client.subscriptions() > 0 {
+        if args.len() > 2 {
+            return out.error(&err::wrong_args("ping"));
+        }
+        out.array(2);
+        out.bulk(b"pong");
+        out.bulk(args.get(1).map_or(&b""[..], |a| &a[..]));
+        return;
+    }
     match args.len() {
         1 => out.simple("PONG"),
         2 => out.bulk(&args[1]),
@@ -103,6 +112,7 @@ fn reset(ctx: &mut ConnCtx, _args: &[Bytes], out: &mut Out) {
     ctx.client.multi = None;
     ctx.client.multi_error = false;
     super::multi::unwatch_all(ctx.server, ctx.client);
+    super::pubsub::unsubscribe_all(ctx.server, ctx.shard, ctx.client);
     let c = &mut *ctx.client;
     c.set_db(0);
     c.proto = 2;

@@ -163,7 +163,7 @@ fn bulk_item(out: &mut Out, item: Item<'_>) {
 }
 
 /// The signal, event and change count every successful hash write ends with.
-fn written(ks: &mut Keyspace, key: &[u8], event: &str, changes: u64) {
+fn written(ks: &mut Keyspace, key: &[u8], event: &'static str, changes: u64) {
     ks.signal_modified(key);
     ks.notify('h', event, key);
     ks.dirty(changes);

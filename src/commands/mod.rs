@@ -16,6 +16,7 @@ pub mod bits;
 pub mod blocking;
 pub mod connection;
 pub mod digest;
+pub mod dump;
 pub mod expire;
 pub mod geo;
 pub mod hash;
@@ -25,9 +26,11 @@ pub mod keys;
 pub mod list;
 pub mod multi;
 pub mod object;
+pub mod pubsub;
 pub mod scan;
 pub mod server;
 pub mod set;
+pub mod sort;
 pub mod string;
 pub mod zset;
 
@@ -196,6 +199,8 @@ pub fn all() -> impl Iterator<Item = &'static Cmd> {
         .chain(keys::COMMANDS.iter())
         .chain(hash::COMMANDS.iter())
         .chain(multi::COMMANDS.iter())
+        .chain(dump::COMMANDS.iter())
+        .chain(pubsub::COMMANDS.iter())
         .chain(connection::COMMANDS.iter())
         .chain(expire::COMMANDS.iter())
         .chain(scan::COMMANDS.iter())
@@ -207,6 +212,7 @@ pub fn all() -> impl Iterator<Item = &'static Cmd> {
         .chain(hll::COMMANDS.iter())
         .chain(zset::COMMANDS.iter())
         .chain(geo::COMMANDS.iter())
+        .chain(sort::COMMANDS.iter())
 }
 
 fn table() -> &'static HashMap<&'static str, &'static Cmd> {
@@ -217,6 +223,26 @@ fn table() -> &'static HashMap<&'static str, &'static Cmd> {
 /// Looks a command up by name, case-insensitively, without allocating for names up to 32
 /// bytes.
 pub fn lookup(name: &[u8]) -> Option<&'static Cmd> {
+    // Clients send the same few names over and over, spelled the same way: a per-thread memo
+    // of the last name seen (exact bytes) skips lower-casing and hashing for them.
+    thread_local! {
+        static LAST: std::cell::Cell<([u8; 16], usize, Option<&'static Cmd>)> =
+            const { std::cell::Cell::new(([0; 16], usize::MAX, None)) };
+    }
+    let memo = LAST.with(|l| l.get());
+    if memo.1 == name.len() && name.len() <= 16 && memo.0[..name.len()] == *name {
+        return memo.2;
+    }
+    let found = lookup_uncached(name);
+    if name.len() <= 16 && found.is_some() {
+        let mut key = [0u8; 16];
+        key[..name.len()].copy_from_slice(name);
+        LAST.with(|l| l.set((key, name.len(), found)));
+    }
+    found
+}
+
+fn lookup_uncached(name: &[u8]) -> Option<&'static Cmd> {
     let mut lower = [0u8; 32];
     if name.len() > lower.len() {
         return None;

@@ -609,9 +609,18 @@ fn randmember_count(z: &ZSet, count: i64, withscores: bool, out: &mut Out) {
         }
         let n = count.unsigned_abs() as usize;
         pairs_header(out, n, withscores);
-        for _ in 0..n {
-            if let Some((m, s)) = z.get(random_below(size)) {
+        if let ZSet::Listpack(_) = z {
+            // One walk of the (small) listpack, then draws by index.
+            let all: Vec<(Item, f64)> = z.iter().collect();
+            for _ in 0..n {
+                let (m, s) = all[random_below(all.len())];
                 pair(out, m, s, withscores);
+            }
+        } else {
+            for _ in 0..n {
+                if let Some((m, s)) = z.get(random_below(size)) {
+                    pair(out, m, s, withscores);
+                }
             }
         }
         return;

@@ -92,6 +92,10 @@ pub struct Client {
     /// any of them changes.
     pub watched: Vec<(usize, bytes::Bytes, bool)>,
     pub watch_flag: crate::storage::watch::WatchFlag,
+    /// Pub/sub subscriptions: channels, patterns, shard channels.
+    pub subs: Vec<bytes::Bytes>,
+    pub psubs: Vec<bytes::Bytes>,
+    pub ssubs: Vec<bytes::Bytes>,
 }
 
 /// A command queued inside MULTI.
@@ -131,11 +135,19 @@ impl Client {
             multi_error: false,
             watched: Vec::new(),
             watch_flag: Default::default(),
+            subs: Vec::new(),
+            psubs: Vec::new(),
+            ssubs: Vec::new(),
         }
     }
 
     pub fn id(&self) -> u64 {
         self.shared.id
+    }
+
+    /// Subscriptions of every kind.
+    pub fn subscriptions(&self) -> usize {
+        self.subs.len() + self.psubs.len() + self.ssubs.len()
     }
 
     pub fn set_db(&mut self, db: usize) {

@@ -52,6 +52,8 @@ pub struct Server {
     pub monitor_count: AtomicUsize,
     /// Clients waiting in blocking commands (INFO blocked_clients).
     pub blocked_clients: AtomicUsize,
+    /// Pub/sub subscriptions.
+    pub pubsub: parking_lot::RwLock<crate::pubsub::Registry>,
 }
 
 impl Server {
@@ -78,6 +80,7 @@ impl Server {
             monitors: Mutex::new(Vec::new()),
             monitor_count: AtomicUsize::new(0),
             blocked_clients: AtomicUsize::new(0),
+            pubsub: Default::default(),
         }
     }
 
@@ -155,6 +158,8 @@ pub struct ConnCtx<'a> {
     pub server: &'a Server,
     pub shard: usize,
     pub now_ms: u64,
+    /// Messages the command published, delivered by the engine after it returns.
+    pub deliveries: Vec<crate::pubsub::Delivery>,
 }
 
 impl ConnCtx<'_> {

@@ -51,6 +51,8 @@ pub struct Shard<I: Io> {
     paused: Vec<Token>,
     /// Connections blocked in BLPOP & co. (checked for timeouts).
     blocked: Vec<Token>,
+    /// Keyspace events of the command just run, published once its locks are released.
+    pending_notes: Vec<crate::pubsub::Notification>,
     /// The loop turn's clock (Unix ms): one reading per turn, refreshed after commands that
     /// may take long (connection-level ones).
     now_ms: u64,
@@ -90,6 +92,7 @@ impl<I: Io> Shard<I> {
             hops_out_pending: 0,
             paused: Vec::new(),
             blocked: Vec::new(),
+            pending_notes: Vec::new(),
             now_ms: crate::util::now_ms(),
             ready_keys: Vec::new(),
         }
@@ -258,6 +261,9 @@ impl<I: Io> Shard<I> {
         if !c.watched.is_empty() {
             crate::commands::multi::unwatch_all(&self.server, &mut c);
         }
+        if c.subscriptions() > 0 {
+            crate::commands::pubsub::unsubscribe_all(&self.server, self.id, &mut c);
+        }
         if let Some(w) = &c.blocked {
             w.claim();
             self.server.blocked_clients.fetch_sub(1, Ordering::Relaxed);
@@ -375,9 +381,22 @@ impl<I: Io> Shard<I> {
             .store(now_ms, Ordering::Relaxed);
         let p = match prepared {
             Ok(p) => p,
-            Err(rej) => {
+            Err(mut rej) => {
                 if c.multi.is_some() {
                     c.multi_error = true;
+                }
+                if rej.full_name == Some("exec") {
+                    // Redis aborts the transaction when EXEC itself is rejected.
+                    let reason = rej
+                        .error
+                        .strip_prefix(b"ERR ")
+                        .unwrap_or(&rej.error)
+                        .to_vec();
+                    rej.error = b"EXECABORT Transaction discarded because of: ".to_vec();
+                    rej.error.extend_from_slice(&reason);
+                    c.multi = None;
+                    c.multi_error = false;
+                    crate::commands::multi::unwatch_all(&self.server, c);
                 }
                 let mut out = Out::new(&mut c.out, c.proto);
                 out.error_bytes(&rej.error);
@@ -409,6 +428,16 @@ impl<I: Io> Shard<I> {
             return Flow::Stop;
         };
         c.shared.set_last_cmd(p.cmd);
+        if c.proto == 2
+            && c.subscriptions() > 0
+            && !crate::commands::pubsub::allowed_in_subscribed_mode(p.cmd.name)
+        {
+            Out::new(&mut c.out, c.proto).error(&format!(
+                "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+                p.full_name
+            ));
+            return Flow::Continue;
+        }
         if c.multi.is_some()
             && !matches!(
                 p.cmd.name,
@@ -459,6 +488,10 @@ impl<I: Io> Shard<I> {
                 c.out.truncate(out_before);
             }
         }
+        if !self.pending_notes.is_empty() {
+            let notes = std::mem::take(&mut self.pending_notes);
+            self.publish_notifications(notes);
+        }
         if !self.ready_keys.is_empty() {
             self.serve_ready();
         }
@@ -483,7 +516,7 @@ impl<I: Io> Shard<I> {
         };
         let start = Instant::now();
         let mut out_buf = std::mem::take(&mut c.out);
-        let (errors, code) = {
+        let (errors, code, deliveries) = {
             let proto = c.proto;
             let mut out = Out::new(&mut out_buf, proto);
             let mut ctx = ConnCtx {
@@ -491,9 +524,10 @@ impl<I: Io> Shard<I> {
                 server: &server,
                 shard,
                 now_ms,
+                deliveries: Vec::new(),
             };
             f(&mut ctx, args, &mut out);
-            (out.errors, out.last_error_code)
+            (out.errors, out.last_error_code, ctx.deliveries)
         };
         c.out = out_buf;
         let stop = c.close_after_reply || c.closing;
@@ -505,6 +539,9 @@ impl<I: Io> Shard<I> {
         }
         drop(data);
         self.now_ms = crate::util::now_ms();
+        for d in deliveries {
+            self.deliver(d);
+        }
         if stop {
             Flow::Stop
         } else {
@@ -558,8 +595,9 @@ impl<I: Io> Shard<I> {
             };
             ks.no_touch = c.no_touch;
             f(&mut ks, args, &mut out);
-            ks.block.take()
+            (ks.block.take(), std::mem::take(&mut ks.notifications))
         };
+        let (block, notes) = block;
         let (failed, code) = (out.errors > 0, out.last_error_code.take());
         c.out = out_buf;
         if let Some(req) = block {
@@ -594,6 +632,7 @@ impl<I: Io> Shard<I> {
                 st.multi_shard += 1;
             }
         }
+        self.pending_notes.extend(notes);
     }
 
     fn send_remote(
@@ -732,6 +771,8 @@ impl<I: Io> Shard<I> {
         }
         crate::commands::multi::unwatch_all(&server, c);
         Out::new(&mut c.out, c.proto).array(queued.len());
+        let mut notes = Vec::new();
+        let mut deliveries = Vec::new();
         for q in &queued {
             let cmd_start = crate::util::cycles::now();
             let mut out_buf = std::mem::take(&mut c.out);
@@ -763,6 +804,7 @@ impl<I: Io> Shard<I> {
                         ks.no_block = true;
                         f(&mut ks, &q.args, &mut out);
                         self.ready_keys.extend(ks.take_ready());
+                        notes.append(&mut ks.notifications);
                     }
                 }
                 Kind::Conn(f) => {
@@ -771,8 +813,10 @@ impl<I: Io> Shard<I> {
                         server: &server,
                         shard: home,
                         now_ms,
+                        deliveries: Vec::new(),
                     };
                     f(&mut ctx, &q.args, &mut out);
+                    deliveries.append(&mut ctx.deliveries);
                 }
                 Kind::Container => {}
             }
@@ -788,6 +832,10 @@ impl<I: Io> Shard<I> {
         drop(holds);
         let us = crate::util::cycles::us_between(start, crate::util::cycles::now());
         self.handle.lock_data().cmd_stats.record("exec", us, false);
+        self.publish_notifications(notes);
+        for d in deliveries {
+            self.deliver(d);
+        }
     }
 
     /// Serves blocked clients waiting on keys written since the last call, in arrival order.
@@ -825,6 +873,7 @@ impl<I: Io> Shard<I> {
         ids.dedup();
         let mut guards = server.lock_shards(&ids);
         let mut bytes = Vec::new();
+        let mut served_notes = Vec::new();
         {
             let parts: Vec<&mut ShardData> = guards.iter_mut().map(|g| &mut **g).collect();
             let mut ks = Keyspace::many(parts, nshards, db, crate::util::now_ms());
@@ -851,11 +900,13 @@ impl<I: Io> Shard<I> {
             let mut out = Out::new(&mut bytes, w.proto);
             (w.req.serve)(&mut ks, key, &w.args, &mut out);
             self.ready_keys.extend(ks.take_ready());
+            served_notes.append(&mut ks.notifications);
         }
         if let Some(g) = guards.iter_mut().find(|g| g.id == sid) {
             g.blocking.remove(db, key, &w);
         }
         drop(guards);
+        self.publish_notifications(served_notes);
         let conn = w.conn;
         if conn.shard == self.id {
             self.deliver_unblock(conn.token, conn.gen, &bytes);
@@ -924,6 +975,43 @@ impl<I: Io> Shard<I> {
         }
     }
 
+    /// Hands a pub/sub message to its subscriber: directly when it lives here, else through
+    /// the mesh to its home shard.
+    fn deliver(&mut self, d: crate::pubsub::Delivery) {
+        if d.to.shard == self.id {
+            self.deliver_local(&d);
+        } else if let Some(b) = self.outbox.get_mut(d.to.shard) {
+            b.push(Msg::Publish(d));
+        }
+    }
+
+    fn deliver_local(&mut self, d: &crate::pubsub::Delivery) {
+        let Some(c) = conn_mut(&mut self.conns, d.to.token) else {
+            return;
+        };
+        if c.gen != d.to.gen {
+            return;
+        }
+        crate::pubsub::encode(d, c.proto, &mut c.out);
+        self.to_send.push(d.to.token);
+    }
+
+    /// Publishes the keyspace events a command fired.
+    fn publish_notifications(&mut self, notes: Vec<crate::pubsub::Notification>) {
+        for n in notes {
+            for (channel, message) in crate::pubsub::notification_messages(&n) {
+                let receivers = self
+                    .server
+                    .pubsub
+                    .read()
+                    .receivers(&channel, &message, false);
+                for d in receivers {
+                    self.deliver(d);
+                }
+            }
+        }
+    }
+
     /// Resumes connections held by CLIENT PAUSE once it is over.
     fn resume_paused(&mut self) {
         if self.paused.is_empty() || self.server.paused_for(true, crate::util::now_ms()) {
@@ -965,6 +1053,7 @@ impl<I: Io> Shard<I> {
                 } => self.exec_for_remote(conn, db, proto, no_touch, cmds),
                 Msg::Replies { conn, count, bytes } => self.on_replies(conn, count, bytes),
                 Msg::Unblocked { token, gen, bytes } => self.deliver_unblock(token, gen, &bytes),
+                Msg::Publish(d) => self.deliver_local(&d),
                 Msg::Monitor { token, gen, line } => {
                     if let Some(c) = conn_mut(&mut self.conns, token) {
                         if c.gen == gen {
@@ -992,6 +1081,7 @@ impl<I: Io> Shard<I> {
         cmds: Vec<RemoteCmd>,
     ) {
         let mut bytes = Vec::new();
+        let mut notes = Vec::new();
         let count = cmds.len();
         let now_ms = crate::util::now_ms();
         {
@@ -1003,6 +1093,7 @@ impl<I: Io> Shard<I> {
                 let mut ks = Keyspace::one(&mut data, self.nshards, db, now_ms);
                 ks.no_touch = no_touch;
                 f(&mut ks, &rc.args, &mut out);
+                notes.append(&mut ks.notifications);
                 let id = data.id;
                 for (db, k) in data.blocking.ready.drain(..) {
                     self.ready_keys.push((id, db, k));
@@ -1021,6 +1112,9 @@ impl<I: Io> Shard<I> {
         }
         if let Some(b) = self.outbox.get_mut(conn.shard) {
             b.push(Msg::Replies { conn, count, bytes });
+        }
+        if !notes.is_empty() {
+            self.publish_notifications(notes);
         }
     }
 

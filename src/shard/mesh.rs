@@ -51,6 +51,8 @@ pub enum Msg {
         gen: u32,
         bytes: Vec<u8>,
     },
+    /// A pub/sub message for a subscriber of the receiving shard.
+    Publish(crate::pubsub::Delivery),
     /// A MONITOR line for a monitoring connection of the receiving shard.
     Monitor {
         token: u32,

@@ -30,6 +30,8 @@ pub struct Keyspace<'a> {
     pub block: Option<super::blocking::BlockRequest>,
     /// The command runs inside MULTI/EXEC or a script: blocking commands must not block.
     pub no_block: bool,
+    /// Keyspace events fired by the command, published by the engine after it runs.
+    pub notifications: Vec<crate::pubsub::Notification>,
     /// The last short key whose slot was computed: (bytes, length, slot). Length 255 = none.
     slot_memo: ([u8; 32], u8, u16),
 }
@@ -45,6 +47,7 @@ impl<'a> Keyspace<'a> {
             block: None,
             no_block: false,
             slot_memo: ([0; 32], u8::MAX, 0),
+            notifications: Vec::new(),
         }
     }
 
@@ -65,6 +68,7 @@ impl<'a> Keyspace<'a> {
             block: None,
             no_block: false,
             slot_memo: ([0; 32], u8::MAX, 0),
+            notifications: Vec::new(),
         }
     }
 
@@ -108,19 +112,7 @@ impl<'a> Keyspace<'a> {
     /// a miss here means a handler touched a key it did not declare; that is a bug in the
     /// command table, so it is reported loudly in debug builds and served by the first shard.
     fn shard_mut(&mut self, slot: u16) -> &mut ShardData {
-        let owner = slot_owner(slot, self.nshards);
-        match &mut self.parts {
-            Parts::One(s) => {
-                debug_assert_eq!(s.id, owner, "key routed to the wrong shard");
-                s
-            }
-            Parts::Many(v) => {
-                let idx = v.iter().position(|s| s.id == owner);
-                debug_assert!(idx.is_some(), "key on a shard the command did not lock");
-                let idx = idx.unwrap_or(0);
-                &mut *v[idx]
-            }
-        }
+        shard_in(&mut self.parts, self.nshards, slot)
     }
 
     /// Whether the view holds the shard owning `key` (false for keys of unlocked shards).
@@ -174,13 +166,23 @@ impl<'a> Keyspace<'a> {
     /// lookup; updates hit/miss statistics when `stats`, the access time when touching.
     fn live(&mut self, key: &[u8], stats: bool, touch: bool) -> Option<&mut Entry> {
         let now = self.now_ms;
-        let (shard, slot, db) = self.db_of(key);
+        let slot = self.slot_of(key);
+        let db = self.db;
+        let shard = shard_in(&mut self.parts, self.nshards, slot);
         let stats_ref = &mut shard.stats;
         let d = shard.dbs.get_mut(db)?;
         let (e, expired) = d.get_live_mut(slot, key, now);
         if expired {
             stats_ref.expired_keys += 1;
             shard.watch.touch(db, key);
+            if crate::pubsub::notify_enabled('x') {
+                self.notifications.push(crate::pubsub::Notification {
+                    db,
+                    class: 'x',
+                    event: "expired",
+                    key: bytes::Bytes::copy_from_slice(key),
+                });
+            }
         }
         if stats {
             if e.is_some() {
@@ -298,7 +300,16 @@ impl<'a> Keyspace<'a> {
     }
 
     /// Fires a keyspace notification (class letter, event name).
-    pub fn notify(&mut self, _class: char, _event: &str, _key: &[u8]) {}
+    pub fn notify(&mut self, class: char, event: &'static str, key: &[u8]) {
+        if crate::pubsub::notify_enabled(class) {
+            self.notifications.push(crate::pubsub::Notification {
+                db: self.db,
+                class,
+                event,
+                key: bytes::Bytes::copy_from_slice(key),
+            });
+        }
+    }
 
     /// The db `index` of every locked shard.
     pub fn dbs_mut(&mut self, index: usize) -> Vec<&mut Db> {
@@ -316,5 +327,23 @@ impl<'a> Keyspace<'a> {
             .filter_map(|s| s.dbs.get(db))
             .map(|d| d.keys)
             .sum()
+    }
+}
+
+/// The locked shard owning `slot` (see `Keyspace::shard_mut`), reachable without borrowing the
+/// rest of the view.
+fn shard_in<'p>(parts: &'p mut Parts<'_>, nshards: usize, slot: u16) -> &'p mut ShardData {
+    let owner = slot_owner(slot, nshards);
+    match parts {
+        Parts::One(s) => {
+            debug_assert_eq!(s.id, owner, "key routed to the wrong shard");
+            s
+        }
+        Parts::Many(v) => {
+            let idx = v.iter().position(|s| s.id == owner);
+            debug_assert!(idx.is_some(), "key on a shard the command did not lock");
+            let idx = idx.unwrap_or(0);
+            &mut *v[idx]
+        }
     }
 }

@@ -15,7 +15,9 @@ pub struct EncodingLimits {
     pub hll_sparse_max_bytes: AtomicI64,
 }
 
-/// Redis 7.0's defaults.
+/// Defaults until config is applied at start-up (`apply`), which sets Redis 7.0's values
+/// (the hash threshold here stays at 128, below Redis's 512, because handler-level tests
+/// that run without a config rely on it).
 pub static LIMITS: EncodingLimits = EncodingLimits {
     list_max_listpack_size: AtomicI64::new(-2),
     list_compress_depth: AtomicI64::new(0),
@@ -38,6 +40,7 @@ pub fn set(field: &AtomicI64, v: i64) {
 
 /// Copies the thresholds from a config (at start-up and after CONFIG SET).
 pub fn apply(cfg: &crate::config::Config) {
+    crate::pubsub::set_notify_flags(cfg.notify_keyspace_events);
     set(
         &LIMITS.list_max_listpack_size,
         cfg.list_max_listpack_size as i64,

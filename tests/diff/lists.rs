@@ -268,11 +268,7 @@ fn lmpop(g: &mut Gen) -> Cmd {
 /// comment); returns the push and plans the blocking command after it.
 fn blocking(g: &mut Gen) -> Cmd {
     let cmd = blocking_cmd(g);
-    let name = cmd.args[0].to_ascii_uppercase();
-    // A lone BLMOVE or BRPOPLPUSH may time out: KnownBug::BlmoveTimeoutNullBulk.
-    let may_time_out = !(g.avoids(KnownBug::BlmoveTimeoutNullBulk)
-        && (name == b"BLMOVE" || name == b"BRPOPLPUSH"));
-    if may_time_out && g.rng.chance(1, LONE_BLOCKING_ONE_IN) {
+    if g.rng.chance(1, LONE_BLOCKING_ONE_IN) {
         return cmd;
     }
     let key = blocking_key(&cmd);
@@ -287,13 +283,7 @@ fn blocking(g: &mut Gen) -> Cmd {
 pub fn blocking_cmd(g: &mut Gen) -> Cmd {
     let args = match g.rng.below(5) {
         0 | 1 => {
-            // Several keys meet KnownBug::BlpopChecksEveryKeyType when a later one holds
-            // another type.
-            let n = if g.avoids(KnownBug::BlpopChecksEveryKeyType) {
-                1
-            } else {
-                g.count(3)
-            };
+            let n = g.count(3);
             let keys = g.keys_in(&KEYS, n);
             let name = *g.rng.pick(&["BLPOP", "BRPOP"]);
             g.c(name).args(keys).arg(g.block_timeout())
@@ -301,7 +291,7 @@ pub fn blocking_cmd(g: &mut Gen) -> Cmd {
         2 => {
             let keys = g.keys_in(&KEYS, 2);
             let (from, to) = (side(g), side(g));
-            let timeout = g.checked_last_timeout();
+            let timeout = g.block_timeout();
             g.c("BLMOVE").args(keys).arg(from).arg(to).arg(timeout)
         }
         3 => {
@@ -309,7 +299,7 @@ pub fn blocking_cmd(g: &mut Gen) -> Cmd {
             g.c("BRPOPLPUSH").args(keys).arg(g.block_timeout())
         }
         _ => {
-            let timeout = g.checked_last_timeout();
+            let timeout = g.block_timeout();
             let args = g.c("BLMPOP").arg(timeout);
             mpop_args(g, args)
         }

@@ -4,7 +4,7 @@
 //! the same for every family; their texts (lower-case command names, arguments quoted and cut
 //! at 128 bytes) are part of the contract.
 
-use super::{Check, Cmd, Conn, Gen, KnownBug};
+use super::{Check, Cmd, Conn, Gen};
 
 /// Commands of the families above with their Redis 7.0 arity (negative: at least that many).
 const ARITIES: &[(&str, i32)] = &[
@@ -183,11 +183,7 @@ pub fn errors(g: &mut Gen) -> Cmd {
 
 /// A known command with too few or too many arguments.
 fn wrong_arity(g: &mut Gen) -> Cmd {
-    let (mut name, mut arity) = *g.rng.pick(ARITIES);
-    // EXEC with arguments meets KnownBug::ExecArity.
-    while name == "EXEC" && g.avoids(KnownBug::ExecArity) {
-        (name, arity) = *g.rng.pick(ARITIES);
-    }
+    let (name, arity) = *g.rng.pick(ARITIES);
     let needed = arity.unsigned_abs() as usize;
     let argc = if arity > 0 && (needed == 1 || g.rng.chance(1, 2)) {
         needed + g.count(2)

@@ -268,22 +268,6 @@ const NOT_QUEUEABLE: &[&str] = &["transactions", "connection"];
 /// variant and its exclusions with the fix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KnownBug {
-    /// BLMPOP, BZMPOP and BLMOVE report an invalid timeout before checking their other
-    /// arguments (numkeys, LEFT|RIGHT, MIN|MAX, COUNT); Redis checks those first
-    /// (`BLMPOP abc 0 k LEFT`: Redis "numkeys should be greater than 0"; `BLMOVE a b UP LEFT
-    /// -1`: Redis "syntax error").
-    BlockingTimeoutCheckedFirst,
-    /// BLMOVE and BRPOPLPUSH answer a timeout with `$-1` in RESP2; Redis answers `*-1` (its
-    /// timeout reply is a null array for every list-blocking command).
-    BlmoveTimeoutNullBulk,
-    /// BLPOP and BRPOP check the type of every key first and answer WRONGTYPE when any holds
-    /// another type; Redis walks the keys in order and pops from the first non-empty list,
-    /// failing only on a wrong type met before it (`BLPOP list string 1`).
-    BlpopChecksEveryKeyType,
-    /// EXEC with arguments answers "ERR wrong number of arguments for 'exec' command"; Redis
-    /// answers "EXECABORT Transaction discarded because of: wrong number of arguments for
-    /// 'exec' command", inside MULTI (and discards the transaction) or not.
-    ExecArity,
     /// `LPOS key element RANK -9223372036854775808 COUNT n` returns n matches; Redis returns
     /// every match (its `matches - rank + 1 >= count` test overflows and never holds).
     LposRankMinWithCount,
@@ -303,10 +287,6 @@ const KNOWN_BUGS_ENV: &str = "SHARDIS_DIFF_KNOWN_BUGS";
 
 /// Every `KnownBug`, for the run's opening note.
 pub const KNOWN_BUGS: &[KnownBug] = &[
-    KnownBug::BlockingTimeoutCheckedFirst,
-    KnownBug::BlmoveTimeoutNullBulk,
-    KnownBug::BlpopChecksEveryKeyType,
-    KnownBug::ExecArity,
     KnownBug::LposRankMinWithCount,
     KnownBug::FlushTouchesMissingWatchedKeys,
     KnownBug::ZrangestoreKeepsNegativeZero,
@@ -497,16 +477,6 @@ impl Gen {
                 .to_vec();
         }
         self.valid_block_timeout()
-    }
-
-    /// The timeout of a command that Redis checks after its other arguments (BLMOVE, BLMPOP,
-    /// BZMPOP): always a valid one while KnownBug::BlockingTimeoutCheckedFirst is avoided.
-    pub fn checked_last_timeout(&mut self) -> Vec<u8> {
-        if self.avoids(KnownBug::BlockingTimeoutCheckedFirst) {
-            self.valid_block_timeout()
-        } else {
-            self.block_timeout()
-        }
     }
 
     /// A timeout for a blocking command that Redis accepts: 10 to 100 ms.

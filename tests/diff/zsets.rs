@@ -551,7 +551,7 @@ pub fn blocking_cmd(g: &mut Gen) -> Cmd {
         let keys = g.keys_in(&KEYS, n);
         g.c(name).args(keys).arg(g.block_timeout()).exact()
     } else {
-        let args = g.c("BZMPOP").arg(g.checked_last_timeout());
+        let args = g.c("BZMPOP").arg(g.block_timeout());
         mpop_args(g, args).exact()
     }
 }

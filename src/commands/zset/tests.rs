@@ -2,11 +2,13 @@
 //!
 //! `recorded` holds scripts of commands with the exact reply bytes redis-server 7.0.15
 //! returned for them, in RESP2 and RESP3, some over two shards so that multi-key commands run
-//! across shards. They were recorded by a small RESP client replaying each script on a fresh
-//! server (FLUSHALL, default thresholds; a `!limits E V` line sets `zset-max-listpack-entries`
-//! and `-value` there and the thread's test thresholds here). `run_script` replays them through
-//! the command table as the dispatcher would: lookup, arity, the shards of the declared keys
-//! locked, the handler, byte-for-byte comparison.
+//! across shards. `tests/record.py PORT FILE` re-records such a file from a live server: it
+//! replays each script on a fresh server (FLUSHALL, default thresholds; a `!limits E V` line
+//! sets `zset-max-listpack-entries` and `-value` there and the thread's test thresholds here)
+//! and rewrites the expected bytes; new steps are added by writing the line with any reply and
+//! re-recording. `run_script` replays the scripts through the command table as the dispatcher
+//! would: lookup, arity, the shards of the declared keys locked, the handler, byte-for-byte
+//! comparison.
 //!
 //! The tests below the recordings check what the wire cannot compare byte for byte: random
 //! replies, scans of the big encoding (whose order differs from Redis's dict order), `dirty`,

@@ -116,6 +116,14 @@ impl Set {
         }
     }
 
+    /// An intset-encoded set holding `members` as they are, width included (RDB loading
+    /// keeps the width the file recorded, as Redis keeps the blob).
+    pub fn from_intset(members: IntSet) -> Self {
+        Set {
+            repr: Repr::Int(members),
+        }
+    }
+
     /// An empty set in the encoding able to hold `first` (Redis's `setTypeCreate`).
     pub fn new_for(first: &[u8]) -> Self {
         if parse_canonical_i64(first).is_some() {

@@ -506,3 +506,38 @@ fn memory_per_key_probe() {
         std::mem::size_of::<crate::storage::Entry>()
     );
 }
+
+/// Memory per element of big sets in the skiplist encoding (run with `--ignored --nocapture`).
+#[test]
+#[ignore]
+fn memory_per_element_big_probe() {
+    fn rss() -> usize {
+        let s = std::fs::read_to_string("/proc/self/statm").expect("statm");
+        s.split(' ')
+            .nth(1)
+            .and_then(|p| p.parse::<usize>().ok())
+            .unwrap_or(0)
+            * 4096
+    }
+    let keys = 10_000;
+    let before = rss();
+    let mut sets = Vec::with_capacity(keys);
+    let mut heap = 0;
+    for i in 0..keys {
+        let mut z = ZSet::new();
+        for j in 0..1000 {
+            let score = ((i % 1000) as f64) * 0.37 + (j as f64) * 1.1 + 0.0001;
+            z.add(score, format!("member{j}").as_bytes(), AddFlags::default())
+                .expect("a number");
+        }
+        heap += z.heap_bytes();
+        sets.push(z);
+    }
+    let after = rss();
+    let elements = keys * 1000;
+    println!(
+        "big: elements {elements} rss/elem {:.2} heap/elem {:.2}",
+        (after - before) as f64 / elements as f64,
+        heap as f64 / elements as f64
+    );
+}

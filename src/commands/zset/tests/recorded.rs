@@ -1,4 +1,5 @@
-//! Replies recorded from redis-server 7.0.15 (generated: see `tests.rs`). Do not edit.
+//! Replies recorded from redis-server 7.0.15 by `commands/zset/tests/record.py` (see
+//! `commands::zset::tests`); edit the command lines, then re-record.
 
 use super::run_script;
 
