@@ -21,7 +21,7 @@
 //! divergence no reply showed is still caught.
 //!
 //! Each server gets two connections: the generator's commands go to the first, except those
-//! of a transaction test that play another client touching a watched key.
+//! that play another client (touching a watched key, waking a blocked command).
 
 mod common;
 mod diff;
@@ -215,11 +215,23 @@ fn run_one(
     log: &mut Log,
     index: usize,
 ) -> Result<(), String> {
+    let result = match cmd.check {
+        diff::Check::Woken(waker) => diff::woken::run(
+            cmd,
+            waker,
+            [&mut conns.a, &mut conns.b],
+            [&mut conns.a2, &mut conns.b2],
+        ),
+        _ => match cmd.conn {
+            diff::Conn::Main => compare::run(cmd, &mut conns.a, &mut conns.b),
+            diff::Conn::Second => compare::run(cmd, &mut conns.a2, &mut conns.b2),
+        },
+    };
     let (ca, cb) = match cmd.conn {
         diff::Conn::Main => (&mut conns.a, &mut conns.b),
         diff::Conn::Second => (&mut conns.a2, &mut conns.b2),
     };
-    let verdict = match compare::run(cmd, ca, cb) {
+    let verdict = match result {
         Ok(verdict) if verdict.same => {
             log.record(index, cmd, &verdict.a);
             return Ok(());

@@ -213,6 +213,9 @@ fn pattern(g: &mut Gen) -> Vec<u8> {
             b"bin*",
             b"other:*",
             b"{t}?",
+            b"list:*",
+            b"{z}*",
+            b"*:[0-9]",
         ])
         .to_vec()
 }
@@ -229,9 +232,9 @@ fn scan(g: &mut Gen) -> Cmd {
         args = match g.rng.below(7) {
             0 | 1 => args.arg("MATCH").arg(pattern(g)),
             2 | 3 => args.arg("COUNT").arg(g.int_or_junk(1, 20, 10)),
-            4 => args
-                .arg("TYPE")
-                .arg(*g.rng.pick(&["string", "list", "STRING", "none", "foo"])),
+            4 => args.arg("TYPE").arg(*g.rng.pick(&[
+                "string", "list", "STRING", "none", "foo", "hash", "set", "zset", "ZSET",
+            ])),
             5 => args.arg("COUNT").arg("0"),
             _ => args.arg(*g.rng.pick(&["MATCH", "BOGUS"])),
         };

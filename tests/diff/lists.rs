@@ -11,13 +11,24 @@
 //! non-blocking path (or fail with WRONGTYPE without waiting), and only now and then stands
 //! alone, where it may wait.
 
-use super::{Args, Cmd, Gen, GenFn, KeySet, KnownBug};
+use super::{Args, Check, Cmd, Gen, GenFn, KeySet, KnownBug, WakeKind, Waker};
 
 /// The list family's own names: `{l}` keys share a shard, `list:*` spread.
 pub const KEYS: KeySet = KeySet {
     names: &[b"{l}a", b"{l}b", b"{l}c", b"list:1", b"list:2", b"list:3"],
     tagged: 3,
 };
+
+/// Keys only the woken blocking commands use (`woken.rs`): deleted right before, so those
+/// commands always block.
+pub const WAKE_KEYS: KeySet = KeySet {
+    names: &[b"{l}w1", b"{l}w2", b"wake:l"],
+    tagged: 2,
+};
+
+/// The timeout of a blocking command that another client wakes: long, since it never runs
+/// out unless a server fails to wake the client.
+pub const WAKE_TIMEOUT: &str = "5";
 
 /// One weighted generator per command.
 const COMMANDS: &[(u32, GenFn)] = &[
@@ -38,6 +49,7 @@ const COMMANDS: &[(u32, GenFn)] = &[
     (2, rpoplpush),
     (3, lmpop),
     (4, blocking),
+    (1, woken),
 ];
 
 /// One blocking command in this many stands alone (so it may wait 100 ms on redis-server).
@@ -279,7 +291,7 @@ pub fn blocking_cmd(g: &mut Gen) -> Cmd {
         2 => {
             let keys = g.keys_in(&KEYS, 2);
             let (from, to) = (side(g), side(g));
-            let timeout = g.checked_last_timeout();
+            let timeout = g.block_timeout();
             g.c("BLMOVE").args(keys).arg(from).arg(to).arg(timeout)
         }
         3 => {
@@ -287,12 +299,62 @@ pub fn blocking_cmd(g: &mut Gen) -> Cmd {
             g.c("BRPOPLPUSH").args(keys).arg(g.block_timeout())
         }
         _ => {
-            let timeout = g.checked_last_timeout();
+            let timeout = g.block_timeout();
             let args = g.c("BLMPOP").arg(timeout);
             mpop_args(g, args)
         }
     };
     args.exact()
+}
+
+/// SELECT of a database, DEL of the wake keys there, then (planned) a blocking command on some
+/// of them that the second connection wakes (`Check::Woken`); all its arguments are valid, so
+/// that it blocks.
+fn woken(g: &mut Gen) -> Cmd {
+    let n = g.count(2);
+    let keys: Vec<Vec<u8>> = (0..n)
+        .map(|_| g.rng.pick(WAKE_KEYS.names).to_vec())
+        .collect();
+    let db = g.rng.below(super::DBS);
+    let kind = *g.rng.pick(&[WakeKind::Last, WakeKind::Ordered]);
+    let waker = Waker { db, kind };
+    let from = *g.rng.pick(&["LEFT", "RIGHT"]);
+    let to = *g.rng.pick(&["LEFT", "RIGHT"]);
+    let dest = g.key_in(&KEYS);
+    let args = match g.rng.below(5) {
+        0 | 1 => {
+            let name = *g.rng.pick(&["BLPOP", "BRPOP"]);
+            g.c(name).args(keys).arg(WAKE_TIMEOUT)
+        }
+        2 => g
+            .c("BLMOVE")
+            .arg(&keys[0])
+            .arg(dest)
+            .arg(from)
+            .arg(to)
+            .arg(WAKE_TIMEOUT),
+        3 => g.c("BRPOPLPUSH").arg(&keys[0]).arg(dest).arg(WAKE_TIMEOUT),
+        _ => {
+            let args = g
+                .c("BLMPOP")
+                .arg(WAKE_TIMEOUT)
+                .arg(n.to_string())
+                .args(keys)
+                .arg(from);
+            if g.rng.chance(1, 2) {
+                args.arg("COUNT").arg(g.rng.range(1, 3).to_string())
+            } else {
+                args
+            }
+        }
+    };
+    let cmd = args.check(Check::Woken(waker));
+    let del = g.c("DEL").args(WAKE_KEYS.names).exact();
+    g.plan([
+        Box::new(move |_: &mut Gen| del) as super::Step,
+        Box::new(move |_: &mut Gen| cmd),
+    ]);
+    g.c("SELECT").arg(db.to_string()).exact()
 }
 
 /// A key of a blocking command to push onto first: its first key (BLMOVE's and BRPOPLPUSH's

@@ -54,6 +54,7 @@ mod sampled;
 mod sets;
 mod strings;
 mod transactions;
+pub mod woken;
 mod zsets;
 
 use crate::common::rng::Rng;
@@ -88,10 +89,32 @@ pub enum Check {
     /// same RESP type, the same count) and each server's picks are checked against its own
     /// copy of the collection (members exist, values match, no repeats for a positive count).
     Random(Collection),
-    /// SPOP: checked like `Random(Set)` against what each server held before the pop; the
-    /// second server is then made to have popped what the first did (SREM and SADD), so that
-    /// the keyspaces stay identical.
+    /// SPOP: checked like `Random(Set)` against what each server held before the pop, and
+    /// each server's encoding against Redis's rules for its own pop; the second server is then
+    /// made to hold what the first does (SADD, SREM, and a rebuild when the encodings differ),
+    /// so that the keyspaces stay identical (`sampled.rs`).
     Spop,
+    /// A blocking command on just-deleted keys, woken by the second connection once the
+    /// server reports it blocked (`woken.rs`); the wakers' replies and its own compared.
+    Woken(Waker),
+}
+
+/// How the second connection wakes a `Check::Woken` command: in database `db` (the one the
+/// first connection SELECTed just before), with pushes of `kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Waker {
+    pub db: u64,
+    pub kind: WakeKind,
+}
+
+/// The pushes that wake a `Check::Woken` command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WakeKind {
+    /// A push (RPUSH or ZADD of two elements) onto the last key it waits on.
+    Last,
+    /// A transaction pushing onto its last key, then its first: it must be served from the
+    /// last, which became ready first.
+    Ordered,
 }
 
 /// The collection type behind a `Check::Random`.
@@ -102,8 +125,8 @@ pub enum Collection {
     Zset,
 }
 
-/// Which of the two connections per server a command goes to. The second one exists for
-/// WATCH: another client touching a watched key between WATCH and EXEC.
+/// Which of the two connections per server a command goes to. The second one plays another
+/// client: it touches watched keys between WATCH and EXEC, and wakes blocked commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Conn {
     Main,
@@ -248,13 +271,26 @@ pub enum KnownBug {
     /// `LPOS key element RANK -9223372036854775808 COUNT n` returns n matches; Redis returns
     /// every match (its `matches - rank + 1 >= count` test overflows and never holds).
     LposRankMinWithCount,
+    /// FLUSHDB and FLUSHALL make EXEC fail for every watched key of the flushed databases;
+    /// Redis only for those that existed (`WATCH k` on a missing k, FLUSHDB from any client,
+    /// MULTI, EXEC: Redis runs the transaction, shardis answers `*-1`).
+    FlushTouchesMissingWatchedKeys,
+    /// ZRANGESTORE keeps the sign of a -0 score; Redis loses it for the members it stores
+    /// before a later, longer member turns the destination from a listpack into a skiplist
+    /// (`ZADD src 1 <70 bytes>`, `ZADD src -0 d`, `ZRANGESTORE dst src 0 -1`, `ZSCORE dst d`:
+    /// Redis "0", shardis "-0").
+    ZrangestoreKeepsNegativeZero,
 }
 
 /// Set to generate the cases of `KnownBug` too.
 const KNOWN_BUGS_ENV: &str = "SHARDIS_DIFF_KNOWN_BUGS";
 
 /// Every `KnownBug`, for the run's opening note.
-pub const KNOWN_BUGS: &[KnownBug] = &[KnownBug::LposRankMinWithCount];
+pub const KNOWN_BUGS: &[KnownBug] = &[
+    KnownBug::LposRankMinWithCount,
+    KnownBug::FlushTouchesMissingWatchedKeys,
+    KnownBug::ZrangestoreKeepsNegativeZero,
+];
 
 /// Whether the run generates the cases of known bugs (`SHARDIS_DIFF_KNOWN_BUGS` set).
 pub fn known_bugs_included() -> bool {
@@ -441,12 +477,6 @@ impl Gen {
                 .to_vec();
         }
         self.valid_block_timeout()
-    }
-
-    /// The timeout of a command that Redis checks after its other arguments (BLMOVE, BLMPOP,
-    /// BZMPOP).
-    pub fn checked_last_timeout(&mut self) -> Vec<u8> {
-        self.block_timeout()
     }
 
     /// A timeout for a blocking command that Redis accepts: 10 to 100 ms.

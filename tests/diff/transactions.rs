@@ -14,7 +14,7 @@
 //! watched key, so some of its writes hit the watched key and some do not, alike on both
 //! servers.
 
-use super::{Check, Cmd, Conn, Gen, Step};
+use super::{Check, Cmd, Conn, Gen, KnownBug, Step};
 
 /// Commands queued in one transaction at most.
 const QUEUED_MAX: u64 = 6;
@@ -149,19 +149,40 @@ fn watched(g: &mut Gen) -> Cmd {
 }
 
 /// A command of another client on `key`: usually a write of some type (which touches the key
-/// only when it succeeds and changes something), sometimes a read (which never does).
+/// only when it succeeds and changes something), sometimes one that changes nothing (and so
+/// must not touch it: SREM of a member that is not there, LPUSHX on no list...), a read, a
+/// rename or move away, a deletion by a past expiry, or a flush of the database.
 fn other_client_write(g: &mut Gen, key: Vec<u8>) -> Cmd {
     let v = g.value();
-    let args = match g.rng.below(14) {
+    let args = match g.rng.below(24) {
         0..=3 => g.c("SET").arg(&key).arg(v),
         4 | 5 => g.c("DEL").arg(&key),
         6 => g.c("LPUSH").arg(&key).arg(v),
         7 => g.c("HSET").arg(&key).arg("f1").arg(v),
         8 => g.c("SADD").arg(&key).arg(v),
         9 => g.c("PFADD").arg(&key).arg(v),
-        10 => g.c("EXPIRE").arg(&key).arg(g.rel_secs().to_string()),
-        11 => g.c("PERSIST").arg(&key),
-        12 => g.c("INCR").arg(&key),
+        10 => g.c("ZADD").arg(&key).arg("1").arg(v),
+        11 => g.c("EXPIRE").arg(&key).arg(g.rel_secs().to_string()),
+        12 => g.c("PERSIST").arg(&key),
+        13 => g.c("INCR").arg(&key),
+        14 => g.c("SREM").arg(&key).arg("no such member"),
+        15 => g.c("HDEL").arg(&key).arg("no such field"),
+        16 => g.c("LPUSHX").arg(&key).arg(v),
+        17 => g
+            .c("ZADD")
+            .arg(&key)
+            .arg("XX")
+            .arg("1")
+            .arg("no such member"),
+        18 => g.c("EXPIREAT").arg(&key).arg("1"),
+        19 => g.c("RENAME").arg(&key).arg(g.key()),
+        20 => g
+            .c("MOVE")
+            .arg(&key)
+            .arg(g.rng.below(super::DBS).to_string()),
+        // A watched key may be missing: KnownBug::FlushTouchesMissingWatchedKeys.
+        21 if !g.avoids(KnownBug::FlushTouchesMissingWatchedKeys) => g.c("FLUSHDB"),
+        22 => g.c("GETDEL").arg(&key),
         _ => g.c("EXISTS").arg(&key),
     };
     args.exact().on_second()

@@ -14,7 +14,7 @@
 //! Blocking pops follow the lists family: usually right after a ZADD onto their first key, so
 //! they take the non-blocking path, now and then alone, where they may wait out their timeout.
 
-use super::{Args, Check, Cmd, Collection, Gen, GenFn, KeySet};
+use super::{Args, Check, Cmd, Collection, Gen, GenFn, KeySet, KnownBug, WakeKind, Waker};
 
 /// The sorted-set family's own names: `{z}` keys share a shard, `zset:*` spread.
 pub const KEYS: KeySet = KeySet {
@@ -37,6 +37,13 @@ pub const LEX_KEYS: KeySet = KeySet {
 const STORE_KEYS: KeySet = KeySet {
     names: &[b"{z}c", b"zset:3"],
     tagged: 1,
+};
+
+/// Keys only the woken blocking pops use (`woken.rs`): deleted right before, so those pops
+/// always block.
+const WAKE_KEYS: KeySet = KeySet {
+    names: &[b"{z}w1", b"{z}w2", b"wake:z"],
+    tagged: 2,
 };
 
 /// Members one big ZADD adds: past `zset-max-listpack-entries` (128).
@@ -66,6 +73,7 @@ const COMMANDS: &[(u32, GenFn)] = &[
     (2, zpop),
     (1, zmpop),
     (3, blocking),
+    (1, woken),
     (4, combine),
     (3, combine_store),
     (2, zintercard),
@@ -426,7 +434,13 @@ fn maybe_limit(g: &mut Gen, args: Args) -> Args {
 /// only from a lex key (the scores stay 0).
 fn zrangestore(g: &mut Gen) -> Cmd {
     let kind = range_kind(g);
-    let src = range_source(g, kind);
+    // Other sources may hold -0 scores: KnownBug::ZrangestoreKeepsNegativeZero. Lex keys'
+    // scores are all +0.
+    let src = if g.avoids(KnownBug::ZrangestoreKeepsNegativeZero) {
+        lex_key(g)
+    } else {
+        range_source(g, kind)
+    };
     let dst = if LEX_KEYS.names.contains(&src.as_slice()) && g.rng.chance(1, 2) {
         lex_key(g)
     } else {
@@ -537,9 +551,46 @@ pub fn blocking_cmd(g: &mut Gen) -> Cmd {
         let keys = g.keys_in(&KEYS, n);
         g.c(name).args(keys).arg(g.block_timeout()).exact()
     } else {
-        let args = g.c("BZMPOP").arg(g.checked_last_timeout());
+        let args = g.c("BZMPOP").arg(g.block_timeout());
         mpop_args(g, args).exact()
     }
+}
+
+/// SELECT of a database, DEL of the wake keys there, then (planned) a blocking pop on some of
+/// them that the second connection wakes (`Check::Woken`).
+fn woken(g: &mut Gen) -> Cmd {
+    let n = g.count(2);
+    let keys: Vec<Vec<u8>> = (0..n)
+        .map(|_| g.rng.pick(WAKE_KEYS.names).to_vec())
+        .collect();
+    let db = g.rng.below(super::DBS);
+    let kind = *g.rng.pick(&[WakeKind::Last, WakeKind::Ordered]);
+    let waker = Waker { db, kind };
+    let timeout = super::lists::WAKE_TIMEOUT;
+    let args = if g.rng.chance(2, 3) {
+        let name = *g.rng.pick(&["BZPOPMIN", "BZPOPMAX"]);
+        g.c(name).args(keys).arg(timeout)
+    } else {
+        let side = *g.rng.pick(&["MIN", "MAX"]);
+        let args = g
+            .c("BZMPOP")
+            .arg(timeout)
+            .arg(n.to_string())
+            .args(keys)
+            .arg(side);
+        if g.rng.chance(1, 2) {
+            args.arg("COUNT").arg(g.rng.range(1, 3).to_string())
+        } else {
+            args
+        }
+    };
+    let cmd = args.check(Check::Woken(waker));
+    let del = g.c("DEL").args(WAKE_KEYS.names).exact();
+    g.plan([
+        Box::new(move |_: &mut Gen| del) as super::Step,
+        Box::new(move |_: &mut Gen| cmd),
+    ]);
+    g.c("SELECT").arg(db.to_string()).exact()
 }
 
 /// Input keys for the algebra commands: mostly sorted sets, sometimes sets (which count with
