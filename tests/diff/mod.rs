@@ -271,10 +271,6 @@ pub enum KnownBug {
     /// `LPOS key element RANK -9223372036854775808 COUNT n` returns n matches; Redis returns
     /// every match (its `matches - rank + 1 >= count` test overflows and never holds).
     LposRankMinWithCount,
-    /// FLUSHDB and FLUSHALL make EXEC fail for every watched key of the flushed databases;
-    /// Redis only for those that existed (`WATCH k` on a missing k, FLUSHDB from any client,
-    /// MULTI, EXEC: Redis runs the transaction, shardis answers `*-1`).
-    FlushTouchesMissingWatchedKeys,
     /// ZRANGESTORE keeps the sign of a -0 score; Redis loses it for the members it stores
     /// before a later, longer member turns the destination from a listpack into a skiplist
     /// (`ZADD src 1 <70 bytes>`, `ZADD src -0 d`, `ZRANGESTORE dst src 0 -1`, `ZSCORE dst d`:
@@ -288,7 +284,6 @@ const KNOWN_BUGS_ENV: &str = "SHARDIS_DIFF_KNOWN_BUGS";
 /// Every `KnownBug`, for the run's opening note.
 pub const KNOWN_BUGS: &[KnownBug] = &[
     KnownBug::LposRankMinWithCount,
-    KnownBug::FlushTouchesMissingWatchedKeys,
     KnownBug::ZrangestoreKeepsNegativeZero,
 ];
 

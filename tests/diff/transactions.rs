@@ -14,7 +14,7 @@
 //! watched key, so some of its writes hit the watched key and some do not, alike on both
 //! servers.
 
-use super::{Check, Cmd, Conn, Gen, KnownBug, Step};
+use super::{Check, Cmd, Conn, Gen, Step};
 
 /// Commands queued in one transaction at most.
 const QUEUED_MAX: u64 = 6;
@@ -180,8 +180,7 @@ fn other_client_write(g: &mut Gen, key: Vec<u8>) -> Cmd {
             .c("MOVE")
             .arg(&key)
             .arg(g.rng.below(super::DBS).to_string()),
-        // A watched key may be missing: KnownBug::FlushTouchesMissingWatchedKeys.
-        21 if !g.avoids(KnownBug::FlushTouchesMissingWatchedKeys) => g.c("FLUSHDB"),
+        21 => g.c("FLUSHDB"),
         22 => g.c("GETDEL").arg(&key),
         _ => g.c("EXISTS").arg(&key),
     };
