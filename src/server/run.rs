@@ -50,7 +50,7 @@ fn banner(cfg: &Config, shards: usize) {
         ),
     }
     crate::log::raw(&format!(
-        "shardis {} (Redis {} compatible) 64 bit\nRunning in standalone mode with {} shards\nPort: {}\nPID: {}\n\n",
+        "shardis {} (Redis {} compatible) 64 bit\nRunning in standalone mode with {} shards\nPort: {}\n    PID: {}\n\n",
         env!("CARGO_PKG_VERSION"),
         REDIS_VERSION,
         shards,
