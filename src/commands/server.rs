@@ -379,6 +379,11 @@ fn debug(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
             }
         }
         "protocol" if args.len() == 3 => debug_protocol(&args[2], out),
+        "set-skip-checksum-validation" if args.len() == 3 => {
+            let on = parse::i64_arg(&args[2]).unwrap_or(0) != 0;
+            crate::persistence::rdb::set_skip_checksum(on);
+            out.ok();
+        }
         "reload" => super::persistence::debug_reload(ctx, args, out),
         "populate" if args.len() >= 3 => super::persistence::debug_populate(ctx, args, out),
         "digest" if args.len() == 2 => {
