@@ -772,3 +772,58 @@ fn bgsave_snapshot_while_writing_matches_redis_loading_it() {
     stop.store(true, Ordering::SeqCst);
     let _ = writer.join();
 }
+
+#[test]
+fn clients_get_loading_while_the_rdb_loads() {
+    let dir = data_dir();
+    {
+        let s = shardis_in(dir.path(), &[]);
+        let mut c = s.conn();
+        ok(&mut c, &["DEBUG", "POPULATE", "20000"]);
+        ok(&mut c, &["SAVE"]);
+    }
+    // 20000 keys at 200 us each: about 4 s of loading, with the shards already listening.
+    let port = common::free_port();
+    let child = std::process::Command::new(ServerKind::Shardis.binary())
+        .args(["--port", &port.to_string(), "--dir"])
+        .arg(dir.path())
+        .args(["--shards", "4", "--key-load-delay", "200"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let _server = KillOnDrop(child);
+    let mut c = wait_for_connection(port);
+    let r = c.call(&["GET", "key:1"]);
+    assert_eq!(text(&r), "LOADING Redis is loading the dataset in memory");
+    let persistence = text(&c.call(&["INFO", "persistence"]));
+    assert!(persistence.contains("loading:1"), "{persistence}");
+    assert!(
+        persistence.contains("loading_loaded_perc:"),
+        "{persistence}"
+    );
+    wait_until("the load to end", SAVE_TIMEOUT, || {
+        c.call(&["PING"]).as_str() == Some("PONG")
+    });
+    assert_eq!(text(&c.call(&["GET", "key:1"])), "value:1");
+    assert_eq!(info(&mut c, "rdb_last_load_keys_loaded"), "20000");
+}
+
+/// A server spawned by hand, killed by its PID when the test ends (also on panic).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_for_connection(port: u16) -> RespConn {
+    let mut conn = None;
+    wait_until("a connection", SAVE_TIMEOUT, || {
+        conn = RespConn::connect(port).ok();
+        conn.is_some()
+    });
+    conn.expect("connected")
+}

@@ -718,7 +718,7 @@ pub(crate) static TABLE: &[Directive] = &[
     Pending, repl_ping_replica_period_secs as u32},
     num! {"list-compress-depth", MOD, 0, INT_MAX, 0, Int S, Pending, list_compress_depth as u32},
     num! {"rdb-key-save-delay", MOD | HIDDEN, INT_MIN, INT_MAX, 0, Int S, Engine},
-    num! {"key-load-delay", MOD | HIDDEN, INT_MIN, INT_MAX, 0, Int S, Pending},
+    num! {"key-load-delay", MOD | HIDDEN, INT_MIN, INT_MAX, 0, Int S, Engine},
     num! {"active-expire-effort", MOD, 1, 10, 1, Int S, Pending, active_expire_effort as u32},
     // Redis accepts any hz but runs (and reports) it clamped to 1..=500.
     Directive {

@@ -12,10 +12,11 @@
 //! exits with status 1, leaving the file as it was.
 
 use super::rdb::{read_rdb, LoadedEntry, RdbError};
+use crate::server::Server;
 use crate::shard::DataGuard;
 use crate::storage::{key_slot, slot_owner};
 use crate::{log_notice, log_warning};
-use std::io::BufReader;
+use std::io::{BufReader, Read};
 use std::sync::atomic::Ordering;
 
 /// Reads the file through a buffer of this size.
@@ -56,9 +57,17 @@ impl LoadError {
                 ),
             ],
             LoadError::Rdb(RdbError::Corrupt { offset, reason })
-            | LoadError::Rdb(RdbError::Unsupported { offset, reason }) => vec![format!(
-                "Internal error in RDB reading offset {offset} of file {path} -> {reason}"
-            )],
+            | LoadError::Rdb(RdbError::Unsupported { offset, reason }) => {
+                let mut lines = Vec::new();
+                if reason.contains("integrity check failed") {
+                    // Redis reports the failed validation, then where reading stopped.
+                    lines.push(format!("{reason}."));
+                }
+                lines.push(format!(
+                    "Internal error in RDB reading offset {offset} of file {path} -> {reason}"
+                ));
+                lines
+            }
             LoadError::Rdb(RdbError::Io(e)) => {
                 vec![format!("Error reading the RDB file {path}: {e}")]
             }
@@ -69,56 +78,174 @@ impl LoadError {
     }
 }
 
-/// Loads the RDB at `path` into the held shards. With `merge`, a key already present is
-/// replaced; otherwise a duplicate is an error.
+/// Where loaded keys go.
+pub enum Target<'a, 'g> {
+    /// Shards the caller holds for the whole load (DEBUG RELOAD).
+    Held(&'a mut [DataGuard<'g>]),
+    /// The server's shards, locked for one batch of keys at a time, so that the shard
+    /// threads keep answering (`-LOADING`, INFO, DEBUG LOG) while a start-up load runs.
+    Batched(&'a Server),
+}
+
+/// Keys decoded before the shards are locked to insert them (start-up loading).
+const LOAD_BATCH_KEYS: usize = 1024;
+
+/// Why a load stopped early.
+fn interrupted_error() -> RdbError {
+    RdbError::Rejected("loading interrupted by a shutdown signal".into())
+}
+
+/// Loads the RDB at `path` into `target`. With `merge`, a key already present is replaced;
+/// otherwise a duplicate is an error. `key_delay_us` (`key-load-delay`) slows each key down
+/// for tests; `interrupted` is asked between batches whether to give up.
 pub fn load_file(
     path: &str,
-    guards: &mut [DataGuard<'_>],
+    target: Target<'_, '_>,
     databases: usize,
     merge: bool,
+    key_delay_us: i64,
+    interrupted: &dyn Fn() -> bool,
 ) -> Result<Loaded, LoadError> {
     let file = std::fs::File::open(path).map_err(LoadError::Open)?;
-    let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, file);
-    let nshards = guards.len();
+    let total = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let (mut target, progress) = match target {
+        Target::Held(g) => (Target::Held(g), None),
+        Target::Batched(server) => {
+            let p = &server.persistence;
+            p.loading_total_bytes.store(total, Ordering::Relaxed);
+            p.loading_loaded_bytes.store(0, Ordering::Relaxed);
+            p.loading_start_secs
+                .store(crate::util::now_ms() / 1000, Ordering::Relaxed);
+            (Target::Batched(server), Some(&p.loading_loaded_bytes))
+        }
+    };
+    let mut reader = Counting {
+        inner: BufReader::with_capacity(READ_BUFFER_BYTES, file),
+        progress,
+    };
     let now_ms = crate::util::now_ms();
     let mut loaded = Loaded::default();
-    let mut sink = |e: LoadedEntry| -> Result<(), RdbError> {
-        if e.db >= databases {
-            return Err(RdbError::Rejected(format!(
-                "FATAL: Data file was created with a Redis server configured to handle more than {databases} databases. Exiting"
-            )));
-        }
-        if e.entry.expire_ms != 0 && e.entry.expire_ms <= now_ms {
-            loaded.keys_expired += 1;
-            return Ok(());
-        }
-        let slot = key_slot(&e.key);
-        let shard = guards
-            .get_mut(slot_owner(slot, nshards))
-            .ok_or_else(|| RdbError::Rejected("no shard owns the key's slot".into()))?;
-        let db = shard
-            .dbs
-            .get_mut(e.db)
-            .ok_or_else(|| RdbError::Rejected(format!("database {} missing", e.db)))?;
-        if db.insert(slot, &e.key, e.entry).is_some() && !merge {
-            return Err(RdbError::Rejected(format!(
-                "RDB has duplicated key '{}' in DB {}",
-                String::from_utf8_lossy(&e.key),
-                e.db
-            )));
-        }
-        loaded.keys_loaded += 1;
-        Ok(())
+    let mut batch: Vec<LoadedEntry> = Vec::with_capacity(LOAD_BATCH_KEYS);
+    let result = {
+        let mut sink = |e: LoadedEntry| -> Result<(), RdbError> {
+            super::snapshot::key_delay(key_delay_us);
+            match &mut target {
+                Target::Held(guards) => insert(guards, e, databases, merge, now_ms, &mut loaded),
+                Target::Batched(server) => {
+                    batch.push(e);
+                    if batch.len() < LOAD_BATCH_KEYS {
+                        return Ok(());
+                    }
+                    flush(server, &mut batch, databases, merge, now_ms, &mut loaded)?;
+                    if interrupted() {
+                        return Err(interrupted_error());
+                    }
+                    Ok(())
+                }
+            }
+        };
+        let mut aux = |k: &[u8], v: &[u8]| log_aux(k, v, now_ms);
+        read_rdb(&mut reader, &mut sink, &mut aux)
     };
-    let mut aux = |k: &[u8], v: &[u8]| log_aux(k, v, now_ms);
-    let stats = read_rdb(&mut reader, &mut sink, &mut aux).map_err(LoadError::Rdb)?;
+    let stats = result.map_err(LoadError::Rdb)?;
+    if let Target::Batched(server) = &target {
+        flush(server, &mut batch, databases, merge, now_ms, &mut loaded).map_err(LoadError::Rdb)?;
+    }
     loaded.functions = stats.functions;
-    log_notice!(
-        "Done loading RDB, keys loaded: {}, keys expired: {}.",
-        loaded.keys_loaded,
-        loaded.keys_expired
-    );
+    for key in &stats.empty_keys {
+        log_warning!(
+            "rdbLoadObject skipping empty key: {}",
+            String::from_utf8_lossy(key)
+        );
+    }
+    if stats.empty_keys_skipped > 0 {
+        log_warning!(
+            "Done loading RDB, keys loaded: {}, keys expired: {}, empty keys skipped: {}.",
+            loaded.keys_loaded,
+            loaded.keys_expired,
+            stats.empty_keys_skipped
+        );
+    } else {
+        log_notice!(
+            "Done loading RDB, keys loaded: {}, keys expired: {}.",
+            loaded.keys_loaded,
+            loaded.keys_expired
+        );
+    }
     Ok(loaded)
+}
+
+/// Inserts a batch of keys with every shard locked once.
+fn flush(
+    server: &Server,
+    batch: &mut Vec<LoadedEntry>,
+    databases: usize,
+    merge: bool,
+    now_ms: u64,
+    loaded: &mut Loaded,
+) -> Result<(), RdbError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let mut guards = server.lock_all();
+    for e in batch.drain(..) {
+        insert(&mut guards, e, databases, merge, now_ms, loaded)?;
+    }
+    Ok(())
+}
+
+/// One key into the shard that owns its slot; an expired key is counted and dropped.
+fn insert(
+    guards: &mut [DataGuard<'_>],
+    e: LoadedEntry,
+    databases: usize,
+    merge: bool,
+    now_ms: u64,
+    loaded: &mut Loaded,
+) -> Result<(), RdbError> {
+    if e.db >= databases {
+        return Err(RdbError::Rejected(format!(
+            "FATAL: Data file was created with a Redis server configured to handle more than {databases} databases. Exiting"
+        )));
+    }
+    if e.entry.expire_ms != 0 && e.entry.expire_ms <= now_ms {
+        loaded.keys_expired += 1;
+        return Ok(());
+    }
+    let nshards = guards.len();
+    let slot = key_slot(&e.key);
+    let shard = guards
+        .get_mut(slot_owner(slot, nshards))
+        .ok_or_else(|| RdbError::Rejected("no shard owns the key's slot".into()))?;
+    let db = shard
+        .dbs
+        .get_mut(e.db)
+        .ok_or_else(|| RdbError::Rejected(format!("database {} missing", e.db)))?;
+    if db.insert(slot, &e.key, e.entry).is_some() && !merge {
+        return Err(RdbError::Rejected(format!(
+            "RDB has duplicated key '{}' in DB {}",
+            String::from_utf8_lossy(&e.key),
+            e.db
+        )));
+    }
+    loaded.keys_loaded += 1;
+    Ok(())
+}
+
+/// A reader that publishes how many bytes it has read (INFO's `loading_loaded_bytes`).
+struct Counting<'a, R> {
+    inner: R,
+    progress: Option<&'a std::sync::atomic::AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(p) = self.progress {
+            p.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        Ok(n)
+    }
 }
 
 /// The AUX fields Redis logs while loading.
@@ -145,7 +272,7 @@ fn log_aux(key: &[u8], value: &[u8], now_ms: u64) {
 }
 
 /// Records a successful load in the persistence state (INFO, the functions to re-emit).
-fn record(server: &crate::server::Server, loaded: Loaded) {
+fn record(server: &Server, loaded: Loaded) {
     let mut st = server.persistence.state();
     st.load_keys_loaded = loaded.keys_loaded;
     st.load_keys_expired = loaded.keys_expired;
@@ -153,21 +280,33 @@ fn record(server: &crate::server::Server, loaded: Loaded) {
     st.functions = loaded.functions;
 }
 
-/// Loads `dir/dbfilename` before the server serves anyone (`loadDataFromDisk`). A missing
-/// file is an empty dataset. Any other failure is logged (file, offset, reason) and returns
-/// the exit status 1; nothing is written.
-pub fn load_at_startup(server: &crate::server::Server) -> Result<(), i32> {
+/// Whether start-up has a file to load (the caller sets `loading` before serving anyone).
+pub fn startup_file_exists(server: &Server) -> bool {
+    std::path::Path::new(&server.config.load().dbfilename).exists()
+}
+
+/// Loads `dir/dbfilename` at start-up (`loadDataFromDisk`), while the shard threads already
+/// answer with `-LOADING`. A missing file is an empty dataset. Any other failure is logged
+/// (file, offset, reason) and returns the exit status 1; nothing is written. `interrupted`
+/// is polled between batches (a SIGTERM during the load ends it, without saving).
+pub fn load_at_startup(server: &Server, interrupted: &dyn Fn() -> bool) -> Result<(), i32> {
     let cfg = server.config.load();
     let path = cfg.dbfilename.clone();
     if !std::path::Path::new(&path).exists() {
+        server.persistence.loading.store(false, Ordering::SeqCst);
         return Ok(());
     }
     let start = std::time::Instant::now();
     server.persistence.loading.store(true, Ordering::SeqCst);
-    let result = {
-        let mut guards = server.lock_all();
-        load_file(&path, &mut guards, cfg.databases, false)
-    };
+    let key_delay_us = super::snapshot::config_int(&cfg, "key-load-delay");
+    let result = load_file(
+        &path,
+        Target::Batched(server),
+        cfg.databases,
+        false,
+        key_delay_us,
+        interrupted,
+    );
     server.persistence.loading.store(false, Ordering::SeqCst);
     match result {
         Ok(loaded) => {
@@ -177,6 +316,10 @@ pub fn load_at_startup(server: &crate::server::Server) -> Result<(), i32> {
                 start.elapsed().as_secs_f64()
             );
             Ok(())
+        }
+        Err(LoadError::Rdb(RdbError::Rejected(why))) if interrupted() => {
+            log_warning!("{}", why);
+            Err(0)
         }
         Err(e) => {
             for line in e.report(&path) {
@@ -200,7 +343,7 @@ pub struct ReloadOptions {
 
 /// DEBUG RELOAD: save (unless NOSAVE), empty the dataset (unless NOFLUSH), load the file
 /// (MERGE: duplicates replace), all with every shard held. Returns Redis's error text.
-pub fn debug_reload(server: &crate::server::Server, opts: ReloadOptions) -> Result<(), String> {
+pub fn debug_reload(server: &Server, opts: ReloadOptions) -> Result<(), String> {
     let mut guards = server.lock_all();
     if !opts.nosave && super::snapshot::save_locked(server, &mut guards).is_err() {
         return Err("ERR".into());
@@ -214,7 +357,15 @@ pub fn debug_reload(server: &crate::server::Server, opts: ReloadOptions) -> Resu
     }
     let cfg = server.config.load();
     server.persistence.loading.store(true, Ordering::SeqCst);
-    let result = load_file(&cfg.dbfilename, &mut guards, cfg.databases, opts.merge);
+    let key_delay_us = super::snapshot::config_int(&cfg, "key-load-delay");
+    let result = load_file(
+        &cfg.dbfilename,
+        Target::Held(&mut guards),
+        cfg.databases,
+        opts.merge,
+        key_delay_us,
+        &|| false,
+    );
     server.persistence.loading.store(false, Ordering::SeqCst);
     drop(guards);
     match result {

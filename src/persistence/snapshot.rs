@@ -48,6 +48,10 @@ pub struct Persistence {
     pub loading: AtomicBool,
     pub latest_fork_usec: AtomicU64,
     pub total_forks: AtomicU64,
+    /// Start-up load progress (INFO `loading_*`).
+    pub loading_start_secs: AtomicU64,
+    pub loading_total_bytes: AtomicU64,
+    pub loading_loaded_bytes: AtomicU64,
 }
 
 /// The bookkeeping behind `Persistence`'s mutex.
@@ -83,6 +87,9 @@ impl Default for Persistence {
             loading: AtomicBool::new(false),
             latest_fork_usec: AtomicU64::new(0),
             total_forks: AtomicU64::new(0),
+            loading_start_secs: AtomicU64::new(0),
+            loading_total_bytes: AtomicU64::new(0),
+            loading_loaded_bytes: AtomicU64::new(0),
         }
     }
 }
@@ -181,7 +188,7 @@ pub fn config_int(cfg: &Config, name: &str) -> i64 {
         .unwrap_or(0)
 }
 
-fn key_delay(us: i64) {
+pub(crate) fn key_delay(us: i64) {
     if us > 0 {
         std::thread::sleep(std::time::Duration::from_micros(us as u64));
     } else if us < 0 {
@@ -609,7 +616,7 @@ pub fn info_section(server: &Server, dirty: u64) -> String {
     let p = &server.persistence;
     let loading = p.loading.load(Ordering::Relaxed) as u8;
     let lastsave = server.lastsave_secs.load(Ordering::Relaxed);
-    format!(
+    let mut text = format!(
         "# Persistence\r\nloading:{loading}\r\nasync_loading:0\r\ncurrent_cow_peak:{cow_peak}\r\n\
          current_cow_size:{cow}\r\ncurrent_cow_size_age:{cow_age}\r\ncurrent_fork_perc:{perc:.2}\r\n\
          current_save_keys_processed:{processed}\r\ncurrent_save_keys_total:{total}\r\n\
@@ -634,5 +641,31 @@ pub fn info_section(server: &Server, dirty: u64) -> String {
         st.rdb_last_cow_bytes,
         st.load_keys_expired,
         st.load_keys_loaded,
+    );
+    if loading == 1 {
+        text.push_str(&loading_fields(p));
+    }
+    text
+}
+
+/// The `loading_*` fields Redis adds while a load runs.
+fn loading_fields(p: &Persistence) -> String {
+    let start = p.loading_start_secs.load(Ordering::Relaxed);
+    let total = p.loading_total_bytes.load(Ordering::Relaxed);
+    let done = p.loading_loaded_bytes.load(Ordering::Relaxed).min(total);
+    let perc = if total > 0 {
+        done as f64 * 100.0 / total as f64
+    } else {
+        0.0
+    };
+    let elapsed = (crate::util::now_ms() / 1000).saturating_sub(start);
+    let eta = if elapsed == 0 {
+        1
+    } else {
+        elapsed * (total - done).max(1) / (done + 1)
+    };
+    format!(
+        "loading_start_time:{start}\r\nloading_total_bytes:{total}\r\nloading_rdb_used_mem:0\r\n\
+         loading_loaded_bytes:{done}\r\nloading_loaded_perc:{perc:.2}\r\nloading_eta_seconds:{eta}\r\n"
     )
 }

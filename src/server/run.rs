@@ -184,6 +184,19 @@ fn daemonize() -> Result<(), String> {
     Ok(())
 }
 
+/// Whether one of the (blocked) signals in `sigs` is waiting to be taken.
+fn signal_pending(sigs: &SigSet) -> bool {
+    // SAFETY: sigpending fills a local set; sigismember only reads it.
+    unsafe {
+        let mut pending: libc::sigset_t = std::mem::zeroed();
+        if libc::sigpending(&mut pending) != 0 {
+            return false;
+        }
+        sigs.iter()
+            .any(|s| libc::sigismember(&pending, s as libc::c_int) == 1)
+    }
+}
+
 fn pidfile_path(cfg: &Config) -> String {
     if cfg.pidfile.is_empty() && cfg.daemonize {
         "/var/run/redis_6379.pid".to_string()
@@ -307,9 +320,9 @@ pub fn run(mut cfg: Config) -> i32 {
         log_warning!("Accepted but not implemented yet: {}", what);
     }
     log_notice!("Server initialized");
-    if let Err(code) = crate::persistence::load::load_at_startup(&server) {
-        return code;
-    }
+    // Clients connecting during the load get -LOADING from the start.
+    let has_rdb = crate::persistence::load::startup_file_exists(&server);
+    server.persistence.loading.store(has_rdb, Ordering::SeqCst);
 
     let (tx, rx) = std::sync::mpsc::channel::<Result<String, String>>();
     let mut threads = Vec::new();
@@ -375,6 +388,14 @@ pub fn run(mut cfg: Config) -> i32 {
             }
             Err(_) => return 1,
         }
+    }
+    let interrupted = || signal_pending(&sigs);
+    if let Err(code) = crate::persistence::load::load_at_startup(&server, &interrupted) {
+        server.request_shutdown();
+        for t in threads {
+            let _ = t.join();
+        }
+        return code;
     }
     let pidfile = pidfile_path(&cfg);
     write_pidfile(&pidfile);

@@ -25,6 +25,8 @@ use std::io::{ErrorKind, Read};
 /// Strings are read in pieces of at most this size, so a corrupt length costs no more memory
 /// than the bytes that really follow it.
 const STRING_CHUNK_BYTES: usize = 1 << 20;
+/// At most this many skipped empty keys are named in `RdbStats::empty_keys`.
+const EMPTY_KEYS_NAMED_MAX: usize = 64;
 /// Collections are preallocated for at most this many elements; they grow past it as
 /// elements actually arrive.
 const PREALLOC_ITEMS_MAX: usize = 4096;
@@ -54,6 +56,8 @@ pub struct RdbStats {
     pub keys_with_expiry: u64,
     /// Keys whose value was an empty collection, skipped as Redis skips them.
     pub empty_keys_skipped: u64,
+    /// The first `EMPTY_KEYS_NAMED_MAX` of those keys (the loader logs them, as Redis does).
+    pub empty_keys: Vec<Vec<u8>>,
     /// Function library code (FUNCTION2 payloads, and the rc1/rc2 FUNCTION opcode translated
     /// to the same form), in file order, for the scripting layer to load.
     pub functions: Vec<Vec<u8>>,
@@ -267,14 +271,13 @@ fn read_value<R: Read + ?Sized>(rd: &mut Reader<R>, t: u8, key: &[u8]) -> Res<Op
         types::ZSET | types::ZSET_2 => read_zset(rd, t),
         types::ZSET_ZIPLIST | types::ZSET_LISTPACK => {
             let (at, blob) = rd.blob()?;
-            packed_zset(t, &blob).map_err(|e| integrity(rd, at, "Zset ziplist/listpack", e))
+            packed_zset(t, &blob).map_err(|e| integrity(rd, at, packed_name(t), e))
         }
         types::HASH => read_hash(rd),
         types::HASH_ZIPMAP | types::HASH_ZIPLIST | types::HASH_LISTPACK => {
             let (at, blob) = rd.blob()?;
-            let pairs = packed_pairs(t, &blob)
-                .map_err(|e| integrity(rd, at, "Hash ziplist/listpack/zipmap", e))?;
-            hash_from_pairs(pairs.into_iter()).map_err(|e| integrity(rd, at, "Hash", e))
+            let pairs = packed_pairs(t, &blob).map_err(|e| integrity(rd, at, packed_name(t), e))?;
+            hash_from_pairs(pairs.into_iter()).map_err(|e| integrity(rd, at, packed_name(t), e))
         }
         types::STREAM_LISTPACKS | types::STREAM_LISTPACKS_2 => {
             Err(unsupported(at, "stream values are not supported yet", key))
@@ -291,7 +294,22 @@ fn read_value<R: Read + ?Sized>(rd: &mut Reader<R>, t: u8, key: &[u8]) -> Res<Op
 /// A packed blob that fails validation, worded as Redis words it ("... integrity check
 /// failed"), which tools and Redis's own tests look for in the log.
 fn integrity<R: Read + ?Sized>(rd: &Reader<R>, at: u64, what: &str, why: &str) -> RdbError {
+    if why.starts_with("duplicate") {
+        return rd.corrupt(at, format!("{what} with dup elements ({why})"));
+    }
     rd.corrupt(at, format!("{what} integrity check failed: {why}"))
+}
+
+/// What Redis calls a packed blob of type `t` in its integrity messages.
+fn packed_name(t: u8) -> &'static str {
+    match t {
+        types::HASH_ZIPMAP => "Zipmap",
+        types::HASH_ZIPLIST => "Hash ziplist",
+        types::HASH_LISTPACK => "Hash listpack",
+        types::ZSET_ZIPLIST => "Zset ziplist",
+        types::ZSET_LISTPACK => "Zset listpack",
+        _ => "Packed value",
+    }
 }
 
 fn unsupported(offset: u64, what: &str, key: &[u8]) -> RdbError {
@@ -629,6 +647,9 @@ fn read_key<R: Read + ?Sized>(
     let key = rd.bytes()?;
     let Some(value) = read_value(rd, t, &key)? else {
         stats.empty_keys_skipped += 1;
+        if stats.empty_keys.len() < EMPTY_KEYS_NAMED_MAX {
+            stats.empty_keys.push(key);
+        }
         return Ok(());
     };
     let mut entry = Entry::new(value);
