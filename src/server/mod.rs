@@ -58,6 +58,8 @@ pub struct Server {
     pub feed: crate::replication::Feed,
     /// Connections that completed SYNC/PSYNC and still stream.
     pub connected_replicas: AtomicUsize,
+    /// RDB snapshots, the background child, loading (see `persistence::snapshot`).
+    pub persistence: crate::persistence::Persistence,
 }
 
 impl Server {
@@ -87,6 +89,7 @@ impl Server {
             pubsub: Default::default(),
             feed: crate::replication::Feed::new(),
             connected_replicas: AtomicUsize::new(0),
+            persistence: Default::default(),
         }
     }
 
