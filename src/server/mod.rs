@@ -60,6 +60,8 @@ pub struct Server {
     pub connected_replicas: AtomicUsize,
     /// RDB snapshots, the background child, loading (see `persistence::snapshot`).
     pub persistence: crate::persistence::Persistence,
+    /// The append-only file (see `persistence::aof`).
+    pub aof: crate::persistence::aof::Aof,
 }
 
 impl Server {
@@ -90,6 +92,7 @@ impl Server {
             feed: crate::replication::Feed::new(),
             connected_replicas: AtomicUsize::new(0),
             persistence: Default::default(),
+            aof: Default::default(),
         }
     }
 
