@@ -40,3 +40,17 @@ pub fn debug_loadaof(ctx: &mut ConnCtx, _args: &[Bytes], out: &mut Out) {
         Err(e) => out.error(&e),
     }
 }
+
+/// DEBUG AOF-FLUSH-SLEEP <microseconds>: the AOF writer sleeps that long before each write.
+pub fn debug_flush_sleep(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
+    match super::parse::i64_arg(&args[2]) {
+        Ok(us) => {
+            ctx.server
+                .aof
+                .flush_sleep_us
+                .store(us.max(0) as u64, std::sync::atomic::Ordering::Relaxed);
+            out.ok()
+        }
+        Err(e) => out.error(e),
+    }
+}

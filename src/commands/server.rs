@@ -390,6 +390,7 @@ fn debug(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
         }
         "reload" => super::persistence::debug_reload(ctx, args, out),
         "loadaof" => super::aof::debug_loadaof(ctx, args, out),
+        "aof-flush-sleep" if args.len() == 3 => super::aof::debug_flush_sleep(ctx, args, out),
         "populate" if args.len() >= 3 => super::persistence::debug_populate(ctx, args, out),
         "digest" if args.len() == 2 => {
             let d = dataset_digest(ctx);

@@ -319,6 +319,7 @@ fn replay_file(
     replayer: &mut Replayer<'_, '_>,
     truncate_ok: bool,
     progress: Option<&std::sync::atomic::AtomicU64>,
+    start: u64,
 ) -> FileStatus {
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
@@ -331,10 +332,22 @@ fn replay_file(
             return FileStatus::Failed;
         }
     };
-    let mut reader = CommandReader::new(BufReader::with_capacity(1 << 20, file), 0);
-    let mut valid_up_to = 0u64;
-    let mut valid_before_multi = 0u64;
-    let mut reported = 0u64;
+    let mut file = file;
+    if start > 0 {
+        use std::io::Seek;
+        if let Err(e) = file.seek(std::io::SeekFrom::Start(start)) {
+            log_warning!(
+                "Unrecoverable error reading the append only file {}: {}",
+                name,
+                e
+            );
+            return FileStatus::Failed;
+        }
+    }
+    let mut reader = CommandReader::new(BufReader::with_capacity(1 << 20, file), start);
+    let mut valid_up_to = start;
+    let mut valid_before_multi = start;
+    let mut reported = start;
     let err = loop {
         if let Some(p) = progress {
             p.fetch_add(reader.offset - reported, Ordering::Relaxed);
@@ -462,17 +475,29 @@ fn load_one(
         Target::Held(_) => None,
     };
     if !is_rdb {
-        return replay_file(&path, name, replayer, truncate_ok, progress);
+        return replay_file(&path, name, replayer, truncate_ok, progress, 0);
     }
-    log_notice!("Reading RDB base file on AOF loading...");
-    replayer.apply();
     let cfg = server.config.load();
+    let old_style = name == cfg.appendfilename;
+    if old_style {
+        log_notice!("Reading RDB preamble from AOF file...");
+    } else {
+        log_notice!("Reading RDB base file on AOF loading...");
+    }
+    replayer.apply();
     let path_s = path.to_string_lossy().into_owned();
     let target = match &mut replayer.target {
         Target::Held(g) => Target::Held(g),
         Target::Batched(s) => Target::Batched(s),
     };
     match crate::persistence::load::load_file(&path_s, target, cfg.databases, false, 0, &|| false) {
+        Ok(_) if old_style => match rdb_end(&path) {
+            Some(end) => {
+                log_notice!("Reading the remaining AOF tail...");
+                replay_file(&path, name, replayer, truncate_ok, None, end)
+            }
+            None => FileStatus::Failed,
+        },
         Ok(_) => FileStatus::Ok,
         Err(e) => {
             for line in e.report(&path_s) {
@@ -485,6 +510,71 @@ fn load_one(
             FileStatus::Failed
         }
     }
+}
+
+/// Where the RDB preamble of an old-style AOF ends (a second pass that keeps nothing).
+fn rdb_end(path: &Path) -> Option<u64> {
+    struct Counting<R>(R, u64);
+    impl<R: Read> Read for Counting<R> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.0.read(buf)?;
+            self.1 += n as u64;
+            Ok(n)
+        }
+    }
+    let f = std::fs::File::open(path).ok()?;
+    let mut r = Counting(BufReader::new(f), 0);
+    crate::persistence::rdb::read_rdb(&mut r, &mut |_| Ok(()), &mut |_, _| {}).ok()?;
+    Some(r.1)
+}
+
+/// Moves an old-style AOF (`dir/<appendfilename>`) into the AOF directory as the base of a
+/// new manifest (`aofUpgradePrepare`), when the directory has no AOF of its own.
+fn upgrade_if_needed(dir: &Path, filename: &str, m: &mut Manifest) -> Result<(), Logged> {
+    if !Path::new(filename).exists() {
+        return Ok(());
+    }
+    let empty = m.base.is_none() && m.incr.is_empty();
+    let interrupted = m.base.as_ref().is_some_and(|b| b.name == filename)
+        && m.incr.is_empty()
+        && !dir.join(filename).exists();
+    if dir.exists() && !empty && !interrupted {
+        return Ok(());
+    }
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        log_warning!(
+            "Can't open or create append-only dir {}: {}",
+            dir.display(),
+            e
+        );
+        return Err(Logged);
+    }
+    *m = Manifest {
+        base: Some(super::manifest::AofInfo {
+            name: filename.to_string(),
+            seq: 1,
+            kind: super::manifest::FileType::Base,
+        }),
+        base_seq: 1,
+        ..Default::default()
+    };
+    if let Err(e) = m.persist(dir, filename) {
+        log_warning!("Can't persist the AOF manifest: {}", e);
+        return Err(Logged);
+    }
+    if let Err(e) = std::fs::rename(filename, dir.join(filename)) {
+        log_warning!(
+            "Error trying to rename the existing AOF to the new AOF directory {}: {}",
+            dir.display(),
+            e
+        );
+        return Err(Logged);
+    }
+    log_notice!(
+        "Successfully migrated an old-style AOF into the AOF directory {}.",
+        dir.display()
+    );
+    Ok(())
 }
 
 /// What a successful load found.
@@ -605,7 +695,8 @@ pub fn read_manifest(dir: &Path, filename: &str) -> Result<Manifest, Logged> {
 pub fn startup_files_exist(server: &Server) -> bool {
     let cfg = server.config.load();
     let dir = Path::new(&cfg.appenddirname);
-    matches!(Manifest::read(dir, &cfg.appendfilename), Ok(Some(m)) if m.base.is_some() || !m.incr.is_empty())
+    Path::new(&cfg.appendfilename).exists()
+        || matches!(Manifest::read(dir, &cfg.appendfilename), Ok(Some(m)) if m.base.is_some() || !m.incr.is_empty())
 }
 
 /// Start-up with `appendonly yes` (`loadDataFromDisk` + `aofOpenIfNeededOnServerStart`):
@@ -614,7 +705,8 @@ pub fn load_at_startup(server: &std::sync::Arc<Server>) -> Result<(), i32> {
     let cfg = server.config.load();
     let dir = std::path::PathBuf::from(&cfg.appenddirname);
     let start = std::time::Instant::now();
-    let manifest = read_manifest(&dir, &cfg.appendfilename).map_err(|_| 1)?;
+    let mut manifest = read_manifest(&dir, &cfg.appendfilename).map_err(|_| 1)?;
+    upgrade_if_needed(&dir, &cfg.appendfilename, &mut manifest).map_err(|_| 1)?;
     let result = load_all(server, manifest, &dir, Target::Batched(server));
     server.persistence.loading.store(false, Ordering::SeqCst);
     let loaded = result.map_err(|_| 1)?;

@@ -128,16 +128,12 @@ pub fn open_on_startup(server: &Arc<Server>, loaded: super::load::Loaded) -> Res
     let mut base_size = loaded.base_size;
     if m.base.is_none() && m.incr.is_empty() {
         let base = m.new_base(&filename, cfg.aof_use_rdb_preamble);
+        let job = BaseJob::new(server, &dir, &base, cfg.aof_use_rdb_preamble);
         let guards = server.lock_all();
         let shards: Vec<&ShardData> = guards.iter().map(|g| &**g).collect();
-        let written = write_base(
-            server,
-            &shards,
-            &dir,
-            &base,
-            cfg.aof_use_rdb_preamble,
-            &mut || {},
-        );
+        let written = write_base(&job, &shards, &dir, &base, &mut || {}, &|m| {
+            log_warning!("{}", m)
+        });
         drop(guards);
         base_size = written.map_err(|e| {
             log_warning!("Can't create the AOF base file {}: {}", base, e);
@@ -176,22 +172,38 @@ pub fn open_on_startup(server: &Arc<Server>, loaded: super::load::Loaded) -> Res
     start_writer(server, &mut st, file, size)
 }
 
+/// What a base file needs, prepared before any fork (the child takes no lock).
+pub struct BaseJob {
+    /// The RDB settings, or `None` for an AOF-format base.
+    rdb: Option<SaveJob>,
+}
+
+impl BaseJob {
+    pub fn new(server: &Server, dir: &Path, name: &str, rdb: bool) -> BaseJob {
+        let rdb = rdb.then(|| {
+            let functions = server.persistence.state().functions.clone();
+            let mut job = SaveJob::new(server, functions);
+            job.filename = dir.join(name).to_string_lossy().into_owned();
+            job
+        });
+        BaseJob { rdb }
+    }
+}
+
 /// Writes a base file for `shards` into `dir/name`: an RDB, or RESP commands. Returns its
-/// size. The file appears under its name only once complete and fsynced.
+/// size. The file appears under its name only once complete and fsynced. Takes no lock (it
+/// runs in the rewrite child); `log` reports failures.
 pub fn write_base(
-    server: &Server,
+    job: &BaseJob,
     shards: &[&ShardData],
     dir: &Path,
     name: &str,
-    rdb: bool,
     on_key: &mut dyn FnMut(),
+    log: &dyn Fn(&str),
 ) -> std::io::Result<u64> {
     let target = dir.join(name);
-    if rdb {
-        let functions = server.persistence.state().functions.clone();
-        let mut job = SaveJob::new(server, functions);
-        job.filename = target.to_string_lossy().into_owned();
-        snapshot::write_file(shards, &job, on_key, &|m| log_warning!("{}", m))?;
+    if let Some(job) = &job.rdb {
+        snapshot::write_file(shards, job, on_key, log)?;
     } else {
         write_aof_base(shards, dir, &target, on_key)?;
     }
@@ -324,32 +336,35 @@ pub fn start_rewrite(server: &Server) -> Result<(), Logged> {
         return Err(Logged);
     };
     let cfg = server.config.load();
+    let (dir, filename) = dir_of(server);
+    let ext = if cfg.aof_use_rdb_preamble {
+        "rdb"
+    } else {
+        "aof"
+    };
+    let base_seq = server.aof.state.lock().manifest.base_seq + 1;
+    let base_name = format!("{filename}.{base_seq}.base.{ext}");
+    let job = BaseJob::new(server, &dir, &base_name, cfg.aof_use_rdb_preamble);
     let guards = server.lock_all();
     let mut pst = server.persistence.state();
     if pst.child.is_some() {
         return Err(Logged);
     }
     let mut st = server.aof.state.lock();
-    let (dir, filename) = dir_of(server);
     ensure_dir(&dir)?;
     st.dir = dir.clone();
     st.filename = filename.clone();
     let temp_incr = open_new_incr(&arc, &mut st, &dir, &filename)?;
-    let ext = if cfg.aof_use_rdb_preamble {
-        "rdb"
-    } else {
-        "aof"
-    };
-    let base_name = format!("{filename}.{}.base.{ext}", st.manifest.base_seq + 1);
     let keys_total: u64 = guards
         .iter()
         .map(|g| g.dbs.iter().map(|d| d.keys as u64).sum::<u64>())
         .sum();
     let clog = crate::log::child_log();
-    let (rdb, child_dir, child_base) = (cfg.aof_use_rdb_preamble, dir.clone(), base_name.clone());
+    let (child_dir, child_base) = (dir.clone(), base_name.clone());
     let forked = child::fork_child(&guards, ChildKind::AofRewrite, keys_total, |shards, rep| {
         let mut on_key = || rep.key_done();
-        match write_base(server, shards, &child_dir, &child_base, rdb, &mut on_key) {
+        let log = |m: &str| clog.log(crate::log::Level::Warning, m);
+        match write_base(&job, shards, &child_dir, &child_base, &mut on_key, &log) {
             Ok(_) => {
                 let cow = child::private_dirty_bytes();
                 clog.log(

@@ -324,6 +324,10 @@ impl Writer {
         let skip = rewriting && aof.no_fsync_on_rewrite.load(Ordering::Relaxed);
         let sync = force_sync || (self.policy() == AppendFsync::Always && !skip);
         let n = self.pending.len();
+        let sleep_us = aof.flush_sleep_us.load(Ordering::Relaxed);
+        if sleep_us > 0 {
+            std::thread::sleep(Duration::from_micros(sleep_us));
+        }
         let res = self
             .disk
             .write_at(&self.file, self.file_off, &self.pending, sync);
