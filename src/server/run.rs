@@ -323,8 +323,10 @@ pub fn run(mut cfg: Config) -> i32 {
     log_notice!("Server initialized");
     // Clients connecting during the load get -LOADING from the start.
     // With the AOF on, Redis 7.0 loads the AOF only, never the RDB.
+    // With the AOF on, clients get -LOADING until the AOF is open for appending, even when
+    // there is nothing to load: a write before that would be acknowledged and not logged.
     let has_rdb = if cfg.appendonly {
-        crate::persistence::aof::load::startup_files_exist(&server)
+        true
     } else {
         crate::persistence::load::startup_file_exists(&server)
     };

@@ -691,14 +691,6 @@ pub fn read_manifest(dir: &Path, filename: &str) -> Result<Manifest, Logged> {
     }
 }
 
-/// Whether start-up has AOF files to load (the caller sets `loading` before serving).
-pub fn startup_files_exist(server: &Server) -> bool {
-    let cfg = server.config.load();
-    let dir = Path::new(&cfg.appenddirname);
-    Path::new(&cfg.appendfilename).exists()
-        || matches!(Manifest::read(dir, &cfg.appendfilename), Ok(Some(m)) if m.base.is_some() || !m.incr.is_empty())
-}
-
 /// Start-up with `appendonly yes` (`loadDataFromDisk` + `aofOpenIfNeededOnServerStart`):
 /// load the AOF, then open it for appending and start the writer. `Err(status)` to exit.
 pub fn load_at_startup(server: &std::sync::Arc<Server>) -> Result<(), i32> {
@@ -708,7 +700,6 @@ pub fn load_at_startup(server: &std::sync::Arc<Server>) -> Result<(), i32> {
     let mut manifest = read_manifest(&dir, &cfg.appendfilename).map_err(|_| 1)?;
     upgrade_if_needed(&dir, &cfg.appendfilename, &mut manifest).map_err(|_| 1)?;
     let result = load_all(server, manifest, &dir, Target::Batched(server));
-    server.persistence.loading.store(false, Ordering::SeqCst);
     let loaded = result.map_err(|_| 1)?;
     for s in &server.shards {
         s.lock_data().stats.dirty = 0;
@@ -719,7 +710,10 @@ pub fn load_at_startup(server: &std::sync::Arc<Server>) -> Result<(), i32> {
             start.elapsed().as_secs_f64()
         );
     }
-    super::rewrite::open_on_startup(server, loaded).map_err(|_| 1)
+    let opened = super::rewrite::open_on_startup(server, loaded).map_err(|_| 1);
+    // Only now may writes run: the AOF collects them.
+    server.persistence.loading.store(false, Ordering::SeqCst);
+    opened
 }
 
 /// DEBUG LOADAOF: make the AOF durable, empty the dataset, load the AOF again, all with every
