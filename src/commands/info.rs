@@ -79,19 +79,6 @@ pub fn rss_bytes() -> u64 {
         .map_or(0, |p| p * page)
 }
 
-fn human(n: u64) -> String {
-    let f = n as f64;
-    if n < 1024 {
-        format!("{}B", n)
-    } else if f < 1024.0 * 1024.0 {
-        format!("{:.2}K", f / 1024.0)
-    } else if f < 1024.0 * 1024.0 * 1024.0 {
-        format!("{:.2}M", f / 1024.0 / 1024.0)
-    } else {
-        format!("{:.2}G", f / 1024.0 / 1024.0 / 1024.0)
-    }
-}
-
 fn render(ctx: &mut ConnCtx, sections: &[String]) -> String {
     let srv = ctx.server;
     let cfg = ctx.config();
@@ -121,7 +108,6 @@ fn render(ctx: &mut ConnCtx, sections: &[String]) -> String {
     }
     let now_ms = crate::util::now_ms();
     let uptime = now_ms.saturating_sub(srv.start_ms) / 1000;
-    let rss = rss_bytes();
     let mut t = String::new();
     for (n, sec) in sections.iter().enumerate() {
         let before = t.len();
@@ -170,14 +156,7 @@ fn render(ctx: &mut ConnCtx, sections: &[String]) -> String {
                     srv.blocked_clients.load(Ordering::Relaxed)
                 );
             }
-            "memory" => {
-                let _ = write!(
-                    t,
-                    "# Memory\r\nused_memory:{rss}\r\nused_memory_human:{h}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{h}\r\nused_memory_peak:{rss}\r\nused_memory_peak_human:{h}\r\nused_memory_peak_perc:100.00%\r\nused_memory_overhead:0\r\nused_memory_startup:0\r\nused_memory_dataset:{rss}\r\nused_memory_dataset_perc:100.00%\r\ntotal_system_memory:0\r\nused_memory_lua:31744\r\nused_memory_scripts:0\r\nmaxmemory:0\r\nmaxmemory_human:0B\r\nmaxmemory_policy:noeviction\r\nmem_fragmentation_ratio:1.00\r\nmem_allocator:mimalloc\r\nlazyfree_pending_objects:0\r\n",
-                    rss = rss,
-                    h = human(rss)
-                );
-            }
+            "memory" => super::memory::info_section(ctx, &mut t),
             "persistence" => {
                 let _ = write!(
                     t,
