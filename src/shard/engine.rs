@@ -594,7 +594,9 @@ impl<I: Io> Shard<I> {
                 Keyspace::many(parts, nshards, c.db, now_ms)
             };
             ks.no_touch = c.no_touch;
-            f(&mut ks, args, &mut out);
+            if crate::storage::evict::admit(&mut ks, cmd.flags, &mut out) {
+                f(&mut ks, args, &mut out);
+            }
             (ks.block.take(), std::mem::take(&mut ks.notifications))
         };
         let (block, notes) = block;
@@ -1092,7 +1094,9 @@ impl<I: Io> Shard<I> {
                 let mut out = Out::new(&mut bytes, proto);
                 let mut ks = Keyspace::one(&mut data, self.nshards, db, now_ms);
                 ks.no_touch = no_touch;
-                f(&mut ks, &rc.args, &mut out);
+                if crate::storage::evict::admit(&mut ks, rc.cmd.flags, &mut out) {
+                    f(&mut ks, &rc.args, &mut out);
+                }
                 notes.append(&mut ks.notifications);
                 let id = data.id;
                 for (db, k) in data.blocking.ready.drain(..) {
@@ -1178,6 +1182,7 @@ impl<I: Io> Shard<I> {
                 break;
             }
         }
+        crate::storage::evict::cron(&mut self.handle.lock_data(), self.nshards);
         self.reap_idle_clients();
     }
 

@@ -205,6 +205,8 @@ pub struct KeyspaceStats {
     pub hits: u64,
     pub misses: u64,
     pub expired_keys: u64,
+    /// Keys deleted by maxmemory eviction.
+    pub evicted_keys: u64,
     /// Changes since the last save (Redis's `dirty`).
     pub dirty: u64,
     pub expire_cycle_cpu_ms: u64,
@@ -222,6 +224,8 @@ pub struct ShardData {
     pub blocking: super::blocking::Registry,
     /// Clients watching keys of this shard.
     pub watch: super::watch::Registry,
+    /// maxmemory's eviction pool (see `evict`).
+    pub evict_pool: super::evict::Pool,
 }
 
 impl ShardData {
@@ -233,6 +237,7 @@ impl ShardData {
             cmd_stats: Default::default(),
             blocking: Default::default(),
             watch: Default::default(),
+            evict_pool: Default::default(),
         }
     }
 

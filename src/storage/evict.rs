@@ -263,3 +263,265 @@ mod tests {
         assert!(c >= 200, "counter after 1M hits: {c}");
     }
 }
+
+// ----- Eviction -----
+
+use super::db::{Entry, ShardData};
+use super::keyspace::Keyspace;
+use crate::protocol::Out;
+
+/// Redis's `-OOM` error for a DENYOOM command that cannot get memory.
+pub const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
+/// Candidates the eviction pool keeps (Redis's EVPOOL_SIZE).
+const POOL_SIZE: usize = 16;
+
+/// The best candidates seen so far, ascending by score (the best one last): Redis's eviction
+/// pool, one per shard, kept across calls so each round of sampling improves on the last.
+#[derive(Default, Debug)]
+pub struct Pool {
+    candidates: Vec<(u64, usize, Box<[u8]>)>,
+}
+
+impl Pool {
+    fn offer(&mut self, score: u64, db: usize, key: &[u8]) {
+        if self
+            .candidates
+            .iter()
+            .any(|(_, d, k)| *d == db && &**k == key)
+        {
+            return;
+        }
+        if self.candidates.len() >= POOL_SIZE {
+            match self.candidates.first() {
+                Some((worst, _, _)) if *worst >= score => return,
+                _ => {
+                    self.candidates.remove(0);
+                }
+            }
+        }
+        let at = self.candidates.partition_point(|(s, _, _)| *s < score);
+        self.candidates.insert(at, (score, db, key.into()));
+    }
+}
+
+/// How evictable an entry is under `policy` (higher = evict sooner).
+fn score(policy: Policy, e: &Entry, now_secs: u32) -> u64 {
+    match policy {
+        Policy::AllkeysLru | Policy::VolatileLru => u64::from(now_secs.saturating_sub(e.lru_secs)),
+        Policy::AllkeysLfu | Policy::VolatileLfu => u64::from(255 - lfu_decayed(e.lfu).min(255)),
+        Policy::VolatileTtl => u64::MAX - e.expire_ms,
+        _ => 0,
+    }
+}
+
+/// Redis's eviction time budget for a tenacity (`evictionTimeLimitUs`); None = unlimited.
+fn time_limit_us(tenacity: u32) -> Option<u64> {
+    if tenacity <= 10 {
+        Some(50 * u64::from(tenacity))
+    } else if tenacity < 100 {
+        Some((500.0 * 1.15f64.powi(tenacity as i32 - 10)) as u64)
+    } else {
+        None
+    }
+}
+
+/// A random key of `shard` (in any db when `db` is None) for the random policies and for
+/// sampling: a random slot of the shard holding keys, then a random entry of it.
+fn sample(
+    shard: &ShardData,
+    nshards: usize,
+    volatile: bool,
+    mut visit: impl FnMut(usize, &[u8], &Entry),
+    count: usize,
+) -> usize {
+    let mut seen = 0;
+    for (db_index, db) in shard.dbs.iter().enumerate() {
+        let pool = if volatile { db.volatile } else { db.keys };
+        if pool == 0 {
+            continue;
+        }
+        let owned = super::SLOTS.div_ceil(nshards.max(1));
+        let mut tries = 0;
+        while seen < count && tries < count * 16 {
+            tries += 1;
+            let slot = shard.id + (random_u64() as usize % owned) * nshards.max(1);
+            let Some(t) = db.table(slot as u16) else {
+                continue;
+            };
+            if volatile && t.volatile == 0 {
+                continue;
+            }
+            let Some((k, e)) = t.nth(random_u64() as usize % t.len()) else {
+                continue;
+            };
+            if volatile && e.expire_ms == 0 {
+                continue;
+            }
+            visit(db_index, k, e);
+            seen += 1;
+        }
+    }
+    seen
+}
+
+/// Picks the next key to evict from `shard`: (db, key). None when nothing is evictable.
+fn pick(shard: &mut ShardData, nshards: usize, policy: Policy) -> Option<(usize, Box<[u8]>)> {
+    let volatile = policy.volatile_only();
+    let samples = SETTINGS.samples.load(Ordering::Relaxed).max(1) as usize;
+    if matches!(policy, Policy::AllkeysRandom | Policy::VolatileRandom) {
+        let mut found = None;
+        sample(
+            shard,
+            nshards,
+            volatile,
+            |db, k, _| found = Some((db, k.into())),
+            1,
+        );
+        return found;
+    }
+    let now = crate::util::lru_secs();
+    let mut pool = std::mem::take(&mut shard.evict_pool);
+    sample(
+        shard,
+        nshards,
+        volatile,
+        |db, k, e| pool.offer(score(policy, e, now), db, k),
+        samples,
+    );
+    // The best candidate that still exists (a pooled key may have been deleted since).
+    let mut picked = None;
+    while let Some((_, db, key)) = pool.candidates.pop() {
+        let slot = super::key_slot(&key);
+        let live = shard
+            .dbs
+            .get(db)
+            .and_then(|d| d.get(slot, &key))
+            .is_some_and(|e| !volatile || e.expire_ms != 0);
+        if live {
+            picked = Some((db, key));
+            break;
+        }
+    }
+    shard.evict_pool = pool;
+    picked
+}
+
+/// Whether memory is over the budget now.
+pub fn over_budget() -> bool {
+    let max = maxmemory();
+    max != 0 && crate::alloc::used_memory() as u64 > max
+}
+
+/// Redis's `performEvictions` for the shards a command locked, run before a data command when
+/// `maxmemory` is set. Returns false (after writing the OOM error) when the command is a
+/// DENYOOM one and memory could not be brought under the budget.
+pub fn admit(ks: &mut Keyspace, flags: u32, out: &mut Out) -> bool {
+    if !over_budget() {
+        return true;
+    }
+    let denyoom = flags & crate::commands::flag::DENYOOM != 0;
+    let policy = policy();
+    if policy == Policy::Noeviction {
+        if denyoom {
+            out.error(OOM);
+            return false;
+        }
+        return true;
+    }
+    let start = crate::util::now_us();
+    let limit = time_limit_us(SETTINGS.tenacity.load(Ordering::Relaxed));
+    let nshards = ks.nshards();
+    let mut failed = false;
+    let mut evicted: Vec<(usize, Box<[u8]>)> = Vec::new();
+    while over_budget() {
+        let mut evicted_one = false;
+        for shard in ks.shards_mut() {
+            if let Some((db, key)) = pick(shard, nshards, policy) {
+                if evict_key(shard, db, &key) {
+                    evicted.push((db, key));
+                }
+                evicted_one = true;
+                if !over_budget() {
+                    break;
+                }
+            }
+        }
+        if !evicted_one {
+            failed = true;
+            break;
+        }
+        if limit.is_some_and(|l| crate::util::now_us().saturating_sub(start) > l) {
+            break;
+        }
+    }
+    if crate::pubsub::notify_enabled('e') {
+        for (db, key) in evicted {
+            ks.notifications.push(crate::pubsub::Notification {
+                db,
+                class: 'e',
+                event: "evicted",
+                key: bytes::Bytes::from(key.into_vec()),
+            });
+        }
+    }
+    // Keys elsewhere: their shards evict them in their cron (the budget is global), so this
+    // command is not refused for memory this shard cannot free.
+    let elsewhere = failed && keys_on_other_shards(ks);
+    if failed && denyoom && !elsewhere {
+        out.error(OOM);
+        return false;
+    }
+    true
+}
+
+/// Keys per shard as of each shard's last cron (lock-free view of the other shards).
+static SHARD_KEYS: [AtomicU64; 256] = [const { AtomicU64::new(0) }; 256];
+
+fn keys_on_other_shards(ks: &Keyspace) -> bool {
+    let mine: Vec<usize> = ks.shards().iter().map(|s| s.id).collect();
+    SHARD_KEYS
+        .iter()
+        .enumerate()
+        .take(ks.nshards())
+        .any(|(i, n)| !mine.contains(&i) && n.load(Ordering::Relaxed) > 0)
+}
+
+/// A shard's periodic part of the global budget: publishes its key count, and evicts its own
+/// keys while the server is over `maxmemory` (memory may be held by another shard's keys'
+/// writers; every shard gives back from what it owns), within the tenacity time budget.
+pub fn cron(shard: &mut ShardData, nshards: usize) {
+    let keys: usize = shard.dbs.iter().map(|d| d.keys).sum();
+    if let Some(c) = SHARD_KEYS.get(shard.id) {
+        c.store(keys as u64, Ordering::Relaxed);
+    }
+    let policy = policy();
+    if policy == Policy::Noeviction || !over_budget() {
+        return;
+    }
+    let start = crate::util::now_us();
+    let limit = time_limit_us(SETTINGS.tenacity.load(Ordering::Relaxed)).unwrap_or(u64::MAX);
+    while over_budget() && crate::util::now_us().saturating_sub(start) <= limit {
+        let Some((db, key)) = pick(shard, nshards, policy) else {
+            break;
+        };
+        evict_key(shard, db, &key);
+    }
+}
+
+/// Deletes one key chosen by eviction: counts it and wakes its watchers. False when the key
+/// was gone already.
+fn evict_key(shard: &mut ShardData, db: usize, key: &[u8]) -> bool {
+    let slot = super::key_slot(key);
+    let Some(d) = shard.dbs.get_mut(db) else {
+        return false;
+    };
+    if d.remove(slot, key).is_none() {
+        return false;
+    }
+    shard.stats.evicted_keys += 1;
+    shard.watch.touch(db, key);
+    // PROPAGATION: an evicted key must reach replicas and the AOF as `DEL key` (Redis's
+    // propagateDeletion). The lead's propagation layer is not on main yet; this is the one
+    // call site to hook it into.
+    true
+}
