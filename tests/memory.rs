@@ -145,3 +145,52 @@ fn memory_usage_is_close_to_redis() {
         );
     }
 }
+
+fn info_u64(s: &TestServer, section: &str, field: &str) -> u64 {
+    s.info_field(section, field)
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// UNLINK of a big set and FLUSHALL ASYNC free on the lazyfree thread: the keys are gone at
+/// once and `lazyfreed_objects` counts them when the helper is done (Redis counts the same).
+#[test]
+fn unlink_and_flushall_async_free_lazily() {
+    for kind in [ServerKind::Redis, ServerKind::Shardis] {
+        let s = TestServer::start(kind, &[]);
+        let mut c = s.conn();
+        for chunk in 0..10 {
+            let members: Vec<String> = (0..1000)
+                .map(|i| format!("m{}", chunk * 1000 + i))
+                .collect();
+            let mut args: Vec<&str> = vec!["SADD", "big"];
+            args.extend(members.iter().map(String::as_str));
+            c.call(&args);
+        }
+        c.call(&["SET", "small", "v"]);
+        assert_eq!(c.cmd(&[b"UNLINK", b"big", b"small", b"nokey"]), b":2\r\n");
+        assert_eq!(c.cmd(&[b"EXISTS", b"big"]), b":0\r\n");
+        common::wait_for(
+            "the unlinked set freed",
+            std::time::Duration::from_secs(20),
+            || (info_u64(&s, "memory", "lazyfreed_objects") >= 1).then_some(()),
+        );
+        for i in 0..100 {
+            c.call(&["SET", &format!("k{i}"), "v"]);
+        }
+        assert_eq!(c.cmd(&[b"FLUSHALL", b"ASYNC"]), b"+OK\r\n");
+        assert_eq!(c.cmd(&[b"DBSIZE"]), b":0\r\n");
+        common::wait_for(
+            "the flushed keys freed",
+            std::time::Duration::from_secs(20),
+            || (info_u64(&s, "memory", "lazyfreed_objects") >= 101).then_some(()),
+        );
+        assert_eq!(
+            info_u64(&s, "memory", "lazyfree_pending_objects"),
+            0,
+            "{}",
+            kind.name()
+        );
+        assert_eq!(c.cmd(&[b"FLUSHALL", b"BOTH"]), b"-ERR syntax error\r\n");
+    }
+}

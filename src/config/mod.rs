@@ -306,6 +306,11 @@ pub struct Config {
     pub maxmemory_eviction_tenacity: u32,
     pub lfu_log_factor: u32,
     pub lfu_decay_time: u32,
+    pub lazyfree_lazy_eviction: bool,
+    pub lazyfree_lazy_expire: bool,
+    pub lazyfree_lazy_server_del: bool,
+    pub lazyfree_lazy_user_del: bool,
+    pub lazyfree_lazy_user_flush: bool,
 
     // --- Encodings.
     pub list_max_listpack_size: i32,
@@ -474,6 +479,11 @@ impl Default for Config {
             maxmemory_eviction_tenacity: 10,
             lfu_log_factor: 10,
             lfu_decay_time: 1,
+            lazyfree_lazy_eviction: false,
+            lazyfree_lazy_expire: false,
+            lazyfree_lazy_server_del: false,
+            lazyfree_lazy_user_del: false,
+            lazyfree_lazy_user_flush: false,
 
             list_max_listpack_size: -2,
             list_compress_depth: 0,

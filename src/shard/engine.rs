@@ -354,6 +354,9 @@ impl<I: Io> Shard<I> {
             // The per-turn command budget ran out with input left: continue next turn.
             self.ready.push(token);
         }
+        if let Some(c) = self.client(token) {
+            crate::server::client::shrink_idle_query_buffer(c);
+        }
         self.to_send.push(token);
     }
 

@@ -450,6 +450,11 @@ pub fn admit(ks: &mut Keyspace, flags: u32, out: &mut Out) -> bool {
             failed = true;
             break;
         }
+        // Values being freed on the lazyfree thread will lower used_memory soon: let the
+        // command run rather than evict more than needed (Redis's EVICT_RUNNING).
+        if super::lazyfree::stats().0 > 0 {
+            break;
+        }
         if limit.is_some_and(|l| crate::util::now_us().saturating_sub(start) > l) {
             break;
         }
@@ -515,8 +520,11 @@ fn evict_key(shard: &mut ShardData, db: usize, key: &[u8]) -> bool {
     let Some(d) = shard.dbs.get_mut(db) else {
         return false;
     };
-    if d.remove(slot, key).is_none() {
+    let Some(old) = d.remove(slot, key) else {
         return false;
+    };
+    if super::lazyfree::LAZY_EVICTION.load(Ordering::Relaxed) {
+        super::lazyfree::free_value(old.value);
     }
     shard.stats.evicted_keys += 1;
     shard.watch.touch(db, key);

@@ -42,6 +42,7 @@ pub fn set(field: &AtomicI64, v: i64) {
 pub fn apply(cfg: &crate::config::Config) {
     crate::pubsub::set_notify_flags(cfg.notify_keyspace_events);
     super::evict::apply(cfg);
+    super::lazyfree::apply(cfg);
     set(
         &LIMITS.list_max_listpack_size,
         cfg.list_max_listpack_size as i64,
