@@ -170,8 +170,13 @@ impl Drop for EntryBox {
 }
 
 /// One slot's keys.
+///
+/// A slot holding a single key keeps it in `one`, with no hash table at all: with fewer keys
+/// than slots (16384), most slots hold one key, and a table's smallest allocation would cost
+/// more than the key. Invariant: `one.is_some()` implies `map` is empty.
 #[derive(Default)]
 pub struct SlotTable {
+    one: Option<EntryBox>,
     map: HashTable<EntryBox>,
     /// Keys in the table with an expiry.
     pub volatile: usize,
@@ -180,7 +185,7 @@ pub struct SlotTable {
 impl std::fmt::Debug for SlotTable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SlotTable")
-            .field("len", &self.map.len())
+            .field("len", &self.len())
             .field("volatile", &self.volatile)
             .finish()
     }
@@ -192,11 +197,11 @@ fn rehash(b: &EntryBox) -> u64 {
 
 impl SlotTable {
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.map.len() + usize::from(self.one.is_some())
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.one.is_none() && self.map.is_empty()
     }
 
     /// Buckets allocated (for memory accounting).
@@ -204,27 +209,52 @@ impl SlotTable {
         self.map.capacity()
     }
 
+    fn find(&self, key: &[u8]) -> Option<&EntryBox> {
+        match &self.one {
+            Some(b) => (b.key() == key).then_some(b),
+            None => self.map.find(key_hash(key), |b| b.key() == key),
+        }
+    }
+
+    fn find_mut(&mut self, key: &[u8]) -> Option<&mut EntryBox> {
+        match &mut self.one {
+            Some(b) => (b.key() == key).then_some(b),
+            None => self.map.find_mut(key_hash(key), |b| b.key() == key),
+        }
+    }
+
     pub fn get(&self, key: &[u8]) -> Option<&Entry> {
-        self.map
-            .find(key_hash(key), |b| b.key() == key)
-            .map(EntryBox::entry)
+        self.find(key).map(EntryBox::entry)
     }
 
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut Entry> {
-        self.map
-            .find_mut(key_hash(key), |b| b.key() == key)
-            .map(EntryBox::entry_mut)
+        self.find_mut(key).map(EntryBox::entry_mut)
     }
 
     /// The stored key bytes and entry of `key`.
     pub fn get_key_value(&self, key: &[u8]) -> Option<(&[u8], &Entry)> {
-        self.map
-            .find(key_hash(key), |b| b.key() == key)
-            .map(|b| (b.key(), b.entry()))
+        self.find(key).map(|b| (b.key(), b.entry()))
     }
 
     /// Inserts or replaces with one hash lookup; returns the previous entry.
     pub fn insert(&mut self, key: &[u8], entry: Entry) -> Option<Entry> {
+        if self.map.is_empty() {
+            match self.one.take() {
+                None => {
+                    self.one = Some(EntryBox::new(key, entry));
+                    return None;
+                }
+                Some(mut b) if b.key() == key => {
+                    let old = std::mem::replace(b.entry_mut(), entry);
+                    self.one = Some(b);
+                    return Some(old);
+                }
+                Some(b) => {
+                    // A second key: the slot gets a table.
+                    self.map.insert_unique(rehash(&b), b, rehash);
+                }
+            }
+        }
         match self.map.entry(key_hash(key), |b| b.key() == key, rehash) {
             TableEntry::Occupied(mut o) => Some(std::mem::replace(o.get_mut().entry_mut(), entry)),
             TableEntry::Vacant(v) => {
@@ -235,6 +265,12 @@ impl SlotTable {
     }
 
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        if let Some(b) = &self.one {
+            if b.key() != key {
+                return None;
+            }
+            return self.one.take().map(EntryBox::into_entry);
+        }
         let found = self
             .map
             .find_entry(key_hash(key), |b| b.key() == key)
@@ -251,6 +287,19 @@ impl SlotTable {
         key: &[u8],
         live: impl FnOnce(&Entry) -> bool,
     ) -> Result<Option<&mut Entry>, Entry> {
+        if self.one.is_some() {
+            let is_live = match &self.one {
+                Some(b) if b.key() == key => live(b.entry()),
+                _ => return Ok(None),
+            };
+            if is_live {
+                return Ok(self.one.as_mut().map(EntryBox::entry_mut));
+            }
+            return match self.one.take() {
+                Some(b) => Err(b.into_entry()),
+                None => Ok(None),
+            };
+        }
         let taken = match self.map.find_entry(key_hash(key), |b| b.key() == key) {
             Err(_) => return Ok(None),
             Ok(o) if live(o.get().entry()) => {
@@ -267,44 +316,62 @@ impl SlotTable {
         Err(taken.into_entry())
     }
 
-    /// Gives buckets back when the table fell to an eighth full.
+    /// Gives buckets back when the table fell to an eighth full, and the whole table when one
+    /// key is left (it moves to `one`).
     fn maybe_shrink(&mut self) {
+        if self.map.len() == 1 {
+            let last = self.map.drain().next();
+            self.map = HashTable::new();
+            self.one = last;
+            return;
+        }
         let cap = self.map.capacity();
         if cap >= SHRINK_BUCKETS_MIN && self.map.len() * 8 <= cap {
             self.map.shrink_to(self.map.len() * 2, rehash);
         }
     }
 
+    fn boxes(&self) -> impl Iterator<Item = &EntryBox> {
+        self.one.iter().chain(self.map.iter())
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &Entry)> {
-        self.map.iter().map(|b| (b.key(), b.entry()))
+        self.boxes().map(|b| (b.key(), b.entry()))
     }
 
     pub fn keys(&self) -> impl Iterator<Item = &[u8]> {
-        self.map.iter().map(EntryBox::key)
+        self.boxes().map(EntryBox::key)
     }
 
     /// Keeps the entries for which `keep` returns true; the others are dropped after `keep`
     /// saw them. Returns how many were removed.
     pub fn retain(&mut self, mut keep: impl FnMut(&[u8], &mut Entry) -> bool) -> usize {
+        let mut removed = 0;
+        if let Some(b) = &mut self.one {
+            let key: *const [u8] = b.key();
+            // SAFETY: `key` points at the key bytes of `b`, disjoint from its Entry and valid
+            // while `b` lives (this block).
+            if !keep(unsafe { &*key }, b.entry_mut()) {
+                self.one = None;
+                removed += 1;
+            }
+        }
         let before = self.map.len();
         self.map.retain(|b| {
-            // The key borrow ends before the entry is borrowed mutably: copy out the pointer
-            // pair through a raw split (the key bytes and the entry do not overlap).
             let key: *const [u8] = b.key();
-            // SAFETY: `key` points at the key bytes of `b`, which are disjoint from the Entry
-            // at the start of the allocation and stay valid while `b` lives (this closure).
+            // SAFETY: as above: the key bytes and the entry of one box do not overlap.
             keep(unsafe { &*key }, b.entry_mut())
         });
-        let removed = before - self.map.len();
-        if removed > 0 {
+        let gone = before - self.map.len();
+        if gone > 0 {
             self.maybe_shrink();
         }
-        removed
+        removed + gone
     }
 
     /// The `index`th entry in the table's bucket order (for sampling). `None` past the end.
     pub fn nth(&self, index: usize) -> Option<(&[u8], &Entry)> {
-        self.map.iter().nth(index).map(|b| (b.key(), b.entry()))
+        self.boxes().nth(index).map(|b| (b.key(), b.entry()))
     }
 
     /// Bytes this table holds outside its entries' values: buckets, control bytes, and the
@@ -319,7 +386,7 @@ impl SlotTable {
             let n = (buckets * 8 / 7).next_power_of_two();
             n * 9 + 16
         };
-        table + self.map.iter().map(EntryBox::alloc_len).sum::<usize>()
+        table + self.boxes().map(EntryBox::alloc_len).sum::<usize>()
     }
 }
 
@@ -387,6 +454,30 @@ mod tests {
             Some(&Value::from_bytes(b"3"))
         );
         assert!(t.get(b"a-much-longer-key").is_some());
+    }
+
+    #[test]
+    fn a_lonely_key_needs_no_table() {
+        let mut t = SlotTable::default();
+        t.insert(b"a", Entry::new(Value::from_bytes(b"1")));
+        assert_eq!((t.len(), t.capacity()), (1, 0));
+        t.insert(b"b", Entry::new(Value::from_bytes(b"2")));
+        assert_eq!(t.len(), 2);
+        assert!(t.capacity() > 0);
+        assert!(t.remove(b"a").is_some());
+        assert_eq!(
+            (t.len(), t.capacity()),
+            (1, 0),
+            "the last key left the table"
+        );
+        assert!(t.get(b"b").is_some() && t.get(b"a").is_none());
+        assert!(matches!(t.get_or_take(b"b", |_| true), Ok(Some(_))));
+        assert!(matches!(t.get_or_take(b"zz", |_| false), Ok(None)));
+        assert!(t.get_or_take(b"b", |_| false).is_err());
+        assert!(t.is_empty());
+        t.insert(b"c", Entry::new(Value::from_bytes(b"3")));
+        assert_eq!(t.retain(|_, _| false), 1);
+        assert!(t.is_empty());
     }
 
     #[test]
