@@ -295,7 +295,10 @@ fn read_value<R: Read + ?Sized>(rd: &mut Reader<R>, t: u8, key: &[u8]) -> Res<Op
 /// failed"), which tools and Redis's own tests look for in the log.
 fn integrity<R: Read + ?Sized>(rd: &Reader<R>, at: u64, what: &str, why: &str) -> RdbError {
     if why.starts_with("duplicate") {
-        return rd.corrupt(at, format!("{what} with dup elements ({why})"));
+        return rd.corrupt(
+            at,
+            format!("{what} integrity check failed: {what} with dup elements ({why})"),
+        );
     }
     rd.corrupt(at, format!("{what} integrity check failed: {why}"))
 }
