@@ -21,7 +21,6 @@ use super::{err, flag, parse, Cmd, Keys};
 use crate::protocol::Out;
 use crate::storage::{lazyfree, Db, Entry, Keyspace};
 use bytes::Bytes;
-use std::sync::atomic::Ordering;
 
 const RO_FAST: u32 = flag::READONLY | flag::FAST;
 const W_FAST: u32 = flag::WRITE | flag::FAST;
@@ -85,7 +84,7 @@ pub(crate) fn lookup_notouch<R>(
 
 /// DEL and UNLINK (values are freed synchronously either way).
 fn del(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
-    let lazy = lazyfree::LAZY_USER_DEL.load(Ordering::Relaxed);
+    let lazy = crate::storage::limits::lazy(&crate::storage::limits::LAZY.user_del);
     delete_keys(ks, args, out, lazy)
 }
 
@@ -308,7 +307,9 @@ fn swapdb(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
 /// or no argument with `lazyfree-lazy-user-flush`, frees on the lazyfree thread.
 fn flush_mode(args: &[Bytes]) -> Option<bool> {
     match args.len() {
-        1 => Some(lazyfree::LAZY_USER_FLUSH.load(Ordering::Relaxed)),
+        1 => Some(crate::storage::limits::lazy(
+            &crate::storage::limits::LAZY.user_flush,
+        )),
         2 if parse::eq(&args[1], "sync") => Some(false),
         2 if parse::eq(&args[1], "async") => Some(true),
         _ => None,

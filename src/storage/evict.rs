@@ -459,6 +459,10 @@ pub fn admit(ks: &mut Keyspace, flags: u32, out: &mut Out) -> bool {
             break;
         }
     }
+    if ks.prop.on {
+        // Each eviction reaches replicas and the AOF as its own DEL (or UNLINK).
+        ks.prop.ops.extend(deletions(&evicted));
+    }
     if crate::pubsub::notify_enabled('e') {
         for (db, key) in evicted {
             ks.notifications.push(crate::pubsub::Notification {
@@ -494,14 +498,17 @@ fn keys_on_other_shards(ks: &Keyspace) -> bool {
 /// A shard's periodic part of the global budget: publishes its key count, and evicts its own
 /// keys while the server is over `maxmemory` (memory may be held by another shard's keys'
 /// writers; every shard gives back from what it owns), within the tenacity time budget.
-pub fn cron(shard: &mut ShardData, nshards: usize) {
+///
+/// Returns the keys evicted, for the caller to propagate (`deletions`).
+pub fn cron(shard: &mut ShardData, nshards: usize) -> Vec<(usize, Box<[u8]>)> {
     let keys: usize = shard.dbs.iter().map(|d| d.keys).sum();
     if let Some(c) = SHARD_KEYS.get(shard.id) {
         c.store(keys as u64, Ordering::Relaxed);
     }
+    let mut evicted = Vec::new();
     let policy = policy();
     if policy == Policy::Noeviction || !over_budget() {
-        return;
+        return evicted;
     }
     let start = crate::util::now_us();
     let limit = time_limit_us(SETTINGS.tenacity.load(Ordering::Relaxed)).unwrap_or(u64::MAX);
@@ -509,8 +516,29 @@ pub fn cron(shard: &mut ShardData, nshards: usize) {
         let Some((db, key)) = pick(shard, nshards, policy) else {
             break;
         };
-        evict_key(shard, db, &key);
+        if evict_key(shard, db, &key) {
+            evicted.push((db, key));
+        }
     }
+    evicted
+}
+
+/// The propagated form of evictions: `DEL key` each (UNLINK under lazyfree-lazy-eviction), as
+/// Redis's propagateDeletion.
+pub fn deletions(evicted: &[(usize, Box<[u8]>)]) -> Vec<crate::replication::Op> {
+    let lazy = super::limits::lazy(&super::limits::LAZY.eviction);
+    evicted
+        .iter()
+        .map(|(db, key)| {
+            crate::replication::Op::new(
+                *db,
+                vec![
+                    super::keyspace::del_or_unlink(lazy),
+                    bytes::Bytes::copy_from_slice(key),
+                ],
+            )
+        })
+        .collect()
 }
 
 /// Deletes one key chosen by eviction: counts it and wakes its watchers. False when the key
@@ -523,13 +551,10 @@ fn evict_key(shard: &mut ShardData, db: usize, key: &[u8]) -> bool {
     let Some(old) = d.remove(slot, key) else {
         return false;
     };
-    if super::lazyfree::LAZY_EVICTION.load(Ordering::Relaxed) {
+    if super::limits::lazy(&super::limits::LAZY.eviction) {
         super::lazyfree::free_value(old.value);
     }
     shard.stats.evicted_keys += 1;
-    shard.watch.touch(db, key);
-    // PROPAGATION: an evicted key must reach replicas and the AOF as `DEL key` (Redis's
-    // propagateDeletion). The lead's propagation layer is not on main yet; this is the one
-    // call site to hook it into.
+    shard.watch.touch(db, key, false);
     true
 }

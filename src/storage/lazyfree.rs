@@ -11,12 +11,12 @@
 //! the shard wait for the helper, the stall this module exists to avoid. Its size is visible as
 //! `lazyfree_pending_objects`.
 //!
-//! The decisions of which deletions go lazily follow the `lazyfree-lazy-*` settings, kept in
-//! atomics (`apply`) so shards read them without locks.
+//! Which deletions go lazily follows the `lazyfree-lazy-*` settings (`limits::LAZY`, which
+//! also decide whether a deletion is propagated as DEL or UNLINK).
 
 use super::db::Db;
 use super::value::Value;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Sender};
 use std::sync::{Mutex, OnceLock};
 
@@ -25,21 +25,6 @@ const FREE_EFFORT_MIN: usize = 64;
 
 static PENDING: AtomicU64 = AtomicU64::new(0);
 static FREED: AtomicU64 = AtomicU64::new(0);
-
-pub static LAZY_EVICTION: AtomicBool = AtomicBool::new(false);
-pub static LAZY_EXPIRE: AtomicBool = AtomicBool::new(false);
-pub static LAZY_SERVER_DEL: AtomicBool = AtomicBool::new(false);
-pub static LAZY_USER_DEL: AtomicBool = AtomicBool::new(false);
-pub static LAZY_USER_FLUSH: AtomicBool = AtomicBool::new(false);
-
-/// Copies the `lazyfree-lazy-*` settings (start-up and CONFIG SET).
-pub fn apply(cfg: &crate::config::Config) {
-    LAZY_EVICTION.store(cfg.lazyfree_lazy_eviction, Ordering::Relaxed);
-    LAZY_EXPIRE.store(cfg.lazyfree_lazy_expire, Ordering::Relaxed);
-    LAZY_SERVER_DEL.store(cfg.lazyfree_lazy_server_del, Ordering::Relaxed);
-    LAZY_USER_DEL.store(cfg.lazyfree_lazy_user_del, Ordering::Relaxed);
-    LAZY_USER_FLUSH.store(cfg.lazyfree_lazy_user_flush, Ordering::Relaxed);
-}
 
 /// (objects waiting to be freed, objects freed lazily since start).
 pub fn stats() -> (u64, u64) {
