@@ -483,7 +483,7 @@ pub fn admit(ks: &mut Keyspace, flags: u32, out: &mut Out) -> bool {
     true
 }
 
-/// Keys per shard as of each shard's last cron (lock-free view of the other shards).
+/// Evictable keys per shard as of each shard's last cron (lock-free view of the others).
 static SHARD_KEYS: [AtomicU64; 256] = [const { AtomicU64::new(0) }; 256];
 
 fn keys_on_other_shards(ks: &Keyspace) -> bool {
@@ -501,12 +501,17 @@ fn keys_on_other_shards(ks: &Keyspace) -> bool {
 ///
 /// Returns the keys evicted, for the caller to propagate (`deletions`).
 pub fn cron(shard: &mut ShardData, nshards: usize) -> Vec<(usize, Box<[u8]>)> {
-    let keys: usize = shard.dbs.iter().map(|d| d.keys).sum();
+    let policy = policy();
+    // What this shard could evict under the policy: every key, or the volatile ones.
+    let keys: usize = if policy.volatile_only() {
+        shard.dbs.iter().map(|d| d.volatile).sum()
+    } else {
+        shard.dbs.iter().map(|d| d.keys).sum()
+    };
     if let Some(c) = SHARD_KEYS.get(shard.id) {
         c.store(keys as u64, Ordering::Relaxed);
     }
     let mut evicted = Vec::new();
-    let policy = policy();
     if policy == Policy::Noeviction || !over_budget() {
         return evicted;
     }
