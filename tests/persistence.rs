@@ -827,3 +827,27 @@ fn wait_for_connection(port: u16) -> RespConn {
     });
     conn.expect("connected")
 }
+
+#[test]
+fn function_libraries_survive_a_round_trip_through_shardis() {
+    let dir = data_dir();
+    {
+        let theirs = redis_in(dir.path());
+        let mut r = theirs.conn();
+        let code = "#!lua name=mylib\nredis.register_function('answer', function() return 42 end)";
+        assert_eq!(text(&r.call(&["FUNCTION", "LOAD", code])), "mylib");
+        ok(&mut r, &["SET", "k", "v"]);
+        ok(&mut r, &["SAVE"]);
+    }
+    {
+        // We load the library record, keep it, and write it back into our own snapshot.
+        let ours = shardis_in(dir.path(), &[]);
+        let mut c = ours.conn();
+        ok(&mut c, &["SET", "k2", "v2"]);
+        ok(&mut c, &["SAVE"]);
+    }
+    let theirs = redis_in(dir.path());
+    let mut r = theirs.conn();
+    assert_eq!(r.call(&["FCALL", "answer", "0"]).as_int(), Some(42));
+    assert_eq!(text(&r.call(&["GET", "k2"])), "v2");
+}

@@ -295,7 +295,10 @@ fn read_value<R: Read + ?Sized>(rd: &mut Reader<R>, t: u8, key: &[u8]) -> Res<Op
 /// failed"), which tools and Redis's own tests look for in the log.
 fn integrity<R: Read + ?Sized>(rd: &Reader<R>, at: u64, what: &str, why: &str) -> RdbError {
     if why.starts_with("duplicate") {
-        return rd.corrupt(at, format!("{what} with dup elements ({why})"));
+        return rd.corrupt(
+            at,
+            format!("{what} integrity check failed: {what} with dup elements ({why})"),
+        );
     }
     rd.corrupt(at, format!("{what} integrity check failed: {why}"))
 }
@@ -657,6 +660,9 @@ fn read_key<R: Read + ?Sized>(
         // 0 means "no expiry" in memory; a deadline at or before the epoch is simply long past.
         entry.expire_ms = ms.max(1) as u64;
         stats.keys_with_expiry += 1;
+    }
+    if let Some(f) = attrs.lfu_freq {
+        entry.lfu = crate::storage::evict::lfu_with_freq(f);
     }
     if let Some(idle) = attrs.idle_secs {
         let idle = u32::try_from(idle).unwrap_or(u32::MAX);
