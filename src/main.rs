@@ -11,6 +11,18 @@ fn main() {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    if invoked_as == "redis-check-aof" || args.first().map(String::as_str) == Some("--check-aof") {
+        let file = if invoked_as == "redis-check-aof" {
+            args.last()
+        } else {
+            args.get(1)
+        };
+        let Some(file) = file else {
+            eprintln!("Usage: {argv0} [--fix|--truncate-to-timestamp $timestamp] <file.manifest|file.aof>");
+            std::process::exit(1);
+        };
+        std::process::exit(shardis::persistence::aof::check::run(file));
+    }
     if invoked_as == "redis-check-rdb" || args.first().map(String::as_str) == Some("--check-rdb") {
         let file = if invoked_as == "redis-check-rdb" {
             args.first()

@@ -12,6 +12,7 @@
 //! - `Kind::Conn`: runs on the connection's home thread with the connection and the server's
 //!   shared state (CONFIG, CLIENT, HELLO, INFO, SELECT...).
 
+pub mod aof;
 pub mod bits;
 pub mod blocking;
 pub mod connection;
@@ -212,6 +213,7 @@ pub fn all() -> impl Iterator<Item = &'static Cmd> {
         .chain(memory::COMMANDS.iter())
         .chain(server::COMMANDS.iter())
         .chain(persistence::COMMANDS.iter())
+        .chain(aof::COMMANDS.iter())
         .chain(list::COMMANDS.iter())
         .chain(blocking::COMMANDS.iter())
         .chain(set::COMMANDS.iter())

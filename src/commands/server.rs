@@ -112,6 +112,10 @@ fn config_set(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
             crate::log::init(&new.logfile, &new.loglevel);
             crate::storage::limits::apply(&new);
             ctx.server.config.store(new);
+            if let Err(e) = crate::persistence::aof::rewrite::config_changed(ctx.server) {
+                ctx.server.config.store((*cfg).clone());
+                return out.error(&e);
+            }
             out.ok();
         }
         Err(e) => out.error(&e),
@@ -385,6 +389,8 @@ fn debug(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
             out.ok();
         }
         "reload" => super::persistence::debug_reload(ctx, args, out),
+        "loadaof" => super::aof::debug_loadaof(ctx, args, out),
+        "aof-flush-sleep" if args.len() == 3 => super::aof::debug_flush_sleep(ctx, args, out),
         "populate" if args.len() >= 3 => super::persistence::debug_populate(ctx, args, out),
         "digest" if args.len() == 2 => {
             let d = dataset_digest(ctx);

@@ -10,9 +10,10 @@
 //! - `load`: loading an RDB into the shards at start-up and for DEBUG RELOAD.
 //! - `check`: `--check-rdb FILE` / `redis-check-rdb FILE`.
 //!
-//! The AOF (multi-part layout, manifest, fsync policy) will live beside them in `aof`,
-//! reusing `child` for rewrites, `rdb` for RDB-preamble base files and `load` for them.
+//! - `aof`: the append-only file (multi-part layout, manifest, the writer thread and group
+//!   commit, loading, rewrites through `child`, RDB-preamble bases through `rdb` and `load`).
 
+pub mod aof;
 pub mod check;
 pub mod child;
 pub mod load;

@@ -121,7 +121,8 @@ pub fn admit(
     use crate::commands::flag;
     let misconf = server.persistence.writes_refused(cfg);
     let loading = server.persistence.loading.load(Ordering::Relaxed);
-    if !misconf && !loading {
+    let aof_failed = server.aof.write_errno.load(Ordering::Relaxed) != 0;
+    if !misconf && !loading && !aof_failed {
         return Ok(p);
     }
     let queued = |f: u32| {
@@ -137,6 +138,14 @@ pub fn admit(
             error: MISCONF.as_bytes().to_vec(),
             full_name: Some(p.full_name),
         });
+    }
+    if is_write || p.cmd.name == "ping" {
+        if let Some(e) = server.aof.misconf() {
+            return Err(crate::server::dispatch::Rejected {
+                error: e.into_bytes(),
+                full_name: Some(p.full_name),
+            });
+        }
     }
     let deny_loading = p.cmd.flags & flag::LOADING == 0
         || (p.cmd.name == "exec"
@@ -504,7 +513,7 @@ pub fn cron(server: &Server) {
 /// Bookkeeping after a child exits (`backgroundSaveDoneHandlerDisk`).
 fn finish_child(server: &Server, done: child::Finished, dirty_at_fork: &[u64]) {
     if done.kind != ChildKind::Rdb {
-        // HOOK(aof): the AOF rewrite's done handler goes here.
+        super::aof::rewrite::on_child_done(server, done);
         return;
     }
     let p = &server.persistence;
@@ -572,6 +581,7 @@ pub fn shutdown(server: &Server, flags: u32) -> bool {
     }
     let cfg = server.config.load();
     let mut guards = server.lock_all();
+    super::aof::rewrite::flush_on_shutdown(server);
     if (!cfg.save.is_empty() && flags & NOSAVE == 0) || flags & SAVE != 0 {
         log_notice!("Saving the final RDB snapshot before exiting.");
         if save_locked(server, &mut guards).is_err() {
@@ -623,12 +633,7 @@ pub fn info_section(server: &Server, dirty: u64) -> String {
          rdb_changes_since_last_save:{dirty}\r\nrdb_bgsave_in_progress:{}\r\n\
          rdb_last_save_time:{lastsave}\r\nrdb_last_bgsave_status:{}\r\n\
          rdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{}\r\nrdb_saves:{}\r\n\
-         rdb_last_cow_size:{}\r\nrdb_last_load_keys_expired:{}\r\nrdb_last_load_keys_loaded:{}\r\n\
-         aof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\n\
-         aof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\n\
-         aof_last_bgrewrite_status:ok\r\naof_rewrites:0\r\naof_rewrites_consecutive_failures:0\r\n\
-         aof_last_write_status:ok\r\naof_last_cow_size:0\r\nmodule_fork_in_progress:0\r\n\
-         module_fork_last_cow_size:0\r\n",
+         rdb_last_cow_size:{}\r\nrdb_last_load_keys_expired:{}\r\nrdb_last_load_keys_loaded:{}\r\n",
         rdb_child.is_some() as u8,
         if p.bgsave_failed.load(Ordering::Relaxed) {
             "err"
@@ -642,6 +647,8 @@ pub fn info_section(server: &Server, dirty: u64) -> String {
         st.load_keys_expired,
         st.load_keys_loaded,
     );
+    drop(st);
+    text.push_str(&super::aof::info_fields(server));
     if loading == 1 {
         text.push_str(&loading_fields(p));
     }

@@ -175,12 +175,16 @@ pub struct ReplState {
     pub replicas: Vec<Arc<ReplicaSink>>,
     /// Pending AOF bytes, when the AOF is on.
     pub aof: Option<Vec<u8>>,
+    /// Bytes ever appended to the AOF stream (the writer's offsets; see `persistence::aof`).
+    pub aof_total: u64,
     aof_db: Option<usize>,
     scratch: Vec<u8>,
 }
 
 pub struct Feed {
     active: AtomicBool,
+    /// `ReplState::aof_total`, readable without the lock (stored under it).
+    aof_end: AtomicU64,
     state: parking_lot::Mutex<ReplState>,
 }
 
@@ -194,6 +198,7 @@ impl Feed {
     pub fn new() -> Feed {
         Feed {
             active: AtomicBool::new(false),
+            aof_end: AtomicU64::new(0),
             state: parking_lot::Mutex::new(ReplState {
                 replid: crate::server::random_hex(40),
                 replid2: "0".repeat(40),
@@ -203,6 +208,7 @@ impl Feed {
                 repl_db: None,
                 replicas: Vec::new(),
                 aof: None,
+                aof_total: 0,
                 aof_db: None,
                 scratch: Vec::new(),
             }),
@@ -234,7 +240,17 @@ impl Feed {
         }
         let wrap = wrap && ops.len() > 1;
         let mut st = self.state.lock();
-        st.feed(ops, wrap)
+        let poke = st.feed(ops, wrap);
+        if st.aof.is_some() {
+            self.aof_end.store(st.aof_total, Ordering::SeqCst);
+        }
+        poke
+    }
+
+    /// The AOF stream's end offset: bytes ever appended to it.
+    #[inline]
+    pub fn aof_end(&self) -> u64 {
+        self.aof_end.load(Ordering::SeqCst)
     }
 }
 
@@ -245,6 +261,7 @@ impl ReplState {
             repl_db,
             replicas,
             aof,
+            aof_total,
             aof_db,
             scratch,
             offset,
@@ -263,7 +280,9 @@ impl ReplState {
             }
         }
         if let Some(buf) = aof {
+            let before = buf.len();
             encode_unit(buf, aof_db, ops, wrap, true);
+            *aof_total += (buf.len() - before) as u64;
         }
         poke
     }

@@ -102,6 +102,9 @@ pub struct Client {
     pub replica_listening_port: Option<u64>,
     pub replica_announced_ip: Option<String>,
     pub replica_capa_psync2: bool,
+    /// `appendfsync always`: replies wait until the AOF is durable up to this stream offset
+    /// (0 = nothing to wait for).
+    pub aof_hold: u64,
 }
 
 /// A command queued inside MULTI.
@@ -126,6 +129,7 @@ impl Client {
             db: 0,
             authenticated: auth,
             inflight: 0,
+            aof_hold: 0,
             inflight_shard: 0,
             parked: None,
             close_after_reply: false,

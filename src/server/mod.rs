@@ -60,6 +60,8 @@ pub struct Server {
     pub feed: crate::replication::Feed,
     /// Connections that completed SYNC/PSYNC and still stream.
     pub connected_replicas: AtomicUsize,
+    /// The append-only file (see `persistence::aof`).
+    pub aof: crate::persistence::aof::Aof,
 }
 
 impl Server {
@@ -90,6 +92,7 @@ impl Server {
             persistence: Default::default(),
             feed: crate::replication::Feed::new(),
             connected_replicas: AtomicUsize::new(0),
+            aof: Default::default(),
         }
     }
 

@@ -222,6 +222,7 @@ fn wait_for_shutdown(server: &Server, sigs: &SigSet) {
         let sig = unsafe { libc::sigtimedwait(sigs.as_ref(), std::ptr::null_mut(), &period) };
         if sig < 0 {
             crate::persistence::snapshot::cron(server);
+            crate::persistence::aof::rewrite::cron(server);
             continue;
         }
         if server.shutdown.load(Ordering::SeqCst) {
@@ -321,7 +322,15 @@ pub fn run(mut cfg: Config) -> i32 {
     }
     log_notice!("Server initialized");
     // Clients connecting during the load get -LOADING from the start.
-    let has_rdb = crate::persistence::load::startup_file_exists(&server);
+    // With the AOF on, Redis 7.0 loads the AOF only, never the RDB.
+    // With the AOF on, clients get -LOADING until the AOF is open for appending, even when
+    // there is nothing to load: a write before that would be acknowledged and not logged.
+    let has_rdb = if cfg.appendonly {
+        true
+    } else {
+        crate::persistence::load::startup_file_exists(&server)
+    };
+    crate::persistence::aof::rewrite::register(&server);
     server.persistence.loading.store(has_rdb, Ordering::SeqCst);
 
     let (tx, rx) = std::sync::mpsc::channel::<Result<String, String>>();
@@ -390,7 +399,12 @@ pub fn run(mut cfg: Config) -> i32 {
         }
     }
     let interrupted = || signal_pending(&sigs);
-    if let Err(code) = crate::persistence::load::load_at_startup(&server, &interrupted) {
+    let loaded = if cfg.appendonly {
+        crate::persistence::aof::load::load_at_startup(&server)
+    } else {
+        crate::persistence::load::load_at_startup(&server, &interrupted)
+    };
+    if let Err(code) = loaded {
         server.request_shutdown();
         for t in threads {
             let _ = t.join();

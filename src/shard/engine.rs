@@ -63,6 +63,10 @@ pub struct Shard<I: Io> {
     poke: u64,
     /// This shard's connections that are replicas (SYNC/PSYNC), fed from their sinks.
     replicas: Vec<Token>,
+    /// Connections whose replies wait for the AOF to be durable (`appendfsync always`).
+    aof_held: Vec<Token>,
+    /// The AOF stream's end when this shard last rang the AOF writer.
+    aof_rung: u64,
 }
 
 enum Flow {
@@ -102,6 +106,8 @@ impl<I: Io> Shard<I> {
             ready_keys: Vec::new(),
             poke: 0,
             replicas: Vec::new(),
+            aof_held: Vec::new(),
+            aof_rung: 0,
         }
     }
 
@@ -374,6 +380,7 @@ impl<I: Io> Shard<I> {
             // The per-turn command budget ran out with input left: continue next turn.
             self.ready.push(token);
         }
+        self.hold_for_aof(token);
         if let Some(c) = self.client(token) {
             crate::server::client::shrink_idle_query_buffer(c);
         }
@@ -985,6 +992,9 @@ impl<I: Io> Shard<I> {
             *g = None;
         }
         c.out.extend_from_slice(bytes);
+        c.aof_hold = c
+            .aof_hold
+            .max(crate::persistence::aof::hold_point(&self.server));
         self.server.blocked_clients.fetch_sub(1, Ordering::Relaxed);
         self.blocked.retain(|&t| t != token);
         self.to_send.push(token);
@@ -1073,7 +1083,18 @@ impl<I: Io> Shard<I> {
         self.ready.extend(list);
     }
 
+    /// `appendfsync always`: the client's replies so far wait for the AOF stream's current end.
+    fn hold_for_aof(&mut self, token: Token) {
+        let point = crate::persistence::aof::hold_point(&self.server);
+        if point != 0 {
+            if let Some(c) = self.client(token) {
+                c.aof_hold = c.aof_hold.max(point);
+            }
+        }
+    }
+
     fn flush_outbox(&mut self) {
+        crate::persistence::aof::kick(&self.server, &mut self.aof_rung);
         // Our own bit too: a poke keeps this loop from sleeping before its replicas got it.
         let poke = std::mem::take(&mut self.poke);
         if poke != 0 {
@@ -1193,6 +1214,10 @@ impl<I: Io> Shard<I> {
             return;
         }
         c.out.extend_from_slice(&bytes);
+        // The owner shard fed the AOF before replying: the stream's end covers it.
+        c.aof_hold = c
+            .aof_hold
+            .max(crate::persistence::aof::hold_point(&self.server));
         c.inflight = c.inflight.saturating_sub(count);
         self.to_send.push(conn.token);
         if c.inflight == 0 && (c.parked.is_some() || !c.inbuf.is_empty()) {
@@ -1220,12 +1245,23 @@ impl<I: Io> Shard<I> {
 
     fn flush_sends(&mut self) {
         let mut list = std::mem::take(&mut self.to_send);
+        list.append(&mut self.aof_held);
         list.sort_unstable();
         list.dedup();
+        let durable = self.server.aof.durable();
+        let mut held = std::mem::take(&mut self.aof_held);
         for t in list.drain(..) {
             let Some(c) = self.client(t) else { continue };
             if c.sending {
                 continue;
+            }
+            if c.aof_hold > durable {
+                if !c.out.is_empty() {
+                    held.push(t);
+                    continue;
+                }
+            } else {
+                c.aof_hold = 0;
             }
             if c.out.is_empty() {
                 if c.close_after_reply && c.inflight == 0 {
@@ -1244,6 +1280,18 @@ impl<I: Io> Shard<I> {
             self.io.send(t, buf);
         }
         self.to_send = list;
+        if !held.is_empty() {
+            let need = held
+                .iter()
+                .filter_map(|&t| self.conns.get(t as usize)?.as_ref().map(|c| c.aof_hold))
+                .min()
+                .unwrap_or(0);
+            if crate::persistence::aof::wait_for(&self.server, self.id, need) {
+                // The writer moved meanwhile: look again next turn without sleeping.
+                self.handle.mailbox.poke();
+            }
+        }
+        self.aof_held = held;
     }
 
     fn cron(&mut self) {

@@ -1,0 +1,443 @@
+//! The AOF end to end: the real binary over TCP, next to Debian's redis-server 7.0.
+//!
+//! - Interop: our appendonlydir (base + incr, after a BGREWRITEAOF, several databases, a
+//!   multi-shard transaction) is accepted by `redis-check-aof` and loaded by redis-server with
+//!   the same DEBUG DIGEST; redis-server's appendonlydir is loaded by us with the same digest.
+//! - Crash: 4 shards, `appendfsync always`, writers on several connections (counters and
+//!   multi-shard MSETs), `kill -9` at a random moment: every acknowledged write is present
+//!   after the restart. `AOF_CRASH_TRIALS` sets the number of trials (default 3).
+//! - `everysec`: after `kill -9`, every write acknowledged more than 2 s before the kill is
+//!   present.
+//! - A truncated tail is cut and loaded with `aof-load-truncated yes`, refused without it;
+//!   a corrupt file stops the start-up naming the file, and the file is left untouched.
+//! - `--check-aof` accepts a good directory (exit 0) and rejects a corrupt file (exit 1).
+//!
+//! Everything waits on conditions with deadlines; nothing asserts on timings.
+
+mod common;
+
+use common::{wait_until, Reply, RespConn, ServerKind, TestServer};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+fn data_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("aof-data-")
+        .tempdir()
+        .expect("temp dir")
+}
+
+fn start(kind: ServerKind, dir: &Path, extra: &[&str]) -> TestServer {
+    let d = dir.display().to_string();
+    let mut args = vec![
+        "--dir",
+        &d,
+        "--enable-debug-command",
+        "yes",
+        "--appendonly",
+        "yes",
+    ];
+    if kind == ServerKind::Shardis {
+        args.extend_from_slice(&["--shards", "4"]);
+    }
+    args.extend_from_slice(extra);
+    TestServer::start(kind, &args)
+}
+
+fn text(r: &Reply) -> String {
+    String::from_utf8_lossy(r.as_bytes().unwrap_or_default()).into_owned()
+}
+
+fn ok(c: &mut RespConn, args: &[&str]) {
+    let r = c.call(args);
+    assert!(!r.is_error(), "{args:?} failed: {r:?}");
+}
+
+fn info(c: &mut RespConn, field: &str) -> String {
+    let all = text(&c.call(&["INFO", "persistence"]));
+    let prefix = format!("{field}:");
+    all.lines()
+        .find_map(|l| l.strip_prefix(&prefix).map(|v| v.trim().to_string()))
+        .unwrap_or_else(|| panic!("INFO has no {field}"))
+}
+
+fn digest(c: &mut RespConn) -> String {
+    text(&c.call(&["DEBUG", "DIGEST"]))
+}
+
+fn kill9(s: &TestServer) {
+    // SAFETY: signalling the child this test started, by its PID.
+    unsafe {
+        libc::kill(s.pid() as i32, libc::SIGKILL);
+    }
+    wait_until("the killed server to exit", TIMEOUT, || !s.is_alive());
+}
+
+fn populate(c: &mut RespConn, tag: &str) {
+    for i in 0..200 {
+        let k = format!("{tag}:s:{i}");
+        ok(c, &["SET", &k, &format!("v{i}")]);
+    }
+    ok(
+        c,
+        &["RPUSH", &format!("{tag}:list"), "a", "b", "c", "1", "2"],
+    );
+    ok(c, &["HSET", &format!("{tag}:hash"), "f1", "v1", "f2", "2"]);
+    ok(c, &["SADD", &format!("{tag}:set"), "x", "y", "3"]);
+    ok(c, &["ZADD", &format!("{tag}:zset"), "1.5", "a", "-2", "b"]);
+    ok(c, &["INCRBY", &format!("{tag}:counter"), "41"]);
+    ok(c, &["SET", &format!("{tag}:ttl"), "v", "EX", "3600"]);
+    ok(c, &["MULTI"]);
+    ok(c, &["SET", &format!("{{a}}{tag}:tx"), "1"]);
+    ok(c, &["SET", &format!("{{b}}{tag}:tx"), "2"]);
+    ok(c, &["INCR", &format!("{{c}}{tag}:tx")]);
+    let r = c.call(&["EXEC"]);
+    assert!(r.as_array().is_some(), "EXEC: {r:?}");
+    ok(c, &["SELECT", "5"]);
+    ok(c, &["SET", &format!("{tag}:db5"), "five"]);
+    ok(c, &["LPUSH", &format!("{tag}:db5:list"), "x"]);
+    ok(c, &["SELECT", "0"]);
+    ok(c, &["DEL", &format!("{tag}:s:7")]);
+}
+
+fn wait_rewrite_done(c: &mut RespConn) {
+    wait_until("the AOF rewrite to finish", TIMEOUT, || {
+        info(c, "aof_rewrite_in_progress") == "0" && info(c, "aof_rewrite_scheduled") == "0"
+    });
+}
+
+fn check_aof(dir: &Path) -> std::process::ExitStatus {
+    let manifest = dir.join("appendonlydir").join("appendonly.aof.manifest");
+    std::process::Command::new(common::tool_path("redis-check-aof"))
+        .arg(&manifest)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("redis-check-aof runs")
+}
+
+#[test]
+fn our_aof_loads_in_redis_with_the_same_digest() {
+    let dir = data_dir();
+    let ours = start(
+        ServerKind::Shardis,
+        dir.path(),
+        &["--appendfsync", "always"],
+    );
+    let mut c = ours.conn();
+    populate(&mut c, "before");
+    let r = c.call(&["BGREWRITEAOF"]);
+    assert!(!r.is_error(), "{r:?}");
+    wait_rewrite_done(&mut c);
+    populate(&mut c, "after");
+    let want = digest(&mut c);
+    kill9(&ours);
+    assert!(
+        check_aof(dir.path()).success(),
+        "redis-check-aof rejects our AOF"
+    );
+    let theirs = start(ServerKind::Redis, dir.path(), &[]);
+    let mut r = theirs.conn();
+    wait_until("redis to load", TIMEOUT, || info(&mut r, "loading") == "0");
+    assert_eq!(digest(&mut r), want, "redis-server loaded another dataset");
+}
+
+#[test]
+fn redis_aof_loads_in_shardis_with_the_same_digest() {
+    let dir = data_dir();
+    let theirs = start(ServerKind::Redis, dir.path(), &["--appendfsync", "always"]);
+    let mut r = theirs.conn();
+    populate(&mut r, "before");
+    ok(&mut r, &["BGREWRITEAOF"]);
+    wait_rewrite_done(&mut r);
+    populate(&mut r, "after");
+    let want = digest(&mut r);
+    kill9(&theirs);
+    let ours = start(ServerKind::Shardis, dir.path(), &[]);
+    let mut c = ours.conn();
+    wait_until("shardis to load", TIMEOUT, || {
+        info(&mut c, "loading") == "0"
+    });
+    assert_eq!(digest(&mut c), want, "shardis loaded another dataset");
+    assert_eq!(info(&mut c, "aof_enabled"), "1");
+}
+
+/// One crash trial under `appendfsync always`; returns the acknowledged writes checked.
+fn always_crash_trial(seed: u64) -> usize {
+    let dir = data_dir();
+    let server = start(
+        ServerKind::Shardis,
+        dir.path(),
+        &["--appendfsync", "always"],
+    );
+    let port = server.port();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                // (counter acknowledged, last MSET round acknowledged)
+                let mut acked = (0u64, 0u64);
+                let Ok(mut c) = RespConn::connect(port) else {
+                    return acked;
+                };
+                while !stop.load(Ordering::Relaxed) {
+                    let Ok(()) = c.try_send_raw(&common::resp::encode_command(&[
+                        b"INCR",
+                        format!("ctr:{w}").as_bytes(),
+                    ])) else {
+                        break;
+                    };
+                    match c.try_read_reply() {
+                        Ok(r) if r.starts_with(b":") => acked.0 += 1,
+                        _ => break,
+                    }
+                    let round = (acked.1 + 1).to_string();
+                    let (k1, k2) = (format!("{{x}}m:{w}"), format!("{{y}}m:{w}"));
+                    let cmd = common::resp::encode_command(&[
+                        b"MSET",
+                        k1.as_bytes(),
+                        round.as_bytes(),
+                        k2.as_bytes(),
+                        round.as_bytes(),
+                    ]);
+                    if c.try_send_raw(&cmd).is_err() {
+                        break;
+                    }
+                    match c.try_read_reply() {
+                        Ok(r) if r.starts_with(b"+OK") => acked.1 += 1,
+                        _ => break,
+                    }
+                }
+                acked
+            })
+        })
+        .collect();
+    let delay_ms = 200 + seed * 7919 % 800;
+    std::thread::sleep(Duration::from_millis(delay_ms));
+    kill9(&server);
+    stop.store(true, Ordering::Relaxed);
+    let acked: Vec<(u64, u64)> = writers
+        .into_iter()
+        .map(|h| h.join().expect("writer"))
+        .collect();
+    drop(server);
+    let again = start(
+        ServerKind::Shardis,
+        dir.path(),
+        &["--appendfsync", "always"],
+    );
+    let mut c = again.conn();
+    let mut checked = 0;
+    for (w, (ctr, round)) in acked.iter().enumerate() {
+        let got: u64 = text(&c.call(&["GET", &format!("ctr:{w}")]))
+            .parse()
+            .unwrap_or(0);
+        assert!(
+            got >= *ctr && got <= ctr + 1,
+            "seed {seed}: writer {w} had {ctr} INCRs acknowledged, {got} survived"
+        );
+        let m1: u64 = text(&c.call(&["GET", &format!("{{x}}m:{w}")]))
+            .parse()
+            .unwrap_or(0);
+        let m2: u64 = text(&c.call(&["GET", &format!("{{y}}m:{w}")]))
+            .parse()
+            .unwrap_or(0);
+        assert!(
+            m1 >= *round && m1 <= round + 1,
+            "seed {seed}: writer {w} had MSET round {round} acknowledged, {m1} survived"
+        );
+        assert_eq!(m1, m2, "seed {seed}: half of an MSET survived");
+        checked += (ctr + round) as usize;
+    }
+    checked
+}
+
+#[test]
+fn always_loses_no_acknowledged_write_to_kill_9() {
+    let trials = common::env_usize("AOF_CRASH_TRIALS", 3);
+    let mut total = 0;
+    for t in 0..trials {
+        total += always_crash_trial(t as u64 + 1);
+    }
+    assert!(total > 0, "no write was acknowledged in any trial");
+    eprintln!("{trials} trials, {total} acknowledged writes, none lost");
+}
+
+#[test]
+fn everysec_loses_at_most_two_seconds_to_kill_9() {
+    let dir = data_dir();
+    let server = start(
+        ServerKind::Shardis,
+        dir.path(),
+        &["--appendfsync", "everysec"],
+    );
+    let mut c = server.conn();
+    let start_at = Instant::now();
+    let mut acked: Vec<Instant> = Vec::new();
+    while start_at.elapsed() < Duration::from_millis(1500) {
+        let r = c.call(&["SET", &format!("k:{}", acked.len()), "v"]);
+        assert!(!r.is_error(), "{r:?}");
+        acked.push(Instant::now());
+    }
+    kill9(&server);
+    let killed_at = Instant::now();
+    drop(server);
+    let again = start(ServerKind::Shardis, dir.path(), &[]);
+    let mut c = again.conn();
+    for (i, at) in acked.iter().enumerate() {
+        if killed_at.duration_since(*at) > Duration::from_secs(2) {
+            let r = c.call(&["EXISTS", &format!("k:{i}")]);
+            assert_eq!(
+                r.as_int(),
+                Some(1),
+                "write {i} acknowledged > 2 s before the kill lost"
+            );
+        }
+    }
+    let n = text(&c.call(&["DBSIZE"]));
+    let survived = c.call(&["DBSIZE"]).as_int().unwrap_or(0);
+    assert!(survived > 0, "nothing survived ({n})");
+}
+
+fn incr_file(dir: &Path) -> std::path::PathBuf {
+    dir.join("appendonlydir").join("appendonly.aof.1.incr.aof")
+}
+
+/// A directory with a few commands in the incr file, the server stopped.
+fn prepared_dir() -> tempfile::TempDir {
+    let dir = data_dir();
+    let s = start(
+        ServerKind::Shardis,
+        dir.path(),
+        &["--appendfsync", "always"],
+    );
+    let mut c = s.conn();
+    for i in 0..10 {
+        ok(&mut c, &["SET", &format!("k{i}"), "value"]);
+    }
+    kill9(&s);
+    dir
+}
+
+#[test]
+fn truncated_tail_is_cut_with_aof_load_truncated() {
+    let dir = prepared_dir();
+    let f = incr_file(dir.path());
+    let len = std::fs::metadata(&f).expect("incr").len();
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&f)
+        .expect("open");
+    file.set_len(len - 5).expect("truncate");
+    drop(file);
+    let s = start(
+        ServerKind::Shardis,
+        dir.path(),
+        &["--aof-load-truncated", "yes"],
+    );
+    let mut c = s.conn();
+    assert_eq!(c.call(&["DBSIZE"]).as_int(), Some(9));
+    let log = std::fs::read_to_string(s.log_path()).unwrap_or_default();
+    assert!(
+        log.contains("!!! Truncating the AOF"),
+        "no truncation message:\n{log}"
+    );
+    assert!(std::fs::metadata(&f).expect("incr").len() < len - 5);
+    assert!(check_aof(dir.path()).success());
+}
+
+#[test]
+fn truncated_tail_refused_without_aof_load_truncated() {
+    let dir = prepared_dir();
+    let f = incr_file(dir.path());
+    let bytes = std::fs::read(&f).expect("incr");
+    std::fs::write(&f, &bytes[..bytes.len() - 5]).expect("write");
+    let d = dir.path().display().to_string();
+    let r = TestServer::try_start(
+        ServerKind::Shardis,
+        common::Startup::Standard,
+        &[
+            "--dir",
+            &d,
+            "--appendonly",
+            "yes",
+            "--aof-load-truncated",
+            "no",
+        ],
+    );
+    assert!(r.is_err(), "the server started on a truncated AOF");
+    assert_eq!(std::fs::read(&f).expect("incr"), &bytes[..bytes.len() - 5]);
+}
+
+#[test]
+fn corrupt_aof_refuses_to_start_and_check_aof_rejects_it() {
+    let dir = prepared_dir();
+    let f = incr_file(dir.path());
+    let mut bytes = std::fs::read(&f).expect("incr");
+    let at = bytes.len() / 2;
+    bytes[at] = b'!';
+    bytes.insert(at, b'?');
+    std::fs::write(&f, &bytes).expect("write");
+    let d = dir.path().display().to_string();
+    let r = TestServer::try_start(
+        ServerKind::Shardis,
+        common::Startup::Standard,
+        &["--dir", &d, "--appendonly", "yes"],
+    );
+    let err = r.err().expect("the server started on a corrupt AOF");
+    assert!(err.contains("appendonly.aof.1.incr.aof"), "{err}");
+    assert_eq!(
+        std::fs::read(&f).expect("incr"),
+        bytes,
+        "the file was changed"
+    );
+    let status = std::process::Command::new(ServerKind::Shardis.binary())
+        .args(["--check-aof"])
+        .arg(&f)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("runs");
+    assert_eq!(status.code(), Some(1));
+    let good = prepared_dir();
+    let manifest = good.path().join("appendonlydir/appendonly.aof.manifest");
+    let status = std::process::Command::new(ServerKind::Shardis.binary())
+        .arg("--check-aof")
+        .arg(&manifest)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("runs");
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn config_set_appendonly_at_run_time_and_debug_loadaof() {
+    let dir = data_dir();
+    let d = dir.path().display().to_string();
+    let s = TestServer::start(
+        ServerKind::Shardis,
+        &[
+            "--dir",
+            &d,
+            "--shards",
+            "4",
+            "--enable-debug-command",
+            "yes",
+        ],
+    );
+    let mut c = s.conn();
+    populate(&mut c, "pre");
+    ok(&mut c, &["CONFIG", "SET", "appendonly", "yes"]);
+    wait_rewrite_done(&mut c);
+    assert_eq!(info(&mut c, "aof_enabled"), "1");
+    populate(&mut c, "post");
+    let want = digest(&mut c);
+    ok(&mut c, &["DEBUG", "LOADAOF"]);
+    assert_eq!(digest(&mut c), want, "DEBUG LOADAOF changed the dataset");
+    ok(&mut c, &["CONFIG", "SET", "appendonly", "no"]);
+    assert_eq!(info(&mut c, "aof_enabled"), "0");
+    assert!(check_aof(dir.path()).success());
+}
