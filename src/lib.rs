@@ -32,6 +32,7 @@ pub mod log;
 pub mod persistence;
 pub mod protocol;
 pub mod pubsub;
+pub mod scripting;
 pub mod server;
 pub mod shard;
 pub mod storage;

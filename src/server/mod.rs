@@ -160,6 +160,11 @@ pub struct ConnCtx<'a> {
     pub now_ms: u64,
     /// Messages the command published, delivered by the engine after it returns.
     pub deliveries: Vec<crate::pubsub::Delivery>,
+    /// Keyspace events fired by commands run on the caller's behalf (scripts), published by
+    /// the engine after it returns.
+    pub notes: Vec<crate::pubsub::Notification>,
+    /// Keys written by those commands that blocked clients wait on: (shard, db, key).
+    pub ready_keys: Vec<(usize, usize, Box<[u8]>)>,
 }
 
 impl ConnCtx<'_> {

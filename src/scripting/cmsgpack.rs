@@ -1,0 +1,6 @@
+//! (being written)
+use mlua::{Lua, Table};
+
+pub fn open(lua: &Lua) -> mlua::Result<Table> {
+    lua.create_table()
+}
