@@ -186,6 +186,16 @@ for _, name in pairs({'assert', 'collectgarbage', 'error', 'gcinfo', 'getfenv', 
   visible[name] = G[name]
 end
 visible.pcall = safe_pcall
+-- Lua 5.1.5's unpack overflows on huge ranges; check them as Redis's patched Lua does.
+visible.unpack = function(t, i, j)
+  if i == nil then i = 1 end
+  if j == nil then j = #t end
+  if type(i) == 'number' and type(j) == 'number' then
+    if i > j then return end
+    if j - i >= 2147483647 then error('too many results to unpack', 2) end
+  end
+  return unpack(t, i, j)
+end
 visible.setmetatable = function(t, mt)
   if protected[t] then error('Attempt to modify a readonly table', 0) end
   return setmetatable(t, mt)
@@ -230,7 +240,6 @@ local load_redis = {
   end),
   log = redis.log,
   LOG_DEBUG = 0, LOG_VERBOSE = 1, LOG_NOTICE = 2, LOG_WARNING = 3,
-  setresp = redis.setresp,
   REDIS_VERSION = prims.version, REDIS_VERSION_NUM = prims.version_num,
 }
 local load_visible = {redis = protect(load_redis, true)}

@@ -108,7 +108,7 @@ pub fn shebang(body: &[u8]) -> Result<(u32, usize), String> {
         return Err("Invalid script shebang".into());
     };
     let line = String::from_utf8_lossy(&body[..end]);
-    let parts: Vec<&str> = line.split_ascii_whitespace().collect();
+    let parts = super::split_args(&line).unwrap_or_default();
     let Some(first) = parts.first() else {
         return Err("Invalid engine in script shebang".into());
     };

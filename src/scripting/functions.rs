@@ -51,8 +51,10 @@ impl Libraries {
         })
     }
 
+    /// Library and function names are case-insensitive, as Redis's dictionaries are: maps
+    /// are keyed by the lower-case name, entries keep the name as given.
     fn remove(&mut self, name: &str) -> Option<Library> {
-        let lib = self.libs.remove(name)?;
+        let lib = self.libs.remove(&name.to_ascii_lowercase())?;
         for f in lib.functions.keys() {
             self.index.remove(f);
         }
@@ -60,10 +62,21 @@ impl Libraries {
     }
 
     fn insert(&mut self, lib: Library) {
+        let key = lib.name.to_ascii_lowercase();
         for f in lib.functions.keys() {
-            self.index.insert(f.clone(), lib.name.clone());
+            self.index.insert(f.clone(), key.clone());
         }
-        self.libs.insert(lib.name.clone(), lib);
+        self.libs.insert(key, lib);
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        self.libs.contains_key(&name.to_ascii_lowercase())
+    }
+
+    /// The function named `name` (any case).
+    pub fn function(&self, name: &str) -> Option<&FuncInfo> {
+        let key = name.to_ascii_lowercase();
+        self.libs.get(self.index.get(&key)?)?.functions.get(&key)
     }
 
     pub fn function_count(&self) -> usize {
@@ -79,6 +92,9 @@ thread_local! {
 fn valid_name(n: &[u8]) -> bool {
     !n.is_empty() && n.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'_')
 }
+
+/// How long a library's loading code may run (Redis's LOAD_TIMEOUT_MS).
+const LOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
 
 const BAD_NAME: &str = "Library names can only contain letters, numbers, or underscores(_) and must be at least one character long";
 
@@ -121,11 +137,12 @@ fn register(args: MultiValue) -> Result<(), String> {
     LOADING.with(|l| {
         let mut l = l.borrow_mut();
         let map = l.get_or_insert_with(BTreeMap::new);
-        if map.contains_key(&name) {
+        let key = name.to_ascii_lowercase();
+        if map.contains_key(&key) {
             return Err("Function already exists in the library".to_string());
         }
         map.insert(
-            name.clone(),
+            key,
             FuncInfo {
                 name,
                 desc,
@@ -201,7 +218,7 @@ fn metadata(code: &[u8]) -> Result<(String, String, usize), String> {
     }
     let end = memchr::memchr(b'\n', code).ok_or("Invalid library metadata")?;
     let line = String::from_utf8_lossy(&code[..end]).into_owned();
-    let parts: Vec<&str> = line.split_ascii_whitespace().collect();
+    let parts = super::split_args(&line).ok_or("Invalid library metadata")?;
     let first = parts.first().ok_or("Invalid library metadata")?;
     let engine = first[2..].to_string();
     let mut name = None;
@@ -239,7 +256,18 @@ fn create_library(vm: &Vm, code: &Bytes) -> Result<Library, String> {
         .compile(&code[sb_len..], "@user_function", &env)
         .map_err(|e| format!("Error compiling function: {e}"))?;
     LOADING.with(|l| *l.borrow_mut() = Some(BTreeMap::new()));
+    let start = std::time::Instant::now();
+    vm.lua.set_hook(
+        mlua::HookTriggers::new().every_nth_instruction(100_000),
+        move |_, _| {
+            if start.elapsed() > LOAD_TIMEOUT {
+                return Err(mlua::Error::RuntimeError("FUNCTION LOAD timeout".into()));
+            }
+            Ok(mlua::VmState::Continue)
+        },
+    );
     let ran = vm.run.call::<(bool, Value)>(chunk);
+    vm.lua.remove_hook();
     let _ = done.call::<()>(());
     let functions = LOADING.with(|l| l.borrow_mut().take()).unwrap_or_default();
     match ran {
@@ -262,15 +290,21 @@ fn create_library(vm: &Vm, code: &Bytes) -> Result<Library, String> {
 
 /// Loads a library into the registry (FUNCTION LOAD, RDB loading, RESTORE).
 fn load_into(vm: &mut Vm, code: &Bytes, replace: bool) -> Result<String, String> {
-    let (_, name, _) = metadata(code)?;
-    if vm.libs.libs.contains_key(&name) && !replace {
+    let (engine, name, _) = metadata(code)?;
+    if !valid_name(name.as_bytes()) {
+        return Err(BAD_NAME.into());
+    }
+    if !engine.eq_ignore_ascii_case("lua") {
+        return Err(format!("Engine '{engine}' not found"));
+    }
+    if vm.libs.contains(&name) && !replace {
         return Err(format!("Library '{name}' already exists"));
     }
     let lib = create_library(vm, code)?;
-    for f in lib.functions.keys() {
-        if let Some(owner) = vm.libs.index.get(f) {
-            if *owner != lib.name {
-                return Err(format!("Function {f} already exists"));
+    for (key, f) in &lib.functions {
+        if let Some(owner) = vm.libs.index.get(key) {
+            if *owner != lib.name.to_ascii_lowercase() {
+                return Err(format!("Function {} already exists", f.name));
             }
         }
     }
@@ -662,16 +696,10 @@ fn fcall_generic(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out, ro: bool) {
     };
     let vm = &mut *session.vm;
     let fname = String::from_utf8_lossy(&args[1]).into_owned();
-    let Some(f) = vm
-        .libs
-        .index
-        .get(&fname)
-        .and_then(|l| vm.libs.libs.get(l))
-        .and_then(|l| l.functions.get(&fname))
-    else {
+    let Some(f) = vm.libs.function(&fname) else {
         return out.error("ERR Function not found");
     };
-    let (func, flags) = (f.func.clone(), f.flags);
+    let (func, flags, fname) = (f.func.clone(), f.flags, f.name.clone());
     let nkeys = match std::str::from_utf8(&args[2])
         .ok()
         .and_then(|s| s.parse::<i64>().ok())

@@ -281,3 +281,55 @@ pub(crate) fn vm_only() -> Result<parking_lot::MutexGuard<'static, vm::Vm>, &'st
 pub fn sha1_hex(data: &[u8]) -> String {
     sha1_smol::Sha1::from(data).digest().to_string()
 }
+
+/// Splits a shebang line into words the way Redis's `sdssplitargs` does: blanks separate
+/// words, and `"..."` (with backslash escapes) or `'...'` sections are taken literally. None
+/// when a quote is unbalanced or not followed by a blank.
+pub fn split_args(line: &str) -> Option<Vec<String>> {
+    let b = line.as_bytes();
+    let mut words = Vec::new();
+    let mut i = 0;
+    loop {
+        while i < b.len() && b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i >= b.len() {
+            return Some(words);
+        }
+        let mut w = Vec::new();
+        while i < b.len() && !b[i].is_ascii_whitespace() {
+            let q = b[i];
+            if q == b'"' || q == b'\'' {
+                i += 1;
+                loop {
+                    let c = *b.get(i)?;
+                    i += 1;
+                    if c == q {
+                        break;
+                    }
+                    if c == b'\\' && q == b'"' {
+                        let e = *b.get(i)?;
+                        i += 1;
+                        w.push(match e {
+                            b'n' => b'\n',
+                            b'r' => b'\r',
+                            b't' => b'\t',
+                            b'a' => 7,
+                            b'b' => 8,
+                            other => other,
+                        });
+                    } else {
+                        w.push(c);
+                    }
+                }
+                if i < b.len() && !b[i].is_ascii_whitespace() {
+                    return None;
+                }
+            } else {
+                w.push(q);
+                i += 1;
+            }
+        }
+        words.push(String::from_utf8_lossy(&w).into_owned());
+    }
+}
