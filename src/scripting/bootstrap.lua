@@ -54,11 +54,8 @@ end
 
 local raiser = prims.raiser
 local redis = {}
-redis.call = raiser(callprim)
-redis.pcall = function(...)
-  local r = callprim(...)
-  return r
-end
+redis.call = prims.rawcall
+redis.pcall = prims.rawpcall
 redis.error_reply = function(...)
   if select('#', ...) ~= 1 or type((...)) ~= 'string' then
     return error_table('wrong number or type of arguments')
@@ -179,22 +176,24 @@ local function protect(t, strict)
 end
 
 local visible = {}
-for _, name in pairs({'assert', 'collectgarbage', 'error', 'gcinfo', 'getfenv', 'getmetatable',
-    'ipairs', 'load', 'loadstring', 'next', 'pairs', 'rawequal', 'rawget',
-    'select', 'setfenv', 'tonumber', 'tostring', 'type', 'unpack', 'xpcall', 'newproxy',
+-- getfenv, setfenv and newproxy are deprecated (lua-enable-deprecated-api, default no).
+for _, name in pairs({'assert', 'collectgarbage', 'error', 'gcinfo', 'ipairs', 'next',
+    'pairs', 'rawequal', 'rawget', 'select', 'tonumber', 'tostring', 'type', 'xpcall',
     '_VERSION'}) do
   visible[name] = G[name]
 end
 visible.pcall = safe_pcall
 -- Lua 5.1.5's unpack overflows on huge ranges; check them as Redis's patched Lua does.
-visible.unpack = function(t, i, j)
+visible.unpack = function(...)
+  local t, i, j = ...
   if i == nil then i = 1 end
-  if j == nil then j = #t end
+  if j == nil and type(t) == 'table' then j = #t end
   if type(i) == 'number' and type(j) == 'number' then
     if i > j then return end
     if j - i >= 2147483647 then error('too many results to unpack', 2) end
   end
-  return unpack(t, i, j)
+  -- Same arguments as given: the C stack allowance counts them.
+  return unpack(...)
 end
 visible.setmetatable = function(t, mt)
   if protected[t] then error('Attempt to modify a readonly table', 0) end
@@ -204,6 +203,37 @@ visible.rawset = function(t, k, v)
   if protected[t] then error('Attempt to modify a readonly table', 0) end
   return rawset(t, k, v)
 end
+-- Binary chunks are refused, as Redis does: loading one yields nil.
+local function text_only(loader)
+  return function(chunk, ...)
+    if type(chunk) == 'string' and chunk:sub(1, 1) == '\27' then
+      return nil, 'binary chunks are not allowed'
+    end
+    return loader(chunk, ...)
+  end
+end
+visible.loadstring = text_only(loadstring)
+visible.load = function(f, ...)
+  if type(f) == 'function' then
+    local parts = {}
+    while true do
+      local p = f()
+      if p == nil or p == '' then break end
+      parts[#parts + 1] = p
+    end
+    return visible.loadstring(table.concat(parts), ...)
+  end
+  return load(f, ...)
+end
+-- Metatables of basic types (strings) are handed out read-only.
+visible.getmetatable = function(v)
+  local mt = getmetatable(v)
+  if mt ~= nil and type(v) ~= 'table' and type(v) ~= 'userdata' and type(mt) == 'table' then
+    return protect(mt)
+  end
+  return mt
+end
+visible.coroutine = protect(coroutine)
 visible.string = protect(string)
 visible.table = protect(table)
 visible.math = protect(math)

@@ -285,38 +285,30 @@ fn table_to_resp(t: &Table, script_resp: u8, out: &mut Out, depth: usize) {
             return;
         }
     }
+    // Elements are counted first and converted in a second pass: holding every element as
+    // an mlua value at once would exhaust Lua's C stack on large tables.
     if let Ok(Value::Table(m)) = t.raw_get::<Value>("map") {
-        let pairs: Vec<(Value, Value)> = m.pairs::<Value, Value>().filter_map(Result::ok).collect();
-        out.map(pairs.len());
-        for (k, v) in &pairs {
-            lua_to_resp(k, script_resp, out, depth + 1);
-            lua_to_resp(v, script_resp, out, depth + 1);
+        out.map(m.pairs::<Value, Value>().count());
+        for (k, v) in m.pairs::<Value, Value>().filter_map(Result::ok) {
+            lua_to_resp(&k, script_resp, out, depth + 1);
+            lua_to_resp(&v, script_resp, out, depth + 1);
         }
         return;
     }
     if let Ok(Value::Table(s)) = t.raw_get::<Value>("set") {
-        let keys: Vec<Value> = s
-            .pairs::<Value, Value>()
-            .filter_map(Result::ok)
-            .map(|(k, _)| k)
-            .collect();
-        out.set(keys.len());
-        for k in &keys {
-            lua_to_resp(k, script_resp, out, depth + 1);
+        out.set(s.pairs::<Value, Value>().count());
+        for (k, _) in s.pairs::<Value, Value>().filter_map(Result::ok) {
+            lua_to_resp(&k, script_resp, out, depth + 1);
         }
         return;
     }
-    let mut items = Vec::new();
-    let mut i = 1;
-    loop {
-        match t.raw_get::<Value>(i) {
-            Ok(Value::Nil) | Err(_) => break,
-            Ok(v) => items.push(v),
-        }
-        i += 1;
+    let mut n = 0;
+    while !matches!(t.raw_get::<Value>(n + 1), Ok(Value::Nil) | Err(_)) {
+        n += 1;
     }
-    out.array(items.len());
-    for v in &items {
-        lua_to_resp(v, script_resp, out, depth + 1);
+    out.array(n);
+    for i in 1..=n {
+        let v = t.raw_get::<Value>(i).unwrap_or(Value::Nil);
+        lua_to_resp(&v, script_resp, out, depth + 1);
     }
 }

@@ -85,6 +85,12 @@ impl Vm {
         };
         let prims = lua.create_table()?;
         prims.raw_set("call", lua.create_function(call_prim)?)?;
+        lua.set_named_registry_value("shardis_call_argv", lua.create_function(call_argv)?)?;
+        // SAFETY: raw C functions following the Lua C API (see `raw_call`).
+        unsafe {
+            prims.raw_set("rawcall", lua.create_c_function(raw_call)?)?;
+            prims.raw_set("rawpcall", lua.create_c_function(raw_pcall)?)?;
+        }
         prims.raw_set(
             "raiser",
             lua.create_function(|lua, target: Function| make_raiser(lua, target))?,
@@ -423,4 +429,99 @@ unsafe extern "C-unwind" fn raiser_trampoline(state: *mut mlua::ffi::lua_State) 
     }
     ffi::lua_pop(state, 1);
     1
+}
+
+thread_local! {
+    /// Arguments read off the Lua stack by `raw_call`, taken by `call_argv`.
+    static ARGV: std::cell::RefCell<Option<Result<Vec<Bytes>, &'static str>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Reads `redis.call`'s arguments straight from the Lua stack (no mlua value per argument,
+/// so thousands of arguments fit), then runs the command through `call_argv`.
+unsafe fn raw_call_common(state: *mut mlua::ffi::lua_State) -> bool {
+    use mlua::ffi;
+    let n = ffi::lua_gettop(state);
+    let argv = if n == 0 {
+        Err("Please specify at least one argument for this redis lib call")
+    } else {
+        let mut v = Vec::with_capacity(n as usize);
+        let mut bad = false;
+        for i in 1..=n {
+            match ffi::lua_type(state, i) {
+                ffi::LUA_TNUMBER => {
+                    let d = ffi::lua_tonumber(state, i);
+                    v.push(Bytes::from(crate::protocol::write::fmt_g17(d)));
+                }
+                ffi::LUA_TSTRING => {
+                    let mut len = 0usize;
+                    let p = ffi::lua_tolstring(state, i, &mut len);
+                    v.push(Bytes::copy_from_slice(std::slice::from_raw_parts(
+                        p as *const u8,
+                        len,
+                    )));
+                }
+                _ => {
+                    bad = true;
+                    break;
+                }
+            }
+        }
+        if bad {
+            Err("Lua redis lib command arguments must be strings or integers")
+        } else {
+            Ok(v)
+        }
+    };
+    ARGV.with(|a| *a.borrow_mut() = Some(argv));
+    ffi::lua_settop(state, 0);
+    ffi::lua_getfield(state, ffi::LUA_REGISTRYINDEX, c"shardis_call_argv".as_ptr());
+    ffi::lua_call(state, 0, 2);
+    ffi::lua_toboolean(state, -1) != 0
+}
+
+/// `redis.call`: raises the error table when the command failed.
+unsafe extern "C-unwind" fn raw_call(state: *mut mlua::ffi::lua_State) -> std::ffi::c_int {
+    // SAFETY: Lua C API on the running state; nothing with a destructor is alive here when
+    // lua_error longjmps out (the arguments live in the ARGV thread-local meanwhile).
+    let raise = raw_call_common(state);
+    mlua::ffi::lua_pop(state, 1);
+    if raise {
+        mlua::ffi::lua_error(state);
+    }
+    1
+}
+
+/// `redis.pcall`: returns the error table instead of raising it.
+unsafe extern "C-unwind" fn raw_pcall(state: *mut mlua::ffi::lua_State) -> std::ffi::c_int {
+    // SAFETY: as `raw_call`.
+    raw_call_common(state);
+    mlua::ffi::lua_pop(state, 1);
+    1
+}
+
+/// The second half of `redis.call`: runs the command whose arguments `raw_call` stored.
+fn call_argv(lua: &Lua, _: ()) -> mlua::Result<(Value, bool)> {
+    let argv = ARGV.with(|a| a.borrow_mut().take());
+    let argv = match argv {
+        Some(Ok(v)) => v,
+        Some(Err(e)) => return err_table(lua, e, false),
+        None => return err_table(lua, "Unknown Redis command called from script", false),
+    };
+    let r = with_ctx(|rc| run_command(rc, &argv));
+    let Some(r) = r else {
+        return err_table(
+            lua,
+            "redis.call/pcall can only be called inside a script invocation",
+            false,
+        );
+    };
+    match r {
+        Err(text) => err_table(lua, text, true),
+        Ok((bytes, resp)) => {
+            let is_err = bytes.first() == Some(&b'-');
+            let v = convert::resp_to_lua(lua, &bytes, resp)?;
+            Ok((v, is_err))
+        }
+    }
 }
