@@ -91,8 +91,7 @@ fn encode_number(d: f64, out: &mut Vec<u8>) {
     // IS_INT64_EQUIVALENT: the value survives a round trip through int64.
     if d.is_finite()
         && d == d.trunc()
-        && d >= -9.223_372_036_854_776e18
-        && d < 9.223_372_036_854_776e18
+        && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&d)
     {
         encode_int(d as i64, out);
     } else if (d as f32) as f64 == d {
