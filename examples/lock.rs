@@ -195,13 +195,25 @@ pub struct Lock {
 }
 
 /// Tries `SET key token NX PX ttl` until it succeeds or `wait` has passed.
-pub fn acquire(conn: &mut Conn, key: &str, ttl_ms: u64, wait: Duration) -> io::Result<Option<Lock>> {
+pub fn acquire(
+    conn: &mut Conn,
+    key: &str,
+    ttl_ms: u64,
+    wait: Duration,
+) -> io::Result<Option<Lock>> {
     let token = random_token();
     let deadline = Instant::now() + wait;
     let ttl = ttl_ms.to_string();
     let mut backoff_us = 50u64;
     loop {
-        let r = conn.cmd(&[b"SET", key.as_bytes(), token.as_bytes(), b"NX", b"PX", ttl.as_bytes()])?;
+        let r = conn.cmd(&[
+            b"SET",
+            key.as_bytes(),
+            token.as_bytes(),
+            b"NX",
+            b"PX",
+            ttl.as_bytes(),
+        ])?;
         if r == Reply::Status("OK".into()) {
             return Ok(Some(Lock {
                 key: key.to_string(),
@@ -219,7 +231,11 @@ pub fn acquire(conn: &mut Conn, key: &str, ttl_ms: u64, wait: Duration) -> io::R
 
 /// Releases the lock if we still hold it. True when our key was deleted.
 pub fn release(conn: &mut Conn, lock: &Lock) -> io::Result<bool> {
-    let r = conn.script(RELEASE_SCRIPT, &[lock.key.as_bytes()], &[lock.token.as_bytes()])?;
+    let r = conn.script(
+        RELEASE_SCRIPT,
+        &[lock.key.as_bytes()],
+        &[lock.token.as_bytes()],
+    )?;
     Ok(r == Reply::Int(1))
 }
 
@@ -293,13 +309,21 @@ pub struct RedLockHeld {
 impl Redlock {
     pub fn new(ports: &[u16]) -> io::Result<Redlock> {
         Ok(Redlock {
-            conns: ports.iter().map(|&p| Conn::connect(p)).collect::<io::Result<_>>()?,
+            conns: ports
+                .iter()
+                .map(|&p| Conn::connect(p))
+                .collect::<io::Result<_>>()?,
             drift_factor: 0.01,
         })
     }
 
     /// One attempt per round on every server; retries rounds until `wait` has passed.
-    pub fn lock(&mut self, key: &str, ttl_ms: u64, wait: Duration) -> io::Result<Option<RedLockHeld>> {
+    pub fn lock(
+        &mut self,
+        key: &str,
+        ttl_ms: u64,
+        wait: Duration,
+    ) -> io::Result<Option<RedLockHeld>> {
         let deadline = Instant::now() + wait;
         let quorum = self.conns.len() / 2 + 1;
         let ttl = ttl_ms.to_string();
@@ -308,7 +332,14 @@ impl Redlock {
             let start = Instant::now();
             let mut granted = 0;
             for c in &mut self.conns {
-                let r = c.cmd(&[b"SET", key.as_bytes(), token.as_bytes(), b"NX", b"PX", ttl.as_bytes()]);
+                let r = c.cmd(&[
+                    b"SET",
+                    key.as_bytes(),
+                    token.as_bytes(),
+                    b"NX",
+                    b"PX",
+                    ttl.as_bytes(),
+                ]);
                 if matches!(r, Ok(Reply::Status(ref s)) if s == "OK") {
                     granted += 1;
                 }
@@ -328,7 +359,9 @@ impl Redlock {
             if Instant::now() >= deadline {
                 return Ok(None);
             }
-            std::thread::sleep(Duration::from_millis(1 + (random_token().as_bytes()[0] % 10) as u64));
+            std::thread::sleep(Duration::from_millis(
+                1 + (random_token().as_bytes()[0] % 10) as u64,
+            ));
         }
     }
 
@@ -356,7 +389,10 @@ fn main() -> io::Result<()> {
     let dog = Watchdog::start(first, &lock)?;
     std::thread::sleep(Duration::from_millis(2_500));
     dog.stop();
-    println!("still held after 2.5 s thanks to the watchdog: {}", renew(&mut conn, &lock)?);
+    println!(
+        "still held after 2.5 s thanks to the watchdog: {}",
+        renew(&mut conn, &lock)?
+    );
     println!("released: {}", release(&mut conn, &lock)?);
     if ports.len() >= 3 {
         let mut rl = Redlock::new(&ports)?;

@@ -15,7 +15,10 @@
 //! - `storage`: the keyspace of a shard, organized per slot, values and their encodings,
 //!   expiry.
 //! - `config`: typed configuration, redis.conf and command-line parsing, CONFIG GET/SET.
-//! - `persistence`: the RDB file format (encoder and decoder; saving and loading drive it).
+//! - `persistence`: the RDB file format, SAVE/BGSAVE (a forked child writes the snapshot while
+//!   the shards keep serving), the save rules, loading at start-up and `--check-rdb`.
+//! - `replication`: the one ordered stream of propagated commands (for replicas and the AOF),
+//!   and the master side of SYNC/PSYNC.
 //!
 //! A command whose keys all live on the connection's home shard runs inline. Keys on one other
 //! shard: the command travels to the owner over a bounded queue and the reply comes back in
@@ -32,6 +35,7 @@ pub mod log;
 pub mod persistence;
 pub mod protocol;
 pub mod pubsub;
+pub mod replication;
 pub mod scripting;
 pub mod server;
 pub mod shard;

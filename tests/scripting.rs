@@ -49,12 +49,14 @@ fn lock_mutual_exclusion_under_contention() {
                         None
                     };
                     let start = format!("s:{id}:{n}");
-                    c.cmd(&[b"RPUSH", b"res:log", start.as_bytes()]).expect("rpush");
+                    c.cmd(&[b"RPUSH", b"res:log", start.as_bytes()])
+                        .expect("rpush");
                     if long {
                         std::thread::sleep(Duration::from_millis(1_500));
                     }
                     let end = format!("e:{id}:{n}");
-                    c.cmd(&[b"RPUSH", b"res:log", end.as_bytes()]).expect("rpush");
+                    c.cmd(&[b"RPUSH", b"res:log", end.as_bytes()])
+                        .expect("rpush");
                     if let Some(d) = dog {
                         d.stop();
                     }
@@ -69,13 +71,18 @@ fn lock_mutual_exclusion_under_contention() {
         t.join().expect("client thread");
     }
     let mut c = Conn::connect(port).expect("connect");
-    let Reply::Array(Some(items)) = c.cmd(&[b"LRANGE", b"res:log", b"0", b"-1"]).expect("lrange")
+    let Reply::Array(Some(items)) = c
+        .cmd(&[b"LRANGE", b"res:log", b"0", b"-1"])
+        .expect("lrange")
     else {
         panic!("LRANGE did not return an array");
     };
     let total = acquired.load(Ordering::Relaxed);
     assert_eq!(items.len() as u64, 2 * total, "markers missing");
-    assert!(total >= 50, "only {total} critical sections in {duration:?}");
+    assert!(
+        total >= 50,
+        "only {total} critical sections in {duration:?}"
+    );
     for pair in items.chunks(2) {
         let (Reply::Bulk(Some(a)), Reply::Bulk(Some(b))) = (&pair[0], &pair[1]) else {
             panic!("unexpected list items {pair:?}");
@@ -102,7 +109,8 @@ const TRANSFER: &str = "local from, to, amt \
     redis.call('incrby', to, amt) \
     return 1";
 
-const SUM: &str = "local s = 0 for i = 1, #ARGV do s = s + tonumber(redis.call('get', ARGV[i])) end return s";
+const SUM: &str =
+    "local s = 0 for i = 1, #ARGV do s = s + tonumber(redis.call('get', ARGV[i])) end return s";
 
 /// Writers move amounts between keys on different shards with scripts (half declaring the
 /// keys, half touching undeclared ones); readers sum every key with a script and with MGET
@@ -128,7 +136,9 @@ fn scripts_are_atomic_across_shards() {
             let mut c = Conn::connect(port).expect("connect");
             let mut x = w * 7919 + 1;
             while !stop.load(Ordering::Relaxed) {
-                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 let a = &accounts[(x >> 33) as usize % 16];
                 let b = &accounts[(x >> 40) as usize % 16];
                 let amt = ((x >> 50) % 50 + 1).to_string();
@@ -157,9 +167,9 @@ fn scripts_are_atomic_across_shards() {
                         Reply::Array(Some(v)) => v
                             .iter()
                             .map(|x| match x {
-                                Reply::Bulk(Some(b)) => String::from_utf8_lossy(b)
-                                    .parse::<i64>()
-                                    .expect("number"),
+                                Reply::Bulk(Some(b)) => {
+                                    String::from_utf8_lossy(b).parse::<i64>().expect("number")
+                                }
                                 other => panic!("MGET item {other:?}"),
                             })
                             .sum(),
@@ -195,14 +205,19 @@ fn is_busy(r: &R) -> bool {
 fn busy_script_and_script_kill() {
     let server = TestServer::start(ServerKind::Shardis, &["--shards", "4"]);
     let mut admin = server.conn();
-    assert!(matches!(admin.call(&["CONFIG", "SET", "busy-reply-threshold", "100"]), R::Status(_)));
+    assert!(matches!(
+        admin.call(&["CONFIG", "SET", "busy-reply-threshold", "100"]),
+        R::Status(_)
+    ));
     assert!(matches!(admin.call(&["SCRIPT", "KILL"]), R::Error(e) if e.starts_with(b"NOTBUSY")));
     let mut runner = server.conn();
     runner.send(&[b"EVAL", b"local i = 0 while true do i = i + 1 end", b"0"]);
     // Connections land on shards by the kernel's choice: several cover them all.
     let mut others: Vec<RespConn> = (0..12).map(|_| server.conn()).collect();
     for c in others.iter_mut() {
-        wait_until("BUSY reply", Duration::from_secs(20), || is_busy(&c.call(&["PING"])));
+        wait_until("BUSY reply", Duration::from_secs(20), || {
+            is_busy(&c.call(&["PING"]))
+        });
     }
     assert!(matches!(others[0].call(&["SCRIPT", "KILL"]), R::Status(s) if s == b"OK"));
     let reply = common::decode(&runner.read_reply()).expect("reply");
@@ -211,14 +226,24 @@ fn busy_script_and_script_kill() {
         "{reply:?}"
     );
     for c in others.iter_mut() {
-        wait_until("PONG after kill", Duration::from_secs(20), || {
-            matches!(c.call(&["PING"]), R::Status(s) if s == b"PONG")
-        });
+        wait_until(
+            "PONG after kill",
+            Duration::from_secs(20),
+            || matches!(c.call(&["PING"]), R::Status(s) if s == b"PONG"),
+        );
     }
     // A script that wrote may not be killed.
-    runner.send(&[b"EVAL", b"redis.call('set', 'x', 1) while true do end", b"0"]);
-    wait_until("BUSY reply", Duration::from_secs(20), || is_busy(&others[1].call(&["PING"])));
-    assert!(matches!(others[1].call(&["SCRIPT", "KILL"]), R::Error(e) if e.starts_with(b"UNKILLABLE")));
+    runner.send(&[
+        b"EVAL",
+        b"redis.call('set', 'x', 1) while true do end",
+        b"0",
+    ]);
+    wait_until("BUSY reply", Duration::from_secs(20), || {
+        is_busy(&others[1].call(&["PING"]))
+    });
+    assert!(
+        matches!(others[1].call(&["SCRIPT", "KILL"]), R::Error(e) if e.starts_with(b"UNKILLABLE"))
+    );
     assert!(matches!(others[2].call(&["FUNCTION", "KILL"]), R::Error(e) if e.starts_with(b"BUSY")));
 }
 
@@ -236,7 +261,10 @@ fn function_dump_restore_interop_with_redis() {
     for (from, to) in [(&mut r, &mut s), (&mut s, &mut r)] {
         assert!(matches!(to.call(&["FUNCTION", "FLUSH"]), R::Status(_)));
         assert!(matches!(from.call(&["FUNCTION", "FLUSH"]), R::Status(_)));
-        assert!(matches!(from.call(&["FUNCTION", "LOAD", LIBRARY]), R::Bulk(_)));
+        assert!(matches!(
+            from.call(&["FUNCTION", "LOAD", LIBRARY]),
+            R::Bulk(_)
+        ));
         let payload = from.cmd(&[b"FUNCTION", b"DUMP"]);
         let R::Bulk(payload) = common::decode(&payload).expect("dump") else {
             panic!("FUNCTION DUMP did not return a payload");
@@ -252,7 +280,11 @@ fn function_dump_restore_interop_with_redis() {
             b"$5\r\nhello\r\n".to_vec()
         );
         let again = to.cmd(&[b"FUNCTION", b"RESTORE", &payload]);
-        assert!(common::show(&again).contains("already exists"), "{}", common::show(&again));
+        assert!(
+            common::show(&again).contains("already exists"),
+            "{}",
+            common::show(&again)
+        );
         let bad = to.cmd(&[b"FUNCTION", b"RESTORE", b"garbage payload"]);
         assert!(common::show(&bad).contains("payload version or checksum are wrong"));
     }

@@ -209,6 +209,7 @@ fn eval_generic(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out, by_sha: bool, 
     let read_only = ro || flags & sflag::NO_WRITES != 0;
     *RUN.name.lock() = (sha.clone(), args.iter().skip(1).cloned().collect());
     call_and_reply(vm, ctx, out, &func, None, read_only, flags, &sha);
+    super::feed_effects(ctx);
 }
 
 /// Runs `func` (with `(keys, args)` for functions) and writes its reply or error.

@@ -326,6 +326,11 @@ pub fn library_codes() -> Vec<Bytes> {
     vm.libs.libs.values().map(|l| l.code.clone()).collect()
 }
 
+/// `library_codes` as plain vectors (the snapshot writer's form).
+pub fn library_codes_vec() -> Vec<Vec<u8>> {
+    library_codes().into_iter().map(|b| b.to_vec()).collect()
+}
+
 /// Removes every library (FLUSHALL does not; FUNCTION FLUSH and RDB loading do).
 pub fn flush_libraries() {
     let mut vm = super::vm::vm().lock();
@@ -373,10 +378,13 @@ pub static FUNCTION_SUBS: [Cmd; 9] = [
     .with_acl(&["slow", "scripting"]),
 ];
 
-fn dirty(ctx: &ConnCtx) {
+/// A successful FUNCTION write: counts a change and propagates the command itself.
+fn dirty(ctx: &mut ConnCtx, args: &[Bytes]) {
     if let Some(h) = ctx.server.shards.get(ctx.shard) {
         h.lock_data().stats.dirty += 1;
     }
+    ctx.propagate
+        .push(crate::replication::Op::new(ctx.client.db, args.to_vec()));
 }
 
 fn function_load(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
@@ -400,7 +408,7 @@ fn function_load(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
     match load_into(&mut vm, &args[args.len() - 1], replace) {
         Ok(name) => {
             drop(vm);
-            dirty(ctx);
+            dirty(ctx, args);
             out.bulk(name.as_bytes())
         }
         Err(e) => out.error(&format!("ERR {e}")),
@@ -417,7 +425,7 @@ fn function_delete(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
         return out.error("ERR Library not found");
     }
     drop(vm);
-    dirty(ctx);
+    dirty(ctx, args);
     out.ok();
 }
 
@@ -437,7 +445,7 @@ fn function_flush(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
     vm.libs.libs.clear();
     vm.libs.index.clear();
     drop(vm);
-    dirty(ctx);
+    dirty(ctx, args);
     out.ok();
 }
 
@@ -581,7 +589,7 @@ fn function_restore(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
         vm.libs.insert(l);
     }
     drop(vm);
-    dirty(ctx);
+    dirty(ctx, args);
     out.ok();
 }
 
@@ -728,4 +736,5 @@ fn fcall_generic(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out, ro: bool) {
     *RUN.name.lock() = (fname.clone(), args.to_vec());
     let read_only = ro || flags & sflag::NO_WRITES != 0;
     call_and_reply(vm, ctx, out, &func, Some((k, a)), read_only, flags, &fname);
+    super::feed_effects(ctx);
 }

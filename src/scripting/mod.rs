@@ -53,7 +53,7 @@ use parking_lot::{Condvar, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-pub use functions::{library_codes, load_library};
+pub use functions::{flush_libraries, library_codes, library_codes_vec, load_library};
 
 /// The state of the running script, shared by every thread.
 pub struct RunState {
@@ -332,4 +332,37 @@ pub fn split_args(line: &str) -> Option<Vec<String>> {
         }
         words.push(String::from_utf8_lossy(&w).into_owned());
     }
+}
+
+thread_local! {
+    /// Replicas to poke after a script fed its effects (see `feed_effects`).
+    static POKE: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    /// Set while the engine runs a script as a command of its own (not inside EXEC, whose
+    /// transaction feeds everything it ran as one unit).
+    static TOP_LEVEL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` as a top-level script command (its effects are fed by the script itself).
+pub fn top_level<R>(f: impl FnOnce() -> R) -> R {
+    let prev = TOP_LEVEL.with(|t| t.replace(true));
+    let r = f();
+    TOP_LEVEL.with(|t| t.set(prev));
+    r
+}
+
+/// Feeds what a script or function propagated (its effects, wrapped in MULTI/EXEC when more
+/// than one) to the replication stream while its shard locks are still held, so no other
+/// shard's write can come between; the engine pokes the replicas afterwards (`take_poke`).
+pub(crate) fn feed_effects(ctx: &mut crate::server::ConnCtx) {
+    if !TOP_LEVEL.with(|t| t.get()) {
+        return;
+    }
+    let ops = std::mem::take(&mut ctx.propagate);
+    let poke = ctx.server.feed.propagate(&ops, true);
+    POKE.with(|p| p.set(p.get() | poke));
+}
+
+/// The replicas to poke after the last script on this thread.
+pub fn take_poke() -> u64 {
+    POKE.with(|p| p.replace(0))
 }

@@ -367,7 +367,9 @@ fn run_command(rc: &mut RunCtx<'_, '_>, argv: &[Bytes]) -> Result<(Vec<u8>, u8),
             let mut ks = Keyspace::many(parts, nshards, rc.ctx.client.db, now_ms);
             ks.no_block = true;
             ks.no_touch = rc.ctx.client.no_touch;
-            f(&mut ks, argv, &mut out);
+            ks.prop.on = server.feed.active();
+            ks.exec(f, argv, &mut out);
+            rc.ctx.propagate.append(&mut ks.prop.ops);
             rc.ctx.ready_keys.extend(ks.take_ready());
             rc.ctx.notes.append(&mut ks.notifications);
         }
@@ -380,9 +382,11 @@ fn run_command(rc: &mut RunCtx<'_, '_>, argv: &[Bytes]) -> Result<(Vec<u8>, u8),
                 deliveries: Vec::new(),
                 notes: Vec::new(),
                 ready_keys: Vec::new(),
+                propagate: Vec::new(),
             };
             f(&mut cc, argv, &mut out);
-            let (d, n, r) = (cc.deliveries, cc.notes, cc.ready_keys);
+            let (d, n, r, p) = (cc.deliveries, cc.notes, cc.ready_keys, cc.propagate);
+            rc.ctx.propagate.extend(p);
             rc.ctx.deliveries.extend(d);
             rc.ctx.notes.extend(n);
             rc.ctx.ready_keys.extend(r);

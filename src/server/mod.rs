@@ -54,6 +54,12 @@ pub struct Server {
     pub blocked_clients: AtomicUsize,
     /// Pub/sub subscriptions.
     pub pubsub: parking_lot::RwLock<crate::pubsub::Registry>,
+    /// RDB snapshots, the background child, loading (see `persistence::snapshot`).
+    pub persistence: crate::persistence::Persistence,
+    /// The replication/AOF command stream.
+    pub feed: crate::replication::Feed,
+    /// Connections that completed SYNC/PSYNC and still stream.
+    pub connected_replicas: AtomicUsize,
 }
 
 impl Server {
@@ -81,6 +87,9 @@ impl Server {
             monitor_count: AtomicUsize::new(0),
             blocked_clients: AtomicUsize::new(0),
             pubsub: Default::default(),
+            persistence: Default::default(),
+            feed: crate::replication::Feed::new(),
+            connected_replicas: AtomicUsize::new(0),
         }
     }
 
@@ -165,6 +174,9 @@ pub struct ConnCtx<'a> {
     pub notes: Vec<crate::pubsub::Notification>,
     /// Keys written by those commands that blocked clients wait on: (shard, db, key).
     pub ready_keys: Vec<(usize, usize, Box<[u8]>)>,
+    /// What the command propagates to replicas and the AOF (PUBLISH, FUNCTION LOAD...),
+    /// fed by the engine after it returns.
+    pub propagate: Vec<crate::replication::Op>,
 }
 
 impl ConnCtx<'_> {

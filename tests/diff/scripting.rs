@@ -153,7 +153,11 @@ const PURE_SCRIPTS: &[&str] = &[
 ];
 
 fn pick_args(g: &mut Gen, body: &str) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
-    let keys = if body.contains("KEYS") { g.keys(2) } else { Vec::new() };
+    let keys = if body.contains("KEYS") {
+        g.keys(2)
+    } else {
+        Vec::new()
+    };
     let v = g.value();
     (keys, vec![v])
 }
@@ -202,7 +206,11 @@ fn evalsha(g: &mut Gen) -> Cmd {
     if g.rng.chance(1, 8) {
         s = "ffffffffffffffffffffffffffffffffffffffff".into();
     }
-    let name = if g.rng.chance(1, 4) { "EVALSHA_RO" } else { "EVALSHA" };
+    let name = if g.rng.chance(1, 4) {
+        "EVALSHA_RO"
+    } else {
+        "EVALSHA"
+    };
     g.c(name)
         .arg(s)
         .arg(keys.len().to_string())
@@ -231,7 +239,12 @@ fn script_cmds(g: &mut Gen) -> Cmd {
         1 => {
             let a = sha(*g.rng.pick(KEY_SCRIPTS));
             let b = sha(*g.rng.pick(PURE_SCRIPTS));
-            g.c("SCRIPT").arg("EXISTS").arg(a).arg(b).arg("nope").exact()
+            g.c("SCRIPT")
+                .arg("EXISTS")
+                .arg(a)
+                .arg(b)
+                .arg("nope")
+                .exact()
         }
         2 => g.c("SCRIPT").arg("KILL").exact(),
         3 => g.c("SCRIPT").arg("FLUSH").arg("BOGUS").exact(),
@@ -260,7 +273,11 @@ fn functions(g: &mut Gen) -> Cmd {
         0 | 1 => {
             let lib = *g.rng.pick(LIBRARIES);
             let c = g.c("FUNCTION").arg("LOAD");
-            let c = if g.rng.chance(3, 4) { c.arg("REPLACE") } else { c };
+            let c = if g.rng.chance(3, 4) {
+                c.arg("REPLACE")
+            } else {
+                c
+            };
             c.arg(lib).exact()
         }
         2 => {

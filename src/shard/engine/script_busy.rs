@@ -46,9 +46,12 @@ impl<I: Io> Shard<I> {
                 deliveries: Vec::new(),
                 notes: Vec::new(),
                 ready_keys: Vec::new(),
+                propagate: Vec::new(),
             };
             let mut pump = || self.busy_pump();
-            crate::scripting::with_busy_pump(&mut pump, || f(&mut ctx, args, &mut out));
+            crate::scripting::with_busy_pump(&mut pump, || {
+                crate::scripting::top_level(|| f(&mut ctx, args, &mut out))
+            });
             let (d, n, r) = (ctx.deliveries, ctx.notes, ctx.ready_keys);
             (out.errors, out.last_error_code, d, n, r)
         };
@@ -66,6 +69,7 @@ impl<I: Io> Shard<I> {
             }
         }
         self.now_ms = crate::util::now_ms();
+        self.poke |= crate::scripting::take_poke();
         self.pending_notes.extend(notes);
         self.ready_keys.extend(ready);
         for d in deliveries {
