@@ -445,7 +445,8 @@ pub fn functions_dump_payload(codes: &[&[u8]]) -> Vec<u8> {
     let mut out = Vec::new();
     for code in codes {
         out.push(opcodes::FUNCTION2);
-        put_string(&mut out, code, false);
+        // Compressed when worthwhile, as Redis's DUMP writes with rdbcompression on.
+        put_string(&mut out, code, true);
     }
     out.extend_from_slice(&(RDB_VERSION as u16).to_le_bytes());
     let crc = crc64(0, &out);
