@@ -237,8 +237,8 @@ fn script_cmds(g: &mut Gen) -> Cmd {
             g.c("SCRIPT").arg("LOAD").arg(body).exact()
         }
         1 => {
-            let a = sha(*g.rng.pick(KEY_SCRIPTS));
-            let b = sha(*g.rng.pick(PURE_SCRIPTS));
+            let a = sha(g.rng.pick(KEY_SCRIPTS));
+            let b = sha(g.rng.pick(PURE_SCRIPTS));
             g.c("SCRIPT")
                 .arg("EXISTS")
                 .arg(a)
