@@ -5,7 +5,6 @@
 mod common;
 
 #[path = "../examples/lock.rs"]
-#[allow(dead_code)]
 mod lock;
 
 use common::{wait_until, Reply as R, RespConn, ServerKind, TestServer};
