@@ -237,8 +237,8 @@ fn script_cmds(g: &mut Gen) -> Cmd {
             g.c("SCRIPT").arg("LOAD").arg(body).exact()
         }
         1 => {
-            let key_body: &str = *g.rng.pick::<&str>(KEY_SCRIPTS);
-            let pure_body: &str = *g.rng.pick::<&str>(PURE_SCRIPTS);
+            let key_body: &&str = g.rng.pick(KEY_SCRIPTS);
+            let pure_body: &&str = g.rng.pick(PURE_SCRIPTS);
             let (a, b) = (sha(key_body), sha(pure_body));
             g.c("SCRIPT")
                 .arg("EXISTS")
