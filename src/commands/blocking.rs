@@ -16,6 +16,8 @@ use crate::storage::{Keyspace, Value};
 use bytes::Bytes;
 
 const BW: u32 = flag::WRITE | flag::BLOCKING;
+/// Redis 7.0 refuses these in scripts (`noscript`); BLMPOP and BZMPOP are allowed.
+const BWN: u32 = BW | flag::NOSCRIPT;
 const ACL: &[&str] = &["write", "list", "slow", "blocking"];
 
 const ZACL: &[&str] = &["write", "sortedset", "fast", "blocking"];
@@ -24,7 +26,7 @@ pub static COMMANDS: [Cmd; 8] = [
     Cmd::data(
         "bzpopmin",
         -3,
-        BW | flag::FAST,
+        BWN | flag::FAST,
         Keys::Range(1, -2, 1),
         bzpop,
     )
@@ -32,7 +34,7 @@ pub static COMMANDS: [Cmd; 8] = [
     Cmd::data(
         "bzpopmax",
         -3,
-        BW | flag::FAST,
+        BWN | flag::FAST,
         Keys::Range(1, -2, 1),
         bzpop,
     )
@@ -43,12 +45,12 @@ pub static COMMANDS: [Cmd; 8] = [
         "slow",
         "blocking",
     ]),
-    Cmd::data("blpop", -3, BW, Keys::Range(1, -2, 1), blpop).with_acl(ACL),
-    Cmd::data("brpop", -3, BW, Keys::Range(1, -2, 1), brpop).with_acl(ACL),
+    Cmd::data("blpop", -3, BWN, Keys::Range(1, -2, 1), blpop).with_acl(ACL),
+    Cmd::data("brpop", -3, BWN, Keys::Range(1, -2, 1), brpop).with_acl(ACL),
     Cmd::data(
         "blmove",
         6,
-        BW | flag::DENYOOM,
+        BWN | flag::DENYOOM,
         Keys::Range(1, 2, 1),
         blmove,
     )
@@ -56,7 +58,7 @@ pub static COMMANDS: [Cmd; 8] = [
     Cmd::data(
         "brpoplpush",
         4,
-        BW | flag::DENYOOM,
+        BWN | flag::DENYOOM,
         Keys::Range(1, 2, 1),
         brpoplpush,
     )

@@ -221,6 +221,7 @@ pub fn all() -> impl Iterator<Item = &'static Cmd> {
         .chain(zset::COMMANDS.iter())
         .chain(geo::COMMANDS.iter())
         .chain(sort::COMMANDS.iter())
+        .chain(crate::scripting::eval::COMMANDS.iter())
         .chain(replication::COMMANDS.iter())
 }
 

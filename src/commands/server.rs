@@ -9,8 +9,7 @@ use std::sync::atomic::Ordering;
 
 const ADMIN: u32 = flag::ADMIN | flag::NOSCRIPT | flag::LOADING | flag::STALE;
 
-pub static COMMANDS: [Cmd; 8] = [
-    Cmd::container("function", 0, &FUNCTION_SUBS),
+pub static COMMANDS: [Cmd; 7] = [
     Cmd::conn("info", -1, flag::LOADING | flag::STALE, super::info::info)
         .with_acl(&["slow", "dangerous"]),
     Cmd::container("config", 0, &CONFIG_SUBS),
@@ -40,23 +39,6 @@ pub static COMMANDS: [Cmd; 8] = [
     )
     .with_acl(&["admin", "slow", "dangerous"]),
 ];
-
-/// FUNCTION: the library registry arrives with scripting; until then no library can exist,
-/// so FLUSH has nothing to remove.
-pub static FUNCTION_SUBS: [Cmd; 1] = [Cmd::conn(
-    "flush",
-    -2,
-    flag::WRITE | flag::NOSCRIPT,
-    function_flush,
-)];
-
-fn function_flush(_ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
-    match args.get(2) {
-        None => out.ok(),
-        Some(a) if parse::eq(a, "async") || parse::eq(a, "sync") => out.ok(),
-        Some(_) => out.error("ERR FUNCTION FLUSH only supports SYNC|ASYNC option"),
-    }
-}
 
 pub static CONFIG_SUBS: [Cmd; 5] = [
     Cmd::conn("get", -3, ADMIN, config_get),

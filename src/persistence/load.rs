@@ -276,7 +276,13 @@ fn record(server: &Server, loaded: Loaded) {
     let mut st = server.persistence.state();
     st.load_keys_loaded = loaded.keys_loaded;
     st.load_keys_expired = loaded.keys_expired;
-    // HOOK(scripting): hand each library to `scripting::load_library(code)` here.
+    // The registry is the truth from here on: the file's libraries replace it.
+    crate::scripting::flush_libraries();
+    for code in &loaded.functions {
+        if let Err(e) = crate::scripting::load_library(code) {
+            crate::log_warning!("Failed loading a function library from the RDB: {}", e);
+        }
+    }
     st.functions = loaded.functions;
 }
 

@@ -70,9 +70,8 @@ pub struct State {
     pub rdb_last_cow_bytes: u64,
     pub load_keys_loaded: u64,
     pub load_keys_expired: u64,
-    /// Function library code read from the last RDB loaded, written back into every
-    /// snapshot. HOOK(scripting): once `scripting::load_library(code)` exists, the loader
-    /// hands each library to it and the saver takes the registry's libraries instead.
+    /// Function library code read from the last RDB loaded (the loader hands each library
+    /// to `scripting::load_library`; snapshots take the registry's libraries).
     pub functions: Vec<Vec<u8>>,
 }
 
@@ -312,7 +311,7 @@ fn keys_of(guards: &[DataGuard<'_>]) -> u64 {
 /// Lock order: shard locks, then the persistence state (briefly); never the reverse, so a
 /// thread holding shards (EXEC, DEBUG RELOAD) can always reach the state.
 pub fn save_locked(server: &Server, guards: &mut [DataGuard<'_>]) -> std::io::Result<()> {
-    let functions = server.persistence.state().functions.clone();
+    let functions = crate::scripting::library_codes_vec();
     let job = SaveJob::new(server, functions);
     let shards: Vec<&ShardData> = guards.iter().map(|g| &**g).collect();
     write_file(&shards, &job, &mut || {}, &|m| log_warning!("{}", m))?;
@@ -369,7 +368,7 @@ pub fn bgsave(server: &Server, schedule: bool) -> BgsaveReply {
 /// children can never start at once.
 fn start_bgsave(server: &Server, schedule: bool) -> BgsaveReply {
     let clog = crate::log::child_log();
-    let functions = server.persistence.state().functions.clone();
+    let functions = crate::scripting::library_codes_vec();
     let job = SaveJob::new(server, functions);
     let guards = server.lock_all();
     let mut st = server.persistence.state();

@@ -172,6 +172,11 @@ pub struct ConnCtx<'a> {
     pub now_ms: u64,
     /// Messages the command published, delivered by the engine after it returns.
     pub deliveries: Vec<crate::pubsub::Delivery>,
+    /// Keyspace events fired by commands run on the caller's behalf (scripts), published by
+    /// the engine after it returns.
+    pub notes: Vec<crate::pubsub::Notification>,
+    /// Keys written by those commands that blocked clients wait on: (shard, db, key).
+    pub ready_keys: Vec<(usize, usize, Box<[u8]>)>,
     /// What the command propagates to replicas and the AOF (PUBLISH, FUNCTION LOAD...),
     /// fed by the engine after it returns.
     pub propagate: Vec<crate::replication::Op>,

@@ -21,6 +21,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod script_busy;
+
 /// Bytes read from a connection per loop turn before others get their turn.
 const CONN_TURN_CMDS_MAX: usize = 4096;
 
@@ -58,6 +60,10 @@ pub struct Shard<I: Io> {
     now_ms: u64,
     /// Keys written this turn that blocked clients wait on: (shard, db, key).
     ready_keys: Vec<(usize, usize, Box<[u8]>)>,
+    /// While this thread runs a busy script: input and a finished send that arrived for the
+    /// script's own connection (out of `conns` meanwhile), given back when it ends.
+    script_stash: Vec<(Token, Vec<u8>)>,
+    script_sent: Option<(Token, Vec<u8>)>,
     /// Shards (bit i = shard i) whose replicas got stream data from this shard's writes this
     /// turn: they are poked awake once per turn.
     poke: u64,
@@ -104,6 +110,8 @@ impl<I: Io> Shard<I> {
             pending_notes: Vec::new(),
             now_ms: crate::util::now_ms(),
             ready_keys: Vec::new(),
+            script_stash: Vec::new(),
+            script_sent: None,
             poke: 0,
             replicas: Vec::new(),
             aof_held: Vec::new(),
@@ -172,6 +180,13 @@ impl<I: Io> Shard<I> {
             }
         }
         self.handle.mailbox.woke();
+        if crate::scripting::wait_for_script(self.id) {
+            // A script on another thread is busy: serve connections without shard locks,
+            // polling again soon (the cron, which would set the poll timeout, waits too).
+            self.busy_turn();
+            std::thread::sleep(Duration::from_millis(1));
+            return;
+        }
         self.now_ms = crate::util::now_ms();
         self.refresh_config();
         for fd in std::mem::take(&mut self.accepted) {
@@ -410,6 +425,16 @@ impl<I: Io> Shard<I> {
         c.shared
             .last_interaction_ms
             .store(now_ms, Ordering::Relaxed);
+        if crate::scripting::wait_for_script(home) {
+            if let Ok(p) = &prepared {
+                if p.cmd.flags & crate::commands::flag::ALLOW_BUSY == 0
+                    || !matches!(p.cmd.kind, Kind::Conn(_))
+                {
+                    Out::new(&mut c.out, c.proto).error(crate::scripting::busy_error());
+                    return Flow::Continue;
+                }
+            }
+        }
         let p = match prepared {
             Ok(p) => p,
             Err(mut rej) => {
@@ -431,6 +456,10 @@ impl<I: Io> Shard<I> {
                 }
                 let mut out = Out::new(&mut c.out, c.proto);
                 out.error_bytes(&rej.error);
+                if crate::scripting::running() {
+                    // Never wait for a script's shard locks just to count a rejection.
+                    return Flow::Continue;
+                }
                 let mut data = handle.lock_data();
                 let st = &mut data.cmd_stats;
                 st.record_rejected(rej.full_name);
@@ -543,6 +572,9 @@ impl<I: Io> Shard<I> {
         let Kind::Conn(f) = cmd.kind else {
             return Flow::Continue;
         };
+        if crate::scripting::runs_script(cmd) {
+            return self.run_script(token, f, full, args, now_ms);
+        }
         let server = self.server.clone();
         let shard = self.id;
         let Some(c) = self.client(token) else {
@@ -550,7 +582,7 @@ impl<I: Io> Shard<I> {
         };
         let start = Instant::now();
         let mut out_buf = std::mem::take(&mut c.out);
-        let (errors, code, deliveries, poke) = {
+        let (errors, code, deliveries, notes, ready, poke) = {
             let proto = c.proto;
             let mut out = Out::new(&mut out_buf, proto);
             let mut ctx = ConnCtx {
@@ -559,11 +591,14 @@ impl<I: Io> Shard<I> {
                 shard,
                 now_ms,
                 deliveries: Vec::new(),
+                notes: Vec::new(),
+                ready_keys: Vec::new(),
                 propagate: Vec::new(),
             };
             f(&mut ctx, args, &mut out);
             let poke = server.feed.propagate(&ctx.propagate, true);
-            (out.errors, out.last_error_code, ctx.deliveries, poke)
+            let (n, r) = (ctx.notes, ctx.ready_keys);
+            (out.errors, out.last_error_code, ctx.deliveries, n, r, poke)
         };
         c.out = out_buf;
         let stop = c.close_after_reply || c.closing;
@@ -571,14 +606,19 @@ impl<I: Io> Shard<I> {
         if new_replica {
             self.replicas.push(token);
         }
-        let mut data = self.handle.lock_data();
-        let st = &mut data.cmd_stats;
-        st.record(full, start.elapsed().as_micros() as u64, errors > 0);
-        if let Some(code) = code {
-            st.record_error(&code);
-        }
-        drop(data);
+        self.pending_notes.extend(notes);
+        self.ready_keys.extend(ready);
         self.poke |= poke;
+        // While a script holds the shard locks (an allow-busy command ran), the statistics
+        // are skipped rather than waited for.
+        if !(crate::scripting::running() && self.server.shards.len() > 1) {
+            let mut data = self.handle.lock_data();
+            let st = &mut data.cmd_stats;
+            st.record(full, start.elapsed().as_micros() as u64, errors > 0);
+            if let Some(code) = code {
+                st.record_error(&code);
+            }
+        }
         self.now_ms = crate::util::now_ms();
         for d in deliveries {
             self.deliver(d);
@@ -866,11 +906,15 @@ impl<I: Io> Shard<I> {
                         shard: home,
                         now_ms,
                         deliveries: Vec::new(),
+                        notes: Vec::new(),
+                        ready_keys: Vec::new(),
                         propagate: Vec::new(),
                     };
                     f(&mut ctx, &q.args, &mut out);
                     deliveries.append(&mut ctx.deliveries);
                     unit.append(&mut ctx.propagate);
+                    notes.append(&mut ctx.notes);
+                    self.ready_keys.append(&mut ctx.ready_keys);
                 }
                 Kind::Container => {}
             }

@@ -85,6 +85,12 @@ impl ShardCell {
         }
     }
 
+    fn try_hold_for(&self, timeout: std::time::Duration) -> Option<LockHold<'_>> {
+        self.lock
+            .try_lock_for(timeout)
+            .map(|g| LockHold { _guard: g })
+    }
+
     fn borrow(&self) -> DataGuard<'_> {
         let guard = self.lock.lock();
         let was = self.borrowed.swap(true, Ordering::Acquire);
@@ -147,6 +153,12 @@ impl ShardHandle {
     /// Takes the shard's lock without borrowing the data (transactions).
     pub fn hold(&self) -> LockHold<'_> {
         self.data.hold()
+    }
+
+    /// Takes the shard's lock without borrowing, giving up after `timeout` (scripts, which
+    /// must not wait forever for a thread that waits for them).
+    pub fn try_hold_for(&self, timeout: std::time::Duration) -> Option<LockHold<'_>> {
+        self.data.try_hold_for(timeout)
     }
 
     pub fn wake(&self) {

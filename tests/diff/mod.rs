@@ -51,6 +51,7 @@ mod keys;
 mod lists;
 mod misc;
 mod sampled;
+mod scripting;
 mod sets;
 mod strings;
 mod transactions;
@@ -193,6 +194,7 @@ pub const FAMILIES: &[(u32, &str, GenFn)] = &[
     (6, "transactions", transactions::generate),
     (8, "errors", misc::errors),
     (3, "connection", misc::connection),
+    (12, "scripting", scripting::generate),
 ];
 
 /// Names of the keyspace. Groups share a hashtag (same slot, so same shard); the rest spread.

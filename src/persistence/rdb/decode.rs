@@ -775,3 +775,31 @@ pub fn restore_payload(payload: &[u8]) -> Result<Value, RdbError> {
     }
     read_value(&mut rd, t, b"")?.ok_or_else(|| corrupt(1, "DUMP payload holds an empty value"))
 }
+
+/// Decodes a FUNCTION DUMP payload (FUNCTION RESTORE): verifies the footer, then reads
+/// FUNCTION2 (or pre-GA FUNCTION) records until the footer. Errors carry Redis's texts.
+pub fn functions_restore_payload(payload: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+    let bad = || "DUMP payload version or checksum are wrong".to_string();
+    let body_len = payload.len().checked_sub(10).ok_or_else(bad)?;
+    let (body, footer) = payload.split_at(body_len);
+    let [v0, v1, stored @ ..]: [u8; 10] = array_at(footer, 0).ok_or_else(bad)?;
+    if u16::from_le_bytes([v0, v1]) as u32 > RDB_VERSION {
+        return Err(bad());
+    }
+    if u64::from_le_bytes(stored) != crc64(crc64(0, body), &[v0, v1]) {
+        return Err(bad());
+    }
+    let mut input = body;
+    let mut rd = Reader::new(&mut input);
+    let mut codes = Vec::new();
+    while rd.offset < body_len as u64 {
+        let t = rd.u8().map_err(|_| "can not read data type".to_string())?;
+        let code = match t {
+            opcodes::FUNCTION2 => rd.bytes(),
+            opcodes::FUNCTION_PRE_GA => read_function_pre_ga(&mut rd),
+            _ => return Err("given type is not a function".into()),
+        };
+        codes.push(code.map_err(|_| "failed loading the given functions payload".to_string())?);
+    }
+    Ok(codes)
+}

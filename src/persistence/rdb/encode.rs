@@ -437,3 +437,18 @@ pub fn write_rdb<W: Write>(w: &mut W, dbs: &[DbView<'_>], opts: &RdbOptions) -> 
     let (_, bytes) = rw.finish()?;
     Ok(bytes)
 }
+
+/// A FUNCTION DUMP payload: each library's code as a FUNCTION2 record, then the DUMP footer
+/// (RDB version, CRC-64), as Redis's `functionDumpCommand` writes it.
+pub fn functions_dump_payload(codes: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for code in codes {
+        out.push(opcodes::FUNCTION2);
+        // Compressed when worthwhile, as Redis's DUMP writes with rdbcompression on.
+        put_string(&mut out, code, true);
+    }
+    out.extend_from_slice(&(RDB_VERSION as u16).to_le_bytes());
+    let crc = crc64(0, &out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}

@@ -76,8 +76,11 @@ mod interop_tests;
 mod tests;
 
 pub use crc64::crc64;
-pub use decode::{read_rdb, restore_payload, LoadedEntry, RdbStats};
-pub use encode::{dump_payload, dump_payload_with, encode_entry, write_rdb, DbView, RdbWriter};
+pub use decode::{functions_restore_payload, read_rdb, restore_payload, LoadedEntry, RdbStats};
+pub use encode::{
+    dump_payload, dump_payload_with, encode_entry, functions_dump_payload, write_rdb, DbView,
+    RdbWriter,
+};
 
 /// `N` bytes of `b` starting at `at`, when they are all there (the decoders' only way of
 /// reading fixed-size fields).

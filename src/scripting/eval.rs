@@ -1,0 +1,372 @@
+//! EVAL, EVALSHA, EVAL_RO, EVALSHA_RO and SCRIPT LOAD|EXISTS|FLUSH|KILL|HELP.
+
+use super::vm::{sflag, RunCtx, Script, Vm};
+use super::{convert, RUN};
+use crate::commands::{flag, parse, Cmd, Keys, Kind};
+use crate::protocol::Out;
+use crate::server::ConnCtx;
+use bytes::Bytes;
+use mlua::Value;
+use std::sync::atomic::Ordering;
+
+/// Key positions of numkeys-style scripting commands: `CMD script numkeys key... arg...`.
+pub fn numkeys_keys(args: &[Bytes]) -> Vec<usize> {
+    let n = args
+        .get(2)
+        .and_then(|a| std::str::from_utf8(a).ok())
+        .and_then(|s| s.parse::<i64>().ok())
+        .unwrap_or(0);
+    if n <= 0 {
+        return Vec::new();
+    }
+    (3..(3 + n as usize).min(args.len())).collect()
+}
+
+const SCRIPT_FLAGS: u32 = flag::NOSCRIPT | flag::SKIP_MONITOR | flag::STALE;
+
+const fn script_cmd(name: &'static str, flags: u32, f: crate::commands::ConnFn) -> Cmd {
+    Cmd {
+        name,
+        arity: -3,
+        flags,
+        keys: Keys::Custom(numkeys_keys),
+        kind: Kind::Conn(f),
+        acl: &["slow", "scripting"],
+        subcommands: &[],
+    }
+}
+
+pub static COMMANDS: [Cmd; 8] = [
+    script_cmd("eval", SCRIPT_FLAGS | flag::MAY_REPLICATE, eval),
+    script_cmd("evalsha", SCRIPT_FLAGS | flag::MAY_REPLICATE, evalsha),
+    script_cmd("eval_ro", SCRIPT_FLAGS | flag::READONLY, eval_ro),
+    script_cmd("evalsha_ro", SCRIPT_FLAGS | flag::READONLY, evalsha_ro),
+    script_cmd(
+        "fcall",
+        SCRIPT_FLAGS | flag::MAY_REPLICATE,
+        super::functions::fcall,
+    ),
+    script_cmd(
+        "fcall_ro",
+        SCRIPT_FLAGS | flag::READONLY,
+        super::functions::fcall_ro,
+    ),
+    Cmd::container("script", 0, &SCRIPT_SUBS).with_acl(&["slow"]),
+    Cmd::container("function", 0, &super::functions::FUNCTION_SUBS).with_acl(&["slow"]),
+];
+
+pub static SCRIPT_SUBS: [Cmd; 6] = [
+    Cmd::conn("exists", -3, flag::NOSCRIPT, script_exists).with_acl(&["slow", "scripting"]),
+    Cmd::conn("flush", -2, flag::NOSCRIPT, script_flush).with_acl(&["slow", "scripting"]),
+    Cmd::conn("kill", 2, flag::NOSCRIPT | flag::ALLOW_BUSY, script_kill)
+        .with_acl(&["slow", "scripting"]),
+    Cmd::conn("load", 3, flag::NOSCRIPT | flag::STALE, script_load)
+        .with_acl(&["slow", "scripting"]),
+    Cmd::conn("help", 2, flag::LOADING | flag::STALE, script_help).with_acl(&["slow", "scripting"]),
+    Cmd::conn("debug", 3, flag::NOSCRIPT, script_debug).with_acl(&["slow", "scripting"]),
+];
+
+fn eval(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
+    eval_generic(ctx, args, out, false, false)
+}
+fn evalsha(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
+    eval_generic(ctx, args, out, true, false)
+}
+fn eval_ro(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
+    eval_generic(ctx, args, out, false, true)
+}
+fn evalsha_ro(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
+    eval_generic(ctx, args, out, true, true)
+}
+
+/// Parses numkeys; writes Redis's error and returns None when invalid.
+pub fn parse_numkeys(args: &[Bytes], out: &mut Out) -> Option<usize> {
+    let n = match parse::i64_arg(&args[2]) {
+        Ok(n) => n,
+        Err(e) => {
+            out.error(e);
+            return None;
+        }
+    };
+    if n > (args.len() - 3) as i64 {
+        out.error("ERR Number of keys can't be greater than number of args");
+        return None;
+    }
+    if n < 0 {
+        out.error("ERR Number of keys can't be negative");
+        return None;
+    }
+    Some(n as usize)
+}
+
+/// Parses a `#!lua flags=...` shebang. Returns (flags, shebang length).
+pub fn shebang(body: &[u8]) -> Result<(u32, usize), String> {
+    if !body.starts_with(b"#!") {
+        return Ok((sflag::EVAL_COMPAT, 0));
+    }
+    let Some(end) = memchr::memchr(b'\n', body) else {
+        return Err("Invalid script shebang".into());
+    };
+    let line = String::from_utf8_lossy(&body[..end]);
+    let parts = super::split_args(&line).unwrap_or_default();
+    let Some(first) = parts.first() else {
+        return Err("Invalid engine in script shebang".into());
+    };
+    if *first != "#!lua" {
+        return Err(format!("Unexpected engine in script shebang: {first}"));
+    }
+    let mut flags = 0;
+    for p in &parts[1..] {
+        let Some(list) = p.strip_prefix("flags=") else {
+            return Err(format!("Unknown lua shebang option: {p}"));
+        };
+        for f in list.split(',') {
+            if f.is_empty() && list.is_empty() {
+                continue;
+            }
+            match sflag::NAMES.iter().find(|(_, n)| *n == f) {
+                Some((bit, _)) => flags |= bit,
+                None => return Err(format!("Unexpected flag in script shebang: {f}")),
+            }
+        }
+    }
+    Ok((flags, end))
+}
+
+/// Compiles and caches `body`; returns its sha.
+pub fn create_script(vm: &mut Vm, body: &Bytes) -> Result<String, String> {
+    let sha = super::sha1_hex(body);
+    if vm.scripts.contains_key(&sha) {
+        return Ok(sha);
+    }
+    let (flags, sb_len) = shebang(body)?;
+    let code = &body[sb_len..];
+    let func = vm
+        .compile(code, "@user_script", &vm.env.clone())
+        .map_err(|e| format!("Error compiling script (new function): {e}"))?;
+    vm.scripts.insert(
+        sha.clone(),
+        Script {
+            body: body.clone(),
+            flags,
+            func,
+        },
+    );
+    Ok(sha)
+}
+
+/// The checks Redis runs before a script with declared flags may start.
+pub fn check_flags(ctx: &ConnCtx, flags: u32, ro: bool) -> Result<(), &'static str> {
+    if flags & sflag::EVAL_COMPAT != 0 {
+        return Ok(());
+    }
+    if flags & sflag::NO_WRITES == 0 && ro {
+        return Err("ERR Can not execute a script with write flag using *_ro command.");
+    }
+    let _ = ctx;
+    Ok(())
+}
+
+fn eval_generic(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out, by_sha: bool, ro: bool) {
+    let Some(nkeys) = parse_numkeys(args, out) else {
+        return;
+    };
+    let mut session = match super::acquire(ctx.server, ctx.shard, true) {
+        Ok(s) => s,
+        Err(e) => return out.error(e),
+    };
+    let vm = &mut *session.vm;
+    let sha = if by_sha {
+        let sha = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+        if !vm.scripts.contains_key(&sha) {
+            return out.error("NOSCRIPT No matching script. Please use EVAL.");
+        }
+        sha
+    } else {
+        match create_script(vm, &args[1]) {
+            Ok(s) => s,
+            Err(e) => return out.error(&format!("ERR {e}")),
+        }
+    };
+    let Some(script) = vm.scripts.get(&sha) else {
+        return out.error("NOSCRIPT No matching script. Please use EVAL.");
+    };
+    let flags = script.flags;
+    let func = script.func.clone();
+    if let Err(e) = check_flags(ctx, flags, ro) {
+        return out.error(e);
+    }
+    let keys = &args[3..3 + nkeys];
+    let argv = &args[3 + nkeys..];
+    let set = (|| -> mlua::Result<()> {
+        vm.visible.raw_set("KEYS", array(&vm.lua, keys)?)?;
+        vm.visible.raw_set("ARGV", array(&vm.lua, argv)?)?;
+        Ok(())
+    })();
+    if set.is_err() {
+        return out.error("ERR reached lua stack limit");
+    }
+    let read_only = ro || flags & sflag::NO_WRITES != 0;
+    *RUN.name.lock() = (sha.clone(), args.iter().skip(1).cloned().collect());
+    call_and_reply(vm, ctx, out, &func, None, read_only, flags, &sha);
+    super::feed_effects(ctx);
+}
+
+/// Runs `func` (with `(keys, args)` for functions) and writes its reply or error.
+#[allow(clippy::too_many_arguments)]
+pub fn call_and_reply(
+    vm: &Vm,
+    ctx: &mut ConnCtx,
+    out: &mut Out,
+    func: &mlua::Function,
+    fargs: Option<(mlua::Table, mlua::Table)>,
+    read_only: bool,
+    flags: u32,
+    name: &str,
+) {
+    let saved_db = ctx.client.db;
+    let mut rc = RunCtx {
+        ctx,
+        resp: 2,
+        read_only,
+        has_flags: flags & sflag::EVAL_COMPAT == 0,
+        allow_oom: flags & sflag::ALLOW_OOM != 0,
+    };
+    if RUN.threshold_ms.load(Ordering::Relaxed) > 0 {
+        super::vm::set_hook(&vm.lua);
+    }
+    let result = super::vm::with_run(&mut rc, || match fargs {
+        None => vm.run.call::<(bool, Value)>(func.clone()),
+        Some((k, a)) => vm.run.call::<(bool, Value)>((func.clone(), k, a)),
+    });
+    vm.lua.remove_hook();
+    let resp = rc.resp;
+    rc.ctx.client.db = saved_db;
+    match result {
+        Ok((true, v)) => convert::lua_to_resp(&v, resp, out, 0),
+        Ok((false, v)) => {
+            let e = convert::err_info(&v);
+            let mut msg = e.msg;
+            if let (Some(src), Some(line)) = (e.source, e.line) {
+                msg.push_str(&format!(" script: {name}, on {src}:{line}."));
+            }
+            out.error(&msg);
+        }
+        Err(e) => out.error(&format!("ERR Error running script {name}, {e}")),
+    }
+    let _ = vm.lua.gc_step();
+}
+
+fn array(lua: &mlua::Lua, items: &[Bytes]) -> mlua::Result<mlua::Table> {
+    let t = lua.create_table_with_capacity(items.len(), 0)?;
+    for (i, it) in items.iter().enumerate() {
+        t.raw_set(i + 1, lua.create_string(it)?)?;
+    }
+    Ok(t)
+}
+
+fn script_load(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
+    let _ = ctx;
+    let mut vm = match super::vm_only() {
+        Ok(v) => v,
+        Err(e) => return out.error(e),
+    };
+    match create_script(&mut vm, &args[2]) {
+        Ok(sha) => out.bulk(sha.as_bytes()),
+        Err(e) => out.error(&format!("ERR {e}")),
+    }
+}
+
+fn script_exists(_ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
+    let vm = match super::vm_only() {
+        Ok(v) => v,
+        Err(e) => return out.error(e),
+    };
+    out.array(args.len() - 2);
+    for a in &args[2..] {
+        let sha = String::from_utf8_lossy(a).to_ascii_lowercase();
+        out.int(vm.scripts.contains_key(&sha) as i64);
+    }
+}
+
+fn script_flush(_ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
+    if args.len() > 3
+        || args
+            .get(2)
+            .is_some_and(|a| !parse::eq(a, "sync") && !parse::eq(a, "async"))
+    {
+        return out.error("ERR SCRIPT FLUSH only support SYNC|ASYNC option");
+    }
+    let mut vm = match super::vm_only() {
+        Ok(v) => v,
+        Err(e) => return out.error(e),
+    };
+    vm.scripts.clear();
+    let _ = vm.lua.gc_collect();
+    out.ok();
+}
+
+/// SCRIPT KILL / FUNCTION KILL.
+pub fn kill(out: &mut Out, is_eval: bool) {
+    if !super::running() {
+        return out.error("NOTBUSY No scripts in execution right now.");
+    }
+    if RUN.wrote.load(Ordering::Relaxed) {
+        return out.error(
+            "UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.",
+        );
+    }
+    let running_eval = RUN.is_eval.load(Ordering::Relaxed);
+    if is_eval && !running_eval {
+        return out.error(
+            "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.",
+        );
+    }
+    if !is_eval && running_eval {
+        return out.error(
+            "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.",
+        );
+    }
+    RUN.kill.store(true, Ordering::Relaxed);
+    out.ok();
+}
+
+fn script_kill(_ctx: &mut ConnCtx, _args: &[Bytes], out: &mut Out) {
+    kill(out, true)
+}
+
+fn script_debug(_ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
+    if parse::eq(&args[2], "no") {
+        return out.ok();
+    }
+    if parse::eq(&args[2], "yes") || parse::eq(&args[2], "sync") {
+        return out.error("ERR SCRIPT DEBUG is not supported by this server");
+    }
+    out.error("ERR Use SCRIPT DEBUG YES/SYNC/NO")
+}
+
+fn script_help(_ctx: &mut ConnCtx, _args: &[Bytes], out: &mut Out) {
+    let lines = [
+        "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "DEBUG (YES|SYNC|NO)",
+        "    Set the debug mode for subsequent scripts executed.",
+        "EXISTS <sha1> [<sha1> ...]",
+        "    Return information about the existence of the scripts in the script cache.",
+        "FLUSH [ASYNC|SYNC]",
+        "    Flush the Lua scripts cache. Very dangerous on replicas.",
+        "    When called without the optional mode argument, the behavior is determined by the",
+        "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+        "    * ASYNC: Asynchronously flush the scripts cache.",
+        "    * SYNC: Synchronously flush the scripts cache.",
+        "KILL",
+        "    Kill the currently executing Lua script.",
+        "LOAD <script>",
+        "    Load a script into the scripts cache without executing it.",
+        "HELP",
+        "    Prints this help.",
+    ];
+    out.array(lines.len());
+    for l in lines {
+        out.simple(l);
+    }
+}

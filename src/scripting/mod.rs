@@ -1,0 +1,368 @@
+//! Lua scripting and functions (Redis 7.0): EVAL & co., SCRIPT, FUNCTION, FCALL.
+//!
+//! ## One VM, every shard
+//! Redis has one Lua 5.1 interpreter; so do we (`mlua`, vendored Lua 5.1, behind a mutex in
+//! `Vm`). A script or function runs on the home thread of the connection that sent it, while
+//! that thread holds **every shard's lock** (the ordered re-entrant shard locks of `shard`),
+//! so it is atomic across shards and may touch keys it did not declare in KEYS (queue
+//! libraries do; it is allowed, never rejected). Each `redis.call` borrows all shards' data
+//! for that one call and runs the command's handler from the command table on a `Keyspace`
+//! spanning them (connection-level commands run on the caller's `ConnCtx`), with
+//! `no_block` set as in MULTI. Keyspace notifications, ready keys for blocked clients and
+//! pub/sub deliveries the calls produce are handed back to the engine through the `ConnCtx`,
+//! exactly as EXEC does, so WATCH, wake-ups and notifications behave as for plain commands.
+//!
+//! Lock order: the VM mutex, then the shard locks in ascending order. A thread that already
+//! holds shard locks when it asks for the VM (EVAL inside EXEC) cannot deadlock with a script
+//! waiting for those shards, because a script takes the shards with a timed attempt and, on
+//! timeout, lets go of the VM and starts over.
+//!
+//! ## Busy scripts without a global event loop
+//! Redis serves other clients while a script runs past `busy-reply-threshold` by calling its
+//! event loop from the Lua count hook; they get `-BUSY` until SCRIPT KILL / FUNCTION KILL /
+//! SHUTDOWN NOSAVE. Here the other shard threads would simply block on the held shard locks.
+//! Instead, a script publishes itself in `RUN` (an atomic start time, 0 when idle) *before*
+//! it asks for the shard locks, and every shard thread checks that one atomic at the top of
+//! each loop turn and before each command (`wait_for_script`): when a script runs elsewhere,
+//! the thread waits on a condition variable for the script to end, at most until the
+//! threshold; past it the script is "busy" and the thread serves its connections in a busy
+//! mode that takes no shard lock: allow-busy commands run (SCRIPT KILL, FUNCTION KILL,
+//! FUNCTION STATS, SHUTDOWN...) and everything else gets `-BUSY`. The script's own thread
+//! does the same for its other connections from the Lua count hook (`set_busy_pump`). On the
+//! hot path, with no script running, all this costs one relaxed atomic load per command.
+//! The one gap: a thread that read "idle" an instant before a script published itself and
+//! then blocks on a shard lock waits for that script to finish; scripts publish themselves
+//! before locking precisely to keep that window to a few instructions.
+//!
+//! ## Files
+//! `vm` builds the sandboxed interpreter and the `redis` API, `convert` maps RESP replies to
+//! Lua values and back, `eval` holds EVAL/SCRIPT, `functions` the library registry and
+//! FUNCTION/FCALL, `cjson`, `cmsgpack`, `structlib` and `bit` the libraries scripts use.
+
+pub mod bit;
+pub mod cjson;
+pub mod cmsgpack;
+pub mod convert;
+pub mod eval;
+pub mod functions;
+pub mod structlib;
+pub mod vm;
+
+use crate::server::Server;
+use parking_lot::{Condvar, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+pub use functions::{flush_libraries, library_codes, library_codes_vec, load_library};
+
+/// The state of the running script, shared by every thread.
+pub struct RunState {
+    /// Unix ms when the running script started, 0 when none runs.
+    pub since_ms: AtomicU64,
+    /// The shard thread running it.
+    pub shard: AtomicUsize,
+    /// SCRIPT KILL / FUNCTION KILL was requested.
+    pub kill: AtomicBool,
+    /// The script already wrote to the dataset (UNKILLABLE).
+    pub wrote: AtomicBool,
+    /// An EVAL (true) or a function (false).
+    pub is_eval: AtomicBool,
+    /// The busy threshold in ms for the running script (0: never busy).
+    pub threshold_ms: AtomicU64,
+    /// The running function's name or script's sha (FUNCTION STATS).
+    pub name: Mutex<(String, Vec<bytes::Bytes>)>,
+    done_lock: Mutex<()>,
+    done: Condvar,
+}
+
+pub static RUN: RunState = RunState {
+    since_ms: AtomicU64::new(0),
+    shard: AtomicUsize::new(usize::MAX),
+    kill: AtomicBool::new(false),
+    wrote: AtomicBool::new(false),
+    is_eval: AtomicBool::new(true),
+    threshold_ms: AtomicU64::new(5000),
+    name: Mutex::new((String::new(), Vec::new())),
+    done_lock: Mutex::new(()),
+    done: Condvar::new(),
+};
+
+/// The BUSY reply for the running script's kind.
+pub fn busy_error() -> &'static str {
+    if RUN.is_eval.load(Ordering::Relaxed) {
+        "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
+    } else {
+        "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE."
+    }
+}
+
+/// Whether a script is running (on any thread).
+#[inline]
+pub fn running() -> bool {
+    RUN.since_ms.load(Ordering::Relaxed) != 0
+}
+
+/// Whether a script runs and has passed the busy threshold.
+pub fn busy() -> bool {
+    let since = RUN.since_ms.load(Ordering::Acquire);
+    if since == 0 {
+        return false;
+    }
+    let t = RUN.threshold_ms.load(Ordering::Relaxed);
+    t > 0 && crate::util::now_ms() >= since + t
+}
+
+/// Called by shard threads before taking shard locks: when a script runs on another thread,
+/// waits for it to end, at most until it becomes busy. Returns true when the caller must
+/// serve its connections in busy mode (the script is still running past the threshold).
+#[inline]
+pub fn wait_for_script(shard: usize) -> bool {
+    if !running() {
+        return false;
+    }
+    wait_slow(shard)
+}
+
+#[cold]
+fn wait_slow(shard: usize) -> bool {
+    loop {
+        let since = RUN.since_ms.load(Ordering::Acquire);
+        if since == 0 {
+            return false;
+        }
+        if RUN.shard.load(Ordering::Relaxed) == shard {
+            // Our own script (we are inside its busy pump).
+            return busy();
+        }
+        let t = RUN.threshold_ms.load(Ordering::Relaxed);
+        let now = crate::util::now_ms();
+        if t > 0 && now >= since + t {
+            return true;
+        }
+        let wait_ms = if t == 0 {
+            100
+        } else {
+            (since + t - now).min(100)
+        };
+        let mut g = RUN.done_lock.lock();
+        if RUN.since_ms.load(Ordering::Acquire) == since {
+            RUN.done
+                .wait_for(&mut g, Duration::from_millis(wait_ms.max(1)));
+        }
+    }
+}
+
+/// Marks the start of a script run on `shard`.
+fn publish_start(shard: usize, is_eval: bool, threshold_ms: u64) {
+    RUN.kill.store(false, Ordering::Relaxed);
+    RUN.wrote.store(false, Ordering::Relaxed);
+    RUN.is_eval.store(is_eval, Ordering::Relaxed);
+    RUN.shard.store(shard, Ordering::Relaxed);
+    RUN.threshold_ms.store(threshold_ms, Ordering::Relaxed);
+    RUN.since_ms
+        .store(crate::util::now_ms().max(1), Ordering::Release);
+}
+
+/// Marks the end of a script run and wakes the threads waiting for it.
+fn publish_end() {
+    let _g = RUN.done_lock.lock();
+    RUN.since_ms.store(0, Ordering::Release);
+    RUN.shard.store(usize::MAX, Ordering::Relaxed);
+    RUN.done.notify_all();
+}
+
+thread_local! {
+    /// The engine's busy pump for this thread (serves the shard's other connections while
+    /// its own script is busy), installed by the engine around a script run.
+    static PUMP: std::cell::Cell<Option<*mut dyn FnMut()>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` with `pump` installed as this thread's busy pump.
+pub fn with_busy_pump<R>(pump: &mut dyn FnMut(), f: impl FnOnce() -> R) -> R {
+    // SAFETY: the pointer is only dereferenced by `pump_now` on this thread while `f` runs,
+    // and it is removed before `pump` goes out of scope.
+    let p: *mut (dyn FnMut() + '_) = pump;
+    let p: *mut dyn FnMut() = unsafe { std::mem::transmute(p) };
+    let prev = PUMP.with(|c| c.replace(Some(p)));
+    let r = f();
+    PUMP.with(|c| c.set(prev));
+    r
+}
+
+/// Called from the Lua hook while busy: lets the engine serve other connections.
+pub(crate) fn pump_now() {
+    if let Some(p) = PUMP.with(|c| c.take()) {
+        // SAFETY: installed by `with_busy_pump`, whose frame is alive (we run inside `f`);
+        // taken out of the cell during the call, so it is never re-entered.
+        unsafe { (*p)() };
+        PUMP.with(|c| c.set(Some(p)));
+    }
+}
+
+/// Whether `cmd` is one of the scripting commands that run a script (EVAL family, FCALL).
+pub fn runs_script(cmd: &crate::commands::Cmd) -> bool {
+    matches!(
+        cmd.name,
+        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro"
+    )
+}
+
+/// The shards' locks plus the VM, held for a script run.
+pub(crate) struct Session<'a> {
+    pub vm: parking_lot::MutexGuard<'static, vm::Vm>,
+    _holds: Vec<crate::shard::LockHold<'a>>,
+    published: bool,
+}
+
+impl Drop for Session<'_> {
+    fn drop(&mut self) {
+        if self.published {
+            publish_end();
+        }
+    }
+}
+
+/// Takes the VM and every shard (see the module essay for the order and the timeout).
+/// `Err` carries a BUSY error when another thread's script became busy meanwhile.
+pub(crate) fn acquire(
+    server: &Server,
+    shard: usize,
+    is_eval: bool,
+) -> Result<Session<'_>, &'static str> {
+    let threshold = server.config.load().busy_reply_threshold_ms;
+    loop {
+        let vm = loop {
+            if let Some(g) = vm::vm().try_lock_for(Duration::from_millis(10)) {
+                break g;
+            }
+            if busy() && RUN.shard.load(Ordering::Relaxed) != shard {
+                return Err(busy_error());
+            }
+        };
+        publish_start(shard, is_eval, threshold);
+        let mut holds = Vec::with_capacity(server.shards.len());
+        let mut ok = true;
+        for h in server.shards.iter() {
+            match h.try_hold_for(Duration::from_millis(50)) {
+                Some(g) => holds.push(g),
+                None => {
+                    ok = false;
+                    break;
+                }
+            }
+        }
+        if ok {
+            return Ok(Session {
+                vm,
+                _holds: holds,
+                published: true,
+            });
+        }
+        drop(holds);
+        publish_end();
+        drop(vm);
+        std::thread::yield_now();
+    }
+}
+
+/// Takes the VM alone (SCRIPT LOAD, FUNCTION LOAD...), never while a busy script runs.
+pub(crate) fn vm_only() -> Result<parking_lot::MutexGuard<'static, vm::Vm>, &'static str> {
+    loop {
+        if let Some(g) = vm::vm().try_lock_for(Duration::from_millis(10)) {
+            return Ok(g);
+        }
+        if busy() {
+            return Err(busy_error());
+        }
+    }
+}
+
+/// Lower-case hex SHA-1 (script ids, `redis.sha1hex`).
+pub fn sha1_hex(data: &[u8]) -> String {
+    sha1_smol::Sha1::from(data).digest().to_string()
+}
+
+/// Splits a shebang line into words the way Redis's `sdssplitargs` does: blanks separate
+/// words, and `"..."` (with backslash escapes) or `'...'` sections are taken literally. None
+/// when a quote is unbalanced or not followed by a blank.
+pub fn split_args(line: &str) -> Option<Vec<String>> {
+    let b = line.as_bytes();
+    let mut words = Vec::new();
+    let mut i = 0;
+    loop {
+        while i < b.len() && b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i >= b.len() {
+            return Some(words);
+        }
+        let mut w = Vec::new();
+        while i < b.len() && !b[i].is_ascii_whitespace() {
+            let q = b[i];
+            if q == b'"' || q == b'\'' {
+                i += 1;
+                loop {
+                    let c = *b.get(i)?;
+                    i += 1;
+                    if c == q {
+                        break;
+                    }
+                    if c == b'\\' && q == b'"' {
+                        let e = *b.get(i)?;
+                        i += 1;
+                        w.push(match e {
+                            b'n' => b'\n',
+                            b'r' => b'\r',
+                            b't' => b'\t',
+                            b'a' => 7,
+                            b'b' => 8,
+                            other => other,
+                        });
+                    } else {
+                        w.push(c);
+                    }
+                }
+                if i < b.len() && !b[i].is_ascii_whitespace() {
+                    return None;
+                }
+            } else {
+                w.push(q);
+                i += 1;
+            }
+        }
+        words.push(String::from_utf8_lossy(&w).into_owned());
+    }
+}
+
+thread_local! {
+    /// Replicas to poke after a script fed its effects (see `feed_effects`).
+    static POKE: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    /// Set while the engine runs a script as a command of its own (not inside EXEC, whose
+    /// transaction feeds everything it ran as one unit).
+    static TOP_LEVEL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` as a top-level script command (its effects are fed by the script itself).
+pub fn top_level<R>(f: impl FnOnce() -> R) -> R {
+    let prev = TOP_LEVEL.with(|t| t.replace(true));
+    let r = f();
+    TOP_LEVEL.with(|t| t.set(prev));
+    r
+}
+
+/// Feeds what a script or function propagated (its effects, wrapped in MULTI/EXEC when more
+/// than one) to the replication stream while its shard locks are still held, so no other
+/// shard's write can come between; the engine pokes the replicas afterwards (`take_poke`).
+pub(crate) fn feed_effects(ctx: &mut crate::server::ConnCtx) {
+    if !TOP_LEVEL.with(|t| t.get()) {
+        return;
+    }
+    let ops = std::mem::take(&mut ctx.propagate);
+    let poke = ctx.server.feed.propagate(&ops, true);
+    POKE.with(|p| p.set(p.get() | poke));
+}
+
+/// The replicas to poke after the last script on this thread.
+pub fn take_poke() -> u64 {
+    POKE.with(|p| p.replace(0))
+}

@@ -1,0 +1,531 @@
+//! The interpreter: one Lua 5.1 state with Redis's libraries, the `redis` API and the sandbox.
+//!
+//! The sandbox is built from plain Lua 5.1 (no patched interpreter): scripts run with an
+//! environment table that is an empty proxy. Reading a name looks it up in the visible
+//! globals and raises "Script attempted to access nonexistent global variable" when absent;
+//! writing raises "Attempt to modify a readonly table". Library tables (`redis`, `string`,
+//! `cjson`...) are seen through read-only proxies too, and `setmetatable`/`rawset` refuse
+//! them. `loadfile`, `dofile`, `io`, `os` and `package` are absent, as in Redis 7.0.
+//!
+//! Rust callbacks never raise Lua errors with `Err` when the text matters (mlua would wrap it
+//! in a traceback): the `redis` API returns `(value, is_error)` to thin Lua wrappers in the
+//! internal chunk `=shardis`, which raise Redis's error tables. Errors that do come back as
+//! mlua userdata (from the count hook, the libraries) are unwrapped to their message by
+//! `errtext` in the error handler and in `pcall`.
+
+use super::convert;
+use crate::commands::{self, flag, Kind};
+use crate::protocol::Out;
+use crate::server::ConnCtx;
+use crate::storage::{Keyspace, ShardData};
+use bytes::Bytes;
+use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::OnceLock;
+
+/// A cached EVAL script.
+pub struct Script {
+    pub body: Bytes,
+    pub flags: u32,
+    pub func: Function,
+}
+
+pub struct Vm {
+    pub lua: Lua,
+    /// sha1 (lower-case hex) → script.
+    pub scripts: HashMap<String, Script>,
+    /// The real globals that scripts read through the proxy environment.
+    pub visible: Table,
+    /// The environment of EVAL scripts.
+    pub env: Table,
+    /// `run(f, ...)`: calls `f` under the error handler; returns ok, value.
+    pub run: Function,
+    pub libs: super::functions::Libraries,
+}
+
+pub fn vm() -> &'static Mutex<Vm> {
+    static VM: OnceLock<Mutex<Vm>> = OnceLock::new();
+    VM.get_or_init(|| match Vm::new() {
+        Ok(v) => Mutex::new(v),
+        // The bootstrap is our own fixed code: failing here is a build defect.
+        Err(e) => panic!("Lua bootstrap failed: {e}"),
+    })
+}
+
+/// Script flags (shebang `flags=`), Redis's names.
+pub mod sflag {
+    pub const NO_WRITES: u32 = 1 << 0;
+    pub const ALLOW_OOM: u32 = 1 << 1;
+    pub const ALLOW_STALE: u32 = 1 << 2;
+    pub const NO_CLUSTER: u32 = 1 << 3;
+    pub const EVAL_COMPAT: u32 = 1 << 4;
+    pub const ALLOW_CROSS_SLOT: u32 = 1 << 5;
+    pub const NAMES: &[(u32, &str)] = &[
+        (NO_WRITES, "no-writes"),
+        (ALLOW_OOM, "allow-oom"),
+        (ALLOW_STALE, "allow-stale"),
+        (NO_CLUSTER, "no-cluster"),
+        (ALLOW_CROSS_SLOT, "allow-cross-slot-keys"),
+    ];
+}
+
+const BOOTSTRAP: &str = include_str!("bootstrap.lua");
+
+impl Vm {
+    fn new() -> mlua::Result<Vm> {
+        // SAFETY: the debug library is needed by the error handler; the bootstrap removes it
+        // from what scripts can see.
+        let lua = unsafe {
+            Lua::unsafe_new_with(
+                StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::DEBUG,
+                LuaOptions::new(),
+            )
+        };
+        let prims = lua.create_table()?;
+        prims.raw_set("call", lua.create_function(call_prim)?)?;
+        lua.set_named_registry_value("shardis_call_argv", lua.create_function(call_argv)?)?;
+        // SAFETY: raw C functions following the Lua C API (see `raw_call`).
+        unsafe {
+            prims.raw_set("rawcall", lua.create_c_function(raw_call)?)?;
+            prims.raw_set("rawpcall", lua.create_c_function(raw_pcall)?)?;
+        }
+        prims.raw_set(
+            "raiser",
+            lua.create_function(|lua, target: Function| make_raiser(lua, target))?,
+        )?;
+        prims.raw_set("errtext", lua.create_function(errtext)?)?;
+        prims.raw_set(
+            "sha1hex",
+            lua.create_function(|lua, s: mlua::String| {
+                lua.create_string(super::sha1_hex(&s.as_bytes()))
+            })?,
+        )?;
+        prims.raw_set(
+            "log",
+            lua.create_function(|_, (level, msg): (i64, mlua::String)| {
+                let lv = match level {
+                    0 => crate::log::Level::Debug,
+                    1 => crate::log::Level::Verbose,
+                    2 => crate::log::Level::Notice,
+                    _ => crate::log::Level::Warning,
+                };
+                crate::log::log(lv, &String::from_utf8_lossy(&msg.as_bytes()));
+                Ok(())
+            })?,
+        )?;
+        prims.raw_set(
+            "setresp",
+            lua.create_function(|_, v: i64| {
+                with_ctx(|c| c.resp = v as u8);
+                Ok(())
+            })?,
+        )?;
+        prims.raw_set(
+            "killed",
+            lua.create_function(|_, ()| Ok(super::RUN.kill.load(Ordering::Relaxed)))?,
+        )?;
+        prims.raw_set(
+            "incontext",
+            lua.create_function(|_, ()| Ok(with_ctx(|_| ()).is_some()))?,
+        )?;
+        prims.raw_set(
+            "cmdexists",
+            lua.create_function(|_, name: mlua::String| {
+                Ok(commands::lookup(&name.as_bytes()).is_some())
+            })?,
+        )?;
+        prims.raw_set("random", lua.create_function(|_, ()| Ok(rand48_next()))?)?;
+        prims.raw_set(
+            "randomseed",
+            lua.create_function(|_, seed: i64| {
+                rand48_seed(seed as i32);
+                Ok(())
+            })?,
+        )?;
+        prims.raw_set("version", crate::server::run::REDIS_VERSION)?;
+        prims.raw_set("version_num", version_num())?;
+        prims.raw_set("cjson", super::cjson::open(&lua)?)?;
+        prims.raw_set("bit", super::bit::open(&lua)?)?;
+        prims.raw_set("struct", super::structlib::open(&lua)?)?;
+        prims.raw_set("cmsgpack", super::cmsgpack::open(&lua)?)?;
+        prims.raw_set("register_function", super::functions::register_prim(&lua)?)?;
+        let boot: Table = lua
+            .load(BOOTSTRAP)
+            .set_name("=shardis")
+            .call::<Table>(prims)?;
+        Ok(Vm {
+            visible: boot.get("visible")?,
+            env: boot.get("env")?,
+            run: boot.get("run")?,
+            scripts: HashMap::new(),
+            libs: super::functions::Libraries::new(&lua, &boot)?,
+            lua,
+        })
+    }
+
+    /// Compiles `code` (shebang already blanked) as a chunk named `@user_script`.
+    pub fn compile(&self, code: &[u8], name: &str, env: &Table) -> Result<Function, String> {
+        self.lua
+            .load(code)
+            .set_name(name)
+            .set_environment(env.clone())
+            .into_function()
+            .map_err(|e| match e {
+                mlua::Error::SyntaxError { message, .. } => message,
+                other => other.to_string(),
+            })
+    }
+}
+
+fn version_num() -> i64 {
+    let mut n = 0i64;
+    for p in crate::server::run::REDIS_VERSION.split('.') {
+        n = (n << 8) | p.parse::<i64>().unwrap_or(0);
+    }
+    n
+}
+
+/// Redis's own PRNG for `math.random` (rand48: same sequence on every platform).
+static RAND48: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0x1234_ABCD_330E);
+
+fn rand48_seed(seed: i32) {
+    RAND48.store(((seed as u32 as u64) << 16) | 0x330E, Ordering::Relaxed);
+}
+
+fn rand48_next() -> i64 {
+    let x = RAND48.load(Ordering::Relaxed);
+    let next = (x.wrapping_mul(0x5DEECE66D).wrapping_add(0xB)) & ((1u64 << 48) - 1);
+    RAND48.store(next, Ordering::Relaxed);
+    (next >> 17) as i64
+}
+
+/// The message of an error that reached Lua as an mlua userdata.
+fn errtext(_: &Lua, v: Value) -> mlua::Result<String> {
+    let mut e = match v {
+        Value::Error(e) => *e,
+        Value::String(s) => return Ok(s.to_string_lossy()),
+        other => return Ok(format!("{other:?}")),
+    };
+    loop {
+        e = match e {
+            mlua::Error::CallbackError { cause, .. } => (*cause).clone(),
+            mlua::Error::WithContext { cause, .. } => (*cause).clone(),
+            mlua::Error::RuntimeError(m) => return Ok(m),
+            mlua::Error::SyntaxError { message, .. } => return Ok(message),
+            other => return Ok(other.to_string()),
+        }
+    }
+}
+
+/// What `redis.call` needs about the invocation, reachable from the callbacks.
+pub struct RunCtx<'a, 'b> {
+    pub ctx: &'a mut ConnCtx<'b>,
+    /// RESP version replies are converted from (`redis.setresp`).
+    pub resp: u8,
+    /// Read-only invocation (EVAL_RO, FCALL_RO, `no-writes`).
+    pub read_only: bool,
+    /// Whether the script/function declared flags (not the compatibility mode).
+    pub has_flags: bool,
+    pub allow_oom: bool,
+}
+
+thread_local! {
+    static CTX: std::cell::Cell<*mut RunCtx<'static, 'static>> =
+        const { std::cell::Cell::new(std::ptr::null_mut()) };
+}
+
+/// Runs `f` with `rc` as the current invocation.
+pub fn with_run<R>(rc: &mut RunCtx<'_, '_>, f: impl FnOnce() -> R) -> R {
+    let p = (rc as *mut RunCtx<'_, '_>).cast::<RunCtx<'static, 'static>>();
+    let prev = CTX.with(|c| c.replace(p));
+    let r = f();
+    CTX.with(|c| c.set(prev));
+    r
+}
+
+fn with_ctx<R>(f: impl FnOnce(&mut RunCtx<'_, '_>) -> R) -> Option<R> {
+    let p = CTX.with(|c| c.replace(std::ptr::null_mut()));
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: set by `with_run` on this thread, whose frame (and the RunCtx) is alive while
+    // Lua runs inside it; nulled during the call so no second &mut exists.
+    let r = f(unsafe { &mut *p });
+    CTX.with(|c| c.set(p));
+    Some(r)
+}
+
+/// Installs the count hook: kill requests, busy threshold, busy pump.
+pub fn set_hook(lua: &Lua) {
+    lua.set_hook(HookTriggers::new().every_nth_instruction(10_000), |_, _| {
+        if super::RUN.kill.load(Ordering::Relaxed) {
+            return Err(mlua::Error::RuntimeError(
+                "Script killed by user with SCRIPT KILL...".into(),
+            ));
+        }
+        if super::busy() {
+            super::pump_now();
+            if super::RUN.kill.load(Ordering::Relaxed) {
+                crate::log_warning!("Lua script killed by user with SCRIPT KILL.");
+                return Err(mlua::Error::RuntimeError(
+                    "Script killed by user with SCRIPT KILL...".into(),
+                ));
+            }
+        }
+        Ok(VmState::Continue)
+    });
+}
+
+/// An error for `redis.call`'s wrapper to raise: `{err = text}`, plus the flag Redis sets
+/// when the error was counted already.
+fn err_table(lua: &Lua, text: &str, ignore_stats: bool) -> mlua::Result<(Value, bool)> {
+    let t = lua.create_table()?;
+    t.raw_set("err", format!("ERR {text}"))?;
+    if ignore_stats {
+        t.raw_set("ignore_error_stats_update", true)?;
+    }
+    Ok((Value::Table(t), true))
+}
+
+/// `redis.call` / `redis.pcall`: runs a command; returns (reply, is_error).
+fn call_prim(lua: &Lua, args: MultiValue) -> mlua::Result<(Value, bool)> {
+    if args.is_empty() {
+        return err_table(
+            lua,
+            "Please specify at least one argument for this redis lib call",
+            false,
+        );
+    }
+    let mut argv: Vec<Bytes> = Vec::with_capacity(args.len());
+    for a in args.iter() {
+        match a {
+            Value::Number(n) => argv.push(Bytes::from(crate::protocol::write::fmt_g17(*n))),
+            Value::Integer(n) => argv.push(Bytes::from(n.to_string())),
+            Value::String(s) => argv.push(Bytes::copy_from_slice(&s.as_bytes())),
+            _ => {
+                return err_table(
+                    lua,
+                    "Lua redis lib command arguments must be strings or integers",
+                    false,
+                )
+            }
+        }
+    }
+    let r = with_ctx(|rc| run_command(rc, &argv));
+    let Some(r) = r else {
+        return err_table(
+            lua,
+            "redis.call/pcall can only be called inside a script invocation",
+            false,
+        );
+    };
+    match r {
+        Err(text) => err_table(lua, text, true),
+        Ok((bytes, resp)) => {
+            let is_err = bytes.first() == Some(&b'-');
+            let v = convert::resp_to_lua(lua, &bytes, resp)?;
+            Ok((v, is_err))
+        }
+    }
+}
+
+/// Looks the command up, applies the scripting checks, runs it; returns its reply bytes.
+fn run_command(rc: &mut RunCtx<'_, '_>, argv: &[Bytes]) -> Result<(Vec<u8>, u8), &'static str> {
+    let unknown = "Unknown Redis command called from script";
+    let mut cmd = commands::lookup(&argv[0]).ok_or(unknown)?;
+    let mut full = cmd.name;
+    if matches!(cmd.kind, Kind::Container) || (!cmd.subcommands.is_empty() && argv.len() >= 2) {
+        let sub = argv.get(1).and_then(|s| cmd.find_sub(s)).ok_or(unknown)?;
+        full = crate::server::dispatch::full_name(cmd, sub);
+        cmd = sub;
+    }
+    let argc = argv.len() as i32;
+    if (cmd.arity > 0 && cmd.arity != argc) || argc < -cmd.arity {
+        return Err("Wrong number of args calling Redis command from script");
+    }
+    if cmd.flags & flag::NOSCRIPT != 0 {
+        return Err("This Redis command is not allowed from script");
+    }
+    if rc.read_only && cmd.flags & (flag::WRITE | flag::MAY_REPLICATE) != 0 {
+        return Err("Write commands are not allowed from read-only scripts.");
+    }
+    if cmd.flags & flag::WRITE != 0 {
+        super::RUN.wrote.store(true, Ordering::Relaxed);
+    }
+    let server = rc.ctx.server;
+    let nshards = server.nshards();
+    let now_ms = rc.ctx.now_ms;
+    let start = crate::util::cycles::now();
+    let mut bytes = Vec::new();
+    let mut out = Out::new(&mut bytes, rc.resp);
+    match cmd.kind {
+        Kind::Data(f) => {
+            let mut guards = server.lock_all();
+            let parts: Vec<&mut ShardData> = guards.iter_mut().map(|g| &mut **g).collect();
+            let mut ks = Keyspace::many(parts, nshards, rc.ctx.client.db, now_ms);
+            ks.no_block = true;
+            ks.no_touch = rc.ctx.client.no_touch;
+            ks.prop.on = server.feed.active();
+            ks.exec(f, argv, &mut out);
+            rc.ctx.propagate.append(&mut ks.prop.ops);
+            rc.ctx.ready_keys.extend(ks.take_ready());
+            rc.ctx.notes.append(&mut ks.notifications);
+        }
+        Kind::Conn(f) => {
+            let mut cc = ConnCtx {
+                client: &mut *rc.ctx.client,
+                server,
+                shard: rc.ctx.shard,
+                now_ms,
+                deliveries: Vec::new(),
+                notes: Vec::new(),
+                ready_keys: Vec::new(),
+                propagate: Vec::new(),
+            };
+            f(&mut cc, argv, &mut out);
+            let (d, n, r, p) = (cc.deliveries, cc.notes, cc.ready_keys, cc.propagate);
+            rc.ctx.propagate.extend(p);
+            rc.ctx.deliveries.extend(d);
+            rc.ctx.notes.extend(n);
+            rc.ctx.ready_keys.extend(r);
+        }
+        Kind::Container => {}
+    }
+    let failed = out.errors > 0;
+    let code = out.last_error_code.take();
+    if let Some(h) = server.shards.get(rc.ctx.shard) {
+        let us = crate::util::cycles::us_between(start, crate::util::cycles::now());
+        let mut d = h.lock_data();
+        d.cmd_stats.record(full, us, failed);
+        if let Some(code) = code {
+            d.cmd_stats.record_error(&code);
+        }
+    }
+    Ok((bytes, rc.resp))
+}
+
+/// Wraps `target` (returning `value, raise`) in a C function that raises `value` as a Lua
+/// error when `raise` is true. Being a C function, it keeps the caller's frame on tail calls
+/// (`return redis.call(...)`), so the error handler still finds the script's line.
+fn make_raiser(lua: &Lua, target: Function) -> mlua::Result<Function> {
+    // SAFETY: pushes a C closure over the one argument exec_raw placed on the stack.
+    unsafe {
+        lua.exec_raw::<Function>(target, |state| {
+            mlua::ffi::lua_pushcclosure(state, raiser_trampoline, 1);
+        })
+    }
+}
+
+unsafe extern "C-unwind" fn raiser_trampoline(state: *mut mlua::ffi::lua_State) -> std::ffi::c_int {
+    use mlua::ffi;
+    // SAFETY (whole body): plain Lua C API calls on the running state; no Rust value with a
+    // destructor is alive when lua_error unwinds (longjmps) out of this frame.
+    let n = ffi::lua_gettop(state);
+    ffi::lua_pushvalue(state, ffi::lua_upvalueindex(1));
+    ffi::lua_insert(state, 1);
+    ffi::lua_call(state, n, 2);
+    if ffi::lua_toboolean(state, -1) != 0 {
+        ffi::lua_pop(state, 1);
+        // lua_error does not return (it longjmps to the protected call).
+        ffi::lua_error(state);
+    }
+    ffi::lua_pop(state, 1);
+    1
+}
+
+thread_local! {
+    /// Arguments read off the Lua stack by `raw_call`, taken by `call_argv`.
+    static ARGV: std::cell::RefCell<Option<Result<Vec<Bytes>, &'static str>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Reads `redis.call`'s arguments straight from the Lua stack (no mlua value per argument,
+/// so thousands of arguments fit), then runs the command through `call_argv`.
+unsafe fn raw_call_common(state: *mut mlua::ffi::lua_State) -> bool {
+    use mlua::ffi;
+    let n = ffi::lua_gettop(state);
+    let argv = if n == 0 {
+        Err("Please specify at least one argument for this redis lib call")
+    } else {
+        let mut v = Vec::with_capacity(n as usize);
+        let mut bad = false;
+        for i in 1..=n {
+            match ffi::lua_type(state, i) {
+                ffi::LUA_TNUMBER => {
+                    let d = ffi::lua_tonumber(state, i);
+                    v.push(Bytes::from(crate::protocol::write::fmt_g17(d)));
+                }
+                ffi::LUA_TSTRING => {
+                    let mut len = 0usize;
+                    let p = ffi::lua_tolstring(state, i, &mut len);
+                    v.push(Bytes::copy_from_slice(std::slice::from_raw_parts(
+                        p as *const u8,
+                        len,
+                    )));
+                }
+                _ => {
+                    bad = true;
+                    break;
+                }
+            }
+        }
+        if bad {
+            Err("Lua redis lib command arguments must be strings or integers")
+        } else {
+            Ok(v)
+        }
+    };
+    ARGV.with(|a| *a.borrow_mut() = Some(argv));
+    ffi::lua_settop(state, 0);
+    ffi::lua_getfield(state, ffi::LUA_REGISTRYINDEX, c"shardis_call_argv".as_ptr());
+    ffi::lua_call(state, 0, 2);
+    ffi::lua_toboolean(state, -1) != 0
+}
+
+/// `redis.call`: raises the error table when the command failed.
+unsafe extern "C-unwind" fn raw_call(state: *mut mlua::ffi::lua_State) -> std::ffi::c_int {
+    // SAFETY: Lua C API on the running state; nothing with a destructor is alive here when
+    // lua_error longjmps out (the arguments live in the ARGV thread-local meanwhile).
+    let raise = raw_call_common(state);
+    mlua::ffi::lua_pop(state, 1);
+    if raise {
+        mlua::ffi::lua_error(state);
+    }
+    1
+}
+
+/// `redis.pcall`: returns the error table instead of raising it.
+unsafe extern "C-unwind" fn raw_pcall(state: *mut mlua::ffi::lua_State) -> std::ffi::c_int {
+    // SAFETY: as `raw_call`.
+    raw_call_common(state);
+    mlua::ffi::lua_pop(state, 1);
+    1
+}
+
+/// The second half of `redis.call`: runs the command whose arguments `raw_call` stored.
+fn call_argv(lua: &Lua, _: ()) -> mlua::Result<(Value, bool)> {
+    let argv = ARGV.with(|a| a.borrow_mut().take());
+    let argv = match argv {
+        Some(Ok(v)) => v,
+        Some(Err(e)) => return err_table(lua, e, false),
+        None => return err_table(lua, "Unknown Redis command called from script", false),
+    };
+    let r = with_ctx(|rc| run_command(rc, &argv));
+    let Some(r) = r else {
+        return err_table(
+            lua,
+            "redis.call/pcall can only be called inside a script invocation",
+            false,
+        );
+    };
+    match r {
+        Err(text) => err_table(lua, text, true),
+        Ok((bytes, resp)) => {
+            let is_err = bytes.first() == Some(&b'-');
+            let v = convert::resp_to_lua(lua, &bytes, resp)?;
+            Ok((v, is_err))
+        }
+    }
+}

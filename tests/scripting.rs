@@ -1,0 +1,298 @@
+//! Scripting against the real binary: distributed locks under contention, cross-shard
+//! atomicity of scripts, busy scripts (BUSY replies on every shard, SCRIPT KILL), and
+//! FUNCTION DUMP / RESTORE payloads travelling between real Redis 7.0 and shardis.
+
+mod common;
+
+#[path = "../examples/lock.rs"]
+mod lock;
+
+use common::{wait_until, Reply as R, RespConn, ServerKind, TestServer};
+use lock::{Conn, Reply};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn secs_env(name: &str, default: u64) -> Duration {
+    Duration::from_secs(common::env_usize(name, default as usize) as u64)
+}
+
+/// 50 clients contend for one lock for 10 seconds (`SHARDIS_LOCK_SECS`) on 4 shards; each
+/// critical section appends a start and an end marker to a list while holding the lock, and
+/// one in 25 outlives the lock's TTL on watchdog renewals. The list must alternate start/end
+/// of the same section: any overlap means mutual exclusion was violated.
+#[test]
+fn lock_mutual_exclusion_under_contention() {
+    let server = TestServer::start(ServerKind::Shardis, &["--shards", "4"]);
+    let port = server.port();
+    let duration = secs_env("SHARDIS_LOCK_SECS", 10);
+    let deadline = Instant::now() + duration;
+    let acquired = Arc::new(AtomicU64::new(0));
+    let threads: Vec<_> = (0..50)
+        .map(|id| {
+            let acquired = acquired.clone();
+            std::thread::spawn(move || {
+                let mut c = Conn::connect(port).expect("connect");
+                let mut n = 0u64;
+                while Instant::now() < deadline {
+                    let long = n % 25 == 24;
+                    let ttl = if long { 1_000 } else { 10_000 };
+                    let Some(l) = lock::acquire(&mut c, "res:lock", ttl, Duration::from_secs(2))
+                        .expect("acquire")
+                    else {
+                        continue;
+                    };
+                    let dog = if long {
+                        Some(lock::Watchdog::start(port, &l).expect("watchdog"))
+                    } else {
+                        None
+                    };
+                    let start = format!("s:{id}:{n}");
+                    c.cmd(&[b"RPUSH", b"res:log", start.as_bytes()])
+                        .expect("rpush");
+                    if long {
+                        std::thread::sleep(Duration::from_millis(1_500));
+                    }
+                    let end = format!("e:{id}:{n}");
+                    c.cmd(&[b"RPUSH", b"res:log", end.as_bytes()])
+                        .expect("rpush");
+                    if let Some(d) = dog {
+                        d.stop();
+                    }
+                    assert!(lock::release(&mut c, &l).expect("release"), "lost the lock");
+                    acquired.fetch_add(1, Ordering::Relaxed);
+                    n += 1;
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("client thread");
+    }
+    let mut c = Conn::connect(port).expect("connect");
+    let Reply::Array(Some(items)) = c
+        .cmd(&[b"LRANGE", b"res:log", b"0", b"-1"])
+        .expect("lrange")
+    else {
+        panic!("LRANGE did not return an array");
+    };
+    let total = acquired.load(Ordering::Relaxed);
+    assert_eq!(items.len() as u64, 2 * total, "markers missing");
+    assert!(
+        total >= 50,
+        "only {total} critical sections in {duration:?}"
+    );
+    for pair in items.chunks(2) {
+        let (Reply::Bulk(Some(a)), Reply::Bulk(Some(b))) = (&pair[0], &pair[1]) else {
+            panic!("unexpected list items {pair:?}");
+        };
+        let (a, b) = (String::from_utf8_lossy(a), String::from_utf8_lossy(b));
+        assert!(
+            a.starts_with("s:") && b.starts_with("e:") && a[2..] == b[2..],
+            "critical sections overlap: {a} then {b}"
+        );
+    }
+    assert_eq!(
+        c.cmd(&[b"EXISTS", b"res:lock"]).expect("exists"),
+        Reply::Int(0),
+        "lock left behind"
+    );
+}
+
+const TRANSFER: &str = "local from, to, amt \
+    if #KEYS == 2 then from, to, amt = KEYS[1], KEYS[2], tonumber(ARGV[1]) \
+    else from, to, amt = ARGV[1], ARGV[2], tonumber(ARGV[3]) end \
+    local v = tonumber(redis.call('get', from)) \
+    if v < amt then return 0 end \
+    redis.call('decrby', from, amt) \
+    redis.call('incrby', to, amt) \
+    return 1";
+
+const SUM: &str =
+    "local s = 0 for i = 1, #ARGV do s = s + tonumber(redis.call('get', ARGV[i])) end return s";
+
+/// Writers move amounts between keys on different shards with scripts (half declaring the
+/// keys, half touching undeclared ones); readers sum every key with a script and with MGET
+/// and must always see the same total.
+#[test]
+fn scripts_are_atomic_across_shards() {
+    let server = TestServer::start(ServerKind::Shardis, &["--shards", "4"]);
+    let port = server.port();
+    let accounts: Vec<String> = (0..16).map(|i| format!("acct:{i}")).collect();
+    let mut c = Conn::connect(port).expect("connect");
+    for a in &accounts {
+        c.cmd(&[b"SET", a.as_bytes(), b"1000"]).expect("set");
+    }
+    let total = 16 * 1000;
+    let duration = secs_env("SHARDIS_ATOMIC_SECS", 5);
+    let stop = Arc::new(AtomicBool::new(false));
+    let moved = Arc::new(AtomicU64::new(0));
+    let reads = Arc::new(AtomicU64::new(0));
+    let mut threads = Vec::new();
+    for w in 0..6u64 {
+        let (stop, moved, accounts) = (stop.clone(), moved.clone(), accounts.clone());
+        threads.push(std::thread::spawn(move || {
+            let mut c = Conn::connect(port).expect("connect");
+            let mut x = w * 7919 + 1;
+            while !stop.load(Ordering::Relaxed) {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let a = &accounts[(x >> 33) as usize % 16];
+                let b = &accounts[(x >> 40) as usize % 16];
+                let amt = ((x >> 50) % 50 + 1).to_string();
+                let r = if x & 1 == 0 {
+                    c.script(TRANSFER, &[a.as_bytes(), b.as_bytes()], &[amt.as_bytes()])
+                } else {
+                    c.script(TRANSFER, &[], &[a.as_bytes(), b.as_bytes(), amt.as_bytes()])
+                };
+                match r.expect("transfer") {
+                    Reply::Int(_) => moved.fetch_add(1, Ordering::Relaxed),
+                    other => panic!("transfer failed: {other:?}"),
+                };
+            }
+        }));
+    }
+    for r in 0..3 {
+        let (stop, reads, accounts) = (stop.clone(), reads.clone(), accounts.clone());
+        threads.push(std::thread::spawn(move || {
+            let mut c = Conn::connect(port).expect("connect");
+            let names: Vec<&[u8]> = accounts.iter().map(|a| a.as_bytes()).collect();
+            while !stop.load(Ordering::Relaxed) {
+                let sum = if r == 0 {
+                    let mut argv: Vec<&[u8]> = vec![b"MGET"];
+                    argv.extend_from_slice(&names);
+                    match c.cmd(&argv).expect("mget") {
+                        Reply::Array(Some(v)) => v
+                            .iter()
+                            .map(|x| match x {
+                                Reply::Bulk(Some(b)) => {
+                                    String::from_utf8_lossy(b).parse::<i64>().expect("number")
+                                }
+                                other => panic!("MGET item {other:?}"),
+                            })
+                            .sum(),
+                        other => panic!("MGET {other:?}"),
+                    }
+                } else {
+                    match c.script(SUM, &[], &names).expect("sum") {
+                        Reply::Int(n) => n,
+                        other => panic!("sum {other:?}"),
+                    }
+                };
+                assert_eq!(sum, total, "a reader saw an intermediate state");
+                reads.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    std::thread::sleep(duration);
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().expect("thread");
+    }
+    assert!(moved.load(Ordering::Relaxed) > 0 && reads.load(Ordering::Relaxed) > 0);
+}
+
+fn is_busy(r: &R) -> bool {
+    matches!(r, R::Error(e) if e.starts_with(b"BUSY Redis is busy running a script."))
+}
+
+/// A script looping past `busy-reply-threshold` makes every other connection (whatever its
+/// shard) get BUSY; SCRIPT KILL ends it, after which everyone is served again. A script that
+/// wrote cannot be killed (UNKILLABLE), and SCRIPT KILL with nothing running is NOTBUSY.
+#[test]
+fn busy_script_and_script_kill() {
+    let server = TestServer::start(ServerKind::Shardis, &["--shards", "4"]);
+    let mut admin = server.conn();
+    assert!(matches!(
+        admin.call(&["CONFIG", "SET", "busy-reply-threshold", "100"]),
+        R::Status(_)
+    ));
+    assert!(matches!(admin.call(&["SCRIPT", "KILL"]), R::Error(e) if e.starts_with(b"NOTBUSY")));
+    let mut runner = server.conn();
+    runner.send(&[b"EVAL", b"local i = 0 while true do i = i + 1 end", b"0"]);
+    // Connections land on shards by the kernel's choice: several cover them all.
+    let mut others: Vec<RespConn> = (0..12).map(|_| server.conn()).collect();
+    for c in others.iter_mut() {
+        wait_until("BUSY reply", Duration::from_secs(20), || {
+            is_busy(&c.call(&["PING"]))
+        });
+    }
+    assert!(matches!(others[0].call(&["SCRIPT", "KILL"]), R::Status(s) if s == b"OK"));
+    let reply = common::decode(&runner.read_reply()).expect("reply");
+    assert!(
+        matches!(&reply, R::Error(e) if String::from_utf8_lossy(e).contains("Script killed by user with SCRIPT KILL")),
+        "{reply:?}"
+    );
+    for c in others.iter_mut() {
+        wait_until(
+            "PONG after kill",
+            Duration::from_secs(20),
+            || matches!(c.call(&["PING"]), R::Status(s) if s == b"PONG"),
+        );
+    }
+    // A script that wrote may not be killed.
+    runner.send(&[
+        b"EVAL",
+        b"redis.call('set', 'x', 1) while true do end",
+        b"0",
+    ]);
+    wait_until("BUSY reply", Duration::from_secs(20), || {
+        is_busy(&others[1].call(&["PING"]))
+    });
+    assert!(
+        matches!(others[1].call(&["SCRIPT", "KILL"]), R::Error(e) if e.starts_with(b"UNKILLABLE"))
+    );
+    // As in Redis, the write check comes before the EVAL/function mismatch check.
+    assert!(
+        matches!(others[2].call(&["FUNCTION", "KILL"]), R::Error(e) if e.starts_with(b"UNKILLABLE"))
+    );
+}
+
+const LIBRARY: &str = "#!lua name=interop\n\
+    redis.register_function('iget', function(keys, args) return redis.call('get', keys[1]) end)\n\
+    redis.register_function{function_name='iecho', callback=function(keys, args) return args[1] end, flags={'no-writes'}, description='echoes'}";
+
+/// FUNCTION DUMP payloads are accepted both ways between real Redis 7.0 and shardis, and the
+/// restored library lists and runs the same.
+#[test]
+fn function_dump_restore_interop_with_redis() {
+    let redis = TestServer::start(ServerKind::Redis, &[]);
+    let shardis = TestServer::start(ServerKind::Shardis, &["--shards", "2"]);
+    let (mut r, mut s) = (redis.conn(), shardis.conn());
+    for round in 0..2 {
+        let (from, to) = if round == 0 {
+            (&mut r, &mut s)
+        } else {
+            (&mut s, &mut r)
+        };
+        assert!(matches!(to.call(&["FUNCTION", "FLUSH"]), R::Status(_)));
+        assert!(matches!(from.call(&["FUNCTION", "FLUSH"]), R::Status(_)));
+        assert!(matches!(
+            from.call(&["FUNCTION", "LOAD", LIBRARY]),
+            R::Bulk(_)
+        ));
+        let payload = from.cmd(&[b"FUNCTION", b"DUMP"]);
+        let R::Bulk(payload) = common::decode(&payload).expect("dump") else {
+            panic!("FUNCTION DUMP did not return a payload");
+        };
+        let restored = to.cmd(&[b"FUNCTION", b"RESTORE", &payload]);
+        assert_eq!(restored, b"+OK\r\n", "{}", common::show(&restored));
+        assert_eq!(
+            from.cmd(&[b"FUNCTION", b"LIST", b"WITHCODE"]),
+            to.cmd(&[b"FUNCTION", b"LIST", b"WITHCODE"])
+        );
+        assert_eq!(
+            to.cmd(&[b"FCALL", b"iecho", b"0", b"hello"]),
+            b"$5\r\nhello\r\n".to_vec()
+        );
+        let again = to.cmd(&[b"FUNCTION", b"RESTORE", &payload]);
+        assert!(
+            common::show(&again).contains("already exists"),
+            "{}",
+            common::show(&again)
+        );
+        let bad = to.cmd(&[b"FUNCTION", b"RESTORE", b"garbage payload"]);
+        assert!(common::show(&bad).contains("payload version or checksum are wrong"));
+    }
+}
