@@ -28,6 +28,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub mod commands;
 pub mod config;
+pub mod latency;
 pub mod log;
 pub mod persistence;
 pub mod protocol;

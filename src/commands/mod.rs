@@ -23,6 +23,7 @@ pub mod hash;
 pub mod hll;
 pub mod info;
 pub mod keys;
+pub mod latency;
 pub mod list;
 pub mod long_double;
 pub mod multi;
@@ -214,6 +215,7 @@ pub fn all() -> impl Iterator<Item = &'static Cmd> {
         .chain(zset::COMMANDS.iter())
         .chain(geo::COMMANDS.iter())
         .chain(sort::COMMANDS.iter())
+        .chain(latency::COMMANDS.iter())
 }
 
 fn table() -> &'static HashMap<&'static str, &'static Cmd> {

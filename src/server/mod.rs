@@ -54,6 +54,8 @@ pub struct Server {
     pub blocked_clients: AtomicUsize,
     /// Pub/sub subscriptions.
     pub pubsub: parking_lot::RwLock<crate::pubsub::Registry>,
+    /// SLOWLOG and the latency monitor.
+    pub latency: crate::latency::Introspection,
 }
 
 impl Server {
@@ -81,6 +83,7 @@ impl Server {
             monitor_count: AtomicUsize::new(0),
             blocked_clients: AtomicUsize::new(0),
             pubsub: Default::default(),
+            latency: Default::default(),
         }
     }
 
