@@ -36,4 +36,5 @@ pub mod pubsub;
 pub mod server;
 pub mod shard;
 pub mod storage;
+pub mod syscheck;
 pub mod util;
