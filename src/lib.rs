@@ -16,6 +16,8 @@
 //!   expiry.
 //! - `config`: typed configuration, redis.conf and command-line parsing, CONFIG GET/SET.
 //! - `persistence`: the RDB file format (encoder and decoder; saving and loading drive it).
+//! - `replication`: the one ordered stream of propagated commands (for replicas and the AOF),
+//!   and the master side of SYNC/PSYNC.
 //!
 //! A command whose keys all live on the connection's home shard runs inline. Keys on one other
 //! shard: the command travels to the owner over a bounded queue and the reply comes back in
@@ -33,6 +35,7 @@ pub mod log;
 pub mod persistence;
 pub mod protocol;
 pub mod pubsub;
+pub mod replication;
 pub mod server;
 pub mod shard;
 pub mod storage;

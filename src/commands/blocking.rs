@@ -8,7 +8,7 @@
 //! timeout reply.
 
 use super::list::{self, lmove, mpop, parse_end, parse_mpop};
-use super::{err, flag, zset, Cmd, Keys};
+use super::{err, flag, prop, zset, Cmd, Keys};
 use crate::protocol::Out;
 use crate::storage::blocking::{BlockRequest, NullReply, ServeFn, WaitFor};
 use crate::storage::list::End;
@@ -137,6 +137,16 @@ fn block(
     block_for(ks, keys, deadline, WaitFor::List, null, serve, extra, out)
 }
 
+/// LPOP or RPOP: how a pop from `end` propagates.
+pub fn pop_name(end: End) -> Bytes {
+    prop::lit(if end == End::Tail { "RPOP" } else { "LPOP" })
+}
+
+/// ZPOPMIN or ZPOPMAX.
+fn zpop_name(max: bool) -> Bytes {
+    prop::lit(if max { "ZPOPMAX" } else { "ZPOPMIN" })
+}
+
 fn end_of(cmd: &[u8]) -> End {
     if cmd.eq_ignore_ascii_case(b"brpop") {
         End::Tail
@@ -161,6 +171,7 @@ fn bpop(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
                 out.array(2);
                 out.bulk(k);
                 out.bulk(&v[0]);
+                ks.rewrite_as(|| vec![pop_name(end), k.clone()]);
                 return;
             }
             Ok(_) => {}
@@ -178,8 +189,10 @@ fn brpop(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
 }
 
 fn serve_bpop(ks: &mut Keyspace, key: &[u8], args: &[Bytes], out: &mut Out) {
-    match list::pop(ks, key, end_of(&args[0]), 1) {
+    let end = end_of(&args[0]);
+    match list::pop(ks, key, end, 1) {
         Ok(v) if !v.is_empty() => {
+            ks.also_propagate(|| vec![pop_name(end), Bytes::copy_from_slice(key)]);
             out.array(2);
             out.bulk(key);
             out.bulk(&v[0]);
@@ -211,7 +224,10 @@ fn bmove(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
     }
     match lmove(ks, &args[1], &args[2], from, to) {
         Err(e) => out.error(e),
-        Ok(Some(v)) => out.bulk(&v),
+        Ok(Some(v)) => {
+            ks.rewrite_as(|| move_op(args, &args[1]));
+            out.bulk(&v)
+        }
         // Inside MULTI or a script nothing blocks: LMOVE's own nil reply.
         Ok(None) if ks.no_block => out.null(),
         Ok(None) => block(
@@ -234,12 +250,40 @@ fn brpoplpush(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
     bmove(ks, args, out)
 }
 
+/// LMOVE (for BLMOVE) or RPOPLPUSH (for BRPOPLPUSH) from `src`.
+fn move_op(args: &[Bytes], src: &[u8]) -> Vec<Bytes> {
+    let src = Bytes::copy_from_slice(src);
+    if args[0].eq_ignore_ascii_case(b"brpoplpush") {
+        vec![prop::lit("RPOPLPUSH"), src, args[2].clone()]
+    } else {
+        vec![
+            prop::lit("LMOVE"),
+            src,
+            args[2].clone(),
+            args[3].clone(),
+            args[4].clone(),
+        ]
+    }
+}
+
 fn serve_bmove(ks: &mut Keyspace, key: &[u8], args: &[Bytes], out: &mut Out) {
     let Ok((from, to)) = move_ends(args) else {
         return out.null_array();
     };
     match lmove(ks, key, &args[2], from, to) {
-        Ok(Some(v)) => out.bulk(&v),
+        Ok(Some(v)) => {
+            // Served later, Redis names the ends itself, in lower case.
+            let name = |e: End| prop::lit(if e == End::Head { "left" } else { "right" });
+            ks.also_propagate(|| {
+                let mut op = move_op(args, key);
+                if op.len() == 5 {
+                    op[3] = name(from);
+                    op[4] = name(to);
+                }
+                op
+            });
+            out.bulk(&v)
+        }
         Ok(None) => out.null_array(),
         Err(e) => out.error(e),
     }
@@ -265,6 +309,9 @@ fn blmpop(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
             out.array(2);
             out.bulk(&keys[p.key_index]);
             out.bulks(p.values.iter());
+            let n = p.values.len() as i64;
+            let k = keys[p.key_index].clone();
+            ks.rewrite_as(|| vec![pop_name(parsed.end), k, prop::num(n)]);
         }
         Ok(None) => block(
             ks,
@@ -284,6 +331,14 @@ fn serve_blmpop(ks: &mut Keyspace, key: &[u8], args: &[Bytes], out: &mut Out) {
     };
     match list::pop(ks, key, parsed.end, parsed.count) {
         Ok(v) if !v.is_empty() => {
+            let n = v.len() as i64;
+            ks.also_propagate(|| {
+                vec![
+                    pop_name(parsed.end),
+                    Bytes::copy_from_slice(key),
+                    prop::num(n),
+                ]
+            });
             out.array(2);
             out.bulk(key);
             out.bulks(v.iter());
@@ -308,7 +363,10 @@ fn bzpop(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
     for k in keys {
         match zset::zpop(ks, k, max, 1) {
             Err(_) => return out.error(err::WRONGTYPE),
-            Ok(Some(p)) if !p.elements.is_empty() => return zset::reply_bzpop(out, k, &p),
+            Ok(Some(p)) if !p.elements.is_empty() => {
+                ks.rewrite_as(|| vec![zpop_name(max), k.clone()]);
+                return zset::reply_bzpop(out, k, &p);
+            }
             Ok(_) => {}
         }
     }
@@ -325,8 +383,12 @@ fn bzpop(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
 }
 
 fn serve_bzpop(ks: &mut Keyspace, key: &[u8], args: &[Bytes], out: &mut Out) {
-    match zset::zpop(ks, key, is_max(&args[0]), 1) {
-        Ok(Some(p)) if !p.elements.is_empty() => zset::reply_bzpop(out, key, &p),
+    let max = is_max(&args[0]);
+    match zset::zpop(ks, key, max, 1) {
+        Ok(Some(p)) if !p.elements.is_empty() => {
+            ks.also_propagate(|| vec![zpop_name(max), Bytes::copy_from_slice(key)]);
+            zset::reply_bzpop(out, key, &p)
+        }
         Ok(_) => out.null_array(),
         Err(_) => out.error(err::WRONGTYPE),
     }
@@ -349,7 +411,11 @@ fn bzmpop(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
     for k in keys {
         match zset::zpop(ks, k, parsed.max, parsed.count) {
             Err(_) => return out.error(err::WRONGTYPE),
-            Ok(Some(p)) if !p.elements.is_empty() => return zset::reply_mpop(out, k, &p),
+            Ok(Some(p)) if !p.elements.is_empty() => {
+                let n = p.elements.len() as i64;
+                ks.rewrite_as(|| vec![zpop_name(parsed.max), k.clone(), prop::num(n)]);
+                return zset::reply_mpop(out, k, &p);
+            }
             Ok(_) => {}
         }
     }
@@ -370,7 +436,17 @@ fn serve_bzmpop(ks: &mut Keyspace, key: &[u8], args: &[Bytes], out: &mut Out) {
         return out.null_array();
     };
     match zset::zpop(ks, key, parsed.max, parsed.count) {
-        Ok(Some(p)) if !p.elements.is_empty() => zset::reply_mpop(out, key, &p),
+        Ok(Some(p)) if !p.elements.is_empty() => {
+            let n = p.elements.len() as i64;
+            ks.also_propagate(|| {
+                vec![
+                    zpop_name(parsed.max),
+                    Bytes::copy_from_slice(key),
+                    prop::num(n),
+                ]
+            });
+            zset::reply_mpop(out, key, &p)
+        }
         Ok(_) => out.null_array(),
         Err(_) => out.error(err::WRONGTYPE),
     }

@@ -1,7 +1,7 @@
 //! DUMP and RESTORE: a value serialized in RDB form (version 10, CRC64 footer), compatible
 //! with Redis's payloads both ways (`persistence::rdb`).
 
-use super::{err, flag, parse, Cmd, Keys};
+use super::{err, flag, parse, prop, Cmd, Keys};
 use crate::persistence::rdb;
 use crate::protocol::Out;
 use crate::storage::{Entry, Keyspace};
@@ -90,6 +90,7 @@ fn restore(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
             ks.signal_modified(key);
             ks.notify('g', "del", key);
             ks.dirty(1);
+            ks.rewrite_as(|| prop::deletion(key, false));
         }
         return out.ok();
     }
@@ -105,5 +106,14 @@ fn restore(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
     ks.signal_modified(key);
     ks.notify('g', "restore", key);
     ks.dirty(1);
+    if ttl != 0 && !absttl {
+        // Propagated with the absolute deadline.
+        ks.rewrite_as(|| {
+            let mut v = args.to_vec();
+            v[2] = prop::num(deadline);
+            v.push(prop::lit("ABSTTL"));
+            v
+        });
+    }
     out.ok();
 }

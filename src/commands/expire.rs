@@ -13,7 +13,7 @@
 //! untouched.
 
 use super::keys::lookup_notouch;
-use super::{err, flag, parse, Cmd, Keys};
+use super::{err, flag, parse, prop, Cmd, Keys};
 use crate::protocol::Out;
 use crate::storage::Keyspace;
 use bytes::Bytes;
@@ -141,11 +141,20 @@ fn expire_generic(ks: &mut Keyspace, args: &[Bytes], out: &mut Out, unit: Unit, 
         ks.remove(key);
         ks.signal_modified(key);
         ks.notify('g', "del", key);
+        ks.rewrite_as(|| prop::deletion(key, prop::lazy_expire()));
     } else {
         // `when_ms > now_ms >= 0`, so the deadline is positive and never the 0 of "none".
         ks.set_expire(key, when_ms.unsigned_abs());
         ks.signal_modified(key);
         ks.notify('g', "expire", key);
+        // Propagated as PEXPIREAT with the absolute deadline, keeping the conditions.
+        if command != "pexpireat" {
+            ks.rewrite_as(|| {
+                let mut v = vec![prop::lit("PEXPIREAT"), key.clone(), prop::num(when_ms)];
+                v.extend_from_slice(&args[3..]);
+                v
+            });
+        }
     }
     ks.dirty(1);
     out.int(1);

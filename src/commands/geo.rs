@@ -216,6 +216,8 @@ fn geoadd(ks: &mut Keyspace, args: &Args, out: &mut Out) {
         zadd.push(triple[2].clone());
     }
     super::zset::zadd_command(ks, &zadd, out);
+    // Propagated as the ZADD it is.
+    ks.rewrite_as(|| zadd);
 }
 
 /// GEOPOS key member...: [lon, lat] per member, a null array for missing ones.

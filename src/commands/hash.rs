@@ -35,7 +35,7 @@ use super::long_double;
 mod tests;
 
 use super::long_double::{LongDouble, Parsed};
-use super::{err, flag, parse, Cmd, Keys};
+use super::{err, flag, parse, prop, Cmd, Keys};
 use crate::protocol::write::itoa_buf;
 use crate::protocol::Out;
 use crate::storage::hash::{Hash, Limits, Rng, Sampler};
@@ -312,6 +312,15 @@ fn hincrbyfloat(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
         Ok(Err(e)) => out.error(e),
         Ok(Ok(text)) => {
             out.bulk(text.as_bytes());
+            // Propagated as HSET of the result, as Redis does.
+            ks.rewrite_as(|| {
+                vec![
+                    prop::lit("HSET"),
+                    key.clone(),
+                    field.clone(),
+                    Bytes::from(text),
+                ]
+            });
             written(ks, key, "hincrbyfloat", 1);
         }
     }

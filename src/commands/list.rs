@@ -389,6 +389,16 @@ fn lmpop(ks: &mut Keyspace, args: &Args, out: &mut Out) {
             out.array(2);
             out.bulk(&keys[p.key_index]);
             out.bulks(p.values.iter());
+            // Propagated as [LR]POP key count.
+            let n = p.values.len() as i64;
+            let k = keys[p.key_index].clone();
+            ks.rewrite_as(|| {
+                vec![
+                    super::blocking::pop_name(parsed.end),
+                    k,
+                    super::prop::num(n),
+                ]
+            });
         }
     }
 }

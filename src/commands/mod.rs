@@ -29,6 +29,7 @@ pub mod long_double;
 pub mod multi;
 pub mod object;
 pub mod pubsub;
+pub mod replication;
 pub mod scan;
 pub mod server;
 pub mod set;
@@ -216,6 +217,7 @@ pub fn all() -> impl Iterator<Item = &'static Cmd> {
         .chain(geo::COMMANDS.iter())
         .chain(sort::COMMANDS.iter())
         .chain(latency::COMMANDS.iter())
+        .chain(replication::COMMANDS.iter())
 }
 
 fn table() -> &'static HashMap<&'static str, &'static Cmd> {
@@ -316,6 +318,41 @@ pub mod err {
 }
 
 /// Argument parsing helpers with Redis's rules and errors.
+/// Building blocks for what handlers propagate instead of their own arguments
+/// (`Keyspace::rewrite_as`, `Keyspace::also_propagate`).
+pub mod prop {
+    use bytes::Bytes;
+
+    /// A command name or keyword.
+    pub fn lit(s: &'static str) -> Bytes {
+        Bytes::from_static(s.as_bytes())
+    }
+
+    pub fn num(n: i64) -> Bytes {
+        Bytes::from(n.to_string())
+    }
+
+    /// DEL key, or UNLINK key when that deletion frees lazily.
+    pub fn deletion(key: &[u8], lazy: bool) -> Vec<Bytes> {
+        vec![
+            crate::storage::keyspace::del_or_unlink(lazy),
+            Bytes::copy_from_slice(key),
+        ]
+    }
+
+    pub fn lazy_expire() -> bool {
+        crate::storage::limits::lazy(&crate::storage::limits::LAZY.expire)
+    }
+
+    pub fn lazy_user_del() -> bool {
+        crate::storage::limits::lazy(&crate::storage::limits::LAZY.user_del)
+    }
+
+    pub fn lazy_server_del() -> bool {
+        crate::storage::limits::lazy(&crate::storage::limits::LAZY.server_del)
+    }
+}
+
 pub mod parse {
     use super::err;
 

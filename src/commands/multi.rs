@@ -94,13 +94,14 @@ fn watch(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
             continue;
         };
         let mut data = h.lock_data();
-        let live = data
+        let expired = data
             .dbs
             .get(db)
             .and_then(|d| d.get(key_slot(key), key))
-            .is_some_and(|e| !e.is_expired(now));
-        data.watch.add(db, key, &ctx.client.watch_flag);
-        ctx.client.watched.push((db, key.clone(), live));
+            .is_some_and(|e| e.is_expired(now));
+        let mark = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(expired));
+        data.watch.add(db, key, &ctx.client.watch_flag, &mark);
+        ctx.client.watched.push((db, key.clone(), mark));
     }
     out.ok();
 }
@@ -129,8 +130,8 @@ pub fn watch_broken(server: &Server, client: &Client, now_ms: u64) -> bool {
         return true;
     }
     let n = server.nshards();
-    client.watched.iter().any(|(db, key, was_live)| {
-        if !was_live {
+    client.watched.iter().any(|(db, key, expired_at_watch)| {
+        if expired_at_watch.load(Ordering::SeqCst) {
             return false;
         }
         let owner = slot_owner(key_slot(key), n);

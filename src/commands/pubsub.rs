@@ -175,11 +175,25 @@ fn do_publish(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out, sharded: bool) {
 }
 
 fn publish(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
-    do_publish(ctx, args, out, false)
+    do_publish(ctx, args, out, false);
+    propagate_publish(ctx, args);
 }
 
 fn spublish(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
-    do_publish(ctx, args, out, true)
+    do_publish(ctx, args, out, true);
+    propagate_publish(ctx, args);
+}
+
+/// Redis forwards published messages to replicas (not to the AOF), so their subscribers get
+/// them too.
+fn propagate_publish(ctx: &mut ConnCtx, args: &[Bytes]) {
+    if ctx.server.feed.active() {
+        ctx.propagate.push(crate::replication::Op {
+            db: ctx.client.db,
+            argv: args.to_vec(),
+            repl_only: true,
+        });
+    }
 }
 
 fn names(ctx: &ConnCtx, args: &[Bytes], out: &mut Out, kind: Kind) {

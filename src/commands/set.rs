@@ -26,7 +26,7 @@
 //! - A hashtable set holds at most `MEMBERS_MAX` (2^32 − 2) members (its slot indices are
 //!   32-bit to keep it small); writes past that answer `ERR set is full`.
 
-use super::{err, flag, parse, Cmd, Keys};
+use super::{err, flag, parse, prop, Cmd, Keys};
 use crate::protocol::Out;
 use crate::storage::set::{intset_entries_max, ops, rng, MemberRef, Set, SetFull, MEMBERS_MAX};
 use crate::storage::value::parse_canonical_i64;
@@ -144,6 +144,14 @@ fn bulk_member(out: &mut Out, m: MemberRef) {
     match m {
         MemberRef::Int(n) => out.bulk_int(n),
         MemberRef::Bytes(b) => out.bulk(b),
+    }
+}
+
+/// A member as propagated bytes.
+fn member_bytes(m: MemberRef) -> Bytes {
+    match m {
+        MemberRef::Int(n) => prop::num(n),
+        MemberRef::Bytes(b) => Bytes::copy_from_slice(b),
     }
 }
 
@@ -363,6 +371,7 @@ fn spop(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
         _ => {}
     }
     let key = &args[1];
+    let mut popped = None;
     let emptied = match write_set(ks, key) {
         Err(WrongType) => return out.error(err::WRONGTYPE),
         Ok(None) => return out.null(),
@@ -370,11 +379,16 @@ fn spop(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
             let i = rng::with_thread(|r| s.random_index(r));
             if let Some(m) = s.get(i) {
                 bulk_member(out, m);
+                popped = Some(member_bytes(m));
             }
             s.remove_at(i);
             s.is_empty()
         }
     };
+    // Propagated as SREM of the member drawn.
+    if let Some(m) = popped {
+        ks.rewrite_as(|| vec![prop::lit("SREM"), key.clone(), m]);
+    }
     ks.notify('s', "spop", key);
     if emptied {
         delete_emptied(ks, key);
@@ -392,6 +406,7 @@ fn spop_count(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
         _ => return out.error(err::NOT_POSITIVE),
     };
     let key = &args[1];
+    let propagating = ks.propagating();
     let s = match write_set(ks, key) {
         Err(WrongType) => return out.error(err::WRONGTYPE),
         Ok(None) => return out.set(0),
@@ -403,6 +418,8 @@ fn spop_count(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
     let size = s.len() as u64;
     if count >= size {
         reply_members(out, s);
+        // The whole set: propagated as DEL.
+        ks.rewrite_as(|| prop::deletion(key, false));
         ks.notify('s', "spop", key);
         ks.dirty(size);
         delete_emptied(ks, key);
@@ -411,21 +428,35 @@ fn spop_count(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
     }
     let remaining = size - count;
     out.set(count as usize);
+    // Propagated as one SREM per member popped, never as SPOP.
+    let mut popped = Vec::new();
     rng::with_thread(|r| {
         if remaining * SPOP_MOVE_STRATEGY_MUL > count {
             for _ in 0..count {
                 let i = s.random_index(r);
                 if let Some(m) = s.get(i) {
                     bulk_member(out, m);
+                    if propagating {
+                        popped.push(member_bytes(m));
+                    }
                 }
                 s.remove_at(i);
             }
         } else {
             let kept = take_random(s, remaining as usize, r);
-            s.iter().for_each(|m| bulk_member(out, m));
+            s.iter().for_each(|m| {
+                bulk_member(out, m);
+                if propagating {
+                    popped.push(member_bytes(m));
+                }
+            });
             *s = kept;
         }
     });
+    for m in popped {
+        ks.also_propagate(|| vec![prop::lit("SREM"), key.clone(), m]);
+    }
+    ks.suppress_propagation();
     ks.notify('s', "spop", key);
     ks.dirty(count);
     ks.signal_modified(key);

@@ -23,7 +23,7 @@ use super::long_double;
 pub(crate) mod tests;
 
 use super::long_double::{LongDouble, Parsed};
-use super::{err, flag, parse, Cmd, Keys};
+use super::{err, flag, parse, prop, Cmd, Keys};
 use crate::protocol::Out;
 use crate::storage::value::{RStr, EMBSTR_LEN_MAX};
 use crate::storage::{Keyspace, Value};
@@ -271,6 +271,7 @@ fn set_generic(
             return Some(false);
         }
     }
+    let raw = value;
     let value = Value::Str(RStr::from_bytes(value));
     if how.keepttl {
         ks.set_keep_ttl(key, value);
@@ -283,6 +284,16 @@ fn set_generic(
     if let Some(ms) = how.expire_ms {
         ks.set_expire(key, ms);
         ks.notify('g', "expire", key);
+        // Replicas and the AOF get the absolute deadline.
+        ks.rewrite_as(|| {
+            vec![
+                prop::lit("SET"),
+                Bytes::copy_from_slice(key),
+                Bytes::copy_from_slice(raw),
+                prop::lit("PXAT"),
+                prop::num(ms as i64),
+            ]
+        });
     }
     Some(true)
 }
@@ -305,6 +316,14 @@ fn set(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
             Ok(ms) => how.expire_ms = Some(ms),
             Err(e) => return out.error(&e),
         }
+    }
+    if how.get && how.expire_ms.is_none() {
+        // Propagated without GET (with an expiry, set_generic rewrites the whole command).
+        ks.rewrite_as(|| {
+            let mut v = args[..3].to_vec();
+            v.extend(args[3..].iter().filter(|a| !parse::kw(a, "get")).cloned());
+            v
+        });
     }
     match set_generic(ks, &args[1], &args[2], &how, out) {
         Some(true) if !how.get => out.ok(),
@@ -377,12 +396,14 @@ fn getex(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
             ks.signal_modified(key);
             ks.notify('g', "del", key);
             ks.dirty(1);
+            ks.rewrite_as(|| prop::deletion(key, prop::lazy_expire()));
         }
         Some((_, ms)) => {
             ks.set_expire(key, ms);
             ks.signal_modified(key);
             ks.notify('g', "expire", key);
             ks.dirty(1);
+            ks.rewrite_as(|| vec![prop::lit("PEXPIREAT"), key.clone(), prop::num(ms as i64)]);
         }
         None if opts.persist => {
             let has_ttl = ks.peek(key).is_some_and(|e| e.expire_ms != 0);
@@ -391,6 +412,7 @@ fn getex(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
                 ks.signal_modified(key);
                 ks.notify('g', "persist", key);
                 ks.dirty(1);
+                ks.rewrite_as(|| vec![prop::lit("PERSIST"), key.clone()]);
             }
         }
         None => {}
@@ -406,6 +428,7 @@ fn getdel(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
         ks.signal_modified(key);
         ks.notify('g', "del", key);
         ks.dirty(1);
+        ks.rewrite_as(|| prop::deletion(key, prop::lazy_user_del()));
     }
 }
 
@@ -419,6 +442,7 @@ fn getset(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
     ks.signal_modified(key);
     ks.notify('$', "set", key);
     ks.dirty(1);
+    ks.rewrite_as(|| vec![prop::lit("SET"), key.clone(), args[2].clone()]);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -567,12 +591,22 @@ fn incrbyfloat(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
     };
     let text = long_double::format_human(sum).into_bytes();
     out.bulk(&text);
+    let propagated = Bytes::copy_from_slice(&text);
     match current {
         Some((s, _)) => *s = text_value(text),
         None => {
             ks.set(key, Value::Str(text_value(text)));
         }
     }
+    // Propagated as SET KEEPTTL so float formatting cannot make replicas diverge.
+    ks.rewrite_as(|| {
+        vec![
+            prop::lit("SET"),
+            key.clone(),
+            propagated,
+            prop::lit("KEEPTTL"),
+        ]
+    });
     ks.signal_modified(key);
     ks.notify('$', "incrbyfloat", key);
     ks.dirty(1);

@@ -848,7 +848,13 @@ fn zmpop(ks: &mut Keyspace, args: &Args, out: &mut Out) {
         return match zpop(ks, key, p.max, p.count) {
             Err(WrongType) => out.error(err::WRONGTYPE),
             Ok(None) => out.null_array(),
-            Ok(Some(popped)) => reply_mpop(out, key, &popped),
+            Ok(Some(popped)) => {
+                // Propagated as ZPOPMIN/ZPOPMAX key count.
+                let n = popped.elements.len() as i64;
+                let name = if p.max { "ZPOPMAX" } else { "ZPOPMIN" };
+                ks.rewrite_as(|| vec![super::prop::lit(name), key.clone(), super::prop::num(n)]);
+                reply_mpop(out, key, &popped)
+            }
         };
     }
     out.null_array();

@@ -90,14 +90,20 @@ pub struct Client {
     pub multi: Option<Vec<Queued>>,
     /// A command was rejected while queueing: EXEC will abort.
     pub multi_error: bool,
-    /// Keys this client WATCHes: (db, key, whether it was live then), and the flag raised when
+    /// Keys this client WATCHes: (db, key, whether it had expired then), and the flag raised when
     /// any of them changes.
-    pub watched: Vec<(usize, bytes::Bytes, bool)>,
+    pub watched: Vec<(usize, bytes::Bytes, crate::storage::watch::ExpiredMark)>,
     pub watch_flag: crate::storage::watch::WatchFlag,
     /// Pub/sub subscriptions: channels, patterns, shard channels.
     pub subs: Vec<bytes::Bytes>,
     pub psubs: Vec<bytes::Bytes>,
     pub ssubs: Vec<bytes::Bytes>,
+    /// Set by SYNC/PSYNC: the connection receives the replication stream.
+    pub replica: Option<Arc<crate::replication::ReplicaSink>>,
+    /// REPLCONF listening-port / ip-address / capa psync2, before and after SYNC.
+    pub replica_listening_port: Option<u64>,
+    pub replica_announced_ip: Option<String>,
+    pub replica_capa_psync2: bool,
 }
 
 /// A command queued inside MULTI.
@@ -140,6 +146,10 @@ impl Client {
             subs: Vec::new(),
             psubs: Vec::new(),
             ssubs: Vec::new(),
+            replica: None,
+            replica_listening_port: None,
+            replica_announced_ip: None,
+            replica_capa_psync2: false,
         }
     }
 

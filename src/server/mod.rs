@@ -56,6 +56,10 @@ pub struct Server {
     pub pubsub: parking_lot::RwLock<crate::pubsub::Registry>,
     /// SLOWLOG and the latency monitor.
     pub latency: crate::latency::Introspection,
+    /// The replication/AOF command stream.
+    pub feed: crate::replication::Feed,
+    /// Connections that completed SYNC/PSYNC and still stream.
+    pub connected_replicas: AtomicUsize,
 }
 
 impl Server {
@@ -84,6 +88,8 @@ impl Server {
             blocked_clients: AtomicUsize::new(0),
             pubsub: Default::default(),
             latency: Default::default(),
+            feed: crate::replication::Feed::new(),
+            connected_replicas: AtomicUsize::new(0),
         }
     }
 
@@ -163,6 +169,9 @@ pub struct ConnCtx<'a> {
     pub now_ms: u64,
     /// Messages the command published, delivered by the engine after it returns.
     pub deliveries: Vec<crate::pubsub::Delivery>,
+    /// What the command propagates to replicas and the AOF (PUBLISH, FUNCTION LOAD...),
+    /// fed by the engine after it returns.
+    pub propagate: Vec<crate::replication::Op>,
 }
 
 impl ConnCtx<'_> {

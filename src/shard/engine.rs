@@ -58,6 +58,11 @@ pub struct Shard<I: Io> {
     now_ms: u64,
     /// Keys written this turn that blocked clients wait on: (shard, db, key).
     ready_keys: Vec<(usize, usize, Box<[u8]>)>,
+    /// Shards (bit i = shard i) whose replicas got stream data from this shard's writes this
+    /// turn: they are poked awake once per turn.
+    poke: u64,
+    /// This shard's connections that are replicas (SYNC/PSYNC), fed from their sinks.
+    replicas: Vec<Token>,
 }
 
 enum Flow {
@@ -95,6 +100,8 @@ impl<I: Io> Shard<I> {
             pending_notes: Vec::new(),
             now_ms: crate::util::now_ms(),
             ready_keys: Vec::new(),
+            poke: 0,
+            replicas: Vec::new(),
         }
     }
 
@@ -178,6 +185,9 @@ impl<I: Io> Shard<I> {
             self.process_client(t);
         }
         self.flush_outbox();
+        if !self.replicas.is_empty() {
+            self.pump_replicas();
+        }
         self.flush_sends();
         if self.now_ms >= self.next_cron_ms {
             self.cron();
@@ -272,6 +282,16 @@ impl<I: Io> Shard<I> {
             if let Ok(mut g) = c.shared.waiter.lock() {
                 *g = None;
             }
+        }
+        if let Some(sink) = &c.replica {
+            sink.closed.store(true, Ordering::Relaxed);
+            self.replicas.retain(|&t| t != token);
+            self.server
+                .connected_replicas
+                .fetch_sub(1, Ordering::Relaxed);
+            self.server
+                .feed
+                .with(|st| st.replicas.retain(|r| !Arc::ptr_eq(r, sink)));
         }
         if c.monitor {
             if let Ok(mut m) = self.server.monitors.lock() {
@@ -517,7 +537,7 @@ impl<I: Io> Shard<I> {
         };
         let start = Instant::now();
         let mut out_buf = std::mem::take(&mut c.out);
-        let (errors, code, deliveries) = {
+        let (errors, code, deliveries, poke) = {
             let proto = c.proto;
             let mut out = Out::new(&mut out_buf, proto);
             let mut ctx = ConnCtx {
@@ -526,9 +546,11 @@ impl<I: Io> Shard<I> {
                 shard,
                 now_ms,
                 deliveries: Vec::new(),
+                propagate: Vec::new(),
             };
             f(&mut ctx, args, &mut out);
-            (out.errors, out.last_error_code, ctx.deliveries)
+            let poke = server.feed.propagate(&ctx.propagate, true);
+            (out.errors, out.last_error_code, ctx.deliveries, poke)
         };
         c.out = out_buf;
         let stop = c.close_after_reply || c.closing;
@@ -542,6 +564,10 @@ impl<I: Io> Shard<I> {
                 client: crate::latency::ClientRef::Local(&c.shared),
             },
         );
+        let new_replica = c.replica.is_some() && !self.replicas.contains(&token);
+        if new_replica {
+            self.replicas.push(token);
+        }
         let mut data = self.handle.lock_data();
         let st = &mut data.cmd_stats;
         st.record(full, us, errors > 0);
@@ -549,6 +575,7 @@ impl<I: Io> Shard<I> {
             st.record_error(&code);
         }
         drop(data);
+        self.poke |= poke;
         self.now_ms = crate::util::now_ms();
         for d in deliveries {
             self.deliver(d);
@@ -605,7 +632,12 @@ impl<I: Io> Shard<I> {
                 Keyspace::many(parts, nshards, c.db, now_ms)
             };
             ks.no_touch = c.no_touch;
-            f(&mut ks, args, &mut out);
+            ks.prop.on = server.feed.active();
+            ks.exec(f, args, &mut out);
+            if ks.prop.on {
+                // Fed while the shards are still locked: see `replication::feed`.
+                self.poke |= server.feed.propagate(&ks.take_ops(), true);
+            }
             (ks.block.take(), std::mem::take(&mut ks.notifications))
         };
         let (block, notes) = block;
@@ -794,6 +826,8 @@ impl<I: Io> Shard<I> {
         Out::new(&mut c.out, c.proto).array(queued.len());
         let mut notes = Vec::new();
         let mut deliveries = Vec::new();
+        // What the transaction propagates, fed as one MULTI/EXEC unit before the locks go.
+        let mut unit = Vec::new();
         for q in &queued {
             let cmd_start = crate::util::cycles::now();
             let mut out_buf = std::mem::take(&mut c.out);
@@ -823,7 +857,9 @@ impl<I: Io> Shard<I> {
                         let mut ks = Keyspace::many(parts, nshards, c.db, now_ms);
                         ks.no_touch = c.no_touch;
                         ks.no_block = true;
-                        f(&mut ks, &q.args, &mut out);
+                        ks.prop.on = server.feed.active();
+                        ks.exec(f, &q.args, &mut out);
+                        unit.append(&mut ks.prop.ops);
                         self.ready_keys.extend(ks.take_ready());
                         notes.append(&mut ks.notifications);
                     }
@@ -835,9 +871,11 @@ impl<I: Io> Shard<I> {
                         shard: home,
                         now_ms,
                         deliveries: Vec::new(),
+                        propagate: Vec::new(),
                     };
                     f(&mut ctx, &q.args, &mut out);
                     deliveries.append(&mut ctx.deliveries);
+                    unit.append(&mut ctx.propagate);
                 }
                 Kind::Container => {}
             }
@@ -859,6 +897,7 @@ impl<I: Io> Shard<I> {
                 data.cmd_stats.record_error(&code);
             }
         }
+        self.poke |= server.feed.propagate(&unit, true);
         drop(holds);
         let us = crate::util::cycles::us_between(start, crate::util::cycles::now());
         if let Some(exec) = crate::commands::lookup(b"exec") {
@@ -940,7 +979,11 @@ impl<I: Io> Shard<I> {
             }
             let mut out = Out::new(&mut bytes, w.proto);
             let start = crate::util::cycles::now();
+            ks.prop.on = server.feed.active();
             (w.req.serve)(&mut ks, key, &w.args, &mut out);
+            if ks.prop.on {
+                self.poke |= server.feed.propagate(&ks.take_ops(), true);
+            }
             if let Some(cmd) = w.args.first().and_then(|a| crate::commands::lookup(a)) {
                 crate::latency::after_command(
                     &server,
@@ -1081,6 +1124,15 @@ impl<I: Io> Shard<I> {
     }
 
     fn flush_outbox(&mut self) {
+        // Our own bit too: a poke keeps this loop from sleeping before its replicas got it.
+        let poke = std::mem::take(&mut self.poke);
+        if poke != 0 {
+            for (i, h) in self.server.shards.iter().enumerate() {
+                if poke & (1u64 << (i % 64)) != 0 {
+                    h.mailbox.poke();
+                }
+            }
+        }
         if self.hops_out_pending > 0 {
             self.handle.lock_data().cmd_stats.hops_out += self.hops_out_pending;
             self.hops_out_pending = 0;
@@ -1151,7 +1203,11 @@ impl<I: Io> Shard<I> {
                 let mut out = Out::new(&mut bytes, proto);
                 let mut ks = Keyspace::one(&mut data, self.nshards, db, now_ms);
                 ks.no_touch = no_touch;
-                f(&mut ks, &rc.args, &mut out);
+                ks.prop.on = self.server.feed.active();
+                ks.exec(f, &rc.args, &mut out);
+                if ks.prop.on {
+                    self.poke |= self.server.feed.propagate(&ks.take_ops(), true);
+                }
                 notes.append(&mut ks.notifications);
                 let id = data.id;
                 for (db, k) in data.blocking.ready.drain(..) {
@@ -1201,6 +1257,24 @@ impl<I: Io> Shard<I> {
         }
     }
 
+    /// Moves the replication stream fed since the last turn to this shard's replicas.
+    fn pump_replicas(&mut self) {
+        let mut i = 0;
+        while i < self.replicas.len() {
+            let t = self.replicas[i];
+            i += 1;
+            let Some(c) = conn_mut(&mut self.conns, t) else {
+                continue;
+            };
+            let Some(sink) = c.replica.clone() else {
+                continue;
+            };
+            if sink.drain_into(&mut c.out) > 0 {
+                self.to_send.push(t);
+            }
+        }
+    }
+
     fn flush_sends(&mut self) {
         let mut list = std::mem::take(&mut self.to_send);
         list.sort_unstable();
@@ -1238,10 +1312,44 @@ impl<I: Io> Shard<I> {
         let budget = period / 4;
         let start = Instant::now();
         while self.server.active_expire.load(Ordering::Relaxed) {
+            let propagating = self.server.feed.active();
+            let notifying = crate::pubsub::notify_enabled('x');
+            let mut dead = Vec::new();
             let deleted = {
                 let mut d = self.handle.lock_data();
-                d.active_expire(crate::util::now_ms(), 256)
+                let wanted = (propagating || notifying).then_some(&mut dead);
+                let n = d.active_expire(crate::util::now_ms(), 256, wanted);
+                if propagating && !dead.is_empty() {
+                    // Each deletion is its own unit, never wrapped (as Redis's active expiry).
+                    let lazy = crate::storage::limits::lazy(&crate::storage::limits::LAZY.expire);
+                    let ops: Vec<crate::replication::Op> = dead
+                        .iter()
+                        .map(|(db, k)| {
+                            crate::replication::Op::new(
+                                *db,
+                                vec![
+                                    crate::storage::keyspace::del_or_unlink(lazy),
+                                    Bytes::copy_from_slice(k),
+                                ],
+                            )
+                        })
+                        .collect();
+                    self.poke |= self.server.feed.propagate(&ops, false);
+                }
+                n
             };
+            if notifying && !dead.is_empty() {
+                let notes = dead
+                    .into_iter()
+                    .map(|(db, k)| crate::pubsub::Notification {
+                        db,
+                        class: 'x',
+                        event: "expired",
+                        key: Bytes::from(Vec::from(k)),
+                    })
+                    .collect();
+                self.publish_notifications(notes);
+            }
             if deleted < 64 || start.elapsed() >= budget {
                 break;
             }

@@ -123,6 +123,15 @@ impl Mailbox {
         delivered
     }
 
+    /// Wakes the receiver to look at its state (replicas with stream data) without a
+    /// message: it runs a loop turn.
+    pub fn poke(&self) {
+        self.has_mail.store(true, Ordering::SeqCst);
+        if self.sleeping.load(Ordering::SeqCst) {
+            self.wake();
+        }
+    }
+
     /// Writes the eventfd.
     pub fn wake(&self) {
         let one: u64 = 1;

@@ -33,6 +33,9 @@ pub fn lru_clock() -> u32 {
     crate::util::lru_secs()
 }
 
+/// A key deleted by active expiry: its database and name.
+pub type DeadKey = (usize, Box<[u8]>);
+
 pub type Table = HashMap<Box<[u8]>, Entry>;
 
 /// One slot's keys.
@@ -251,8 +254,14 @@ impl ShardData {
 
     /// One step of the active expire cycle: visits slots with volatile keys from each db's
     /// cursor, deleting expired keys, until `budget_keys` keys were examined. Returns the
-    /// number of keys deleted.
-    pub fn active_expire(&mut self, now_ms: u64, budget_keys: usize) -> usize {
+    /// number of keys deleted; their names go to `dead` when given (for the `expired` event
+    /// and the propagated deletions).
+    pub fn active_expire(
+        &mut self,
+        now_ms: u64,
+        budget_keys: usize,
+        mut dead: Option<&mut Vec<DeadKey>>,
+    ) -> usize {
         let mut examined = 0;
         let mut deleted = 0;
         for (db_index, db) in self.dbs.iter_mut().enumerate() {
@@ -273,7 +282,7 @@ impl ShardData {
                 examined += table.map.len();
                 let before = table.map.len();
                 let mut removed_volatile = 0;
-                let watched = !self.watch.is_empty();
+                let watched = !self.watch.is_empty() || dead.is_some();
                 let mut dead_keys: Vec<Box<[u8]>> = Vec::new();
                 table.map.retain(|k, e| {
                     let dead = e.is_expired(now_ms);
@@ -286,7 +295,10 @@ impl ShardData {
                     !dead
                 });
                 for k in &dead_keys {
-                    self.watch.touch(db_index, k);
+                    self.watch.touch(db_index, k, false);
+                }
+                if let Some(d) = dead.as_deref_mut() {
+                    d.extend(dead_keys.into_iter().map(|k| (db_index, k)));
                 }
                 let n = before - table.map.len();
                 table.volatile -= removed_volatile;

@@ -9,6 +9,22 @@
 
 use super::db::{lru_clock, Db, Entry, ShardData};
 use super::{key_slot, slot_owner, Value};
+use crate::replication::Op;
+use bytes::Bytes;
+
+/// What a command propagates to replicas and the AOF (see `crate::replication::feed`).
+///
+/// Collected only when `on` (the engine sets it when the stream has consumers). `ops` holds,
+/// in order, what the execution propagated: deletions of keys found expired, extra ops a
+/// handler adds (`also_propagate`), and after each command run through `Keyspace::exec` that
+/// changed the dataset, its own argv or the handler's `rewrite_as` replacement.
+#[derive(Default)]
+pub struct Propagation {
+    pub on: bool,
+    pub ops: Vec<Op>,
+    rewrite: Option<Vec<Bytes>>,
+    suppress: bool,
+}
 
 enum Parts<'a> {
     One(&'a mut ShardData),
@@ -34,6 +50,8 @@ pub struct Keyspace<'a> {
     pub notifications: Vec<crate::pubsub::Notification>,
     /// The last short key whose slot was computed: (bytes, length, slot). Length 255 = none.
     slot_memo: ([u8; 32], u8, u16),
+    /// What the execution propagates (replication and AOF).
+    pub prop: Propagation,
 }
 
 impl<'a> Keyspace<'a> {
@@ -48,6 +66,7 @@ impl<'a> Keyspace<'a> {
             no_block: false,
             slot_memo: ([0; 32], u8::MAX, 0),
             notifications: Vec::new(),
+            prop: Propagation::default(),
         }
     }
 
@@ -69,6 +88,7 @@ impl<'a> Keyspace<'a> {
             no_block: false,
             slot_memo: ([0; 32], u8::MAX, 0),
             notifications: Vec::new(),
+            prop: Propagation::default(),
         }
     }
 
@@ -157,9 +177,96 @@ impl<'a> Keyspace<'a> {
         let (_, expired) = d.get_live_mut(slot, key, now);
         if expired {
             shard.stats.expired_keys += 1;
-            shard.watch.touch(db, key);
+            shard.watch.touch(db, key, false);
+            self.expired(db, key);
         }
         expired
+    }
+
+    /// A key found expired and deleted: its `expired` event and its propagated deletion.
+    fn expired(&mut self, db: usize, key: &[u8]) {
+        if crate::pubsub::notify_enabled('x') {
+            self.notifications.push(crate::pubsub::Notification {
+                db,
+                class: 'x',
+                event: "expired",
+                key: bytes::Bytes::copy_from_slice(key),
+            });
+        }
+        if self.prop.on {
+            let lazy = super::limits::lazy(&super::limits::LAZY.expire);
+            self.prop.ops.push(Op::new(
+                db,
+                vec![del_or_unlink(lazy), Bytes::copy_from_slice(key)],
+            ));
+        }
+    }
+
+    /// Runs a data command's handler, recording what it propagates: its own arguments (or the
+    /// handler's rewrite) when it changed the dataset, after whatever it recorded meanwhile.
+    pub fn exec(
+        &mut self,
+        f: fn(&mut Keyspace, &[Bytes], &mut crate::protocol::Out),
+        args: &[Bytes],
+        out: &mut crate::protocol::Out,
+    ) {
+        if !self.prop.on {
+            f(self, args, out);
+            return;
+        }
+        self.prop.rewrite = None;
+        self.prop.suppress = false;
+        let before = self.dirty_total();
+        f(self, args, out);
+        let suppress = std::mem::take(&mut self.prop.suppress);
+        let rewrite = self.prop.rewrite.take();
+        if self.dirty_total() > before && !suppress {
+            let argv = rewrite.unwrap_or_else(|| args.to_vec());
+            self.prop.ops.push(Op::new(self.db, argv));
+        }
+    }
+
+    /// Whether the execution's effects are being recorded: handlers may skip building
+    /// rewrites otherwise.
+    pub fn propagating(&self) -> bool {
+        self.prop.on
+    }
+
+    /// Propagates the running command as `argv` instead of its own arguments (SET EX as SET
+    /// PXAT, EXPIRE as PEXPIREAT, INCRBYFLOAT as SET KEEPTTL...). Has effect only when the
+    /// command changes the dataset; `argv` is built only when propagating.
+    pub fn rewrite_as(&mut self, argv: impl FnOnce() -> Vec<Bytes>) {
+        if self.prop.on {
+            self.prop.rewrite = Some(argv());
+        }
+    }
+
+    /// Propagates `argv` in the selected db now, before the running command's own entry
+    /// (SPOP's SREMs, a served blocked client's pop).
+    pub fn also_propagate(&mut self, argv: impl FnOnce() -> Vec<Bytes>) {
+        if self.prop.on {
+            let db = self.db;
+            self.prop.ops.push(Op::new(db, argv()));
+        }
+    }
+
+    /// The running command is not propagated itself (what it did was propagated with
+    /// `also_propagate`).
+    pub fn suppress_propagation(&mut self) {
+        self.prop.suppress = true;
+    }
+
+    /// Takes what was recorded.
+    pub fn take_ops(&mut self) -> Vec<Op> {
+        std::mem::take(&mut self.prop.ops)
+    }
+
+    /// Changes counted on the locked shards.
+    pub fn dirty_total(&self) -> u64 {
+        match &self.parts {
+            Parts::One(s) => s.stats.dirty,
+            Parts::Many(v) => v.iter().map(|s| s.stats.dirty).sum(),
+        }
     }
 
     /// The live entry of `key` (lazy expiry applied), with one slot computation and one hash
@@ -174,7 +281,7 @@ impl<'a> Keyspace<'a> {
         let (e, expired) = d.get_live_mut(slot, key, now);
         if expired {
             stats_ref.expired_keys += 1;
-            shard.watch.touch(db, key);
+            shard.watch.touch(db, key, false);
             if crate::pubsub::notify_enabled('x') {
                 self.notifications.push(crate::pubsub::Notification {
                     db,
@@ -182,6 +289,13 @@ impl<'a> Keyspace<'a> {
                     event: "expired",
                     key: bytes::Bytes::copy_from_slice(key),
                 });
+            }
+            if self.prop.on {
+                let lazy = super::limits::lazy(&super::limits::LAZY.expire);
+                self.prop.ops.push(Op::new(
+                    db,
+                    vec![del_or_unlink(lazy), Bytes::copy_from_slice(key)],
+                ));
             }
         }
         if stats {
@@ -285,9 +399,15 @@ impl<'a> Keyspace<'a> {
 
     /// Records that `key` changed (WATCH invalidation hooks in here).
     pub fn signal_modified(&mut self, key: &[u8]) {
-        let (shard, _, db) = self.db_of(key);
+        let (shard, slot, db) = self.db_of(key);
         shard.blocking.signal(db, key);
-        shard.watch.touch(db, key);
+        if !shard.watch.is_empty() {
+            let exists = shard
+                .dbs
+                .get(db)
+                .is_some_and(|d| d.get(slot, key).is_some());
+            shard.watch.touch(db, key, exists);
+        }
     }
 
     /// Records that every key of database `db` (all databases with `None`) may have changed
@@ -302,19 +422,23 @@ impl<'a> Keyspace<'a> {
                 blocking,
                 ..
             } = s;
-            watch.touch_where(|d, k| {
-                db.is_none_or(|x| x == d)
-                    && dbs
+            watch.touch_replaced(|d, k| {
+                db.is_none_or(|x| x == d).then(|| super::watch::Replaced {
+                    existed: dbs
                         .get(d)
-                        .is_some_and(|t| t.get(super::key_slot(k), k).is_some())
+                        .is_some_and(|t| t.get(super::key_slot(k), k).is_some()),
+                    replacement: None,
+                })
             });
             blocking.signal_db(db);
         }
     }
 
-    /// SWAPDB of `a` and `b`, called before the swap: watched keys of either database that
-    /// exist in either are touched, and waiters on both are woken to check their keys.
+    /// SWAPDB of `a` and `b`, called before the swap: watched keys of either database are
+    /// touched by Redis's rules for a database replaced by another, and waiters on both are
+    /// woken to check their keys.
     pub fn signal_swapped(&mut self, a: usize, b: usize) {
+        let now = self.now_ms;
         for s in self.shards_mut() {
             let ShardData {
                 watch,
@@ -322,12 +446,21 @@ impl<'a> Keyspace<'a> {
                 blocking,
                 ..
             } = s;
-            watch.touch_where(|d, k| {
-                (d == a || d == b)
-                    && [a, b].iter().any(|&x| {
-                        dbs.get(x)
-                            .is_some_and(|t| t.get(super::key_slot(k), k).is_some())
-                    })
+            watch.touch_replaced(|d, k| {
+                let other = if d == a {
+                    b
+                } else if d == b {
+                    a
+                } else {
+                    return None;
+                };
+                let slot = super::key_slot(k);
+                let here = dbs.get(d).and_then(|t| t.get(slot, k));
+                let there = dbs.get(other).and_then(|t| t.get(slot, k));
+                Some(super::watch::Replaced {
+                    existed: here.is_some(),
+                    replacement: Some((there.is_some(), there.is_some_and(|e| e.is_expired(now)))),
+                })
             });
             blocking.signal_db(Some(a));
             blocking.signal_db(Some(b));
@@ -363,6 +496,11 @@ impl<'a> Keyspace<'a> {
             .map(|d| d.keys)
             .sum()
     }
+}
+
+/// `DEL` or, for lazily freed deletions, `UNLINK`: how Redis propagates a deletion.
+pub fn del_or_unlink(lazy: bool) -> Bytes {
+    Bytes::from_static(if lazy { b"UNLINK" } else { b"DEL" })
 }
 
 /// The locked shard owning `slot` (see `Keyspace::shard_mut`), reachable without borrowing the

@@ -2,7 +2,7 @@
 //! shard without locks. Config writes them at start-up and on CONFIG SET; value types read
 //! them when deciding whether a collection stays compact.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 pub struct EncodingLimits {
     pub list_max_listpack_size: AtomicI64,
@@ -29,6 +29,29 @@ pub static LIMITS: EncodingLimits = EncodingLimits {
     hll_sparse_max_bytes: AtomicI64::new(3000),
 };
 
+/// `lazyfree-lazy-*`: whether deletions of each origin free lazily, and so whether they are
+/// propagated as UNLINK (lazy) or DEL, as Redis does.
+pub struct LazyFree {
+    pub expire: AtomicBool,
+    pub user_del: AtomicBool,
+    pub server_del: AtomicBool,
+    pub eviction: AtomicBool,
+    pub user_flush: AtomicBool,
+}
+
+pub static LAZY: LazyFree = LazyFree {
+    expire: AtomicBool::new(false),
+    user_del: AtomicBool::new(false),
+    server_del: AtomicBool::new(false),
+    eviction: AtomicBool::new(false),
+    user_flush: AtomicBool::new(false),
+};
+
+/// Reads one lazy-free flag.
+pub fn lazy(flag: &AtomicBool) -> bool {
+    flag.load(Ordering::Relaxed)
+}
+
 /// Reads one threshold.
 pub fn get(field: &AtomicI64) -> i64 {
     field.load(Ordering::Relaxed)
@@ -41,6 +64,16 @@ pub fn set(field: &AtomicI64, v: i64) {
 /// Copies the thresholds from a config (at start-up and after CONFIG SET).
 pub fn apply(cfg: &crate::config::Config) {
     crate::pubsub::set_notify_flags(cfg.notify_keyspace_events);
+    LAZY.expire
+        .store(cfg.lazyfree_lazy_expire, Ordering::Relaxed);
+    LAZY.user_del
+        .store(cfg.lazyfree_lazy_user_del, Ordering::Relaxed);
+    LAZY.server_del
+        .store(cfg.lazyfree_lazy_server_del, Ordering::Relaxed);
+    LAZY.eviction
+        .store(cfg.lazyfree_lazy_eviction, Ordering::Relaxed);
+    LAZY.user_flush
+        .store(cfg.lazyfree_lazy_user_flush, Ordering::Relaxed);
     set(
         &LIMITS.list_max_listpack_size,
         cfg.list_max_listpack_size as i64,

@@ -1,0 +1,439 @@
+//! The one ordered command stream: what the dataset's changes look like to replicas and to
+//! the AOF.
+//!
+//! Every execution path (a command on its home shard, a hop, a multi-shard command, EXEC, a
+//! served blocked client, active expiry, a script) collects the operations it propagates as
+//! `Op`s (see `storage::Keyspace`'s propagation fields) and hands them to `Feed::propagate`
+//! **while it still holds the shard locks it ran under**. Two writes to one key are serialized
+//! by that key's shard lock, so they reach the stream in the order they were applied; writes to
+//! different shards are independent and may interleave in any order. A unit of several ops
+//! (EXEC, a script, a command that also deleted expired keys) is wrapped in MULTI/EXEC so a
+//! replica or an AOF replay applies it atomically.
+//!
+//! The lock order is: shard locks (ascending), then the feed's mutex; nothing takes a shard
+//! lock while holding the feed.
+//!
+//! The stream has two consumers with their own framing state: replication (the backlog and
+//! every attached replica, counted by `master_repl_offset`) and the AOF (pending bytes for the
+//! writer). Each tracks the database its stream last selected and emits SELECT when an op is
+//! for another one, exactly as Redis's `replicationFeedSlaves` and `feedAppendOnlyFile` do.
+//! Ops marked `repl_only` (PUBLISH, the master's PING) skip the AOF.
+//!
+//! When nothing consumes the stream (no backlog, AOF off) `active()` is false and the engine
+//! does not even collect ops, so a server without replicas or AOF pays one relaxed load per
+//! command.
+
+use bytes::Bytes;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// One propagated command: its database and its arguments.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Op {
+    pub db: usize,
+    pub argv: Vec<Bytes>,
+    /// Replication only (not the AOF): PUBLISH, the master's PING.
+    pub repl_only: bool,
+}
+
+impl Op {
+    pub fn new(db: usize, argv: Vec<Bytes>) -> Op {
+        Op {
+            db,
+            argv,
+            repl_only: false,
+        }
+    }
+}
+
+/// A connection on some shard that receives the replication stream.
+pub struct ReplicaSink {
+    pub conn: crate::shard::mesh::ConnRef,
+    /// Stream bytes not yet moved to the connection's output by its shard.
+    pub pending: parking_lot::Mutex<Vec<u8>>,
+    /// The replica's last acknowledged offset (REPLCONF ACK).
+    pub ack_offset: AtomicU64,
+    /// Unix ms of the last ACK.
+    pub ack_ms: AtomicU64,
+    /// The connection is gone: the feed drops the sink.
+    pub closed: AtomicBool,
+    /// `REPLCONF listening-port`, for INFO replication and ROLE.
+    pub listening_port: AtomicU64,
+}
+
+impl ReplicaSink {
+    pub fn new(conn: crate::shard::mesh::ConnRef) -> ReplicaSink {
+        ReplicaSink {
+            conn,
+            pending: parking_lot::Mutex::new(Vec::new()),
+            ack_offset: AtomicU64::new(0),
+            ack_ms: AtomicU64::new(crate::util::now_ms()),
+            closed: AtomicBool::new(false),
+            listening_port: AtomicU64::new(0),
+        }
+    }
+
+    /// Moves the pending stream bytes into `out`.
+    pub fn drain_into(&self, out: &mut Vec<u8>) -> usize {
+        let mut p = self.pending.lock();
+        let n = p.len();
+        if out.is_empty() {
+            std::mem::swap(out, &mut *p);
+        } else {
+            out.extend_from_slice(&p);
+            p.clear();
+        }
+        n
+    }
+}
+
+/// The replication backlog: the last `size` bytes of the stream, as a ring.
+pub struct Backlog {
+    buf: Vec<u8>,
+    size: usize,
+    /// Where the next byte goes in `buf`.
+    idx: usize,
+    /// Bytes held (at most `size`).
+    histlen: usize,
+}
+
+impl Backlog {
+    pub fn new(size: usize) -> Backlog {
+        let size = size.max(16 * 1024);
+        Backlog {
+            buf: Vec::new(),
+            size,
+            idx: 0,
+            histlen: 0,
+        }
+    }
+
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    pub fn histlen(&self) -> usize {
+        self.histlen
+    }
+
+    fn append(&mut self, mut data: &[u8]) {
+        if self.buf.len() < self.size {
+            // Grow lazily up to `size` so an idle backlog costs nothing.
+            let want = (self.buf.len() + data.len()).min(self.size);
+            self.buf.resize(want, 0);
+        }
+        if data.len() > self.size {
+            data = &data[data.len() - self.size..];
+        }
+        while !data.is_empty() {
+            let room = self.size - self.idx;
+            let n = room.min(data.len());
+            self.buf[self.idx..self.idx + n].copy_from_slice(&data[..n]);
+            self.idx = (self.idx + n) % self.size;
+            data = &data[n..];
+            self.histlen = (self.histlen + n).min(self.size);
+        }
+    }
+
+    /// The last `len` bytes held (len ≤ histlen).
+    fn tail(&self, len: usize) -> Vec<u8> {
+        let len = len.min(self.histlen);
+        let start = (self.idx + self.size - len) % self.size;
+        let mut v = Vec::with_capacity(len);
+        if start + len <= self.size {
+            v.extend_from_slice(&self.buf[start..start + len]);
+        } else {
+            v.extend_from_slice(&self.buf[start..]);
+            v.extend_from_slice(&self.buf[..len - (self.size - start)]);
+        }
+        v
+    }
+
+    /// Changes the size, keeping the most recent bytes that fit.
+    pub fn resize(&mut self, size: usize) {
+        let size = size.max(16 * 1024);
+        if size == self.size {
+            return;
+        }
+        let keep = self.tail(self.histlen.min(size));
+        *self = Backlog::new(size);
+        self.append(&keep);
+    }
+}
+
+/// Replication identity and position (PSYNC2).
+pub struct ReplState {
+    pub replid: String,
+    /// The previous master's replid, valid up to `second_replid_offset`.
+    pub replid2: String,
+    pub second_replid_offset: i64,
+    /// `master_repl_offset`: bytes fed to the replication stream so far.
+    pub offset: u64,
+    pub backlog: Option<Backlog>,
+    /// The stream's selected database; `None` forces a SELECT before the next op.
+    repl_db: Option<usize>,
+    pub replicas: Vec<Arc<ReplicaSink>>,
+    /// Pending AOF bytes, when the AOF is on.
+    pub aof: Option<Vec<u8>>,
+    aof_db: Option<usize>,
+    scratch: Vec<u8>,
+}
+
+pub struct Feed {
+    active: AtomicBool,
+    state: parking_lot::Mutex<ReplState>,
+}
+
+impl Default for Feed {
+    fn default() -> Self {
+        Feed::new()
+    }
+}
+
+impl Feed {
+    pub fn new() -> Feed {
+        Feed {
+            active: AtomicBool::new(false),
+            state: parking_lot::Mutex::new(ReplState {
+                replid: crate::server::random_hex(40),
+                replid2: "0".repeat(40),
+                second_replid_offset: -1,
+                offset: 0,
+                backlog: None,
+                repl_db: None,
+                replicas: Vec::new(),
+                aof: None,
+                aof_db: None,
+                scratch: Vec::new(),
+            }),
+        }
+    }
+
+    /// Whether anything consumes the stream (backlog or AOF): execution paths collect ops only
+    /// then.
+    #[inline]
+    pub fn active(&self) -> bool {
+        self.active.load(Ordering::Relaxed)
+    }
+
+    /// Runs `f` on the state under the feed's lock, then refreshes `active`.
+    pub fn with<R>(&self, f: impl FnOnce(&mut ReplState) -> R) -> R {
+        let mut st = self.state.lock();
+        let r = f(&mut st);
+        self.active
+            .store(st.backlog.is_some() || st.aof.is_some(), Ordering::Relaxed);
+        r
+    }
+
+    /// Appends one execution unit to the stream. `wrap`: several ops that must apply
+    /// atomically are framed by MULTI/EXEC (a single op never is). Returns the set of shards
+    /// (bit i = shard i) owning replicas that now have data to send.
+    pub fn propagate(&self, ops: &[Op], wrap: bool) -> u64 {
+        if ops.is_empty() || !self.active() {
+            return 0;
+        }
+        let wrap = wrap && ops.len() > 1;
+        let mut st = self.state.lock();
+        st.feed(ops, wrap)
+    }
+}
+
+impl ReplState {
+    fn feed(&mut self, ops: &[Op], wrap: bool) -> u64 {
+        let ReplState {
+            backlog,
+            repl_db,
+            replicas,
+            aof,
+            aof_db,
+            scratch,
+            offset,
+            ..
+        } = self;
+        let mut poke = 0u64;
+        if let Some(backlog) = backlog {
+            scratch.clear();
+            encode_unit(scratch, repl_db, ops, wrap, false);
+            backlog.append(scratch);
+            *offset += scratch.len() as u64;
+            replicas.retain(|r| !r.closed.load(Ordering::Relaxed));
+            for r in replicas.iter() {
+                r.pending.lock().extend_from_slice(scratch);
+                poke |= 1u64 << (r.conn.shard % 64);
+            }
+        }
+        if let Some(buf) = aof {
+            encode_unit(buf, aof_db, ops, wrap, true);
+        }
+        poke
+    }
+
+    /// Forces a SELECT before the next op of the replication stream (a new replica starts
+    /// from an RDB that selected nothing).
+    pub fn reset_repl_db(&mut self) {
+        self.repl_db = None;
+    }
+
+    /// Forces a SELECT before the next op of the AOF stream (a new incr file).
+    pub fn reset_aof_db(&mut self) {
+        self.aof_db = None;
+    }
+
+    /// Creates the backlog if there is none (the first replica attaching).
+    pub fn ensure_backlog(&mut self, size: usize) {
+        if self.backlog.is_none() {
+            self.backlog = Some(Backlog::new(size));
+            // Redis starts a fresh history: the first byte of the backlog is offset+1.
+            self.repl_db = None;
+        }
+    }
+
+    /// The offset of the first byte the backlog holds (`repl_backlog_first_byte_offset`).
+    pub fn backlog_first_byte(&self) -> u64 {
+        match &self.backlog {
+            Some(b) => self.offset + 1 - b.histlen() as u64,
+            None => 0,
+        }
+    }
+
+    /// The stream from offset `from` (the next byte a replica needs) if the backlog still
+    /// holds it.
+    pub fn backlog_from(&self, from: u64) -> Option<Vec<u8>> {
+        let b = self.backlog.as_ref()?;
+        if from > self.offset + 1 || from < self.backlog_first_byte() {
+            return None;
+        }
+        Some(b.tail((self.offset + 1 - from) as usize))
+    }
+
+    /// Appends raw bytes to the replication stream only (the master's PING is an op; this is
+    /// for nothing but tests of framing).
+    pub fn feed_ops(&mut self, ops: &[Op], wrap: bool) -> u64 {
+        self.feed(ops, wrap)
+    }
+}
+
+/// Appends `argv` as a RESP multibulk.
+pub fn encode_command(out: &mut Vec<u8>, argv: &[Bytes]) {
+    out.push(b'*');
+    out.extend_from_slice(argv.len().to_string().as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for a in argv {
+        out.push(b'$');
+        out.extend_from_slice(a.len().to_string().as_bytes());
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+fn select_if_needed(out: &mut Vec<u8>, sel: &mut Option<usize>, db: usize) {
+    if *sel != Some(db) {
+        let n = db.to_string();
+        encode_command(
+            out,
+            &[
+                Bytes::from_static(b"SELECT"),
+                Bytes::copy_from_slice(n.as_bytes()),
+            ],
+        );
+        *sel = Some(db);
+    }
+}
+
+/// Encodes one unit for one consumer; `aof` skips replication-only ops.
+fn encode_unit(out: &mut Vec<u8>, sel: &mut Option<usize>, ops: &[Op], wrap: bool, aof: bool) {
+    let mut ops_iter = ops.iter().filter(|o| !(aof && o.repl_only)).peekable();
+    let Some(first) = ops_iter.peek() else {
+        return;
+    };
+    if wrap {
+        select_if_needed(out, sel, first.db);
+        encode_command(out, &[Bytes::from_static(b"MULTI")]);
+    }
+    for op in ops_iter {
+        select_if_needed(out, sel, op.db);
+        encode_command(out, &op.argv);
+    }
+    if wrap {
+        encode_command(out, &[Bytes::from_static(b"EXEC")]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(db: usize, args: &[&str]) -> Op {
+        Op::new(
+            db,
+            args.iter()
+                .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn units_select_and_wrap_like_redis() {
+        let mut out = Vec::new();
+        let mut sel = None;
+        encode_unit(
+            &mut out,
+            &mut sel,
+            &[op(0, &["SET", "a", "1"])],
+            false,
+            false,
+        );
+        encode_unit(
+            &mut out,
+            &mut sel,
+            &[op(9, &["DEL", "x"]), op(9, &["INCR", "y"])],
+            true,
+            false,
+        );
+        let s = String::from_utf8(out).expect("ascii");
+        assert_eq!(
+            s,
+            "*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n1\r\n\
+             *2\r\n$6\r\nSELECT\r\n$1\r\n9\r\n*1\r\n$5\r\nMULTI\r\n*2\r\n$3\r\nDEL\r\n$1\r\nx\r\n\
+             *2\r\n$4\r\nINCR\r\n$1\r\ny\r\n*1\r\n$4\r\nEXEC\r\n"
+        );
+    }
+
+    #[test]
+    fn aof_skips_replication_only_ops() {
+        let mut out = Vec::new();
+        let mut sel = Some(0);
+        let mut ping = op(0, &["PING"]);
+        ping.repl_only = true;
+        encode_unit(&mut out, &mut sel, &[ping], false, true);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn backlog_keeps_the_most_recent_bytes() {
+        let mut b = Backlog::new(16 * 1024);
+        let data: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
+        b.append(&data[..10_000]);
+        b.append(&data[10_000..]);
+        assert_eq!(b.histlen(), 16 * 1024);
+        assert_eq!(b.tail(100), &data[data.len() - 100..]);
+        assert_eq!(b.tail(16 * 1024), &data[data.len() - 16 * 1024..]);
+        b.resize(20 * 1024);
+        assert_eq!(b.tail(16 * 1024), &data[data.len() - 16 * 1024..]);
+    }
+
+    #[test]
+    fn backlog_from_answers_only_what_it_holds() {
+        let feed = Feed::new();
+        feed.with(|st| st.ensure_backlog(16 * 1024));
+        assert!(feed.active());
+        feed.propagate(&[op(0, &["SET", "k", "v"])], false);
+        feed.with(|st| {
+            let all = st.backlog_from(1).expect("held");
+            assert!(all.starts_with(b"*2\r\n$6\r\nSELECT"));
+            assert_eq!(st.backlog_from(st.offset + 1), Some(Vec::new()));
+            assert_eq!(st.backlog_from(st.offset + 2), None);
+        });
+    }
+}
