@@ -56,6 +56,8 @@ pub struct Server {
     pub pubsub: parking_lot::RwLock<crate::pubsub::Registry>,
     /// SLOWLOG and the latency monitor.
     pub latency: crate::latency::Introspection,
+    /// RDB snapshots, the background child, loading (see `persistence::snapshot`).
+    pub persistence: crate::persistence::Persistence,
     /// The replication/AOF command stream.
     pub feed: crate::replication::Feed,
     /// Connections that completed SYNC/PSYNC and still stream.
@@ -88,6 +90,7 @@ impl Server {
             blocked_clients: AtomicUsize::new(0),
             pubsub: Default::default(),
             latency: Default::default(),
+            persistence: Default::default(),
             feed: crate::replication::Feed::new(),
             connected_replicas: AtomicUsize::new(0),
         }
