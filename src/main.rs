@@ -1,12 +1,16 @@
 //! `shardis-server [config-file] [--directive value ...]`, like `redis-server`;
 //! `shardis-server --check-rdb FILE` (or the binary run as `redis-check-rdb FILE`) validates an
-//! RDB file without starting a server.
+//! RDB file without starting a server; `shardis-server --check-system` checks the host
+//! (`syscheck`).
 
 use shardis::config::{parse_cli, usage_text, version_text, CliAction};
 
 fn main() {
     let argv0 = std::env::args().next().unwrap_or_default();
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--check-system") {
+        std::process::exit(shardis::syscheck::run_cli());
+    }
     let invoked_as = std::path::Path::new(&argv0)
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

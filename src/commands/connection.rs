@@ -570,6 +570,9 @@ fn client_reply(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
     if parse::eq(&args[2], "on") {
         ctx.client.reply_off = false;
         ctx.client.reply_skip_next = false;
+        // A SKIP just before applies to this very command, and ON cancels it (Redis clears
+        // CLIENT_REPLY_SKIP in the handler), so the OK is sent.
+        ctx.client.reply_skip_this = false;
         out.ok();
     } else if parse::eq(&args[2], "off") {
         ctx.client.reply_off = true;

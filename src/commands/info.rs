@@ -235,7 +235,17 @@ fn render(ctx: &mut ConnCtx, sections: &[String]) -> String {
                     );
                 }
             }
-            "latencystats" => t.push_str("# Latencystats\r\n"),
+            "latencystats" => {
+                t.push_str("# Latencystats\r\n");
+                let percentiles = ctx.config().latency_tracking_info_percentiles.clone();
+                let mut v: Vec<_> = stats.cmds.iter().collect();
+                v.sort_by_key(|(k, _)| **k);
+                for (k, s) in v {
+                    if let Some(h) = &s.latency {
+                        t.push_str(&crate::latency::percentiles_line(k, h, &percentiles));
+                    }
+                }
+            }
             "shards" => {
                 t.push_str("# Shards\r\n");
                 for (i, s) in srv.shards.iter().enumerate() {

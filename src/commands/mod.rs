@@ -24,6 +24,7 @@ pub mod hash;
 pub mod hll;
 pub mod info;
 pub mod keys;
+pub mod latency;
 pub mod list;
 pub mod long_double;
 pub mod memory;
@@ -222,6 +223,7 @@ pub fn all() -> impl Iterator<Item = &'static Cmd> {
         .chain(geo::COMMANDS.iter())
         .chain(sort::COMMANDS.iter())
         .chain(crate::scripting::eval::COMMANDS.iter())
+        .chain(latency::COMMANDS.iter())
         .chain(replication::COMMANDS.iter())
 }
 

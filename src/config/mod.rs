@@ -331,6 +331,9 @@ pub struct Config {
     pub slowlog_max_len: u64,
     pub latency_monitor_threshold_ms: u64,
     pub latency_tracking: bool,
+    /// `disable-thp`: turn transparent huge pages off for this process when the kernel has
+    /// them `[always]` on.
+    pub disable_thp: bool,
     pub latency_tracking_info_percentiles: Vec<f64>,
     /// `notify::*` flags.
     pub notify_keyspace_events: u32,
@@ -501,6 +504,7 @@ impl Default for Config {
             slowlog_max_len: 128,
             latency_monitor_threshold_ms: 0,
             latency_tracking: true,
+            disable_thp: true,
             latency_tracking_info_percentiles: vec![50.0, 99.0, 99.9],
             notify_keyspace_events: 0,
             busy_reply_threshold_ms: 5000,

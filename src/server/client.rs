@@ -10,6 +10,8 @@ use std::sync::{Arc, Mutex};
 pub struct ClientShared {
     pub id: u64,
     pub shard: usize,
+    /// The connection's token on its home shard (with `shard`, names it in hop messages).
+    pub token: u32,
     pub addr: String,
     pub laddr: String,
     pub fd: i32,

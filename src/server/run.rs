@@ -70,7 +70,7 @@ fn listeners(cfg: &Config) -> Result<Vec<RawFd>, String> {
             }
             return Err(format!("Invalid bind address '{}'", spec));
         };
-        match listener::listen(SocketAddr::new(ip, cfg.port), 511) {
+        match listener::listen(SocketAddr::new(ip, cfg.port), cfg.tcp_backlog as i32) {
             Ok(fd) => fds.push(fd),
             Err(e) if optional && e.raw_os_error() != Some(libc::EADDRINUSE) => {}
             Err(e) => {
@@ -284,6 +284,9 @@ pub fn run(mut cfg: Config) -> i32 {
         cfg.shards
     };
     banner(&cfg, nshards);
+    for w in crate::syscheck::startup_warnings(&cfg) {
+        log_warning!("{}", w);
+    }
 
     // Signals are handled by the main thread only: block them before spawning shards.
     let mut sigs = SigSet::empty();

@@ -8,6 +8,8 @@ pub struct CmdStat {
     pub usec: u64,
     pub rejected_calls: u64,
     pub failed_calls: u64,
+    /// Latency histogram (`latency-tracking`), created at the first recorded call.
+    pub latency: Option<Box<crate::latency::Histogram>>,
 }
 
 #[derive(Default, Clone, Debug)]
@@ -34,6 +36,14 @@ impl CommandStats {
         if failed {
             s.failed_calls += 1;
         }
+        if crate::latency::tracking() {
+            if s.latency.is_none() {
+                s.latency = crate::latency::new_histogram().map(Box::new);
+            }
+            if let Some(h) = s.latency.as_deref_mut() {
+                crate::latency::record_us(h, usec);
+            }
+        }
         self.total_commands += 1;
     }
 
@@ -58,6 +68,14 @@ impl CommandStats {
             s.usec += v.usec;
             s.rejected_calls += v.rejected_calls;
             s.failed_calls += v.failed_calls;
+            if let Some(h) = &v.latency {
+                match s.latency.as_deref_mut() {
+                    Some(mine) => {
+                        let _ = mine.add(&**h);
+                    }
+                    None => s.latency = Some(h.clone()),
+                }
+            }
         }
         for (k, v) in &o.errors {
             *self.errors.entry(k.clone()).or_default() += v;

@@ -252,6 +252,7 @@ impl<I: Io> Shard<I> {
         let shared = Arc::new(ClientShared {
             id: srv.next_client_id.fetch_add(1, Ordering::Relaxed),
             shard: self.id,
+            token,
             addr,
             laddr,
             fd,
@@ -602,6 +603,16 @@ impl<I: Io> Shard<I> {
         };
         c.out = out_buf;
         let stop = c.close_after_reply || c.closing;
+        let us = start.elapsed().as_micros() as u64;
+        crate::latency::after_command(
+            &server,
+            crate::latency::Executed {
+                cmd,
+                args,
+                duration_us: us,
+                client: crate::latency::ClientRef::Local(&c.shared),
+            },
+        );
         let new_replica = c.replica.is_some() && !self.replicas.contains(&token);
         if new_replica {
             self.replicas.push(token);
@@ -614,7 +625,7 @@ impl<I: Io> Shard<I> {
         if !(crate::scripting::running() && self.server.shards.len() > 1) {
             let mut data = self.handle.lock_data();
             let st = &mut data.cmd_stats;
-            st.record(full, start.elapsed().as_micros() as u64, errors > 0);
+            st.record(full, us, errors > 0);
             if let Some(code) = code {
                 st.record_error(&code);
             }
@@ -688,6 +699,7 @@ impl<I: Io> Shard<I> {
         let (block, notes) = block;
         let (failed, code) = (out.errors > 0, out.last_error_code.take());
         c.out = out_buf;
+        let blocked = block.is_some();
         if let Some(req) = block {
             let w = blocked_waiter(c, home, req, args);
             for k in &w.req.keys {
@@ -705,14 +717,23 @@ impl<I: Io> Shard<I> {
                 self.ready_keys.push((id, db, k));
             }
         }
+        let us = crate::util::cycles::us_between(start, crate::util::cycles::now());
+        if !blocked {
+            // A blocked command is logged when it is served (`serve_one`), as in Redis.
+            crate::latency::after_command(
+                server,
+                crate::latency::Executed {
+                    cmd,
+                    args,
+                    duration_us: us,
+                    client: crate::latency::ClientRef::Local(&c.shared),
+                },
+            );
+        }
         let stats_at = guards.iter().position(|g| g.id == home).unwrap_or(0);
         if let Some(g) = guards.get_mut(stats_at) {
             let st = &mut g.cmd_stats;
-            st.record(
-                full,
-                crate::util::cycles::us_between(start, crate::util::cycles::now()),
-                failed,
-            );
+            st.record(full, us, failed);
             if let Some(code) = code.as_deref() {
                 st.record_error(code);
             }
@@ -920,8 +941,17 @@ impl<I: Io> Shard<I> {
             }
             let (failed, code) = (out.errors > 0, out.last_error_code.take());
             c.out = out_buf;
-            let mut data = self.handle.lock_data();
             let us = crate::util::cycles::us_between(cmd_start, crate::util::cycles::now());
+            crate::latency::after_command(
+                &server,
+                crate::latency::Executed {
+                    cmd: q.cmd,
+                    args: &q.args,
+                    duration_us: us,
+                    client: crate::latency::ClientRef::Local(&c.shared),
+                },
+            );
+            let mut data = self.handle.lock_data();
             data.cmd_stats.record(q.full_name, us, failed);
             if let Some(code) = code {
                 data.cmd_stats.record_error(&code);
@@ -930,6 +960,17 @@ impl<I: Io> Shard<I> {
         self.poke |= server.feed.propagate(&unit, true);
         drop(holds);
         let us = crate::util::cycles::us_between(start, crate::util::cycles::now());
+        if let Some(exec) = crate::commands::lookup(b"exec") {
+            crate::latency::after_command(
+                &server,
+                crate::latency::Executed {
+                    cmd: exec,
+                    args: &[],
+                    duration_us: us,
+                    client: crate::latency::ClientRef::Local(&c.shared),
+                },
+            );
+        }
         self.handle.lock_data().cmd_stats.record("exec", us, false);
         self.publish_notifications(notes);
         for d in deliveries {
@@ -997,10 +1038,28 @@ impl<I: Io> Shard<I> {
                 return true;
             }
             let mut out = Out::new(&mut bytes, w.proto);
+            let start = crate::util::cycles::now();
             ks.prop.on = server.feed.active();
             (w.req.serve)(&mut ks, key, &w.args, &mut out);
             if ks.prop.on {
                 self.poke |= server.feed.propagate(&ks.take_ops(), true);
+            }
+            if let Some(cmd) = w.args.first().and_then(|a| crate::commands::lookup(a)) {
+                crate::latency::after_command(
+                    &server,
+                    crate::latency::Executed {
+                        cmd,
+                        args: &w.args,
+                        duration_us: crate::util::cycles::us_between(
+                            start,
+                            crate::util::cycles::now(),
+                        ),
+                        client: crate::latency::ClientRef::Remote {
+                            shard: w.conn.shard,
+                            token: w.conn.token,
+                        },
+                    },
+                );
             }
             self.ready_keys.extend(ks.take_ready());
             served_notes.append(&mut ks.notifications);
@@ -1230,12 +1289,21 @@ impl<I: Io> Shard<I> {
                 for (db, k) in data.blocking.ready.drain(..) {
                     self.ready_keys.push((id, db, k));
                 }
-                let st = &mut data.cmd_stats;
-                st.record(
-                    rc.full_name,
-                    crate::util::cycles::us_between(start, crate::util::cycles::now()),
-                    out.errors > 0,
+                let us = crate::util::cycles::us_between(start, crate::util::cycles::now());
+                crate::latency::after_command(
+                    &self.server,
+                    crate::latency::Executed {
+                        cmd: rc.cmd,
+                        args: &rc.args,
+                        duration_us: us,
+                        client: crate::latency::ClientRef::Remote {
+                            shard: conn.shard,
+                            token: conn.token,
+                        },
+                    },
                 );
+                let st = &mut data.cmd_stats;
+                st.record(rc.full_name, us, out.errors > 0);
                 if let Some(code) = out.last_error_code.as_deref() {
                     st.record_error(code);
                 }
@@ -1389,6 +1457,11 @@ impl<I: Io> Shard<I> {
                 break;
             }
         }
+        crate::latency::add_sample(
+            &self.server,
+            "expire-cycle",
+            start.elapsed().as_millis() as u64,
+        );
         let evicted = crate::storage::evict::cron(&mut self.handle.lock_data(), self.nshards);
         if !evicted.is_empty() && self.server.feed.active() {
             let ops = crate::storage::evict::deletions(&evicted);
