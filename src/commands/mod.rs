@@ -33,6 +33,7 @@ pub mod scan;
 pub mod server;
 pub mod set;
 pub mod sort;
+pub mod stream;
 pub mod string;
 pub mod zset;
 
@@ -216,6 +217,7 @@ pub fn all() -> impl Iterator<Item = &'static Cmd> {
         .chain(geo::COMMANDS.iter())
         .chain(sort::COMMANDS.iter())
         .chain(replication::COMMANDS.iter())
+        .chain(stream::COMMANDS.iter())
 }
 
 fn table() -> &'static HashMap<&'static str, &'static Cmd> {

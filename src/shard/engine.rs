@@ -923,6 +923,9 @@ impl<I: Io> Shard<I> {
                 Some(crate::storage::Value::ZSet(z)) => {
                     w.req.wait_for == WaitFor::ZSet && !z.is_empty()
                 }
+                _ if w.req.wait_for == WaitFor::Stream => {
+                    crate::commands::stream::waiter_ready(&mut ks, key, &w.args)
+                }
                 _ => false,
             };
             if !has_data {
@@ -1314,7 +1317,8 @@ impl<I: Io> Shard<I> {
 }
 
 /// The waiter for a client that must block.
-fn blocked_waiter(c: &Client, home: usize, req: BlockRequest, args: &[Bytes]) -> Arc<Waiter> {
+fn blocked_waiter(c: &Client, home: usize, mut req: BlockRequest, args: &[Bytes]) -> Arc<Waiter> {
+    let args = req.args.take().unwrap_or_else(|| args.to_vec());
     Arc::new(Waiter {
         conn: ConnRef {
             shard: home,
@@ -1324,7 +1328,7 @@ fn blocked_waiter(c: &Client, home: usize, req: BlockRequest, args: &[Bytes]) ->
         claimed: false.into(),
         db: c.db,
         proto: c.proto,
-        args: args.to_vec(),
+        args,
         req,
     })
 }
