@@ -43,9 +43,14 @@ pub static COMMANDS: [Cmd; 15] = [
     Cmd::data("xdel", -3, WF, KEY, xdel).with_acl(ACL_WF),
     Cmd::data("xtrim", -4, W, KEY, xtrim).with_acl(ACL_WS),
     Cmd::data("xsetid", -3, WDF, KEY, xsetid).with_acl(ACL_WF),
-    Cmd::data("xread", -4, R | flag::BLOCKING, Keys::Custom(xread_keys), xread).with_acl(&[
-        "read", "stream", "slow", "blocking",
-    ]),
+    Cmd::data(
+        "xread",
+        -4,
+        R | flag::BLOCKING,
+        Keys::Custom(xread_keys),
+        xread,
+    )
+    .with_acl(&["read", "stream", "slow", "blocking"]),
     Cmd::data(
         "xreadgroup",
         -7,
@@ -68,16 +73,28 @@ static XGROUP: [Cmd; 6] = [
     Cmd::data("destroy", 4, W, KEY2, xgroup).with_acl(ACL_WS),
     Cmd::data("createconsumer", 5, W | flag::DENYOOM, KEY2, xgroup).with_acl(ACL_WS),
     Cmd::data("delconsumer", 5, W, KEY2, xgroup).with_acl(ACL_WS),
-    Cmd::data("help", 2, flag::LOADING | flag::STALE, Keys::None, xgroup_help)
-        .with_acl(&["stream", "slow"]),
+    Cmd::data(
+        "help",
+        2,
+        flag::LOADING | flag::STALE,
+        Keys::None,
+        xgroup_help,
+    )
+    .with_acl(&["stream", "slow"]),
 ];
 
 static XINFO: [Cmd; 4] = [
     Cmd::data("stream", -3, R, KEY2, xinfo_stream).with_acl(ACL_RS),
     Cmd::data("groups", 3, R, KEY2, xinfo_groups).with_acl(ACL_RS),
     Cmd::data("consumers", 4, R, KEY2, xinfo_consumers).with_acl(ACL_RS),
-    Cmd::data("help", 2, flag::LOADING | flag::STALE, Keys::None, xinfo_help)
-        .with_acl(&["stream", "slow"]),
+    Cmd::data(
+        "help",
+        2,
+        flag::LOADING | flag::STALE,
+        Keys::None,
+        xinfo_help,
+    )
+    .with_acl(&["stream", "slow"]),
 ];
 
 const ERR_INVALID_ID: &str = "ERR Invalid stream ID specified as stream command argument";
@@ -151,7 +168,10 @@ fn parse_id_full(
     let ms = string2ull(ms_part).ok_or(ERR_INVALID_ID)?;
     match seq_part {
         Some(b"*") if allow_star => Ok((StreamId::new(ms, 0), false)),
-        Some(s) => Ok((StreamId::new(ms, string2ull(s).ok_or(ERR_INVALID_ID)?), true)),
+        Some(s) => Ok((
+            StreamId::new(ms, string2ull(s).ok_or(ERR_INVALID_ID)?),
+            true,
+        )),
         None => Ok((StreamId::new(ms, missing_seq), true)),
     }
 }
@@ -273,9 +293,11 @@ fn parse_add_trim(args: &[Bytes], xadd: bool) -> Result<(TrimArgs, usize), Strin
         } else if (parse::kw(opt, "maxlen") || parse::kw(opt, "minid")) && more > 0 {
             let maxlen = parse::kw(opt, "maxlen");
             if a.trim.is_some() {
-                return Err("ERR syntax error, MAXLEN and MINID options at the same time are \
+                return Err(
+                    "ERR syntax error, MAXLEN and MINID options at the same time are \
                     not compatible"
-                    .into());
+                        .into(),
+                );
             }
             a.approx = false;
             let next = &args[i + 1];
@@ -386,16 +408,13 @@ fn xadd(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
         return out.error(err::WRONGTYPE);
     };
     if s.last_id == StreamId::MAX {
-        return out.error(
-            "ERR The stream has exhausted the last possible ID, unable to add more items",
-        );
+        return out
+            .error("ERR The stream has exhausted the last possible ID, unable to add more items");
     }
-    let appended = s
-        .next_id(a.id, a.seq_given, now)
-        .and_then(|id| {
-            s.append(id, args[field_pos..].to_vec(), NodeLimits::current())
-                .map(|_| id)
-        });
+    let appended = s.next_id(a.id, a.seq_given, now).and_then(|id| {
+        s.append(id, args[field_pos..].to_vec(), NodeLimits::current())
+            .map(|_| id)
+    });
     let id = match appended {
         Ok(id) => id,
         Err(AppendError::NotGreater) => {
@@ -521,7 +540,11 @@ fn range_generic(ks: &mut Keyspace, args: &[Bytes], out: &mut Out, rev: bool) {
     if count == 0 {
         return out.null_array();
     }
-    let limit = if count < 0 { usize::MAX } else { count as usize };
+    let limit = if count < 0 {
+        usize::MAX
+    } else {
+        count as usize
+    };
     let items: Vec<(&StreamId, &Vec<Bytes>)> = if rev {
         s.range(start, end).rev().take(limit).collect()
     } else {
@@ -687,25 +710,31 @@ fn parse_read_args(args: &[Bytes], now_ms: u64) -> Result<ReadArgs, String> {
             r.streams_arg = i + 1;
             let n = args.len() - r.streams_arg;
             if n % 2 != 0 {
-                return Err("ERR Unbalanced XREAD list of streams: for each stream key an ID or \
+                return Err(
+                    "ERR Unbalanced XREAD list of streams: for each stream key an ID or \
                     '$' must be specified."
-                    .into());
+                        .into(),
+                );
             }
             r.streams_count = n / 2;
             break;
         } else if parse::kw(o, "group") && more >= 2 {
             if !xreadgroup {
-                return Err("ERR The GROUP option is only supported by XREADGROUP. You called \
+                return Err(
+                    "ERR The GROUP option is only supported by XREADGROUP. You called \
                     XREAD instead."
-                    .into());
+                        .into(),
+                );
             }
             r.group = Some((args[i + 1].clone(), args[i + 2].clone()));
             i += 2;
         } else if parse::kw(o, "noack") {
             if !xreadgroup {
-                return Err("ERR The NOACK option is only supported by XREADGROUP. You called \
+                return Err(
+                    "ERR The NOACK option is only supported by XREADGROUP. You called \
                     XREAD instead."
-                    .into());
+                        .into(),
+                );
             }
             r.noack = true;
         } else {
@@ -929,7 +958,10 @@ fn xread(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
         let now = match &r.group {
             Some(_) if *gt != StreamId::MAX => true,
             Some((g, _)) => {
-                !s.is_empty() && s.groups.get(g).is_some_and(|g| s.last_entry_id() > g.last_id)
+                !s.is_empty()
+                    && s.groups
+                        .get(g)
+                        .is_some_and(|g| s.last_entry_id() > g.last_id)
             }
             None => !s.is_empty() && s.last_entry_id() > *gt,
         };
@@ -1057,9 +1089,7 @@ pub fn waiter_ready(ks: &mut Keyspace, key: &[u8], args: &[Bytes]) -> bool {
             None => true,
         },
         (_, Some(_)) => true,
-        (Some(Value::Stream(s)), None) => {
-            parse_strict_id(gt_arg, 0).is_ok_and(|gt| s.last_id > gt)
-        }
+        (Some(Value::Stream(s)), None) => parse_strict_id(gt_arg, 0).is_ok_and(|gt| s.last_id > gt),
         _ => false,
     }
 }
@@ -1361,7 +1391,11 @@ fn xpending(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
             (Some(first), Some(last)) => {
                 reply_id(out, *first);
                 reply_id(out, *last);
-                let busy: Vec<_> = g.consumers.iter().filter(|(_, c)| !c.pel.is_empty()).collect();
+                let busy: Vec<_> = g
+                    .consumers
+                    .iter()
+                    .filter(|(_, c)| !c.pel.is_empty())
+                    .collect();
                 out.array(busy.len());
                 for (name, c) in busy {
                     out.array(2);
@@ -1794,7 +1828,11 @@ fn xinfo_stream(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
         }
         return;
     }
-    let limit = if count == 0 { usize::MAX } else { count as usize };
+    let limit = if count == 0 {
+        usize::MAX
+    } else {
+        count as usize
+    };
     out.bulk_str("entries");
     let items: Vec<_> = s.iter().take(limit).collect();
     out.array(items.len());

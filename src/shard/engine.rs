@@ -913,18 +913,19 @@ impl<I: Io> Shard<I> {
         let mut guards = server.lock_shards(&ids);
         let mut bytes = Vec::new();
         let mut served_notes = Vec::new();
+        let error_code;
         {
             let parts: Vec<&mut ShardData> = guards.iter_mut().map(|g| &mut **g).collect();
             let mut ks = Keyspace::many(parts, nshards, db, crate::util::now_ms());
             let has_data = match ks.peek(key).map(|e| &e.value) {
+                _ if w.req.wait_for == WaitFor::Stream => {
+                    crate::commands::stream::waiter_ready(&mut ks, key, &w.args)
+                }
                 Some(crate::storage::Value::List(l)) => {
                     w.req.wait_for == WaitFor::List && !l.is_empty()
                 }
                 Some(crate::storage::Value::ZSet(z)) => {
                     w.req.wait_for == WaitFor::ZSet && !z.is_empty()
-                }
-                _ if w.req.wait_for == WaitFor::Stream => {
-                    crate::commands::stream::waiter_ready(&mut ks, key, &w.args)
                 }
                 _ => false,
             };
@@ -942,6 +943,7 @@ impl<I: Io> Shard<I> {
             let mut out = Out::new(&mut bytes, w.proto);
             ks.prop.on = server.feed.active();
             (w.req.serve)(&mut ks, key, &w.args, &mut out);
+            error_code = out.last_error_code.take();
             if ks.prop.on {
                 self.poke |= server.feed.propagate(&ks.take_ops(), true);
             }
@@ -952,6 +954,15 @@ impl<I: Io> Shard<I> {
             g.blocking.remove(db, key, &w);
         }
         drop(guards);
+        if let Some(code) = error_code {
+            // A blocked client answered with an error counts in errorstats, as Redis's
+            // updateStatsOnUnblock does.
+            let mut data = self.handle.lock_data();
+            data.cmd_stats.record_error(&code);
+            if let Some(cmd) = w.args.first().and_then(|n| crate::commands::lookup(n)) {
+                data.cmd_stats.record_failed(cmd.name);
+            }
+        }
         self.publish_notifications(served_notes);
         let conn = w.conn;
         if conn.shard == self.id {

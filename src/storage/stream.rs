@@ -526,7 +526,12 @@ impl Stream {
 
     /// Rebuilds a node from a loaded file: its master ID, master fields, live and deleted
     /// counts and its listpack's size.
-    pub fn load_node(&mut self, master: StreamId, node: Node, entries: Vec<(StreamId, Vec<Bytes>)>) {
+    pub fn load_node(
+        &mut self,
+        master: StreamId,
+        node: Node,
+        entries: Vec<(StreamId, Vec<Bytes>)>,
+    ) {
         for (id, f) in entries {
             self.entries.insert(id, f);
         }
@@ -599,7 +604,12 @@ fn entry_size(master: &StreamId, node: &Node, id: StreamId, fields: &[Bytes]) ->
         + lp_int_size(id.ms.wrapping_sub(master.ms) as i64)
         + lp_int_size(id.seq.wrapping_sub(master.seq) as i64);
     let lp_count = if same {
-        size += fields.iter().skip(1).step_by(2).map(|v| lp_str_size(v)).sum::<usize>();
+        size += fields
+            .iter()
+            .skip(1)
+            .step_by(2)
+            .map(|v| lp_str_size(v))
+            .sum::<usize>();
         numfields + 3
     } else {
         size += lp_int_size(numfields as i64);
@@ -625,7 +635,8 @@ mod tests {
         };
         let mut s = Stream::new();
         for i in 1..=25u64 {
-            s.append(StreamId::new(i, 0), fv(i as usize), limits).unwrap();
+            s.append(StreamId::new(i, 0), fv(i as usize), limits)
+                .unwrap();
         }
         assert_eq!(s.node_count(), 3);
         assert_eq!(s.trim(Trim::MaxLen(12), true, 0), 10);

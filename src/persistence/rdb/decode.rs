@@ -297,8 +297,8 @@ fn read_stream<R: Read + ?Sized>(rd: &mut Reader<R>, t: u8) -> Res<Value> {
         if key.len() != 16 {
             return Err(rd.corrupt(at, "Stream node key entry is not the size of a stream ID"));
         }
-        let master = StreamId::from_be_bytes(&key)
-            .ok_or_else(|| rd.corrupt(at, "stream node key"))?;
+        let master =
+            StreamId::from_be_bytes(&key).ok_or_else(|| rd.corrupt(at, "stream node key"))?;
         let (at, blob) = rd.blob()?;
         let (node, entries) =
             super::stream::parse_node(master, &blob).map_err(|e| rd.corrupt(at, e))?;
@@ -337,7 +337,10 @@ fn read_stream<R: Read + ?Sized>(rd: &mut Reader<R>, t: u8) -> Res<Value> {
             let time = u64::from_le_bytes(rd.array()?);
             let count = rd.len()?;
             if pel.insert(id, (time, count)).is_some() {
-                return Err(rd.corrupt(at, "Duplicated global PEL entry loading stream consumer group"));
+                return Err(rd.corrupt(
+                    at,
+                    "Duplicated global PEL entry loading stream consumer group",
+                ));
             }
         }
         let mut consumers = Vec::new();
