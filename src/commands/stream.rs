@@ -709,7 +709,7 @@ fn parse_read_args(args: &[Bytes], now_ms: u64) -> Result<ReadArgs, String> {
         } else if parse::kw(o, "streams") && more > 0 {
             r.streams_arg = i + 1;
             let n = args.len() - r.streams_arg;
-            if n % 2 != 0 {
+            if !n.is_multiple_of(2) {
                 return Err(
                     "ERR Unbalanced XREAD list of streams: for each stream key an ID or \
                     '$' must be specified."

@@ -124,11 +124,14 @@ fn bytes_of(item: Option<&Item<'_>>) -> Result<Bytes, &'static str> {
         .ok_or("stream listpack: truncated")
 }
 
+/// A node's live entries, in ID order.
+pub(crate) type NodeEntries = Vec<(StreamId, Vec<Bytes>)>;
+
 /// Parses one node: its bookkeeping and its live entries.
 pub(crate) fn parse_node(
     master: StreamId,
     blob: &[u8],
-) -> Result<(Node, Vec<(StreamId, Vec<Bytes>)>), &'static str> {
+) -> Result<(Node, NodeEntries), &'static str> {
     let items = listpack::entries(blob)?;
     if items.is_empty() {
         return Err("Empty listpack inside stream");
