@@ -751,7 +751,13 @@ fn parse_read_args(args: &[Bytes], now_ms: u64) -> Result<ReadArgs, String> {
     Ok(r)
 }
 
+/// A client-supplied name as Redis's `%s` prints it: up to its first NUL byte.
+fn cstr(b: &[u8]) -> &[u8] {
+    b.split(|&c| c == 0).next().unwrap_or(b)
+}
+
 fn nogroup_read(key: &[u8], group: &[u8]) -> Vec<u8> {
+    let (key, group) = (cstr(key), cstr(group));
     let mut e = b"NOGROUP No such key '".to_vec();
     e.extend_from_slice(key);
     e.extend_from_slice(b"' or consumer group '");
@@ -948,8 +954,11 @@ fn xread(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
         Ok(ids) => ids,
         Err(e) => return write_out2(out, e),
     };
-    // Which streams have something to serve now.
-    let mut serve = Vec::new();
+    // Streams are served in order, each checked after the previous one was served (the
+    // same key twice reads once with `>`); the replies are built aside to count them.
+    let proto = out.proto;
+    let mut served = 0;
+    let mut body = Vec::new();
     for (i, gt) in ids.iter().enumerate() {
         let key = &args[r.streams_arg + i];
         let Ok(Some(s)) = read(ks, key) else {
@@ -965,24 +974,24 @@ fn xread(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
             }
             None => !s.is_empty() && s.last_entry_id() > *gt,
         };
-        if now {
-            serve.push(i);
+        if !now {
+            continue;
         }
+        served += 1;
+        let mut part = Out::new(&mut body, proto);
+        if proto != 3 {
+            part.array(2);
+        }
+        part.bulk(key);
+        serve_stream(ks, key, *gt, &r, r.count as usize, &mut part);
     }
-    if !serve.is_empty() {
+    if served > 0 {
         if out.resp3() {
-            out.map(serve.len());
+            out.map(served);
         } else {
-            out.array(serve.len());
+            out.array(served);
         }
-        for i in serve {
-            let key = &args[r.streams_arg + i];
-            if !out.resp3() {
-                out.array(2);
-            }
-            out.bulk(key);
-            serve_stream(ks, key, ids[i], &r, r.count as usize, out);
-        }
+        out.raw(&body);
         return;
     }
     match r.block {
@@ -1138,6 +1147,7 @@ fn serve_blocked(ks: &mut Keyspace, key: &[u8], args: &[Bytes], out: &mut Out) {
 // ----- Consumer groups -----
 
 fn nogroup_key(group: &[u8], key: &[u8]) -> Vec<u8> {
+    let (key, group) = (cstr(key), cstr(group));
     let mut e = b"NOGROUP No such consumer group '".to_vec();
     e.extend_from_slice(group);
     e.extend_from_slice(b"' for key name '");
@@ -1147,6 +1157,7 @@ fn nogroup_key(group: &[u8], key: &[u8]) -> Vec<u8> {
 }
 
 fn nogroup_or_key(key: &[u8], group: &[u8]) -> Vec<u8> {
+    let (key, group) = (cstr(key), cstr(group));
     let mut e = b"NOGROUP No such key '".to_vec();
     e.extend_from_slice(key);
     e.extend_from_slice(b"' or consumer group '");
@@ -1507,7 +1518,7 @@ fn xclaim(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
             }
         } else {
             let mut e = b"ERR Unrecognized XCLAIM option '".to_vec();
-            e.extend_from_slice(opt.split(|&c| c == 0).next().unwrap_or(opt));
+            e.extend_from_slice(cstr(opt));
             e.push(b'\'');
             return out.error_bytes(&e);
         }
