@@ -369,14 +369,9 @@ fn parse_add_trim(args: &[Bytes], xadd: bool) -> Result<(TrimArgs, usize), Strin
 fn trim_bound(s: &Stream, trim: Trim) -> Bytes {
     match trim {
         Trim::MaxLen(_) => prop::num(s.len() as i64),
-        Trim::MinId(_) => {
-            let first = if s.is_empty() {
-                StreamId::MAX
-            } else {
-                s.first_id()
-            };
-            id_bytes(first)
-        }
+        // Redis reads the first entry of the first node, deleted or not: the node's first
+        // entry, whose ID is the node's master ID (entries are only flagged when deleted).
+        Trim::MinId(_) => id_bytes(s.nodes().next().map_or(StreamId::MAX, |(m, _)| *m)),
     }
 }
 
