@@ -524,6 +524,32 @@ impl Stream {
         (read != ENTRIES_READ_INVALID).then(|| added - read)
     }
 
+    /// Approximate heap bytes: each entry's map slot, field vector and field bytes (shared
+    /// `Bytes` counted once per entry), the node bookkeeping, and the groups' PELs.
+    pub fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let entries: usize = self
+            .entries
+            .values()
+            .map(|f| {
+                size_of::<(StreamId, Vec<Bytes>)>()
+                    + f.capacity() * size_of::<Bytes>()
+                    + f.iter().map(|b| b.len()).sum::<usize>()
+            })
+            .sum();
+        let nodes = self.nodes.len() * size_of::<(StreamId, Node)>();
+        let groups: usize = self
+            .groups
+            .values()
+            .map(|g| {
+                size_of::<Group>()
+                    + g.pel.len() * (size_of::<(StreamId, Nack)>() + size_of::<StreamId>())
+                    + g.consumers.len() * size_of::<(Bytes, Consumer)>()
+            })
+            .sum();
+        entries + nodes + groups
+    }
+
     /// Rebuilds a node from a loaded file: its master ID, master fields, live and deleted
     /// counts and its listpack's size.
     pub fn load_node(
