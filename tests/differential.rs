@@ -335,6 +335,7 @@ fn value_probes(type_name: &[u8], key: &[u8]) -> Vec<diff::Cmd> {
         b"hash" => probe(&[b"HGETALL", key], diff::Check::HashOrder { pairs: true }),
         b"set" => probe(&[b"SMEMBERS", key], diff::Check::SortedArray),
         b"zset" => probe(&[b"ZRANGE", key, b"0", b"-1", b"WITHSCORES"], exact),
+        b"stream" => probe(&[b"XRANGE", key, b"-", b"+"], exact),
         _ => probe(&[b"GET", key], exact),
     });
     probes

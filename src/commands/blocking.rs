@@ -124,6 +124,7 @@ fn block_for(
         null,
         serve,
         extra_key: extra,
+        args: None,
     });
 }
 

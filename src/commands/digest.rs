@@ -35,6 +35,7 @@ fn type_code(v: &Value) -> u32 {
         Value::Set(_) => 2,
         Value::ZSet(_) => 3,
         Value::Hash(_) => 4,
+        Value::Stream(_) => 6,
     }
 }
 
@@ -70,6 +71,14 @@ pub fn value_digest(digest: &mut Digest, e: &Entry) {
                 member.with_bytes(|b| mix_digest(&mut ele, b));
                 mix_digest(&mut ele, crate::protocol::fmt_double(score).as_bytes());
                 xor_digest(digest, &ele);
+            }
+        }
+        Value::Stream(st) => {
+            for (id, fields) in st.iter() {
+                mix_digest(digest, format!("{}.{}", id.ms, id.seq).as_bytes());
+                for f in fields {
+                    mix_digest(digest, f);
+                }
             }
         }
     }

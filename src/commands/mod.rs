@@ -37,6 +37,7 @@ pub mod scan;
 pub mod server;
 pub mod set;
 pub mod sort;
+pub mod stream;
 pub mod string;
 pub mod zset;
 
@@ -225,6 +226,7 @@ pub fn all() -> impl Iterator<Item = &'static Cmd> {
         .chain(crate::scripting::eval::COMMANDS.iter())
         .chain(latency::COMMANDS.iter())
         .chain(replication::COMMANDS.iter())
+        .chain(stream::COMMANDS.iter())
 }
 
 fn table() -> &'static HashMap<&'static str, &'static Cmd> {

@@ -255,7 +255,7 @@ fn load(ks: &mut Keyspace, key: &[u8], o: &mut Options) -> Result<Loaded, WrongT
             z.convert_to_skiplist();
             z.len()
         }
-        Value::Str(_) | Value::Hash(_) => return Err(WrongType),
+        Value::Str(_) | Value::Hash(_) | Value::Stream(_) => return Err(WrongType),
     };
     let (start, stop) = window(len, o.limit_start, o.limit_count);
     let (rows, start, stop) = match value {
@@ -288,7 +288,7 @@ fn load(ks: &mut Keyspace, key: &[u8], o: &mut Options) -> Result<Loaded, WrongT
             (rows, 0, stop - start)
         }
         Value::ZSet(z) => (rows_of(z.iter().map(|(m, _)| m.to_vec())), start, stop),
-        Value::Str(_) | Value::Hash(_) => return Err(WrongType),
+        Value::Str(_) | Value::Hash(_) | Value::Stream(_) => return Err(WrongType),
     };
     Ok(Loaded { rows, start, stop })
 }

@@ -47,6 +47,12 @@ impl CommandStats {
         self.total_commands += 1;
     }
 
+    /// A blocked command answered with an error when unblocked (Redis's
+    /// `updateStatsOnUnblock`): its call was counted when it blocked.
+    pub fn record_failed(&mut self, name: &'static str) {
+        self.cmds.entry(name).or_default().failed_calls += 1;
+    }
+
     pub fn record_rejected(&mut self, name: Option<&'static str>) {
         if let Some(name) = name {
             self.cmds.entry(name).or_default().rejected_calls += 1;

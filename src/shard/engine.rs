@@ -1014,10 +1014,14 @@ impl<I: Io> Shard<I> {
         let mut guards = server.lock_shards(&ids);
         let mut bytes = Vec::new();
         let mut served_notes = Vec::new();
+        let error_code;
         {
             let parts: Vec<&mut ShardData> = guards.iter_mut().map(|g| &mut **g).collect();
             let mut ks = Keyspace::many(parts, nshards, db, crate::util::now_ms());
             let has_data = match ks.peek(key).map(|e| &e.value) {
+                _ if w.req.wait_for == WaitFor::Stream => {
+                    crate::commands::stream::waiter_ready(&mut ks, key, &w.args)
+                }
                 Some(crate::storage::Value::List(l)) => {
                     w.req.wait_for == WaitFor::List && !l.is_empty()
                 }
@@ -1041,6 +1045,7 @@ impl<I: Io> Shard<I> {
             let start = crate::util::cycles::now();
             ks.prop.on = server.feed.active();
             (w.req.serve)(&mut ks, key, &w.args, &mut out);
+            error_code = out.last_error_code.take();
             if ks.prop.on {
                 self.poke |= server.feed.propagate(&ks.take_ops(), true);
             }
@@ -1068,6 +1073,15 @@ impl<I: Io> Shard<I> {
             g.blocking.remove(db, key, &w);
         }
         drop(guards);
+        if let Some(code) = error_code {
+            // A blocked client answered with an error counts in errorstats, as Redis's
+            // updateStatsOnUnblock does.
+            let mut data = self.handle.lock_data();
+            data.cmd_stats.record_error(&code);
+            if let Some(cmd) = w.args.first().and_then(|n| crate::commands::lookup(n)) {
+                data.cmd_stats.record_failed(cmd.name);
+            }
+        }
         self.publish_notifications(served_notes);
         let conn = w.conn;
         if conn.shard == self.id {
@@ -1495,7 +1509,8 @@ impl<I: Io> Shard<I> {
 }
 
 /// The waiter for a client that must block.
-fn blocked_waiter(c: &Client, home: usize, req: BlockRequest, args: &[Bytes]) -> Arc<Waiter> {
+fn blocked_waiter(c: &Client, home: usize, mut req: BlockRequest, args: &[Bytes]) -> Arc<Waiter> {
+    let args = req.args.take().unwrap_or_else(|| args.to_vec());
     Arc::new(Waiter {
         conn: ConnRef {
             shard: home,
@@ -1505,7 +1520,7 @@ fn blocked_waiter(c: &Client, home: usize, req: BlockRequest, args: &[Bytes]) ->
         claimed: false.into(),
         db: c.db,
         proto: c.proto,
-        args: args.to_vec(),
+        args,
         req,
     })
 }

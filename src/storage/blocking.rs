@@ -28,6 +28,8 @@ use std::sync::Arc;
 pub enum WaitFor {
     List,
     ZSet,
+    /// XREAD / XREADGROUP: the serve function's `commands::stream::waiter_ready` decides.
+    Stream,
 }
 
 /// What a blocked client gets when it stops waiting without data.
@@ -53,6 +55,8 @@ pub struct BlockRequest {
     pub serve: ServeFn,
     /// A key the serving also writes (BLMOVE's destination), whose shard must be locked too.
     pub extra_key: Option<Bytes>,
+    /// The arguments serving sees, when not the command's own (XREAD with `$` resolved).
+    pub args: Option<Vec<Bytes>>,
 }
 
 pub struct Waiter {

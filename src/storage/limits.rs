@@ -13,6 +13,8 @@ pub struct EncodingLimits {
     pub zset_max_listpack_entries: AtomicI64,
     pub zset_max_listpack_value: AtomicI64,
     pub hll_sparse_max_bytes: AtomicI64,
+    pub stream_node_max_bytes: AtomicI64,
+    pub stream_node_max_entries: AtomicI64,
 }
 
 /// Defaults until config is applied at start-up (`apply`), which sets Redis 7.0's values
@@ -27,6 +29,8 @@ pub static LIMITS: EncodingLimits = EncodingLimits {
     zset_max_listpack_entries: AtomicI64::new(128),
     zset_max_listpack_value: AtomicI64::new(64),
     hll_sparse_max_bytes: AtomicI64::new(3000),
+    stream_node_max_bytes: AtomicI64::new(4096),
+    stream_node_max_entries: AtomicI64::new(100),
 };
 
 /// `lazyfree-lazy-*`: whether deletions of each origin free lazily, and so whether they are
@@ -103,5 +107,13 @@ pub fn apply(cfg: &crate::config::Config) {
     set(
         &LIMITS.hll_sparse_max_bytes,
         i64::try_from(cfg.hll_sparse_max_bytes).unwrap_or(i64::MAX),
+    );
+    set(
+        &LIMITS.stream_node_max_bytes,
+        i64::try_from(cfg.stream_node_max_bytes).unwrap_or(i64::MAX),
+    );
+    set(
+        &LIMITS.stream_node_max_entries,
+        i64::try_from(cfg.stream_node_max_entries).unwrap_or(i64::MAX),
     );
 }

@@ -25,6 +25,7 @@ pub fn value_bytes(v: &Value) -> usize {
         Value::Hash(h) => good_size(size_of::<super::hash::Hash>()) + h.heap_bytes(),
         Value::Set(s) => good_size(size_of::<super::set::Set>()) + s.heap_bytes(),
         Value::ZSet(z) => good_size(size_of::<super::zset::ZSet>()) + z.heap_bytes(),
+        Value::Stream(st) => good_size(size_of::<super::stream::Stream>()) + st.heap_bytes(),
     }
 }
 

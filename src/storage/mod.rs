@@ -22,6 +22,7 @@ pub mod listpack;
 pub mod memory;
 pub mod set;
 pub mod slot_table;
+pub mod stream;
 pub mod thin;
 pub mod value;
 pub mod watch;

@@ -53,6 +53,7 @@ mod misc;
 mod sampled;
 mod scripting;
 mod sets;
+mod streams;
 mod strings;
 mod transactions;
 pub mod woken;
@@ -191,6 +192,7 @@ pub const FAMILIES: &[(u32, &str, GenFn)] = &[
     (25, "zsets", zsets::generate),
     (8, "geo", geo::generate),
     (10, "hll", hll::generate),
+    (15, "streams", streams::generate),
     (6, "transactions", transactions::generate),
     (8, "errors", misc::errors),
     (3, "connection", misc::connection),
@@ -248,7 +250,13 @@ pub struct KeySet {
 
 /// Every type's key set; `Gen::key` draws from these too, so that string and keyspace
 /// commands meet lists, hashes, sets and HyperLogLogs.
-const TYPED_KEYS: &[&KeySet] = &[&lists::KEYS, &hashes::KEYS, &sets::KEYS, &hll::KEYS];
+const TYPED_KEYS: &[&KeySet] = &[
+    &lists::KEYS,
+    &hashes::KEYS,
+    &sets::KEYS,
+    &hll::KEYS,
+    &streams::KEYS,
+];
 
 /// Databases the generator uses (SELECT, MOVE, COPY ... DB).
 pub const DBS: u64 = 4;
@@ -341,6 +349,11 @@ impl Gen {
             plan: VecDeque::new(),
             known_bugs: known_bugs_included(),
         }
+    }
+
+    /// The position of the command being generated in the run.
+    pub fn index(&self) -> i64 {
+        self.index
     }
 
     /// Whether to leave out the cases of a known shardis bug (see `KnownBug`).

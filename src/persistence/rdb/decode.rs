@@ -279,9 +279,7 @@ fn read_value<R: Read + ?Sized>(rd: &mut Reader<R>, t: u8, key: &[u8]) -> Res<Op
             let pairs = packed_pairs(t, &blob).map_err(|e| integrity(rd, at, packed_name(t), e))?;
             hash_from_pairs(pairs.into_iter()).map_err(|e| integrity(rd, at, packed_name(t), e))
         }
-        types::STREAM_LISTPACKS | types::STREAM_LISTPACKS_2 => {
-            Err(unsupported(at, "stream values are not supported yet", key))
-        }
+        types::STREAM_LISTPACKS | types::STREAM_LISTPACKS_2 => read_stream(rd, t).map(Some),
         types::MODULE | types::MODULE_2 => Err(unsupported(
             at,
             "module values cannot be loaded (shardis has no modules)",
@@ -289,6 +287,84 @@ fn read_value<R: Read + ?Sized>(rd: &mut Reader<R>, t: u8, key: &[u8]) -> Res<Op
         )),
         _ => Err(rd.corrupt(at, format!("unknown value type {t}"))),
     }
+}
+
+/// `rdbLoadObject` for streams (see `super::stream`).
+fn read_stream<R: Read + ?Sized>(rd: &mut Reader<R>, t: u8) -> Res<Value> {
+    use crate::storage::stream::{Stream, StreamId};
+    let v2 = t == types::STREAM_LISTPACKS_2;
+    let mut s = Stream::new();
+    let nodes = rd.count()?;
+    for _ in 0..nodes {
+        let at = rd.offset;
+        let key = rd.bytes()?;
+        if key.len() != 16 {
+            return Err(rd.corrupt(at, "Stream node key entry is not the size of a stream ID"));
+        }
+        let master =
+            StreamId::from_be_bytes(&key).ok_or_else(|| rd.corrupt(at, "stream node key"))?;
+        let (at, blob) = rd.blob()?;
+        let (node, entries) =
+            super::stream::parse_node(master, &blob).map_err(|e| rd.corrupt(at, e))?;
+        if s.nodes().any(|(m, _)| *m == master) {
+            return Err(rd.corrupt(at, "Listpack re-added with existing key"));
+        }
+        s.load_node(master, node, entries);
+    }
+    let at = rd.offset;
+    let length = rd.len()?;
+    s.last_id = StreamId::new(rd.len()?, rd.len()?);
+    if v2 {
+        let _first = StreamId::new(rd.len()?, rd.len()?);
+        s.max_deleted_id = StreamId::new(rd.len()?, rd.len()?);
+        s.entries_added = rd.len()?;
+    } else {
+        s.entries_added = length;
+    }
+    if length != s.len() as u64 {
+        return Err(rd.corrupt(at, "Stream length inconsistent with its entries"));
+    }
+    let groups = rd.count()?;
+    for _ in 0..groups {
+        let at = rd.offset;
+        let name = rd.bytes()?;
+        let last_id = StreamId::new(rd.len()?, rd.len()?);
+        let entries_read = if v2 {
+            rd.len()? as i64
+        } else {
+            s.estimate_distance(last_id)
+        };
+        let mut pel = std::collections::BTreeMap::new();
+        for _ in 0..rd.count()? {
+            let raw: [u8; 16] = rd.array()?;
+            let id = StreamId::from_be_bytes(&raw).unwrap_or_default();
+            let time = u64::from_le_bytes(rd.array()?);
+            let count = rd.len()?;
+            if pel.insert(id, (time, count)).is_some() {
+                return Err(rd.corrupt(
+                    at,
+                    "Duplicated global PEL entry loading stream consumer group",
+                ));
+            }
+        }
+        let mut consumers = Vec::new();
+        for _ in 0..rd.count()? {
+            let cname = bytes::Bytes::from(rd.bytes()?);
+            let seen = u64::from_le_bytes(rd.array()?);
+            let mut ids = Vec::new();
+            for _ in 0..rd.count()? {
+                let raw: [u8; 16] = rd.array()?;
+                ids.push(StreamId::from_be_bytes(&raw).unwrap_or_default());
+            }
+            consumers.push((cname, seen, ids));
+        }
+        let g = super::stream::build_group(last_id, entries_read, pel, consumers)
+            .map_err(|e| rd.corrupt(at, e))?;
+        if s.groups.insert(bytes::Bytes::from(name), g).is_some() {
+            return Err(rd.corrupt(at, "Duplicated consumer group name"));
+        }
+    }
+    Ok(Value::Stream(Box::new(s)))
 }
 
 /// A packed blob that fails validation, worded as Redis words it ("... integrity check

@@ -115,6 +115,7 @@ pub(crate) fn type_byte(v: &Value) -> u8 {
             ZSet::Listpack(_) => types::ZSET_LISTPACK,
             ZSet::Skiplist(_) => types::ZSET_2,
         },
+        Value::Stream(_) => types::STREAM_LISTPACKS_2,
     }
 }
 
@@ -128,6 +129,7 @@ pub(crate) fn put_value(out: &mut Vec<u8>, v: &Value, compress: bool) {
         Value::Set(s) => put_set(out, s, compress),
         Value::Hash(h) => put_hash(out, h, compress),
         Value::ZSet(z) => put_zset(out, z, compress),
+        Value::Stream(s) => super::stream::put_stream(out, s, compress),
     }
 }
 

@@ -67,6 +67,7 @@ mod encode;
 mod intset;
 mod listpack;
 mod lzf;
+mod stream;
 mod ziplist;
 mod zipmap;
 

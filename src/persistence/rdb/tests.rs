@@ -499,21 +499,13 @@ fn errors_name_the_offset() {
 }
 
 #[test]
-fn streams_and_modules_are_refused_by_name() {
+fn modules_are_refused_by_name_and_truncated_streams_are_corrupt() {
     let mut body = b"REDIS0010".to_vec();
     body.extend_from_slice(&[types::STREAM_LISTPACKS_2, 6]);
     body.extend_from_slice(b"events");
     body.extend_from_slice(&[0, 0, 0]);
-    let err = load(&body).err().expect("unsupported");
-    let text = err.to_string();
-    assert!(
-        matches!(err, RdbError::Unsupported { offset: 17, .. }),
-        "{text}"
-    );
-    assert!(
-        text.contains("stream") && text.contains("key \"events\""),
-        "{text}"
-    );
+    let err = load(&body).err().expect("truncated");
+    assert!(matches!(err, RdbError::Corrupt { .. }), "{err}");
     let mut body = b"REDIS0010".to_vec();
     body.extend_from_slice(&[opcodes::MODULE_AUX, 0x81]);
     let err = load(&body).err().expect("unsupported");
@@ -975,4 +967,45 @@ fn large_dataset_throughput() {
         mb / read_s
     );
     assert_eq!(n, keys as u64);
+}
+
+#[test]
+fn stream_payload_round_trip_keeps_entries_groups_and_pels() {
+    use crate::storage::stream::{Group, NodeLimits, Stream, StreamId};
+    use bytes::Bytes;
+    let limits = NodeLimits {
+        max_bytes: 4096,
+        max_entries: 4,
+    };
+    let mut s = Stream::new();
+    for i in 1..=10u64 {
+        let fields = if i % 3 == 0 {
+            vec![Bytes::from("other"), Bytes::from(format!("v{i}"))]
+        } else {
+            vec![Bytes::from("f"), Bytes::from(i.to_string())]
+        };
+        s.append(StreamId::new(i, 1), fields, limits)
+            .expect("append");
+    }
+    assert!(s.delete(StreamId::new(2, 1)));
+    s.max_deleted_id = StreamId::new(2, 1);
+    let mut g = Group::new(StreamId::new(5, 1), 4);
+    let alice = Bytes::from("alice");
+    g.create_consumer(&alice, 1234);
+    g.create_consumer(b"idle", 99);
+    g.assign(StreamId::new(4, 1), &alice, 777, 2);
+    g.assign(StreamId::new(5, 1), &alice, 778, 1);
+    s.groups.insert(Bytes::from("g"), g);
+    let v = Value::Stream(Box::new(s));
+    let back = restore_payload(&dump_payload(&v)).expect("restore");
+    let (Value::Stream(a), Value::Stream(b)) = (&v, &back) else {
+        panic!("not a stream: {back:?}");
+    };
+    assert_eq!(a.iter().collect::<Vec<_>>(), b.iter().collect::<Vec<_>>());
+    assert_eq!(a.groups, b.groups);
+    assert_eq!(
+        (a.last_id, a.max_deleted_id, a.entries_added),
+        (b.last_id, b.max_deleted_id, b.entries_added)
+    );
+    assert_eq!(a.node_count(), b.node_count());
 }
