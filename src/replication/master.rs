@@ -55,6 +55,19 @@ fn start_replica(ctx: &mut ConnCtx, psync: Option<(String, i64)>, out: &mut Out)
         gen: ctx.client.gen,
     };
     let sink = Arc::new(ReplicaSink::new(me));
+    *sink.ip.lock() = match &ctx.client.replica_announced_ip {
+        Some(ip) => ip.clone(),
+        None => {
+            let a = &ctx.client.shared.addr;
+            a.rsplit_once(':')
+                .map_or(a.as_str(), |(h, _)| h)
+                .to_string()
+        }
+    };
+    if super::replica::is_replica() && !super::replica::link_up() {
+        out.error("NOMASTERLINK Can't SYNC while not connected with my master");
+        return;
+    }
     if let Some(port) = ctx.client.replica_listening_port {
         sink.listening_port.store(port, Ordering::Relaxed);
     }
@@ -80,6 +93,7 @@ fn start_replica(ctx: &mut ConnCtx, psync: Option<(String, i64)>, out: &mut Out)
             };
             out.raw(line.as_bytes());
             out.raw(&data);
+            super::info::SYNC_PARTIAL_OK.fetch_add(1, Ordering::Relaxed);
             become_replica(ctx, sink);
             crate::log_notice!(
                 "Partial resynchronization request from {} accepted. Sending {} bytes of backlog starting from offset {}.",
@@ -91,6 +105,10 @@ fn start_replica(ctx: &mut ConnCtx, psync: Option<(String, i64)>, out: &mut Out)
         }
     }
     // A full resynchronization: the snapshot and the registration happen under every lock.
+    super::info::SYNC_FULL.fetch_add(1, Ordering::Relaxed);
+    if psync.as_ref().is_some_and(|(id, _)| id != "?") {
+        super::info::SYNC_PARTIAL_ERR.fetch_add(1, Ordering::Relaxed);
+    }
     let opts = RdbOptions {
         compression: cfg.rdbcompression,
         checksum: cfg.rdbchecksum,
@@ -112,8 +130,10 @@ fn start_replica(ctx: &mut ConnCtx, psync: Option<(String, i64)>, out: &mut Out)
             let offset = st.offset;
             let replid = st.replid.clone();
             let aux_off = offset.to_string();
+            // A replica's stream goes on in the database its master last selected.
+            let stream_db = (if st.upstream { st.stream_db } else { 0 }).to_string();
             let extra: [(&[u8], &[u8]); 3] = [
-                (b"repl-stream-db", b"0"),
+                (b"repl-stream-db", stream_db.as_bytes()),
                 (b"repl-id", replid.as_bytes()),
                 (b"repl-offset", aux_off.as_bytes()),
             ];

@@ -4,6 +4,8 @@
 //! The stream is also what the AOF logs; see `feed` for how shards feed it in order.
 
 pub mod feed;
+pub mod info;
 pub mod master;
+pub mod replica;
 
 pub use feed::{Feed, Op, ReplicaSink};

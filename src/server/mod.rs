@@ -58,6 +58,8 @@ pub struct Server {
     pub feed: crate::replication::Feed,
     /// Connections that completed SYNC/PSYNC and still stream.
     pub connected_replicas: AtomicUsize,
+    /// The link to our master when this server is a replica.
+    pub link: crate::replication::replica::Link,
 }
 
 impl Server {
@@ -87,6 +89,7 @@ impl Server {
             pubsub: Default::default(),
             feed: crate::replication::Feed::new(),
             connected_replicas: AtomicUsize::new(0),
+            link: Default::default(),
         }
     }
 

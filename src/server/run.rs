@@ -319,6 +319,7 @@ pub fn run(mut cfg: Config) -> i32 {
         cfg.pidfile.clone()
     };
     write_pidfile(&pidfile);
+    crate::replication::replica::start(server.clone());
     log_notice!("Ready to accept connections tcp");
 
     loop {

@@ -388,7 +388,15 @@ impl<I: Io> Shard<I> {
         if args.is_empty() {
             return Flow::Continue;
         }
-        let prepared = dispatch::prepare(c, &args, home, nshards, auth_required);
+        let prepared = dispatch::prepare(c, &args, home, nshards, auth_required).and_then(|p| {
+            match crate::replication::replica::reject(&self.cfg, p.cmd) {
+                Some(e) => Err(dispatch::Rejected {
+                    error: e.as_bytes().to_vec(),
+                    full_name: Some(p.full_name),
+                }),
+                None => Ok(p),
+            }
+        });
         if c.inflight > 0 {
             let same = matches!(&prepared, Ok(p) if p.route == Route::Remote(c.inflight_shard));
             if !same {
@@ -1243,7 +1251,10 @@ impl<I: Io> Shard<I> {
         // Active expiry: up to a quarter of the period, in slices, as Redis's slow cycle.
         let budget = period / 4;
         let start = Instant::now();
-        while self.server.active_expire.load(Ordering::Relaxed) {
+        // A replica never expires keys: its master's DELs do.
+        while self.server.active_expire.load(Ordering::Relaxed)
+            && !crate::replication::replica::is_replica()
+        {
             let propagating = self.server.feed.active();
             let notifying = crate::pubsub::notify_enabled('x');
             let mut dead = Vec::new();
