@@ -77,9 +77,21 @@ fn start_replica(ctx: &mut ConnCtx, psync: Option<(String, i64)>, out: &mut Out)
     if let Some((replid, from)) = &psync {
         let cont = feed.with(|st| {
             let ours = *replid == st.replid
-                || (*replid == st.replid2 && *from <= st.second_replid_offset + 1);
+                || (*replid == st.replid2 && *from <= st.second_replid_offset);
             if !ours || *from < 0 {
+                if replid != "?" {
+                    crate::log_notice!(
+                        "Partial resynchronization not accepted: Replication ID mismatch (Replica asked for '{}', my replication IDs are '{}' and '{}')",
+                        replid, st.replid, st.replid2
+                    );
+                }
                 return None;
+            }
+            if st.backlog_from(*from as u64).is_none() {
+                crate::log_notice!(
+                    "Unable to partial resync with replica for lack of backlog (Replica request was: {}).",
+                    from
+                );
             }
             let data = st.backlog_from(*from as u64)?;
             st.replicas.push(sink.clone());

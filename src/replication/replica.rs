@@ -538,17 +538,20 @@ impl<'a> Session<'a> {
     fn continue_sync(&mut self, new_id: &str) {
         crate::log_notice!("MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization.");
         let size = self.server.config.load().repl_backlog_size as usize;
-        let subs = self.server.feed.with(|st| {
+        let (subs, db) = self.server.feed.with(|st| {
             st.upstream = true;
             st.ensure_backlog(size);
+            let db = st.stream_db;
             if !new_id.is_empty() && new_id != st.replid {
                 st.replid2 = std::mem::replace(&mut st.replid, new_id.to_string());
                 st.second_replid_offset = st.offset as i64 + 1;
                 crate::log_notice!("Master replication ID changed to {}", new_id);
-                return std::mem::take(&mut st.replicas);
+                return (std::mem::take(&mut st.replicas), db);
             }
-            Vec::new()
+            (Vec::new(), db)
         });
+        // The stream goes on in the database it last selected.
+        self.client.db = db;
         kill_sinks(self.server, &subs);
         self.server.link.state.lock().cached = true;
         crate::log_notice!("Successful partial resynchronization with master.");
