@@ -7,7 +7,8 @@ const SYNC_FLAGS: u32 = flag::ADMIN | flag::NOSCRIPT | flag::NO_MULTI;
 
 const REPLICAOF_FLAGS: u32 = flag::ADMIN | flag::NOSCRIPT | flag::STALE;
 
-pub static COMMANDS: [Cmd; 6] = [
+pub static COMMANDS: [Cmd; 7] = [
+    Cmd::conn("wait", 3, flag::NOSCRIPT, master::wait).with_acl(&["slow", "connection"]),
     Cmd::conn("replicaof", 3, REPLICAOF_FLAGS, replica::replicaof_command).with_acl(&[
         "admin",
         "slow",

@@ -252,3 +252,132 @@ pub fn replconf(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
     }
     out.ok();
 }
+
+/// A WAIT in progress (see `Client::wait_ack`).
+#[derive(Clone, Copy, Debug)]
+pub struct WaitAck {
+    /// The offset every counted replica must have acknowledged.
+    pub target: u64,
+    pub replicas: usize,
+    /// Unix ms; 0 = no timeout.
+    pub deadline_ms: u64,
+}
+
+/// Replicas that acknowledged at least `target`.
+pub fn acked(server: &crate::server::Server, target: u64) -> usize {
+    server.feed.with(|st| {
+        st.replicas
+            .iter()
+            .filter(|r| !r.closed.load(Ordering::Relaxed))
+            .filter(|r| r.ack_offset.load(Ordering::Relaxed) >= target)
+            .count()
+    })
+}
+
+/// Asks every replica for an acknowledgement: `REPLCONF GETACK *` on the stream, without a
+/// SELECT (it concerns no database).
+fn request_acks(server: &crate::server::Server) -> u64 {
+    let mut cmd = Vec::new();
+    super::feed::encode_command(
+        &mut cmd,
+        &[
+            Bytes::from_static(b"REPLCONF"),
+            Bytes::from_static(b"GETACK"),
+            Bytes::from_static(b"*"),
+        ],
+    );
+    server.feed.with(|st| {
+        if st.upstream || st.backlog.is_none() {
+            return 0;
+        }
+        st.feed_raw(&cmd)
+    })
+}
+
+/// WAIT numreplicas timeout.
+pub fn wait(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
+    if super::replica::is_replica() {
+        out.error("ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated.");
+        return;
+    }
+    let Ok(n) = parse::i64_arg(&args[1]) else {
+        out.error(crate::commands::err::NOT_INT);
+        return;
+    };
+    let timeout = match parse::i64_arg(&args[2]) {
+        Ok(t) if t >= 0 => t as u64,
+        Ok(_) => {
+            out.error("ERR timeout is negative");
+            return;
+        }
+        Err(_) => {
+            out.error("ERR timeout is not an integer or out of range");
+            return;
+        }
+    };
+    let target = ctx.server.feed.with(|st| st.offset);
+    let have = acked(ctx.server, target);
+    if have as i64 >= n {
+        out.int(have as i64);
+        return;
+    }
+    let poke = request_acks(ctx.server);
+    poke_shards(ctx.server, poke);
+    ctx.client.wait_ack = Some(WaitAck {
+        target,
+        replicas: n.max(0) as usize,
+        deadline_ms: if timeout == 0 {
+            0
+        } else {
+            crate::util::now_ms() + timeout
+        },
+    });
+}
+
+fn poke_shards(server: &crate::server::Server, poke: u64) {
+    for (i, h) in server.shards.iter().enumerate() {
+        if poke & (1u64 << (i % 64)) != 0 {
+            h.mailbox.poke();
+        }
+    }
+}
+
+/// The master's periodic work (shard 0's cron): PING the replicas every
+/// `repl-ping-replica-period` so they can tell a quiet master from a dead link.
+pub fn cron(server: &crate::server::Server) {
+    static LAST_PING_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let now = crate::util::now_ms();
+    let period_ms = server.config.load().repl_ping_replica_period_secs.max(1) as u64 * 1000;
+    let last = LAST_PING_MS.load(Ordering::Relaxed);
+    if now.saturating_sub(last) < period_ms {
+        return;
+    }
+    LAST_PING_MS.store(now, Ordering::Relaxed);
+    let mut ping = Vec::new();
+    super::feed::encode_command(&mut ping, &[Bytes::from_static(b"PING")]);
+    let poke = server.feed.with(|st| {
+        if st.upstream || st.backlog.is_none() || st.replicas.is_empty() {
+            return 0;
+        }
+        st.feed_raw(&ping)
+    });
+    poke_shards(server, poke);
+}
+
+/// `min-replicas-to-write`: whether enough replicas acknowledged within
+/// `min-replicas-max-lag` seconds for a write to be accepted.
+pub fn enough_good_replicas(cfg: &crate::config::Config, server: &crate::server::Server) -> bool {
+    if cfg.min_replicas_to_write == 0 || cfg.min_replicas_max_lag_secs == 0 {
+        return true;
+    }
+    let now = crate::util::now_ms();
+    let max_lag_ms = cfg.min_replicas_max_lag_secs as u64 * 1000;
+    let good = server.feed.with(|st| {
+        st.replicas
+            .iter()
+            .filter(|r| !r.closed.load(Ordering::Relaxed))
+            .filter(|r| now.saturating_sub(r.ack_ms.load(Ordering::Relaxed)) <= max_lag_ms)
+            .count()
+    });
+    good >= cfg.min_replicas_to_write as usize
+}

@@ -89,7 +89,17 @@ pub struct LinkState {
 pub struct Link {
     pub state: parking_lot::Mutex<LinkState>,
     wake: parking_lot::Condvar,
+    /// Held by the link while it applies one command, and by REPLICAOF while it changes the
+    /// epoch: a link whose epoch ended applies nothing more, so a promoted replica's offset
+    /// stops exactly where `second_replid_offset` says. Lock order: this, then shard locks,
+    /// then the feed.
+    apply: parking_lot::Mutex<()>,
 }
+
+/// How long REPLICAOF waits for the link to finish the command it is applying. Only a
+/// REPLICAOF inside MULTI (which holds every shard lock the link may be waiting for) can
+/// reach it; it then goes on without the guarantee.
+const APPLY_WAIT_MS: u64 = 2000;
 
 impl Default for Link {
     fn default() -> Self {
@@ -106,6 +116,7 @@ impl Default for Link {
                 transfer_start_ms: 0,
             }),
             wake: parking_lot::Condvar::new(),
+            apply: parking_lot::Mutex::new(()),
         }
     }
 }
@@ -124,11 +135,21 @@ pub fn link_up() -> bool {
 /// The error a replica gives a command of a normal client instead of running it, if any:
 /// writes on a read-only replica, and everything but STALE commands while the link is down
 /// and `replica-serve-stale-data` is off. One relaxed load when not a replica.
-pub fn reject(cfg: &crate::config::Config, cmd: &crate::commands::Cmd) -> Option<&'static str> {
+pub fn reject(
+    cfg: &crate::config::Config,
+    server: &Server,
+    cmd: &crate::commands::Cmd,
+) -> Option<&'static str> {
+    use crate::commands::flag;
     if !is_replica() {
+        if cfg.min_replicas_to_write > 0
+            && cmd.flags & flag::WRITE != 0
+            && !super::master::enough_good_replicas(cfg, server)
+        {
+            return Some("NOREPLICAS Not enough good replicas to write.");
+        }
         return None;
     }
-    use crate::commands::flag;
     if !cfg.replica_serve_stale_data && !link_up() && cmd.flags & flag::STALE == 0 {
         return Some(
             "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
@@ -160,6 +181,10 @@ pub fn start(server: Arc<Server>) {
 /// Makes this server a replica of `host:port` (REPLICAOF host port, `replicaof`).
 pub fn set_master(server: &Server, host: &str, port: u16) {
     let was_master = !is_replica();
+    let _applying = server
+        .link
+        .apply
+        .try_lock_for(Duration::from_millis(APPLY_WAIT_MS));
     {
         let mut st = server.link.state.lock();
         st.master = Some((host.to_string(), port));
@@ -181,6 +206,10 @@ pub fn set_master(server: &Server, host: &str, port: u16) {
 
 /// REPLICAOF NO ONE: back to master, with a new replid whose history continues the old one.
 pub fn promote(server: &Server) {
+    let _applying = server
+        .link
+        .apply
+        .try_lock_for(Duration::from_millis(APPLY_WAIT_MS));
     {
         let mut st = server.link.state.lock();
         st.master = None;
@@ -526,6 +555,11 @@ impl<'a> Session<'a> {
             crate::log_notice!("Full resync from master: {}:{}", id, off);
             self.full_sync(&id, off)
         } else if let Some(rest) = reply.strip_prefix("+CONTINUE") {
+            let server = self.server;
+            let _applying = server.link.apply.lock();
+            if server.link.state.lock().epoch != self.epoch {
+                return Err(LinkError::Aborted);
+            }
             self.continue_sync(rest.trim());
             Ok(())
         } else {
@@ -611,6 +645,11 @@ impl<'a> Session<'a> {
             let rest = self.buf.split_off(len);
             std::mem::replace(&mut self.buf, rest)
         };
+        let server = self.server;
+        let _applying = server.link.apply.lock();
+        if server.link.state.lock().epoch != self.epoch {
+            return Err(LinkError::Aborted);
+        }
         crate::log_notice!("MASTER <-> REPLICA sync: Flushing old data");
         crate::log_notice!("MASTER <-> REPLICA sync: Loading DB in memory");
         let stream_db = load_rdb(self.server, &data)?;
@@ -685,6 +724,10 @@ impl<'a> Session<'a> {
                         continue;
                     }
                     let raw = self.buf.get(start..end).unwrap_or_default();
+                    let _applying = self.server.link.apply.lock();
+                    if self.server.link.state.lock().epoch != self.epoch {
+                        return Err(LinkError::Aborted);
+                    }
                     if applier.apply(&mut self.client, &args, raw) {
                         // REPLCONF GETACK: answered with the offset before it, then counted.
                         self.send_ack()?;

@@ -102,6 +102,8 @@ pub struct Client {
     pub replica_listening_port: Option<u64>,
     pub replica_announced_ip: Option<String>,
     pub replica_capa_psync2: bool,
+    /// A WAIT in progress: the engine answers it when enough replicas acknowledged.
+    pub wait_ack: Option<crate::replication::master::WaitAck>,
 }
 
 /// A command queued inside MULTI.
@@ -148,6 +150,7 @@ impl Client {
             replica_listening_port: None,
             replica_announced_ip: None,
             replica_capa_psync2: false,
+            wait_ack: None,
         }
     }
 
