@@ -15,7 +15,8 @@
 //! - `storage`: the keyspace of a shard, organized per slot, values and their encodings,
 //!   expiry.
 //! - `config`: typed configuration, redis.conf and command-line parsing, CONFIG GET/SET.
-//! - `persistence`: the RDB file format (encoder and decoder; saving and loading drive it).
+//! - `persistence`: the RDB file format, SAVE/BGSAVE (a forked child writes the snapshot while
+//!   the shards keep serving), the save rules, loading at start-up and `--check-rdb`.
 //! - `replication`: the one ordered stream of propagated commands (for replicas and the AOF),
 //!   and the master side of SYNC/PSYNC.
 //!

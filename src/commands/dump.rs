@@ -77,7 +77,11 @@ fn restore(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
         Err(rdb::RdbError::Unsupported { reason, .. }) if reason.contains("version") => {
             return out.error("ERR DUMP payload version or checksum are wrong")
         }
-        Err(_) => return out.error("ERR Bad data format"),
+        Err(e) => {
+            // Redis logs the decoder's complaint at verbose level in a RESTORE context.
+            crate::log_verbose!("{}", e);
+            return out.error("ERR Bad data format");
+        }
     };
     let deleted = replace && ks.remove(key).is_some();
     let deadline = if ttl != 0 && !absttl {

@@ -27,6 +27,7 @@ pub mod list;
 pub mod long_double;
 pub mod multi;
 pub mod object;
+pub mod persistence;
 pub mod pubsub;
 pub mod replication;
 pub mod scan;
@@ -208,6 +209,7 @@ pub fn all() -> impl Iterator<Item = &'static Cmd> {
         .chain(scan::COMMANDS.iter())
         .chain(object::COMMANDS.iter())
         .chain(server::COMMANDS.iter())
+        .chain(persistence::COMMANDS.iter())
         .chain(list::COMMANDS.iter())
         .chain(blocking::COMMANDS.iter())
         .chain(set::COMMANDS.iter())

@@ -36,7 +36,7 @@ pub static COMMANDS: [Cmd; 8] = [
         "shutdown",
         -1,
         ADMIN | flag::NO_MULTI | flag::ALLOW_BUSY,
-        shutdown,
+        super::persistence::shutdown,
     )
     .with_acl(&["admin", "slow", "dangerous"]),
 ];
@@ -324,31 +324,6 @@ fn command_getkeys(_ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
     }
 }
 
-fn shutdown(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
-    for a in &args[1..] {
-        if parse::eq(a, "abort") {
-            out.error("ERR No shutdown in progress.");
-            return;
-        }
-        if !["nosave", "save", "now", "force"]
-            .iter()
-            .any(|o| parse::eq(a, o))
-        {
-            out.error(err::SYNTAX);
-            return;
-        }
-    }
-    crate::log_warning!("User requested shutdown...");
-    ctx.server.exit_code.store(0, Ordering::SeqCst);
-    ctx.server.shutdown.store(true, Ordering::SeqCst);
-    ctx.client.closing = true;
-    // The main thread waits for SIGTERM; raising it runs the ordinary shutdown path.
-    // SAFETY: sending a signal to our own process.
-    unsafe {
-        libc::kill(libc::getpid(), libc::SIGTERM);
-    }
-}
-
 /// `enable-debug-command`: DEBUG is refused unless enabled (or, with `local`, unless the
 /// client connected over loopback), with Redis's text.
 fn debug_allowed(ctx: &ConnCtx) -> bool {
@@ -404,6 +379,13 @@ fn debug(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
             }
         }
         "protocol" if args.len() == 3 => debug_protocol(&args[2], out),
+        "set-skip-checksum-validation" if args.len() == 3 => {
+            let on = parse::i64_arg(&args[2]).unwrap_or(0) != 0;
+            crate::persistence::rdb::set_skip_checksum(on);
+            out.ok();
+        }
+        "reload" => super::persistence::debug_reload(ctx, args, out),
+        "populate" if args.len() >= 3 => super::persistence::debug_populate(ctx, args, out),
         "digest" if args.len() == 2 => {
             let d = dataset_digest(ctx);
             out.simple(&super::digest::hex(&d));

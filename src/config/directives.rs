@@ -541,15 +541,15 @@ const IMM: u16 = IMMUTABLE;
 /// The registry, in Redis's table order, shardis's directives last.
 pub(crate) static TABLE: &[Directive] = &[
     // Booleans.
-    yesno! {"rdbchecksum", IMM, true, Pending, rdbchecksum},
+    yesno! {"rdbchecksum", IMM, true, Engine, rdbchecksum},
     yesno! {"daemonize", IMM, false, Engine, daemonize},
     yesno! {"io-threads-do-reads", IMM, false, Inert},
     yesno! {"always-show-logo", IMM, false, Inert},
     yesno! {"protected-mode", MOD, true, Pending, protected_mode},
-    yesno! {"rdbcompression", MOD, true, Pending, rdbcompression},
+    yesno! {"rdbcompression", MOD, true, Engine, rdbcompression},
     yesno! {"rdb-del-sync-files", MOD, false, Pending, rdb_del_sync_files},
     yesno! {"activerehashing", MOD, true, Inert},
-    yesno! {"stop-writes-on-bgsave-error", MOD, true, Pending, stop_writes_on_bgsave_error},
+    yesno! {"stop-writes-on-bgsave-error", MOD, true, Engine, stop_writes_on_bgsave_error},
     yesno! {"set-proc-title", IMM, true, Inert},
     yesno! {"dynamic-hz", MOD, true, Pending, dynamic_hz},
     yesno! {"lazyfree-lazy-eviction", MOD, false, Engine, lazyfree_lazy_eviction},
@@ -613,7 +613,7 @@ pub(crate) static TABLE: &[Directive] = &[
     string cluster_config_file},
     text! {"cluster-announce-hostname", MOD, None, NULL, Some(check_hostname), Pending},
     text! {"syslog-ident", IMM, Some("redis"), EMPTY, None, Pending},
-    text! {"dbfilename", MOD | PROTECTED, Some("dump.rdb"), EMPTY, Some(check_dbfilename), Pending,
+    text! {"dbfilename", MOD | PROTECTED, Some("dump.rdb"), EMPTY, Some(check_dbfilename), Engine,
     string dbfilename},
     text! {"appendfilename", IMM, Some("appendonly.aof"), EMPTY, Some(check_appendfilename),
     Pending, string appendfilename},
@@ -657,7 +657,7 @@ pub(crate) static TABLE: &[Directive] = &[
         name: "shutdown-on-sigint",
         alias: None,
         flags: MOD | MULTI_ARG,
-        support: Support::Pending,
+        support: Support::Engine,
         kind: Kind::Enum {
             items: SHUTDOWN_ON_SIG,
             default: 0,
@@ -669,7 +669,7 @@ pub(crate) static TABLE: &[Directive] = &[
         name: "shutdown-on-sigterm",
         alias: None,
         flags: MOD | MULTI_ARG,
-        support: Support::Pending,
+        support: Support::Engine,
         kind: Kind::Enum {
             items: SHUTDOWN_ON_SIG,
             default: 0,
@@ -717,8 +717,8 @@ pub(crate) static TABLE: &[Directive] = &[
     num! {"repl-ping-replica-period" | "repl-ping-slave-period", MOD, 1, INT_MAX, 10, Int S,
     Pending, repl_ping_replica_period_secs as u32},
     num! {"list-compress-depth", MOD, 0, INT_MAX, 0, Int S, Pending, list_compress_depth as u32},
-    num! {"rdb-key-save-delay", MOD | HIDDEN, INT_MIN, INT_MAX, 0, Int S, Pending},
-    num! {"key-load-delay", MOD | HIDDEN, INT_MIN, INT_MAX, 0, Int S, Pending},
+    num! {"rdb-key-save-delay", MOD | HIDDEN, INT_MIN, INT_MAX, 0, Int S, Engine},
+    num! {"key-load-delay", MOD | HIDDEN, INT_MIN, INT_MAX, 0, Int S, Engine},
     num! {"active-expire-effort", MOD, 1, 10, 1, Int S, Pending, active_expire_effort as u32},
     // Redis accepts any hz but runs (and reports) it clamped to 1..=500.
     Directive {
@@ -820,7 +820,7 @@ pub(crate) static TABLE: &[Directive] = &[
     text! {"tls-ciphersuites", MOD, None, NULL, None, Pending},
     // Special.
     special! {"dir", MOD | PROTECTED | DENY_LOADING, Dir, Engine},
-    special! {"save", MOD | MULTI_ARG, Save, Pending},
+    special! {"save", MOD | MULTI_ARG, Save, Engine},
     special! {"client-output-buffer-limit", MOD | MULTI_ARG, ClientOutputBufferLimit, Pending},
     special! {"oom-score-adj-values", MOD | MULTI_ARG, OomScoreAdjValues, Pending},
     special! {"notify-keyspace-events", MOD, NotifyKeyspaceEvents, Pending},

@@ -54,6 +54,8 @@ pub struct Server {
     pub blocked_clients: AtomicUsize,
     /// Pub/sub subscriptions.
     pub pubsub: parking_lot::RwLock<crate::pubsub::Registry>,
+    /// RDB snapshots, the background child, loading (see `persistence::snapshot`).
+    pub persistence: crate::persistence::Persistence,
     /// The replication/AOF command stream.
     pub feed: crate::replication::Feed,
     /// Connections that completed SYNC/PSYNC and still stream.
@@ -87,6 +89,7 @@ impl Server {
             monitor_count: AtomicUsize::new(0),
             blocked_clients: AtomicUsize::new(0),
             pubsub: Default::default(),
+            persistence: Default::default(),
             feed: crate::replication::Feed::new(),
             connected_replicas: AtomicUsize::new(0),
             link: Default::default(),

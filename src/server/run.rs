@@ -184,6 +184,79 @@ fn daemonize() -> Result<(), String> {
     Ok(())
 }
 
+/// Whether one of the (blocked) signals in `sigs` is waiting to be taken.
+fn signal_pending(sigs: &SigSet) -> bool {
+    // SAFETY: sigpending fills a local set; sigismember only reads it.
+    unsafe {
+        let mut pending: libc::sigset_t = std::mem::zeroed();
+        if libc::sigpending(&mut pending) != 0 {
+            return false;
+        }
+        sigs.iter()
+            .any(|s| libc::sigismember(&pending, s as libc::c_int) == 1)
+    }
+}
+
+fn pidfile_path(cfg: &Config) -> String {
+    if cfg.pidfile.is_empty() && cfg.daemonize {
+        "/var/run/redis_6379.pid".to_string()
+    } else {
+        cfg.pidfile.clone()
+    }
+}
+
+/// How often the main thread runs the persistence cron while it waits for signals.
+const MAIN_CRON_PERIOD_MS: i64 = 100;
+
+/// The main thread's loop: wait for SIGTERM/SIGINT, running the persistence cron (reaping
+/// the BGSAVE child, save rules) in between. A signal saves and exits as
+/// `shutdown-on-sigterm`/`shutdown-on-sigint` say; when that save fails the server keeps
+/// running, as Redis's does.
+fn wait_for_shutdown(server: &Server, sigs: &SigSet) {
+    let period = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: MAIN_CRON_PERIOD_MS * 1_000_000,
+    };
+    while !server.shutdown.load(Ordering::SeqCst) {
+        // SAFETY: waiting on a signal set that is blocked in every thread.
+        let sig = unsafe { libc::sigtimedwait(sigs.as_ref(), std::ptr::null_mut(), &period) };
+        if sig < 0 {
+            crate::persistence::snapshot::cron(server);
+            continue;
+        }
+        if server.shutdown.load(Ordering::SeqCst) {
+            return;
+        }
+        let cfg = server.config.load();
+        let (name, flags) = if sig == libc::SIGINT {
+            ("SIGINT", cfg.shutdown_on_sigint)
+        } else {
+            ("SIGTERM", cfg.shutdown_on_sigterm)
+        };
+        log_warning!("Received {} scheduling shutdown...", name);
+        if !crate::persistence::snapshot::shutdown(server, flags) {
+            log_warning!(
+                "{} received but errors trying to shut down the server, check the logs for more information",
+                name
+            );
+        }
+    }
+}
+
+/// The end of a shutdown decided while the caller holds every shard (`guards`, kept held
+/// until the process is gone): remove the pid file, log, exit.
+pub fn exit_after_shutdown(server: &Server, guards: &[crate::shard::DataGuard<'_>]) -> ! {
+    let _still_held = guards;
+    let cfg = server.config.load();
+    let pidfile = pidfile_path(&cfg);
+    if !pidfile.is_empty() {
+        log_notice!("Removing the pid file.");
+        let _ = std::fs::remove_file(&pidfile);
+    }
+    log_warning!("shardis is now ready to exit, bye bye...");
+    std::process::exit(server.exit_code.load(Ordering::SeqCst) as i32)
+}
+
 /// Runs the server until shutdown. Returns the process exit code.
 pub fn run(mut cfg: Config) -> i32 {
     if cfg.daemonize {
@@ -247,6 +320,9 @@ pub fn run(mut cfg: Config) -> i32 {
         log_warning!("Accepted but not implemented yet: {}", what);
     }
     log_notice!("Server initialized");
+    // Clients connecting during the load get -LOADING from the start.
+    let has_rdb = crate::persistence::load::startup_file_exists(&server);
+    server.persistence.loading.store(has_rdb, Ordering::SeqCst);
 
     let (tx, rx) = std::sync::mpsc::channel::<Result<String, String>>();
     let mut threads = Vec::new();
@@ -313,33 +389,20 @@ pub fn run(mut cfg: Config) -> i32 {
             Err(_) => return 1,
         }
     }
-    let pidfile = if cfg.pidfile.is_empty() && cfg.daemonize {
-        "/var/run/redis_6379.pid".to_string()
-    } else {
-        cfg.pidfile.clone()
-    };
+    let interrupted = || signal_pending(&sigs);
+    if let Err(code) = crate::persistence::load::load_at_startup(&server, &interrupted) {
+        server.request_shutdown();
+        for t in threads {
+            let _ = t.join();
+        }
+        return code;
+    }
+    let pidfile = pidfile_path(&cfg);
     write_pidfile(&pidfile);
     crate::replication::replica::start(server.clone());
     log_notice!("Ready to accept connections tcp");
 
-    loop {
-        match sigs.wait() {
-            Ok(sig) => {
-                if !server.shutdown.load(Ordering::SeqCst) {
-                    log_warning!(
-                        "Received {} scheduling shutdown...",
-                        if sig == Signal::SIGINT {
-                            "SIGINT"
-                        } else {
-                            "SIGTERM"
-                        }
-                    );
-                }
-                break;
-            }
-            Err(_) => continue,
-        }
-    }
+    wait_for_shutdown(&server, &sigs);
     server.request_shutdown();
     for t in threads {
         let _ = t.join();

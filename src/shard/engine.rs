@@ -395,15 +395,17 @@ impl<I: Io> Shard<I> {
         if args.is_empty() {
             return Flow::Continue;
         }
-        let prepared = dispatch::prepare(c, &args, home, nshards, auth_required).and_then(|p| {
-            match crate::replication::replica::reject(&self.cfg, &self.server, p.cmd) {
-                Some(e) => Err(dispatch::Rejected {
-                    error: e.as_bytes().to_vec(),
-                    full_name: Some(p.full_name),
-                }),
-                None => Ok(p),
-            }
-        });
+        let prepared = dispatch::prepare(c, &args, home, nshards, auth_required)
+            .and_then(|p| crate::persistence::snapshot::admit(&self.server, &self.cfg, c, p))
+            .and_then(|p| {
+                match crate::replication::replica::reject(&self.cfg, &self.server, p.cmd) {
+                    Some(e) => Err(dispatch::Rejected {
+                        error: e.as_bytes().to_vec(),
+                        full_name: Some(p.full_name),
+                    }),
+                    None => Ok(p),
+                }
+            });
         if c.inflight > 0 {
             let same = matches!(&prepared, Ok(p) if p.route == Route::Remote(c.inflight_shard));
             if !same {
@@ -511,6 +513,9 @@ impl<I: Io> Shard<I> {
             }
             Route::Multi(set) => {
                 self.run_data(token, p.cmd, p.full_name, &args, &set, now_ms);
+                if p.cmd.name == "flushall" {
+                    crate::persistence::snapshot::after_flushall(&self.server);
+                }
                 Flow::Continue
             }
             Route::Remote(s) => {

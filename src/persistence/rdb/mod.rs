@@ -85,6 +85,18 @@ pub(crate) fn array_at<const N: usize>(b: &[u8], at: usize) -> Option<[u8; N]> {
     b.get(at..at.checked_add(N)?)?.try_into().ok()
 }
 
+/// DEBUG SET-SKIP-CHECKSUM-VALIDATION: when set, RDB files and DUMP payloads are accepted
+/// whatever their CRC-64 (Redis's `skip_checksum_validation`, a testing aid).
+static SKIP_CHECKSUM: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn set_skip_checksum(on: bool) {
+    SKIP_CHECKSUM.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+pub(crate) fn skip_checksum() -> bool {
+    SKIP_CHECKSUM.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// The RDB format version Redis 7.0 writes (and the newest it reads).
 pub const RDB_VERSION: u32 = 10;
 

@@ -1,0 +1,671 @@
+//! Saving RDB snapshots: SAVE, BGSAVE, the `save <seconds> <changes>` rules, the save at
+//! shutdown, and the state INFO persistence reports.
+//!
+//! A snapshot is always written the same way (`write_file`): `temp-<pid>.rdb` in the working
+//! directory (which is `dir`), buffered, fsynced, then renamed over `dbfilename`, so the
+//! target is either the old file or the whole new one, never a torn mix. SAVE and the
+//! shutdown save run it in the calling thread with every shard locked (the server is stopped
+//! meanwhile, as Redis's is); BGSAVE runs it in a forked child (`child`) while the shards keep
+//! serving.
+//!
+//! Changes since the last save (`rdb_changes_since_last_save`) are the sum of the shards'
+//! `dirty` counters. When a background save starts, each shard's counter is recorded; when it
+//! succeeds, each shard's counter drops by what it was at the fork, so changes made while the
+//! child ran still count (Redis's `dirty_before_bgsave`, per shard).
+//!
+//! `Persistence` is the one piece of shared state: a mutex around the bookkeeping (the child,
+//! counters, the function libraries to re-emit) plus atomics for what every command reads
+//! (`bgsave_failed` for MISCONF, `loading` for LOADING). The persistence cron (`cron`) runs
+//! on the main thread ten times a second: it reaps the child and fires the save rules and
+//! scheduled BGSAVEs.
+
+use super::child::{self, ChildKind, Exit, Running};
+use super::rdb::{DbView, RdbOptions, RdbWriter};
+use crate::config::Config;
+use crate::server::Server;
+use crate::shard::DataGuard;
+use crate::storage::ShardData;
+use crate::{log_notice, log_warning};
+use parking_lot::Mutex;
+use std::io::{BufWriter, Write};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// After a failed background save, automatic saves wait this long before retrying (Redis's
+/// `CONFIG_BGSAVE_RETRY_DELAY`).
+const BGSAVE_RETRY_DELAY_SECS: u64 = 5;
+/// The snapshot file is written through a buffer of this size.
+const WRITE_BUFFER_BYTES: usize = 1 << 20;
+
+/// Redis's MISCONF text (`shared.bgsaveerr`, without the leading `-`).
+pub const MISCONF: &str = "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.";
+
+/// Persistence state shared by all threads (a field of `Server`).
+pub struct Persistence {
+    state: Mutex<State>,
+    /// The last background save failed (`lastbgsave_status == C_ERR`).
+    pub bgsave_failed: AtomicBool,
+    /// A dataset is being loaded (INFO `loading`, `-LOADING`).
+    pub loading: AtomicBool,
+    pub latest_fork_usec: AtomicU64,
+    pub total_forks: AtomicU64,
+    /// Start-up load progress (INFO `loading_*`).
+    pub loading_start_secs: AtomicU64,
+    pub loading_total_bytes: AtomicU64,
+    pub loading_loaded_bytes: AtomicU64,
+}
+
+/// The bookkeeping behind `Persistence`'s mutex.
+#[derive(Default)]
+pub struct State {
+    pub child: Option<Running>,
+    /// BGSAVE SCHEDULE (or a BGSAVE while another child ran): start one when possible.
+    pub bgsave_scheduled: bool,
+    /// Each shard's `dirty` when the running background save forked.
+    pub dirty_at_fork: Vec<u64>,
+    /// Unix seconds of the last background save attempt.
+    pub last_bgsave_try_secs: u64,
+    /// Duration of the last background save, seconds (-1 = none yet).
+    pub rdb_save_time_last_secs: i64,
+    pub rdb_saves: u64,
+    pub rdb_last_cow_bytes: u64,
+    pub load_keys_loaded: u64,
+    pub load_keys_expired: u64,
+    /// Function library code read from the last RDB loaded, written back into every
+    /// snapshot. HOOK(scripting): once `scripting::load_library(code)` exists, the loader
+    /// hands each library to it and the saver takes the registry's libraries instead.
+    pub functions: Vec<Vec<u8>>,
+}
+
+impl Default for Persistence {
+    fn default() -> Self {
+        Persistence {
+            state: Mutex::new(State {
+                rdb_save_time_last_secs: -1,
+                ..Default::default()
+            }),
+            bgsave_failed: AtomicBool::new(false),
+            loading: AtomicBool::new(false),
+            latest_fork_usec: AtomicU64::new(0),
+            total_forks: AtomicU64::new(0),
+            loading_start_secs: AtomicU64::new(0),
+            loading_total_bytes: AtomicU64::new(0),
+            loading_loaded_bytes: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Persistence {
+    pub fn state(&self) -> parking_lot::MutexGuard<'_, State> {
+        self.state.lock()
+    }
+
+    /// Whether write commands get MISCONF (`writeCommandsDeniedByDiskError` for RDB).
+    pub fn writes_refused(&self, cfg: &Config) -> bool {
+        self.bgsave_failed.load(Ordering::Relaxed)
+            && cfg.stop_writes_on_bgsave_error
+            && !cfg.save.is_empty()
+    }
+}
+
+/// The persistence checks of `processCommand`, run by the engine after the dispatcher's own
+/// checks: `-LOADING` for commands without the `loading` flag while a dataset loads, and
+/// `-MISCONF` for writes (EXEC of a transaction holding one, and PING, as in Redis) after a
+/// failed background save with `stop-writes-on-bgsave-error`. Two atomic loads when nothing
+/// is wrong.
+pub fn admit(
+    server: &Server,
+    cfg: &Config,
+    client: &crate::server::Client,
+    p: crate::server::dispatch::Prepared,
+) -> Result<crate::server::dispatch::Prepared, crate::server::dispatch::Rejected> {
+    use crate::commands::flag;
+    let misconf = server.persistence.writes_refused(cfg);
+    let loading = server.persistence.loading.load(Ordering::Relaxed);
+    if !misconf && !loading {
+        return Ok(p);
+    }
+    let queued = |f: u32| {
+        p.cmd.name == "exec"
+            && client
+                .multi
+                .as_ref()
+                .is_some_and(|q| q.iter().any(|c| c.cmd.flags & f != 0))
+    };
+    let is_write = p.cmd.flags & flag::WRITE != 0 || queued(flag::WRITE);
+    if misconf && (is_write || p.cmd.name == "ping") {
+        return Err(crate::server::dispatch::Rejected {
+            error: MISCONF.as_bytes().to_vec(),
+            full_name: Some(p.full_name),
+        });
+    }
+    let deny_loading = p.cmd.flags & flag::LOADING == 0
+        || (p.cmd.name == "exec"
+            && client
+                .multi
+                .as_ref()
+                .is_some_and(|q| q.iter().any(|c| c.cmd.flags & flag::LOADING == 0)));
+    if loading && deny_loading {
+        return Err(crate::server::dispatch::Rejected {
+            error: b"LOADING Redis is loading the dataset in memory".to_vec(),
+            full_name: Some(p.full_name),
+        });
+    }
+    Ok(p)
+}
+
+/// What a save needs, copied out of the config before any fork.
+pub struct SaveJob {
+    pub filename: String,
+    pub opts: RdbOptions,
+    /// `rdb-key-save-delay`: microseconds to sleep after each key (negative: busy loop of
+    /// that many iterations), to slow saves down in tests.
+    pub key_delay_us: i64,
+    pub functions: Vec<Vec<u8>>,
+}
+
+impl SaveJob {
+    pub fn new(server: &Server, functions: Vec<Vec<u8>>) -> SaveJob {
+        let cfg = server.config.load();
+        SaveJob {
+            filename: cfg.dbfilename.clone(),
+            opts: RdbOptions {
+                compression: cfg.rdbcompression,
+                checksum: cfg.rdbchecksum,
+                used_mem_bytes: crate::commands::info::rss_bytes(),
+                ..Default::default()
+            },
+            key_delay_us: config_int(&cfg, "rdb-key-save-delay"),
+            functions,
+        }
+    }
+}
+
+/// A numeric directive read through CONFIG GET (hidden test knobs without a typed field).
+pub fn config_int(cfg: &Config, name: &str) -> i64 {
+    cfg.get(&[name.as_bytes()])
+        .first()
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0)
+}
+
+pub(crate) fn key_delay(us: i64) {
+    if us > 0 {
+        std::thread::sleep(std::time::Duration::from_micros(us as u64));
+    } else if us < 0 {
+        for i in 0..us.unsigned_abs() {
+            std::hint::black_box(i);
+        }
+    }
+}
+
+/// The name of the temporary file a save by process `pid` writes.
+pub fn temp_name(pid: u32) -> String {
+    format!("temp-{pid}.rdb")
+}
+
+/// Writes the shards' data as an RDB to `temp-<our pid>.rdb`, fsyncs it and renames it over
+/// the job's file. `on_key` runs after each key (progress reports). Returns the bytes written;
+/// on failure the temporary file is removed and the error logged as Redis logs it.
+pub fn write_file(
+    shards: &[&ShardData],
+    job: &SaveJob,
+    on_key: &mut dyn FnMut(),
+    log: &dyn Fn(&str),
+) -> std::io::Result<u64> {
+    let temp = temp_name(std::process::id());
+    let file = match std::fs::File::create(&temp) {
+        Ok(f) => f,
+        Err(e) => {
+            let cwd = std::env::current_dir().map(|p| p.display().to_string());
+            log(&format!(
+                "Failed opening the temp RDB file {} (in server root dir {}) for saving: {}",
+                temp,
+                cwd.unwrap_or_default(),
+                e
+            ));
+            return Err(e);
+        }
+    };
+    let written = write_body(file, shards, job, on_key).and_then(|bytes| {
+        std::fs::rename(&temp, &job.filename).map_err(|e| {
+            let cwd = std::env::current_dir().map(|p| p.display().to_string());
+            log(&format!(
+                "Error moving temp DB file {} on the final destination {} (in server root dir {}): {}",
+                temp,
+                job.filename,
+                cwd.unwrap_or_default(),
+                e
+            ));
+            e
+        })?;
+        Ok(bytes)
+    });
+    match written {
+        Ok(bytes) => {
+            // The rename itself must survive a crash too.
+            if let Ok(d) = std::fs::File::open(".") {
+                let _ = d.sync_all();
+            }
+            Ok(bytes)
+        }
+        Err(e) => {
+            log(&format!("Write error saving DB on disk: {e}"));
+            let _ = std::fs::remove_file(&temp);
+            Err(e)
+        }
+    }
+}
+
+fn write_body(
+    file: std::fs::File,
+    shards: &[&ShardData],
+    job: &SaveJob,
+    on_key: &mut dyn FnMut(),
+) -> std::io::Result<u64> {
+    let mut rw = RdbWriter::new(
+        BufWriter::with_capacity(WRITE_BUFFER_BYTES, file),
+        &job.opts,
+    )?;
+    for code in &job.functions {
+        rw.function(code)?;
+    }
+    for view in DbView::from_shards(shards) {
+        rw.select_db(view.index, view.keys(), view.volatile())?;
+        for (key, entry) in view.entries() {
+            rw.entry(key, entry)?;
+            key_delay(job.key_delay_us);
+            on_key();
+        }
+    }
+    let (mut w, bytes) = rw.finish()?;
+    w.flush()?;
+    let file = w.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    Ok(bytes)
+}
+
+/// Sum of the shards' change counters.
+pub fn dirty_of(guards: &[DataGuard<'_>]) -> u64 {
+    guards.iter().map(|g| g.stats.dirty).sum()
+}
+
+/// Keys in every database of every shard.
+fn keys_of(guards: &[DataGuard<'_>]) -> u64 {
+    guards
+        .iter()
+        .map(|g| g.dbs.iter().map(|d| d.keys as u64).sum::<u64>())
+        .sum()
+}
+
+/// A synchronous save (`rdbSave`) over shards the caller holds. On success the change
+/// counters restart at zero and LASTSAVE moves.
+///
+/// Lock order: shard locks, then the persistence state (briefly); never the reverse, so a
+/// thread holding shards (EXEC, DEBUG RELOAD) can always reach the state.
+pub fn save_locked(server: &Server, guards: &mut [DataGuard<'_>]) -> std::io::Result<()> {
+    let functions = server.persistence.state().functions.clone();
+    let job = SaveJob::new(server, functions);
+    let shards: Vec<&ShardData> = guards.iter().map(|g| &**g).collect();
+    write_file(&shards, &job, &mut || {}, &|m| log_warning!("{}", m))?;
+    log_notice!("DB saved on disk");
+    for g in guards.iter_mut() {
+        g.stats.dirty = 0;
+    }
+    server
+        .lastsave_secs
+        .store(crate::util::now_ms() / 1000, Ordering::Relaxed);
+    server
+        .persistence
+        .bgsave_failed
+        .store(false, Ordering::Relaxed);
+    server.persistence.state().rdb_saves += 1;
+    Ok(())
+}
+
+fn rdb_child_running(server: &Server) -> bool {
+    server
+        .persistence
+        .state()
+        .child
+        .as_ref()
+        .is_some_and(|c| c.kind == ChildKind::Rdb)
+}
+
+/// SAVE: refused while a background save runs.
+pub fn save(server: &Server) -> Result<(), &'static str> {
+    if rdb_child_running(server) {
+        return Err("ERR Background save already in progress");
+    }
+    let mut guards = server.lock_all();
+    save_locked(server, &mut guards).map_err(|_| "ERR")
+}
+
+/// What BGSAVE answered.
+#[derive(Debug, PartialEq, Eq)]
+pub enum BgsaveReply {
+    Started,
+    Scheduled,
+    AlreadyInProgress,
+    OtherChild,
+    Failed,
+}
+
+/// BGSAVE [SCHEDULE] (`bgsaveCommand`).
+pub fn bgsave(server: &Server, schedule: bool) -> BgsaveReply {
+    start_bgsave(server, schedule)
+}
+
+/// Forks the BGSAVE child (`rdbSaveBackground`) unless a child already runs. Every shard is
+/// held from before the check to after the fork, and every fork holds them all, so two
+/// children can never start at once.
+fn start_bgsave(server: &Server, schedule: bool) -> BgsaveReply {
+    let clog = crate::log::child_log();
+    let functions = server.persistence.state().functions.clone();
+    let job = SaveJob::new(server, functions);
+    let guards = server.lock_all();
+    let mut st = server.persistence.state();
+    match st.child.as_ref().map(|c| c.kind) {
+        Some(ChildKind::Rdb) => return BgsaveReply::AlreadyInProgress,
+        Some(_) if schedule => {
+            st.bgsave_scheduled = true;
+            return BgsaveReply::Scheduled;
+        }
+        Some(_) => return BgsaveReply::OtherChild,
+        None => {}
+    }
+    st.last_bgsave_try_secs = crate::util::now_ms() / 1000;
+    let keys_total = keys_of(&guards);
+    let dirty_at_fork: Vec<u64> = guards.iter().map(|g| g.stats.dirty).collect();
+    let forked = child::fork_child(&guards, ChildKind::Rdb, keys_total, |shards, reporter| {
+        let log = |m: &str| clog.log(crate::log::Level::Warning, m);
+        let mut on_key = || reporter.key_done();
+        match write_file(shards, &job, &mut on_key, &log) {
+            Ok(_) => {
+                clog.log(crate::log::Level::Notice, "DB saved on disk");
+                let cow = child::private_dirty_bytes();
+                clog.log(
+                    crate::log::Level::Notice,
+                    &format!(
+                        "Fork CoW for RDB: current {} MB, peak {} MB, average {} MB",
+                        cow >> 20,
+                        cow >> 20,
+                        cow >> 21
+                    ),
+                );
+                0
+            }
+            Err(_) => 1,
+        }
+    });
+    drop(guards);
+    match forked {
+        Ok((running, fork_usec)) => {
+            let p = &server.persistence;
+            p.latest_fork_usec.store(fork_usec, Ordering::Relaxed);
+            p.total_forks.fetch_add(1, Ordering::Relaxed);
+            log_notice!("Background saving started by pid {}", running.pid);
+            st.child = Some(running);
+            st.dirty_at_fork = dirty_at_fork;
+            st.bgsave_scheduled = false;
+            BgsaveReply::Started
+        }
+        Err(e) => {
+            server
+                .persistence
+                .bgsave_failed
+                .store(true, Ordering::Relaxed);
+            log_warning!("Can't save in background: fork: {}", e);
+            BgsaveReply::Failed
+        }
+    }
+}
+
+/// Kills a running BGSAVE child (FLUSHALL, SHUTDOWN). With `wait`, reaps it at once and
+/// removes its temporary file; otherwise the cron reaps it (the exit by SIGUSR1 is not an
+/// error).
+pub fn kill_rdb_child(server: &Server, wait: bool) {
+    let mut st = server.persistence.state();
+    let Some(c) = st.child.as_mut().filter(|c| c.kind == ChildKind::Rdb) else {
+        return;
+    };
+    c.kill();
+    if wait {
+        let pid = c.pid;
+        let _ = c.try_reap(true);
+        st.child = None;
+        let _ = std::fs::remove_file(temp_name(pid as u32));
+    }
+}
+
+/// The persistence cron (main thread, about 10 times a second): reap the child, then start a
+/// scheduled BGSAVE or one a save rule asks for.
+pub fn cron(server: &Server) {
+    let (done, dirty_at_fork) = {
+        let mut st = server.persistence.state();
+        let done = st.child.as_mut().and_then(|c| {
+            c.read_reports();
+            c.try_reap(false)
+        });
+        if done.is_some() {
+            st.child = None;
+        }
+        (done, std::mem::take(&mut st.dirty_at_fork))
+    };
+    if let Some(done) = done {
+        finish_child(server, done, &dirty_at_fork);
+    } else if !dirty_at_fork.is_empty() {
+        server.persistence.state().dirty_at_fork = dirty_at_fork;
+    }
+    let (busy, scheduled, last_try) = {
+        let st = server.persistence.state();
+        (
+            st.child.is_some(),
+            st.bgsave_scheduled,
+            st.last_bgsave_try_secs,
+        )
+    };
+    if busy || server.shutdown.load(Ordering::Relaxed) {
+        return;
+    }
+    let now_secs = crate::util::now_ms() / 1000;
+    let may_retry = !server.persistence.bgsave_failed.load(Ordering::Relaxed)
+        || now_secs.saturating_sub(last_try) > BGSAVE_RETRY_DELAY_SECS;
+    if !may_retry {
+        return;
+    }
+    if scheduled {
+        start_bgsave(server, false);
+        return;
+    }
+    let cfg = server.config.load();
+    if cfg.save.is_empty() {
+        return;
+    }
+    let dirty: u64 = server
+        .shards
+        .iter()
+        .map(|s| s.lock_data().stats.dirty)
+        .sum();
+    let since = now_secs.saturating_sub(server.lastsave_secs.load(Ordering::Relaxed));
+    if let Some(rule) = cfg
+        .save
+        .iter()
+        .find(|r| dirty >= r.changes && since > r.seconds)
+    {
+        log_notice!(
+            "{} changes in {} seconds. Saving...",
+            rule.changes,
+            rule.seconds
+        );
+        start_bgsave(server, false);
+    }
+}
+
+/// Bookkeeping after a child exits (`backgroundSaveDoneHandlerDisk`).
+fn finish_child(server: &Server, done: child::Finished, dirty_at_fork: &[u64]) {
+    if done.kind != ChildKind::Rdb {
+        // HOOK(aof): the AOF rewrite's done handler goes here.
+        return;
+    }
+    let p = &server.persistence;
+    let mut saved = false;
+    match done.exit {
+        Exit::Code(0) => {
+            log_notice!("Background saving terminated with success");
+            for (shard, at_fork) in server.shards.iter().zip(dirty_at_fork) {
+                let mut d = shard.lock_data();
+                d.stats.dirty = d.stats.dirty.saturating_sub(*at_fork);
+            }
+            server
+                .lastsave_secs
+                .store(crate::util::now_ms() / 1000, Ordering::Relaxed);
+            p.bgsave_failed.store(false, Ordering::Relaxed);
+            saved = true;
+        }
+        Exit::Code(_) => {
+            log_warning!("Background saving error");
+            p.bgsave_failed.store(true, Ordering::Relaxed);
+        }
+        Exit::Signal(sig) => {
+            log_warning!("Background saving terminated by signal {}", sig);
+            let _ = std::fs::remove_file(temp_name(done.pid as u32));
+            if sig != libc::SIGUSR1 {
+                p.bgsave_failed.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+    let mut st = p.state();
+    if saved {
+        st.rdb_saves += 1;
+    }
+    st.rdb_save_time_last_secs = (done.elapsed_ms / 1000) as i64;
+    st.rdb_last_cow_bytes = done.last.cow_bytes;
+}
+
+/// FLUSHALL's persistence side (`flushAllDataAndResetRDB`): a running BGSAVE is aborted, and
+/// when save rules exist the now empty dataset is saved at once.
+pub fn after_flushall(server: &Server) {
+    kill_rdb_child(server, false);
+    if server.config.load().save.is_empty() {
+        return;
+    }
+    let mut guards = server.lock_all();
+    let _ = save_locked(server, &mut guards);
+    if let Some(g) = guards.first_mut() {
+        g.stats.dirty += 1;
+    }
+}
+
+/// The persistence side of shutting down (`finishShutdown`), for SHUTDOWN and the signals:
+/// kill a BGSAVE child, save when rules exist (unless NOSAVE) or when SAVE is given, and
+/// exit the process with every shard still held. Returns false, leaving the server running,
+/// only when the save failed without FORCE.
+pub fn shutdown(server: &Server, flags: u32) -> bool {
+    use crate::config::shutdown::{FORCE, NOSAVE, SAVE};
+    let mut flags = flags;
+    if server.persistence.loading.load(Ordering::Relaxed) {
+        flags = (flags & !SAVE) | NOSAVE;
+    }
+    if rdb_child_running(server) {
+        log_warning!("There is a child saving an .rdb. Killing it!");
+        kill_rdb_child(server, true);
+    }
+    let cfg = server.config.load();
+    let mut guards = server.lock_all();
+    if (!cfg.save.is_empty() && flags & NOSAVE == 0) || flags & SAVE != 0 {
+        log_notice!("Saving the final RDB snapshot before exiting.");
+        if save_locked(server, &mut guards).is_err() {
+            if flags & FORCE == 0 {
+                log_warning!("Error trying to save the DB, can't exit.");
+                return false;
+            }
+            log_warning!("Error trying to save the DB. Exit anyway.");
+        }
+    }
+    // Exit while every shard is still held: no command runs after the snapshot, so no
+    // write is acknowledged and then lost (Redis exits from inside the command too).
+    server.shutdown.store(true, Ordering::SeqCst);
+    crate::server::run::exit_after_shutdown(server, &guards)
+}
+
+/// INFO persistence, every field Redis 7.0 prints (AOF fields with AOF off).
+pub fn info_section(server: &Server, dirty: u64) -> String {
+    let st = server.persistence.state();
+    let now_ms = crate::util::now_ms();
+    let rdb_child = st.child.as_ref().filter(|c| c.kind == ChildKind::Rdb);
+    let (cow_peak, cow, cow_age, perc, processed, total, current_secs) = match &st.child {
+        Some(c) => (
+            c.cow_peak_bytes,
+            c.last.cow_bytes,
+            if c.last_at_ms > 0 {
+                now_ms.saturating_sub(c.last_at_ms) / 1000
+            } else {
+                0
+            },
+            if c.keys_total > 0 {
+                c.last.keys_processed as f64 * 100.0 / c.keys_total as f64
+            } else {
+                0.0
+            },
+            c.last.keys_processed,
+            c.keys_total,
+            now_ms.saturating_sub(c.start_ms) as i64 / 1000,
+        ),
+        None => (0, 0, 0, 0.0, 0, 0, -1),
+    };
+    let p = &server.persistence;
+    let loading = p.loading.load(Ordering::Relaxed) as u8;
+    let lastsave = server.lastsave_secs.load(Ordering::Relaxed);
+    let mut text = format!(
+        "# Persistence\r\nloading:{loading}\r\nasync_loading:0\r\ncurrent_cow_peak:{cow_peak}\r\n\
+         current_cow_size:{cow}\r\ncurrent_cow_size_age:{cow_age}\r\ncurrent_fork_perc:{perc:.2}\r\n\
+         current_save_keys_processed:{processed}\r\ncurrent_save_keys_total:{total}\r\n\
+         rdb_changes_since_last_save:{dirty}\r\nrdb_bgsave_in_progress:{}\r\n\
+         rdb_last_save_time:{lastsave}\r\nrdb_last_bgsave_status:{}\r\n\
+         rdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{}\r\nrdb_saves:{}\r\n\
+         rdb_last_cow_size:{}\r\nrdb_last_load_keys_expired:{}\r\nrdb_last_load_keys_loaded:{}\r\n\
+         aof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\n\
+         aof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\n\
+         aof_last_bgrewrite_status:ok\r\naof_rewrites:0\r\naof_rewrites_consecutive_failures:0\r\n\
+         aof_last_write_status:ok\r\naof_last_cow_size:0\r\nmodule_fork_in_progress:0\r\n\
+         module_fork_last_cow_size:0\r\n",
+        rdb_child.is_some() as u8,
+        if p.bgsave_failed.load(Ordering::Relaxed) {
+            "err"
+        } else {
+            "ok"
+        },
+        st.rdb_save_time_last_secs,
+        if rdb_child.is_some() { current_secs } else { -1 },
+        st.rdb_saves,
+        st.rdb_last_cow_bytes,
+        st.load_keys_expired,
+        st.load_keys_loaded,
+    );
+    if loading == 1 {
+        text.push_str(&loading_fields(p));
+    }
+    text
+}
+
+/// The `loading_*` fields Redis adds while a load runs.
+fn loading_fields(p: &Persistence) -> String {
+    let start = p.loading_start_secs.load(Ordering::Relaxed);
+    let total = p.loading_total_bytes.load(Ordering::Relaxed);
+    let done = p.loading_loaded_bytes.load(Ordering::Relaxed).min(total);
+    let perc = if total > 0 {
+        done as f64 * 100.0 / total as f64
+    } else {
+        0.0
+    };
+    let elapsed = (crate::util::now_ms() / 1000).saturating_sub(start);
+    let eta = if elapsed == 0 {
+        1
+    } else {
+        elapsed * (total - done).max(1) / (done + 1)
+    };
+    format!(
+        "loading_start_time:{start}\r\nloading_total_bytes:{total}\r\nloading_rdb_used_mem:0\r\n\
+         loading_loaded_bytes:{done}\r\nloading_loaded_perc:{perc:.2}\r\nloading_eta_seconds:{eta}\r\n"
+    )
+}
