@@ -27,8 +27,9 @@
 //! `shard`).
 
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: alloc::Counting = alloc::Counting;
 
+pub mod alloc;
 pub mod commands;
 pub mod config;
 pub mod log;

@@ -88,7 +88,7 @@ fn with_bit_buffer<R>(
         None => {
             let mut buf = vec![0u8; len];
             let r = f(&mut buf, true);
-            ks.set(key, Value::Str(RStr::Raw(buf)));
+            ks.set(key, Value::Str(RStr::raw(buf)));
             Ok(r)
         }
     }
@@ -293,7 +293,7 @@ fn bitop(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
         return out.int(0);
     }
     let len = result.len();
-    ks.set(target, Value::Str(RStr::Raw(result)));
+    ks.set(target, Value::Str(RStr::raw(result)));
     ks.signal_modified(target);
     ks.notify('$', "set", target);
     ks.dirty(1);

@@ -105,7 +105,9 @@ fn restore(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
             .lru_secs
             .saturating_sub(secs.min(u32::MAX as i64) as u32);
     }
-    let _ = freq; // No LFU counter until maxmemory policies land (OBJECT FREQ refuses meanwhile).
+    if let Some(f) = freq {
+        entry.lfu = crate::storage::evict::lfu_with_freq(f.clamp(0, 255) as u8);
+    }
     ks.insert_entry(key, entry);
     ks.signal_modified(key);
     ks.notify('g', "restore", key);

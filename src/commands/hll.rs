@@ -145,7 +145,7 @@ fn pfadd(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
             // A fresh HLL is never corrupt.
             let changed = add_all(&mut s, elements).unwrap_or(0);
             hll::invalidate_cache(&mut s);
-            ks.set(key, Value::Str(RStr::Raw(s)));
+            ks.set(key, Value::Str(RStr::raw(s)));
             changed + 1
         }
         Some(entry) => {
@@ -242,7 +242,7 @@ fn pfmerge(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
         None => {
             let mut s = hll::new_sparse();
             let stored = store_registers(&mut s, &max, use_dense);
-            ks.set(dest, Value::Str(RStr::Raw(s)));
+            ks.set(dest, Value::Str(RStr::raw(s)));
             stored
         }
         // The loop above accepted the destination, as a source, so it is an HLL.

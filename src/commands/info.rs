@@ -79,19 +79,6 @@ pub fn rss_bytes() -> u64 {
         .map_or(0, |p| p * page)
 }
 
-fn human(n: u64) -> String {
-    let f = n as f64;
-    if n < 1024 {
-        format!("{}B", n)
-    } else if f < 1024.0 * 1024.0 {
-        format!("{:.2}K", f / 1024.0)
-    } else if f < 1024.0 * 1024.0 * 1024.0 {
-        format!("{:.2}M", f / 1024.0 / 1024.0)
-    } else {
-        format!("{:.2}G", f / 1024.0 / 1024.0 / 1024.0)
-    }
-}
-
 fn render(ctx: &mut ConnCtx, sections: &[String]) -> String {
     let srv = ctx.server;
     let cfg = ctx.config();
@@ -105,6 +92,7 @@ fn render(ctx: &mut ConnCtx, sections: &[String]) -> String {
     let mut volatile = vec![0usize; ndb];
     let mut per_shard_keys = Vec::new();
     let (mut hits, mut misses, mut expired, mut dirty) = (0, 0, 0, 0);
+    let mut evicted = 0;
     for s in &srv.shards {
         let d = s.lock_data();
         let mut total = 0;
@@ -117,11 +105,11 @@ fn render(ctx: &mut ConnCtx, sections: &[String]) -> String {
         hits += d.stats.hits;
         misses += d.stats.misses;
         expired += d.stats.expired_keys;
+        evicted += d.stats.evicted_keys;
         dirty += d.stats.dirty;
     }
     let now_ms = crate::util::now_ms();
     let uptime = now_ms.saturating_sub(srv.start_ms) / 1000;
-    let rss = rss_bytes();
     let mut t = String::new();
     for (n, sec) in sections.iter().enumerate() {
         let before = t.len();
@@ -170,21 +158,14 @@ fn render(ctx: &mut ConnCtx, sections: &[String]) -> String {
                     srv.blocked_clients.load(Ordering::Relaxed)
                 );
             }
-            "memory" => {
-                let _ = write!(
-                    t,
-                    "# Memory\r\nused_memory:{rss}\r\nused_memory_human:{h}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{h}\r\nused_memory_peak:{rss}\r\nused_memory_peak_human:{h}\r\nused_memory_peak_perc:100.00%\r\nused_memory_overhead:0\r\nused_memory_startup:0\r\nused_memory_dataset:{rss}\r\nused_memory_dataset_perc:100.00%\r\ntotal_system_memory:0\r\nused_memory_lua:31744\r\nused_memory_scripts:0\r\nmaxmemory:0\r\nmaxmemory_human:0B\r\nmaxmemory_policy:noeviction\r\nmem_fragmentation_ratio:1.00\r\nmem_allocator:mimalloc\r\nlazyfree_pending_objects:0\r\n",
-                    rss = rss,
-                    h = human(rss)
-                );
-            }
+            "memory" => super::memory::info_section(ctx, &mut t),
             "persistence" => {
                 t.push_str(&crate::persistence::snapshot::info_section(srv, dirty));
             }
             "stats" => {
                 let _ = write!(
                     t,
-                    "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:0\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ntotal_net_repl_input_bytes:0\r\ntotal_net_repl_output_bytes:0\r\ninstantaneous_input_kbps:0.00\r\ninstantaneous_output_kbps:0.00\r\ninstantaneous_input_repl_kbps:0.00\r\ninstantaneous_output_repl_kbps:0.00\r\nrejected_connections:{}\r\nsync_full:{}\r\nsync_partial_ok:{}\r\nsync_partial_err:{}\r\nexpired_keys:{}\r\nexpired_stale_perc:0.00\r\nexpired_time_cap_reached_count:0\r\nexpire_cycle_cpu_milliseconds:0\r\nevicted_keys:0\r\nevicted_clients:0\r\ntotal_eviction_exceeded_time:0\r\ncurrent_eviction_exceeded_time:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:0\r\npubsub_patterns:0\r\npubsubshard_channels:0\r\nlatest_fork_usec:{}\r\ntotal_forks:{}\r\nmigrate_cached_sockets:0\r\nslave_expires_tracked_keys:0\r\nactive_defrag_hits:0\r\nactive_defrag_misses:0\r\nactive_defrag_key_hits:0\r\nactive_defrag_key_misses:0\r\ntotal_active_defrag_time:0\r\ncurrent_active_defrag_time:0\r\ntracking_total_keys:0\r\ntracking_total_items:0\r\ntracking_total_prefixes:0\r\nunexpected_error_replies:0\r\ntotal_error_replies:{}\r\ndump_payload_sanitizations:0\r\ntotal_reads_processed:0\r\ntotal_writes_processed:0\r\nio_threaded_reads_processed:0\r\nio_threaded_writes_processed:0\r\nreply_buffer_shrinks:0\r\nreply_buffer_expands:0\r\n",
+                    "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:0\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ntotal_net_repl_input_bytes:0\r\ntotal_net_repl_output_bytes:0\r\ninstantaneous_input_kbps:0.00\r\ninstantaneous_output_kbps:0.00\r\ninstantaneous_input_repl_kbps:0.00\r\ninstantaneous_output_repl_kbps:0.00\r\nrejected_connections:{}\r\nsync_full:{}\r\nsync_partial_ok:{}\r\nsync_partial_err:{}\r\nexpired_keys:{}\r\nexpired_stale_perc:0.00\r\nexpired_time_cap_reached_count:0\r\nexpire_cycle_cpu_milliseconds:0\r\nevicted_keys:{}\r\nevicted_clients:0\r\ntotal_eviction_exceeded_time:0\r\ncurrent_eviction_exceeded_time:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:0\r\npubsub_patterns:0\r\npubsubshard_channels:0\r\nlatest_fork_usec:{}\r\ntotal_forks:{}\r\nmigrate_cached_sockets:0\r\nslave_expires_tracked_keys:0\r\nactive_defrag_hits:0\r\nactive_defrag_misses:0\r\nactive_defrag_key_hits:0\r\nactive_defrag_key_misses:0\r\ntotal_active_defrag_time:0\r\ncurrent_active_defrag_time:0\r\ntracking_total_keys:0\r\ntracking_total_items:0\r\ntracking_total_prefixes:0\r\nunexpected_error_replies:0\r\ntotal_error_replies:{}\r\ndump_payload_sanitizations:0\r\ntotal_reads_processed:0\r\ntotal_writes_processed:0\r\nio_threaded_reads_processed:0\r\nio_threaded_writes_processed:0\r\nreply_buffer_shrinks:0\r\nreply_buffer_expands:0\r\n",
                     srv.stats.connections_received.load(Ordering::Relaxed),
                     stats.total_commands,
                     srv.stats.net_input_bytes.load(Ordering::Relaxed),
@@ -194,6 +175,7 @@ fn render(ctx: &mut ConnCtx, sections: &[String]) -> String {
                     crate::replication::info::SYNC_PARTIAL_OK.load(Ordering::Relaxed),
                     crate::replication::info::SYNC_PARTIAL_ERR.load(Ordering::Relaxed),
                     expired,
+                    evicted,
                     hits,
                     misses,
                     srv.persistence.latest_fork_usec.load(Ordering::Relaxed),

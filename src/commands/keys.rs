@@ -15,11 +15,11 @@
 //! Deliberate differences from Redis 7.0:
 //! - The cluster-mode refusals of MOVE, COPY ... DB and SWAPDB are not here yet: handlers do
 //!   not see the cluster configuration.
-//! - FLUSHDB/FLUSHALL ASYNC free synchronously; FLUSHALL does not save an RDB afterwards.
+//! - FLUSHALL does not save an RDB afterwards.
 
 use super::{err, flag, parse, Cmd, Keys};
 use crate::protocol::Out;
-use crate::storage::{Entry, Keyspace};
+use crate::storage::{lazyfree, Db, Entry, Keyspace};
 use bytes::Bytes;
 
 const RO_FAST: u32 = flag::READONLY | flag::FAST;
@@ -35,7 +35,7 @@ const ACL_WRITE_SLOW_DANGEROUS: &[&str] = &["keyspace", "write", "slow", "danger
 
 pub static COMMANDS: [Cmd; 13] = [
     Cmd::data("del", -2, flag::WRITE, ALL_KEYS, del).with_acl(ACL_WRITE_SLOW),
-    Cmd::data("unlink", -2, W_FAST, ALL_KEYS, del).with_acl(ACL_WRITE_FAST),
+    Cmd::data("unlink", -2, W_FAST, ALL_KEYS, unlink).with_acl(ACL_WRITE_FAST),
     Cmd::data("exists", -2, RO_FAST, ALL_KEYS, exists).with_acl(ACL_READ_FAST),
     Cmd::data("type", 2, RO_FAST, KEY1, type_).with_acl(ACL_READ_FAST),
     Cmd::data("touch", -2, RO_FAST, ALL_KEYS, touch).with_acl(ACL_READ_FAST),
@@ -84,9 +84,22 @@ pub(crate) fn lookup_notouch<R>(
 
 /// DEL and UNLINK (values are freed synchronously either way).
 fn del(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
+    let lazy = crate::storage::limits::lazy(&crate::storage::limits::LAZY.user_del);
+    delete_keys(ks, args, out, lazy)
+}
+
+/// UNLINK: DEL whose big values are freed on the lazyfree thread.
+fn unlink(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
+    delete_keys(ks, args, out, true)
+}
+
+fn delete_keys(ks: &mut Keyspace, args: &[Bytes], out: &mut Out, lazy: bool) {
     let mut deleted: u64 = 0;
     for key in &args[1..] {
-        if ks.remove(key).is_some() {
+        if let Some(e) = ks.remove(key) {
+            if lazy {
+                lazyfree::free_value(e.value);
+            }
             ks.signal_modified(key);
             ks.notify('g', "del", key);
             deleted += 1;
@@ -290,34 +303,58 @@ fn swapdb(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
     out.ok();
 }
 
-/// FLUSHDB/FLUSHALL's only argument: nothing, SYNC or ASYNC (both free synchronously here).
-fn flush_args_ok(args: &[Bytes]) -> bool {
+/// FLUSHDB/FLUSHALL's only argument: nothing, SYNC or ASYNC. Some(lazy) when valid: ASYNC,
+/// or no argument with `lazyfree-lazy-user-flush`, frees on the lazyfree thread.
+fn flush_mode(args: &[Bytes]) -> Option<bool> {
     match args.len() {
-        1 => true,
-        2 => parse::eq(&args[1], "sync") || parse::eq(&args[1], "async"),
-        _ => false,
+        1 => Some(crate::storage::limits::lazy(
+            &crate::storage::limits::LAZY.user_flush,
+        )),
+        2 if parse::eq(&args[1], "sync") => Some(false),
+        2 if parse::eq(&args[1], "async") => Some(true),
+        _ => None,
+    }
+}
+
+/// Empties a db, freeing its keys here or on the lazyfree thread. Returns the keys removed.
+fn clear_db(db: &mut Db, lazy: bool) -> usize {
+    if lazy {
+        let old = std::mem::take(db);
+        let n = old.keys;
+        lazyfree::free_db(old);
+        n
+    } else {
+        db.clear()
     }
 }
 
 fn flushdb(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
-    if !flush_args_ok(args) {
+    let Some(lazy) = flush_mode(args) else {
         return out.error(err::SYNTAX);
-    }
+    };
     let index = ks.db;
     ks.signal_flushed(Some(index));
-    let removed: usize = ks.dbs_mut(index).into_iter().map(|db| db.clear()).sum();
+    let removed: usize = ks
+        .dbs_mut(index)
+        .into_iter()
+        .map(|db| clear_db(db, lazy))
+        .sum();
     ks.dirty(removed as u64);
     out.ok();
 }
 
 fn flushall(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
-    if !flush_args_ok(args) {
+    let Some(lazy) = flush_mode(args) else {
         return out.error(err::SYNTAX);
-    }
+    };
     ks.signal_flushed(None);
     let mut removed = 0;
     for shard in ks.shards_mut() {
-        removed += shard.dbs.iter_mut().map(|db| db.clear()).sum::<usize>();
+        removed += shard
+            .dbs
+            .iter_mut()
+            .map(|db| clear_db(db, lazy))
+            .sum::<usize>();
     }
     ks.dirty(removed as u64);
     out.ok();

@@ -25,6 +25,7 @@ pub mod info;
 pub mod keys;
 pub mod list;
 pub mod long_double;
+pub mod memory;
 pub mod multi;
 pub mod object;
 pub mod persistence;
@@ -208,6 +209,7 @@ pub fn all() -> impl Iterator<Item = &'static Cmd> {
         .chain(expire::COMMANDS.iter())
         .chain(scan::COMMANDS.iter())
         .chain(object::COMMANDS.iter())
+        .chain(memory::COMMANDS.iter())
         .chain(server::COMMANDS.iter())
         .chain(persistence::COMMANDS.iter())
         .chain(list::COMMANDS.iter())

@@ -10,13 +10,15 @@
 //!   in 0..=9999, as Redis does for values SET or INCR creates when no maxmemory policy
 //!   forbids shared integers; a COPY of such a value answers 1 in Redis and 2147483647 here,
 //!   because values are not reference counted. Every other value answers 1.
-//! - FREQ always answers the "no LFU policy" error and IDLETIME always works: there is no
-//!   maxmemory policy yet.
+//!
+//! IDLETIME works under the LRU and other non-LFU policies, FREQ under the LFU ones; each
+//! answers Redis's error under the other kind (see `storage::evict`).
 
 use super::keys::lookup_notouch;
 use super::{flag, Cmd, Keys};
 use crate::protocol::Out;
 use crate::storage::db::lru_clock;
+use crate::storage::evict;
 use crate::storage::value::RStr;
 use crate::storage::{Entry, Keyspace, Value};
 use bytes::Bytes;
@@ -66,17 +68,28 @@ fn object_refcount(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
 
 fn object_idletime(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
     object_lookup(ks, &args[2], out, |e, out| {
+        if evict::policy().is_lfu() {
+            return out.error(
+                "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note \
+                 that when switching between policies at runtime LRU and LFU data will take \
+                 some time to adjust.",
+            );
+        }
         out.int(i64::from(lru_clock().saturating_sub(e.lru_secs)))
     });
 }
 
+/// The LFU counter after decay, as Redis's OBJECT FREQ (which does not count as an access).
 fn object_freq(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
-    object_lookup(ks, &args[2], out, |_, out| {
-        out.error(
-            "ERR An LFU maxmemory policy is not selected, access frequency not tracked. \
-             Please note that when switching between policies at runtime LRU and LFU data \
-             will take some time to adjust.",
-        )
+    object_lookup(ks, &args[2], out, |e, out| {
+        if !evict::policy().is_lfu() {
+            return out.error(
+                "ERR An LFU maxmemory policy is not selected, access frequency not tracked. \
+                 Please note that when switching between policies at runtime LRU and LFU data \
+                 will take some time to adjust.",
+            );
+        }
+        out.int(i64::from(evict::lfu_decayed(e.lfu)))
     });
 }
 

@@ -126,7 +126,7 @@ fn scan_slots(ks: &Keyspace, cursor: u64, count: usize) -> (Vec<Box<[u8]>>, u64)
         }
         for db in &dbs {
             if let Some(table) = db.slots.get(slot).and_then(|t| t.as_deref()) {
-                keys.extend(table.map.keys().cloned());
+                keys.extend(table.keys().map(Box::<[u8]>::from));
             }
         }
         from = slot + 1;
@@ -181,9 +181,9 @@ fn keys(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
             let Some(table) = db.slots.get(used).and_then(|t| t.as_deref()) else {
                 continue;
             };
-            let live = table.map.iter().filter(|(_, e)| !e.is_expired(now_ms));
+            let live = table.iter().filter(|(_, e)| !e.is_expired(now_ms));
             let matching = live.filter(|(k, _)| all || glob_match(pattern, k, false));
-            found.extend(matching.map(|(k, _)| &**k));
+            found.extend(matching.map(|(k, _)| k));
         }
         slot = used + 1;
     }
@@ -216,10 +216,10 @@ fn nth_key(ks: &Keyspace, mut index: usize) -> Option<Box<[u8]>> {
             continue;
         }
         for (_, table) in db.used_slots_from(0) {
-            if index < table.map.len() {
-                return table.map.keys().nth(index).cloned();
+            if index < table.len() {
+                return table.keys().nth(index).map(Box::from);
             }
-            index -= table.map.len();
+            index -= table.len();
         }
         return None;
     }

@@ -452,7 +452,7 @@ fn dataset_digest(ctx: &mut ConnCtx) -> super::digest::Digest {
         for g in &guards {
             let Some(db) = g.dbs.get(j) else { continue };
             for (_, table) in db.used_slots_from(0) {
-                for (k, e) in table.map.iter() {
+                for (k, e) in table.iter() {
                     let d = super::digest::key_digest(k, e);
                     super::digest::xor_digest(&mut fin, &d);
                 }

@@ -119,9 +119,9 @@ fn reply_str(out: &mut Out, s: &RStr) {
 /// embstr when short, else raw; never int.
 fn text_value(bytes: Vec<u8>) -> RStr {
     if bytes.len() <= EMBSTR_LEN_MAX {
-        RStr::Emb(bytes.into_boxed_slice())
+        RStr::emb(&bytes)
     } else {
-        RStr::Raw(bytes)
+        RStr::raw(bytes)
     }
 }
 
@@ -699,7 +699,7 @@ fn setrange(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
             let mut buf = vec![0u8; offset as usize];
             buf.extend_from_slice(value);
             let len = buf.len();
-            ks.set(key, Value::Str(RStr::Raw(buf)));
+            ks.set(key, Value::Str(RStr::raw(buf)));
             len
         }
         Ok(Some(s)) => {

@@ -120,7 +120,7 @@ impl Client {
             gen,
             fd,
             shared,
-            inbuf: BytesMut::with_capacity(16 * 1024),
+            inbuf: BytesMut::with_capacity(QUERY_BUF_BYTES_INITIAL),
             out: Vec::new(),
             spare: Vec::new(),
             sending: false,
@@ -166,5 +166,19 @@ impl Client {
     pub fn set_db(&mut self, db: usize) {
         self.db = db;
         self.shared.db.store(db, Ordering::Relaxed);
+    }
+}
+
+/// A query buffer at least this large is given back once it is drained.
+const QUERY_BUF_SHRINK_BYTES_MIN: usize = 64 * 1024;
+/// What a drained query buffer starts over with (the initial capacity).
+const QUERY_BUF_BYTES_INITIAL: usize = 16 * 1024;
+
+/// Gives back a big drained query buffer (Redis's clientsCron resize): a pipeline of large
+/// writes grows it to megabytes, which would otherwise stay held by an idle connection and
+/// count in used_memory for as long as it lives.
+pub fn shrink_idle_query_buffer(c: &mut Client) {
+    if c.inbuf.is_empty() && c.inbuf.capacity() >= QUERY_BUF_SHRINK_BYTES_MIN {
+        c.inbuf = BytesMut::with_capacity(QUERY_BUF_BYTES_INITIAL);
     }
 }

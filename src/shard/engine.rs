@@ -381,6 +381,9 @@ impl<I: Io> Shard<I> {
             // The per-turn command budget ran out with input left: continue next turn.
             self.ready.push(token);
         }
+        if let Some(c) = self.client(token) {
+            crate::server::client::shrink_idle_query_buffer(c);
+        }
         self.to_send.push(token);
     }
 
@@ -646,7 +649,9 @@ impl<I: Io> Shard<I> {
             };
             ks.no_touch = c.no_touch;
             ks.prop.on = server.feed.active();
-            ks.exec(f, args, &mut out);
+            if crate::storage::evict::admit(&mut ks, cmd.flags, &mut out) {
+                ks.exec(f, args, &mut out);
+            }
             if ks.prop.on {
                 // Fed while the shards are still locked: see `replication::feed`.
                 self.poke |= server.feed.propagate(&ks.take_ops(), true);
@@ -1173,7 +1178,9 @@ impl<I: Io> Shard<I> {
                 let mut ks = Keyspace::one(&mut data, self.nshards, db, now_ms);
                 ks.no_touch = no_touch;
                 ks.prop.on = self.server.feed.active();
-                ks.exec(f, &rc.args, &mut out);
+                if crate::storage::evict::admit(&mut ks, rc.cmd.flags, &mut out) {
+                    ks.exec(f, &rc.args, &mut out);
+                }
                 if ks.prop.on {
                     self.poke |= self.server.feed.propagate(&ks.take_ops(), true);
                 }
@@ -1347,6 +1354,11 @@ impl<I: Io> Shard<I> {
             if deleted < 64 || start.elapsed() >= budget {
                 break;
             }
+        }
+        let evicted = crate::storage::evict::cron(&mut self.handle.lock_data(), self.nshards);
+        if !evicted.is_empty() && self.server.feed.active() {
+            let ops = crate::storage::evict::deletions(&evicted);
+            self.poke |= self.server.feed.propagate(&ops, false);
         }
         self.reap_idle_clients();
     }

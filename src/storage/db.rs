@@ -1,17 +1,23 @@
 //! A shard's databases, organized by slot.
+//!
+//! Each slot's keys live in a `SlotTable` (see `slot_table`: one thin pointer per bucket, the
+//! key and its `Entry` in one allocation).
 
+pub use super::slot_table::SlotTable;
 use super::{Value, SLOTS};
-use hashbrown::hash_map::EntryRef;
-use hashbrown::HashMap;
 
-/// A key's value and metadata.
+/// A key's value and metadata: 32 bytes, paid by every key (checked by a test in
+/// `slot_table`).
 #[derive(Clone, Debug)]
 pub struct Entry {
     pub value: Value,
     /// Absolute expiry deadline in Unix milliseconds; 0 = no expiry.
     pub expire_ms: u64,
-    /// Last access, in seconds of the server's LRU clock (for OBJECT IDLETIME).
+    /// Last access, in seconds of the server's LRU clock (OBJECT IDLETIME, LRU eviction).
     pub lru_secs: u32,
+    /// Redis's LFU word: the minutes clock of the last decrement in the high 16 bits, the
+    /// logarithmic access counter in the low 8 (OBJECT FREQ, LFU eviction).
+    pub lfu: u32,
 }
 
 impl Entry {
@@ -20,6 +26,7 @@ impl Entry {
             value,
             expire_ms: 0,
             lru_secs: lru_clock(),
+            lfu: super::evict::lfu_new(),
         }
     }
 
@@ -35,16 +42,6 @@ pub fn lru_clock() -> u32 {
 
 /// A key deleted by active expiry: its database and name.
 pub type DeadKey = (usize, Box<[u8]>);
-
-pub type Table = HashMap<Box<[u8]>, Entry>;
-
-/// One slot's keys.
-#[derive(Default, Debug)]
-pub struct SlotTable {
-    pub map: Table,
-    /// Keys in `map` with an expiry.
-    pub volatile: usize,
-}
 
 /// One logical database of one shard.
 pub struct Db {
@@ -79,11 +76,11 @@ impl Db {
     }
 
     pub fn get(&self, slot: u16, key: &[u8]) -> Option<&Entry> {
-        self.table(slot).and_then(|t| t.map.get(key))
+        self.table(slot).and_then(|t| t.get(key))
     }
 
     pub fn get_mut(&mut self, slot: u16, key: &[u8]) -> Option<&mut Entry> {
-        self.table_mut(slot).and_then(|t| t.map.get_mut(key))
+        self.table_mut(slot).and_then(|t| t.get_mut(key))
     }
 
     /// Inserts or replaces with one hash lookup; returns the previous entry.
@@ -91,13 +88,7 @@ impl Db {
         let volatile = entry.expire_ms != 0;
         let cell = self.slots.get_mut(slot as usize)?;
         let table = cell.get_or_insert_with(Default::default);
-        let old = match table.map.entry_ref(key) {
-            EntryRef::Occupied(mut o) => Some(std::mem::replace(o.get_mut(), entry)),
-            EntryRef::Vacant(v) => {
-                v.insert(entry);
-                None
-            }
-        };
+        let old = table.insert(key, entry);
         let was_volatile = old.as_ref().is_some_and(|e| e.expire_ms != 0);
         if old.is_none() {
             self.keys += 1;
@@ -130,28 +121,24 @@ impl Db {
         let Some(table) = cell.as_deref_mut() else {
             return (None, false);
         };
-        enum Found {
-            Live(*mut Entry),
-            Expired(Entry),
-        }
-        let found = match table.map.entry_ref(key) {
-            EntryRef::Vacant(_) => return (None, false),
-            EntryRef::Occupied(o) if !o.get().is_expired(now_ms) => Found::Live(o.into_mut()),
-            EntryRef::Occupied(o) => Found::Expired(o.remove()),
+        let found = match table.get_or_take(key, |e| !e.is_expired(now_ms)) {
+            Ok(None) => return (None, false),
+            // SAFETY: the pointer comes from the table this function borrows mutably for the
+            // returned lifetime, and nothing touches the table after it was taken (a raw
+            // pointer only because the borrow checker cannot end a conditionally returned
+            // borrow).
+            Ok(Some(e)) => Ok(e as *mut Entry),
+            Err(old) => Err(old),
         };
         match found {
-            // SAFETY: the pointer comes from `into_mut` on the map this function borrows
-            // mutably for the returned lifetime, and nothing touches the map after it was taken
-            // (a raw pointer only because the borrow checker cannot end a conditionally
-            // returned borrow).
-            Found::Live(p) => (Some(unsafe { &mut *p }), false),
-            Found::Expired(old) => {
+            Ok(p) => (Some(unsafe { &mut *p }), false),
+            Err(old) => {
                 self.keys -= 1;
                 if old.expire_ms != 0 {
                     table.volatile -= 1;
                     self.volatile -= 1;
                 }
-                if table.map.is_empty() {
+                if table.is_empty() {
                     *cell = None;
                 }
                 (None, true)
@@ -162,13 +149,13 @@ impl Db {
     pub fn remove(&mut self, slot: u16, key: &[u8]) -> Option<Entry> {
         let cell = self.slots.get_mut(slot as usize)?;
         let table = cell.as_deref_mut()?;
-        let old = table.map.remove(key)?;
+        let old = table.remove(key)?;
         self.keys -= 1;
         if old.expire_ms != 0 {
             table.volatile -= 1;
             self.volatile -= 1;
         }
-        if table.map.is_empty() {
+        if table.is_empty() {
             *cell = None;
         }
         Some(old)
@@ -180,7 +167,7 @@ impl Db {
         let Some(table) = self.table_mut(slot) else {
             return false;
         };
-        let Some(e) = table.map.get_mut(key) else {
+        let Some(e) = table.get_mut(key) else {
             return false;
         };
         let was = e.expire_ms != 0;
@@ -221,6 +208,8 @@ pub struct KeyspaceStats {
     pub hits: u64,
     pub misses: u64,
     pub expired_keys: u64,
+    /// Keys deleted by maxmemory eviction.
+    pub evicted_keys: u64,
     /// Changes since the last save (Redis's `dirty`).
     pub dirty: u64,
     pub expire_cycle_cpu_ms: u64,
@@ -238,6 +227,8 @@ pub struct ShardData {
     pub blocking: super::blocking::Registry,
     /// Clients watching keys of this shard.
     pub watch: super::watch::Registry,
+    /// maxmemory's eviction pool (see `evict`).
+    pub evict_pool: super::evict::Pool,
 }
 
 impl ShardData {
@@ -249,6 +240,7 @@ impl ShardData {
             cmd_stats: Default::default(),
             blocking: Default::default(),
             watch: Default::default(),
+            evict_pool: Default::default(),
         }
     }
 
@@ -279,18 +271,13 @@ impl ShardData {
                 if table.volatile == 0 {
                     continue;
                 }
-                examined += table.map.len();
-                let before = table.map.len();
-                let mut removed_volatile = 0;
+                examined += table.len();
                 let watched = !self.watch.is_empty() || dead.is_some();
                 let mut dead_keys: Vec<Box<[u8]>> = Vec::new();
-                table.map.retain(|k, e| {
+                let n = table.retain(|k, e| {
                     let dead = e.is_expired(now_ms);
-                    if dead {
-                        removed_volatile += 1;
-                        if watched {
-                            dead_keys.push(k.clone());
-                        }
+                    if dead && watched {
+                        dead_keys.push(k.into());
                     }
                     !dead
                 });
@@ -300,12 +287,12 @@ impl ShardData {
                 if let Some(d) = dead.as_deref_mut() {
                     d.extend(dead_keys.into_iter().map(|k| (db_index, k)));
                 }
-                let n = before - table.map.len();
-                table.volatile -= removed_volatile;
-                db.volatile -= removed_volatile;
+                // Only volatile keys can expire.
+                table.volatile -= n;
+                db.volatile -= n;
                 db.keys -= n;
                 deleted += n;
-                if table.map.is_empty() {
+                if table.is_empty() {
                     db.slots[slot] = None;
                 }
             }

@@ -338,6 +338,9 @@ impl<'a> Keyspace<'a> {
         let e = e?;
         if touch {
             e.lru_secs = lru_clock();
+            if super::evict::policy().is_lfu() {
+                e.lfu = super::evict::lfu_touch(e.lfu);
+            }
         }
         Some(e)
     }

@@ -11,13 +11,18 @@
 
 pub mod blocking;
 pub mod db;
+pub mod evict;
 pub mod hash;
 pub mod hll;
 pub mod keyspace;
+pub mod lazyfree;
 pub mod limits;
 pub mod list;
 pub mod listpack;
+pub mod memory;
 pub mod set;
+pub mod slot_table;
+pub mod thin;
 pub mod value;
 pub mod watch;
 pub mod zset;

@@ -19,8 +19,12 @@ pub enum Value {
 #[derive(Clone, Debug, PartialEq)]
 pub enum RStr {
     Int(i64),
-    Emb(Box<[u8]>),
-    Raw(Vec<u8>),
+    /// Short strings behind one thin pointer (the length lives in the allocation), so that a
+    /// `Value` is two words.
+    Emb(super::thin::ThinBytes),
+    /// Boxed so the variant stays one word: raw strings are long, one more small allocation
+    /// matters less than a wider `Value` in every key.
+    Raw(Box<Vec<u8>>),
 }
 
 impl Value {
@@ -65,8 +69,18 @@ impl RStr {
         if b.len() <= EMBSTR_LEN_MAX {
             RStr::Emb(b.into())
         } else {
-            RStr::Raw(b.to_vec())
+            RStr::Raw(Box::new(b.to_vec()))
         }
+    }
+
+    /// A raw-encoded string owning `v`.
+    pub fn raw(v: Vec<u8>) -> RStr {
+        RStr::Raw(Box::new(v))
+    }
+
+    /// An embstr-encoded string of `b`.
+    pub fn emb(b: &[u8]) -> RStr {
+        RStr::Emb(b.into())
     }
 
     /// The string's bytes (ints are formatted into `scratch`).
@@ -79,7 +93,7 @@ impl RStr {
                 &scratch[..s.len()]
             }
             RStr::Emb(b) => b,
-            RStr::Raw(v) => v,
+            RStr::Raw(v) => v.as_slice(),
         }
     }
 
@@ -104,7 +118,7 @@ impl RStr {
     /// Turns the value into the raw encoding and returns its buffer for in-place changes.
     pub fn make_raw(&mut self) -> &mut Vec<u8> {
         if !matches!(self, RStr::Raw(_)) {
-            *self = RStr::Raw(self.to_vec());
+            *self = RStr::raw(self.to_vec());
         }
         match self {
             RStr::Raw(v) => v,
@@ -167,5 +181,11 @@ mod tests {
         assert_eq!(Value::from_bytes(b"12").encoding(), "int");
         assert_eq!(Value::from_bytes(b"hello").encoding(), "embstr");
         assert_eq!(Value::from_bytes(&[b'x'; 45]).encoding(), "raw");
+    }
+
+    #[test]
+    fn values_stay_two_words() {
+        // Every key pays for a Value: keep it at 16 bytes.
+        assert_eq!(std::mem::size_of::<Value>(), 16);
     }
 }

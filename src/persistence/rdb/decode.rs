@@ -661,6 +661,9 @@ fn read_key<R: Read + ?Sized>(
         entry.expire_ms = ms.max(1) as u64;
         stats.keys_with_expiry += 1;
     }
+    if let Some(f) = attrs.lfu_freq {
+        entry.lfu = crate::storage::evict::lfu_with_freq(f);
+    }
     if let Some(idle) = attrs.idle_secs {
         let idle = u32::try_from(idle).unwrap_or(u32::MAX);
         entry.lru_secs = entry.lru_secs.saturating_sub(idle);

@@ -304,10 +304,9 @@ impl<'a> DbView<'a> {
 
     /// Every key and entry, shard by shard, slot by slot.
     pub fn entries(&self) -> impl Iterator<Item = (&'a [u8], &'a Entry)> + '_ {
-        self.parts.iter().flat_map(|db| {
-            db.used_slots_from(0)
-                .flat_map(|(_, t)| t.map.iter().map(|(k, e)| (&k[..], e)))
-        })
+        self.parts
+            .iter()
+            .flat_map(|db| db.used_slots_from(0).flat_map(|(_, t)| t.iter()))
     }
 }
 

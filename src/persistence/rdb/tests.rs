@@ -192,6 +192,7 @@ fn entry(value: Value, expire_ms: u64) -> Entry {
         value,
         expire_ms,
         lru_secs: 1000,
+        lfu: 5,
     }
 }
 
@@ -225,7 +226,7 @@ fn shards_digest(shards: &[ShardData]) -> String {
     digest(shards.iter().flat_map(|s| {
         s.dbs.iter().enumerate().flat_map(|(db, d)| {
             d.used_slots_from(0)
-                .flat_map(move |(_, t)| t.map.iter().map(move |(k, e)| (db, &k[..], e)))
+                .flat_map(move |(_, t)| t.iter().map(move |(k, e)| (db, k, e)))
         })
     }))
 }
@@ -238,7 +239,7 @@ fn flatten_shards(shards: &[ShardData]) -> Flat {
     for s in shards {
         for (db, d) in s.dbs.iter().enumerate() {
             for (_, t) in d.used_slots_from(0) {
-                for (k, e) in &t.map {
+                for (k, e) in t.iter() {
                     let v = (e.value.clone(), e.expire_ms, e.value.encoding());
                     m.insert((db, k.to_vec()), v);
                 }
@@ -335,6 +336,7 @@ fn idle_time_is_written_when_asked() {
         value: Value::from_bytes(b"v"),
         expire_ms: 0,
         lru_secs: 100,
+        lfu: 5,
     };
     shard.dbs[0].insert(key_slot(b"k"), b"k", e);
     let opts = RdbOptions {

@@ -1,0 +1,196 @@
+//! Memory over TCP: maxmemory's OOM error and eviction, OBJECT FREQ/IDLETIME by policy,
+//! MEMORY USAGE close to Redis's for the same values, against both servers where they must
+//! agree.
+
+mod common;
+
+use common::{RespConn, ServerKind, TestServer};
+
+const OOM: &[u8] = b"-OOM command not allowed when used memory > 'maxmemory'.\r\n";
+
+fn used_memory(s: &TestServer) -> u64 {
+    s.info_field("memory", "used_memory")
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn fill(c: &mut RespConn, from: usize, n: usize) -> (usize, usize) {
+    let value = vec![b'x'; 100];
+    let (mut ok, mut oom) = (0, 0);
+    for i in from..from + n {
+        let key = format!("key:{i}");
+        let r = c.cmd(&[b"SET", key.as_bytes(), &value]);
+        if r == b"+OK\r\n" {
+            ok += 1;
+        } else if r == OOM {
+            oom += 1;
+        } else {
+            panic!("unexpected reply {:?}", String::from_utf8_lossy(&r));
+        }
+    }
+    (ok, oom)
+}
+
+/// Under noeviction a write past the budget gets Redis's exact OOM error, reads still work;
+/// under allkeys-lru the same writes succeed, keys are evicted and counted.
+#[test]
+fn noeviction_refuses_and_lru_evicts() {
+    for kind in [ServerKind::Redis, ServerKind::Shardis] {
+        for shards in ["1", "2"] {
+            let args: Vec<&str> = if kind == ServerKind::Shardis {
+                vec!["--shards", shards]
+            } else {
+                vec![]
+            };
+            let s = TestServer::start(kind, &args);
+            let mut c = s.conn();
+            let budget = used_memory(&s) + 3_000_000;
+            let budget_s = budget.to_string();
+            c.cmd(&[b"CONFIG", b"SET", b"maxmemory", budget_s.as_bytes()]);
+            let (ok, oom) = fill(&mut c, 0, 40_000);
+            assert!(ok > 1000 && oom > 0, "{}: ok {ok} oom {oom}", kind.name());
+            assert_eq!(c.cmd(&[b"GET", b"key:0"]).first(), Some(&b'$'));
+            c.cmd(&[b"CONFIG", b"SET", b"maxmemory-policy", b"allkeys-lru"]);
+            let (ok, oom) = fill(&mut c, 100_000, 40_000);
+            assert_eq!((ok, oom), (40_000, 0), "{}", kind.name());
+            let evicted: u64 = s
+                .info_field("stats", "evicted_keys")
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            assert!(evicted > 1000, "{}: evicted {evicted}", kind.name());
+            assert!(
+                used_memory(&s) <= budget + 200_000,
+                "{}: used {} budget {budget}",
+                kind.name(),
+                used_memory(&s)
+            );
+            if kind == ServerKind::Redis {
+                break;
+            }
+        }
+    }
+}
+
+/// OBJECT FREQ answers only under an LFU policy and IDLETIME only under the others, with
+/// Redis's texts; the LFU counter starts at 5 and grows with hits.
+#[test]
+fn object_freq_and_idletime_follow_the_policy() {
+    for kind in [ServerKind::Redis, ServerKind::Shardis] {
+        let s = TestServer::start(kind, &[]);
+        let mut c = s.conn();
+        c.cmd(&[b"SET", b"k", b"v"]);
+        let freq_err = c.cmd(&[b"OBJECT", b"FREQ", b"k"]);
+        assert!(freq_err.starts_with(b"-ERR An LFU maxmemory policy is not selected"));
+        assert_eq!(c.cmd(&[b"OBJECT", b"IDLETIME", b"k"]), b":0\r\n");
+        c.cmd(&[b"CONFIG", b"SET", b"maxmemory-policy", b"allkeys-lfu"]);
+        let idle_err = c.cmd(&[b"OBJECT", b"IDLETIME", b"k"]);
+        assert!(idle_err.starts_with(b"-ERR An LFU maxmemory policy is selected"));
+        c.cmd(&[b"SET", b"fresh", b"v"]);
+        assert_eq!(
+            c.cmd(&[b"OBJECT", b"FREQ", b"fresh"]),
+            b":5\r\n",
+            "{}",
+            kind.name()
+        );
+        for _ in 0..200 {
+            c.cmd(&[b"GET", b"fresh"]);
+        }
+        let r = String::from_utf8_lossy(&c.cmd(&[b"OBJECT", b"FREQ", b"fresh"])).to_string();
+        let f: i64 = r.trim_start_matches(':').trim().parse().unwrap_or(-1);
+        assert!(f > 5 && f < 40, "{}: freq after 200 hits {f}", kind.name());
+    }
+}
+
+/// MEMORY USAGE of the same values is within a tolerance of Redis's.
+#[test]
+fn memory_usage_is_close_to_redis() {
+    let big = "x".repeat(300);
+    let setup: Vec<Vec<&str>> = vec![
+        vec!["SET", "s", "hello"],
+        vec!["SET", "n", "123456"],
+        vec!["SET", "big", &big],
+        vec!["RPUSH", "l", "a", "b", "c", "d"],
+        vec!["HSET", "h", "f1", "v1", "f2", "v2"],
+        vec!["SADD", "set", "a", "b", "c"],
+        vec!["ZADD", "z", "1", "a", "2", "b"],
+    ];
+    let mut usage = Vec::new();
+    for kind in [ServerKind::Redis, ServerKind::Shardis] {
+        let s = TestServer::start(kind, &[]);
+        let mut c = s.conn();
+        for cmd in &setup {
+            c.call(cmd);
+        }
+        let v: Vec<i64> = ["s", "n", "big", "l", "h", "set", "z"]
+            .iter()
+            .map(|k| c.call(&["MEMORY", "USAGE", k]).as_int().unwrap_or(-1))
+            .collect();
+        assert_eq!(c.cmd(&[b"MEMORY", b"USAGE", b"missing"]), b"$-1\r\n");
+        assert_eq!(
+            c.cmd(&[b"MEMORY", b"USAGE", b"s", b"SAMPLES", b"x"]),
+            b"-ERR value is not an integer or out of range\r\n"
+        );
+        assert_eq!(
+            c.cmd(&[b"MEMORY", b"USAGE", b"s", b"FOO"]),
+            b"-ERR syntax error\r\n"
+        );
+        usage.push(v);
+    }
+    for (i, (r, s)) in usage[0].iter().zip(&usage[1]).enumerate() {
+        assert!(*s > 0, "key {i}: {s}");
+        let ratio = *s as f64 / *r as f64;
+        assert!(
+            (0.5..=1.6).contains(&ratio),
+            "key {i}: redis {r} shardis {s}"
+        );
+    }
+}
+
+fn info_u64(s: &TestServer, section: &str, field: &str) -> u64 {
+    s.info_field(section, field)
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// UNLINK of a big set and FLUSHALL ASYNC free on the lazyfree thread: the keys are gone at
+/// once and `lazyfreed_objects` counts them when the helper is done (Redis counts the same).
+#[test]
+fn unlink_and_flushall_async_free_lazily() {
+    for kind in [ServerKind::Redis, ServerKind::Shardis] {
+        let s = TestServer::start(kind, &[]);
+        let mut c = s.conn();
+        for chunk in 0..10 {
+            let members: Vec<String> = (0..1000)
+                .map(|i| format!("m{}", chunk * 1000 + i))
+                .collect();
+            let mut args: Vec<&str> = vec!["SADD", "big"];
+            args.extend(members.iter().map(String::as_str));
+            c.call(&args);
+        }
+        c.call(&["SET", "small", "v"]);
+        assert_eq!(c.cmd(&[b"UNLINK", b"big", b"small", b"nokey"]), b":2\r\n");
+        assert_eq!(c.cmd(&[b"EXISTS", b"big"]), b":0\r\n");
+        common::wait_for(
+            "the unlinked set freed",
+            std::time::Duration::from_secs(20),
+            || (info_u64(&s, "memory", "lazyfreed_objects") >= 1).then_some(()),
+        );
+        for i in 0..100 {
+            c.call(&["SET", &format!("k{i}"), "v"]);
+        }
+        assert_eq!(c.cmd(&[b"FLUSHALL", b"ASYNC"]), b"+OK\r\n");
+        assert_eq!(c.cmd(&[b"DBSIZE"]), b":0\r\n");
+        common::wait_for(
+            "the flushed keys freed",
+            std::time::Duration::from_secs(20),
+            || (info_u64(&s, "memory", "lazyfreed_objects") >= 101).then_some(()),
+        );
+        assert_eq!(
+            info_u64(&s, "memory", "lazyfree_pending_objects"),
+            0,
+            "{}",
+            kind.name()
+        );
+        assert_eq!(c.cmd(&[b"FLUSHALL", b"BOTH"]), b"-ERR syntax error\r\n");
+    }
+}
