@@ -425,7 +425,7 @@ fn client_list(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
         if ids.as_ref().is_some_and(|v| !v.contains(&c.id)) {
             continue;
         }
-        if ty.as_deref().is_some_and(|t| t != "normal") {
+        if ty.as_deref().is_some_and(|t| !type_matches(&c, t)) {
             continue;
         }
         let cmd = if c.id == me {
@@ -514,7 +514,7 @@ fn client_kill(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
         if id.is_some_and(|i| i != c.id)
             || addr.as_ref().is_some_and(|a| *a != c.addr)
             || laddr.as_ref().is_some_and(|a| *a != c.laddr)
-            || ty.as_deref().is_some_and(|t| t != "normal")
+            || ty.as_deref().is_some_and(|t| !type_matches(c, t))
             || (skipme && c.id == me)
         {
             continue;
@@ -523,6 +523,22 @@ fn client_kill(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
         killed += 1;
     }
     out.int(killed);
+}
+
+/// Whether a client is of a CLIENT LIST/KILL `TYPE`: the replication link to our master has
+/// flag M, a replica attached to us flag S, a subscriber P.
+fn type_matches(c: &ClientShared, ty: &str) -> bool {
+    let flags = c.flags.lock().map(|f| f.clone()).unwrap_or_default();
+    let actual = if flags.contains('M') {
+        "master"
+    } else if flags.contains('S') {
+        "replica"
+    } else if flags.contains('P') {
+        "pubsub"
+    } else {
+        "normal"
+    };
+    actual == ty || (ty == "slave" && actual == "replica")
 }
 
 fn kill(ctx: &mut ConnCtx, c: &ClientShared, me: u64) {

@@ -59,6 +59,8 @@ pub struct ReplicaSink {
     pub closed: AtomicBool,
     /// `REPLCONF listening-port`, for INFO replication and ROLE.
     pub listening_port: AtomicU64,
+    /// The replica's address (`REPLCONF ip-address` or the peer's), for INFO and ROLE.
+    pub ip: parking_lot::Mutex<String>,
 }
 
 impl ReplicaSink {
@@ -70,6 +72,7 @@ impl ReplicaSink {
             ack_ms: AtomicU64::new(crate::util::now_ms()),
             closed: AtomicBool::new(false),
             listening_port: AtomicU64::new(0),
+            ip: parking_lot::Mutex::new(String::new()),
         }
     }
 
@@ -179,6 +182,14 @@ pub struct ReplState {
     pub aof_total: u64,
     aof_db: Option<usize>,
     scratch: Vec<u8>,
+    /// This server is a replica: its replication stream is its master's, re-fed byte for byte
+    /// by the link (`feed_raw`), so local ops (a writable replica's writes) feed the AOF only.
+    pub upstream: bool,
+    /// The database the upstream stream last selected (the RDB's `repl-stream-db` for a
+    /// sub-replica's full sync).
+    pub stream_db: usize,
+    /// Unix ms when the last replica went away (`repl-backlog-ttl`).
+    pub no_replicas_since_ms: u64,
 }
 
 pub struct Feed {
@@ -211,6 +222,9 @@ impl Feed {
                 aof_total: 0,
                 aof_db: None,
                 scratch: Vec::new(),
+                upstream: false,
+                stream_db: 0,
+                no_replicas_since_ms: 0,
             }),
         }
     }
@@ -265,10 +279,11 @@ impl ReplState {
             aof_db,
             scratch,
             offset,
+            upstream,
             ..
         } = self;
         let mut poke = 0u64;
-        if let Some(backlog) = backlog {
+        if let Some(backlog) = backlog.as_mut().filter(|_| !*upstream) {
             scratch.clear();
             encode_unit(scratch, repl_db, ops, wrap, false);
             backlog.append(scratch);
@@ -285,6 +300,30 @@ impl ReplState {
             *aof_total += (buf.len() - before) as u64;
         }
         poke
+    }
+
+    /// Appends bytes of the upstream master's stream exactly as received (a replica re-feeding
+    /// its backlog and sub-replicas, so offsets match along a chain). Returns the shards to
+    /// poke, as `propagate`.
+    pub fn feed_raw(&mut self, data: &[u8]) -> u64 {
+        self.offset += data.len() as u64;
+        let mut poke = 0u64;
+        if let Some(backlog) = &mut self.backlog {
+            backlog.append(data);
+        }
+        self.replicas.retain(|r| !r.closed.load(Ordering::Relaxed));
+        for r in self.replicas.iter() {
+            r.pending.lock().extend_from_slice(data);
+            poke |= 1u64 << (r.conn.shard % 64);
+        }
+        poke
+    }
+
+    /// Starts a new history (a full sync from a master, or a fresh master): an empty backlog
+    /// whose first byte will be `offset + 1`.
+    pub fn reset_backlog(&mut self, size: usize) {
+        self.backlog = Some(Backlog::new(size));
+        self.repl_db = None;
     }
 
     /// Forces a SELECT before the next op of the replication stream (a new replica starts

@@ -107,6 +107,8 @@ pub struct Client {
     /// `appendfsync always`: replies wait until the AOF is durable up to this stream offset
     /// (0 = nothing to wait for).
     pub aof_hold: u64,
+    /// A WAIT in progress: the engine answers it when enough replicas acknowledged.
+    pub wait_ack: Option<crate::replication::master::WaitAck>,
 }
 
 /// A command queued inside MULTI.
@@ -154,6 +156,7 @@ impl Client {
             replica_listening_port: None,
             replica_announced_ip: None,
             replica_capa_psync2: false,
+            wait_ack: None,
         }
     }
 

@@ -64,6 +64,8 @@ pub struct Server {
     pub connected_replicas: AtomicUsize,
     /// The append-only file (see `persistence::aof`).
     pub aof: crate::persistence::aof::Aof,
+    /// The link to our master when this server is a replica.
+    pub link: crate::replication::replica::Link,
 }
 
 impl Server {
@@ -96,6 +98,7 @@ impl Server {
             feed: crate::replication::Feed::new(),
             connected_replicas: AtomicUsize::new(0),
             aof: Default::default(),
+            link: Default::default(),
         }
     }
 

@@ -416,6 +416,7 @@ pub fn run(mut cfg: Config) -> i32 {
     }
     let pidfile = pidfile_path(&cfg);
     write_pidfile(&pidfile);
+    crate::replication::replica::start(server.clone());
     crate::alloc::mark_startup();
     log_notice!("Ready to accept connections tcp");
 

@@ -73,6 +73,8 @@ pub struct Shard<I: Io> {
     aof_held: Vec<Token>,
     /// The AOF stream's end when this shard last rang the AOF writer.
     aof_rung: u64,
+    /// Connections waiting in WAIT for replicas' acknowledgements.
+    waiting_acks: Vec<Token>,
 }
 
 enum Flow {
@@ -116,6 +118,7 @@ impl<I: Io> Shard<I> {
             replicas: Vec::new(),
             aof_held: Vec::new(),
             aof_rung: 0,
+            waiting_acks: Vec::new(),
         }
     }
 
@@ -134,7 +137,7 @@ impl<I: Io> Shard<I> {
         self.now_ms = crate::util::now_ms();
         let mut timeout = Duration::from_millis(self.next_cron_ms.saturating_sub(self.now_ms));
         let busy = !self.ready.is_empty() || self.outbox.iter().any(|b| !b.is_empty());
-        if !self.paused.is_empty() {
+        if !self.paused.is_empty() || !self.waiting_acks.is_empty() {
             timeout = timeout.min(Duration::from_millis(10));
         }
         if let Some(ms) = self.nearest_block_deadline_ms() {
@@ -200,6 +203,9 @@ impl<I: Io> Shard<I> {
             self.serve_ready();
         }
         self.resume_paused();
+        if !self.waiting_acks.is_empty() {
+            self.answer_waits();
+        }
         self.expire_blocked();
         let ready = std::mem::take(&mut self.ready);
         for t in ready {
@@ -342,7 +348,7 @@ impl<I: Io> Shard<I> {
             let Some(c) = conn_mut(&mut self.conns, token) else {
                 return;
             };
-            if c.closing || c.close_after_reply {
+            if c.closing || c.close_after_reply || c.wait_ack.is_some() {
                 break;
             }
             let args = if let Some(a) = c.parked.take() {
@@ -389,6 +395,7 @@ impl<I: Io> Shard<I> {
             c.parked.is_none()
                 && c.inflight == 0
                 && c.blocked.is_none()
+                && c.wait_ack.is_none()
                 && !c.inbuf.is_empty()
                 && !c.closing
         });
@@ -415,7 +422,16 @@ impl<I: Io> Shard<I> {
             return Flow::Continue;
         }
         let prepared = dispatch::prepare(c, &args, home, nshards, auth_required)
-            .and_then(|p| crate::persistence::snapshot::admit(&self.server, &self.cfg, c, p));
+            .and_then(|p| crate::persistence::snapshot::admit(&self.server, &self.cfg, c, p))
+            .and_then(|p| {
+                match crate::replication::replica::reject(&self.cfg, &self.server, p.cmd) {
+                    Some(e) => Err(dispatch::Rejected {
+                        error: e.as_bytes().to_vec(),
+                        full_name: Some(p.full_name),
+                    }),
+                    None => Ok(p),
+                }
+            });
         if c.inflight > 0 {
             let same = matches!(&prepared, Ok(p) if p.route == Route::Remote(c.inflight_shard));
             if !same {
@@ -613,12 +629,16 @@ impl<I: Io> Shard<I> {
                 client: crate::latency::ClientRef::Local(&c.shared),
             },
         );
+        let waits = c.wait_ack.is_some();
         let new_replica = c.replica.is_some() && !self.replicas.contains(&token);
         if new_replica {
             self.replicas.push(token);
         }
         self.pending_notes.extend(notes);
         self.ready_keys.extend(ready);
+        if waits {
+            self.waiting_acks.push(token);
+        }
         self.poke |= poke;
         // While a script holds the shard locks (an allow-busy command ran), the statistics
         // are skipped rather than waited for.
@@ -932,6 +952,10 @@ impl<I: Io> Shard<I> {
                         propagate: Vec::new(),
                     };
                     f(&mut ctx, &q.args, &mut out);
+                    if let Some(w) = ctx.client.wait_ack.take() {
+                        // WAIT inside a transaction answers at once.
+                        out.int(crate::replication::master::acked(&server, w.target) as i64);
+                    }
                     deliveries.append(&mut ctx.deliveries);
                     unit.append(&mut ctx.propagate);
                     notes.append(&mut ctx.notes);
@@ -1351,6 +1375,34 @@ impl<I: Io> Shard<I> {
         }
     }
 
+    /// Answers WAITs whose replicas acknowledged enough, or whose timeout passed.
+    fn answer_waits(&mut self) {
+        let now = crate::util::now_ms();
+        let server = self.server.clone();
+        let mut i = 0;
+        while i < self.waiting_acks.len() {
+            let t = self.waiting_acks[i];
+            let Some(c) = conn_mut(&mut self.conns, t) else {
+                self.waiting_acks.swap_remove(i);
+                continue;
+            };
+            let Some(w) = c.wait_ack else {
+                self.waiting_acks.swap_remove(i);
+                continue;
+            };
+            let n = crate::replication::master::acked(&server, w.target);
+            if n >= w.replicas || (w.deadline_ms != 0 && now >= w.deadline_ms) {
+                c.wait_ack = None;
+                Out::new(&mut c.out, c.proto).int(n as i64);
+                self.waiting_acks.swap_remove(i);
+                self.to_send.push(t);
+                self.ready.push(t);
+                continue;
+            }
+            i += 1;
+        }
+    }
+
     /// Moves the replication stream fed since the last turn to this shard's replicas.
     fn pump_replicas(&mut self) {
         let mut i = 0;
@@ -1428,7 +1480,13 @@ impl<I: Io> Shard<I> {
         // Active expiry: up to a quarter of the period, in slices, as Redis's slow cycle.
         let budget = period / 4;
         let start = Instant::now();
-        while self.server.active_expire.load(Ordering::Relaxed) {
+        if self.id == 0 {
+            crate::replication::master::cron(&self.server);
+        }
+        // A replica never expires keys: its master's DELs do.
+        while self.server.active_expire.load(Ordering::Relaxed)
+            && !crate::replication::replica::is_replica()
+        {
             let propagating = self.server.feed.active();
             let notifying = crate::pubsub::notify_enabled('x');
             let mut dead = Vec::new();

@@ -52,6 +52,23 @@ pub struct Keyspace<'a> {
     slot_memo: ([u8; 32], u8, u16),
     /// What the execution propagates (replication and AOF).
     pub prop: Propagation,
+    /// The command comes from this replica's master: on a replica (see `replica_expiry`)
+    /// it sees keys whose deadline passed as live, since only the master's DEL removes them.
+    pub from_master: bool,
+}
+
+/// Set while this server is a replica: keys are never expired here, only the master's
+/// DEL/UNLINK removes them. Normal clients read a key whose deadline passed as absent (without
+/// deleting it); the master's commands see it as live, as Redis's `expireIfNeeded` does.
+static REPLICA_EXPIRY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn set_replica_expiry(on: bool) {
+    REPLICA_EXPIRY.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+#[inline]
+pub fn replica_expiry() -> bool {
+    REPLICA_EXPIRY.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 impl<'a> Keyspace<'a> {
@@ -67,6 +84,7 @@ impl<'a> Keyspace<'a> {
             slot_memo: ([0; 32], u8::MAX, 0),
             notifications: Vec::new(),
             prop: Propagation::default(),
+            from_master: false,
         }
     }
 
@@ -89,6 +107,7 @@ impl<'a> Keyspace<'a> {
             slot_memo: ([0; 32], u8::MAX, 0),
             notifications: Vec::new(),
             prop: Propagation::default(),
+            from_master: false,
         }
     }
 
@@ -272,12 +291,23 @@ impl<'a> Keyspace<'a> {
     /// The live entry of `key` (lazy expiry applied), with one slot computation and one hash
     /// lookup; updates hit/miss statistics when `stats`, the access time when touching.
     fn live(&mut self, key: &[u8], stats: bool, touch: bool) -> Option<&mut Entry> {
-        let now = self.now_ms;
+        let mut now = self.now_ms;
         let slot = self.slot_of(key);
         let db = self.db;
+        let from_master = self.from_master;
         let shard = shard_in(&mut self.parts, self.nshards, slot);
         let stats_ref = &mut shard.stats;
         let d = shard.dbs.get_mut(db)?;
+        if replica_expiry() {
+            if !from_master && d.get(slot, key).is_some_and(|e| e.is_expired(now)) {
+                if stats {
+                    stats_ref.misses += 1;
+                }
+                return None;
+            }
+            // Nothing expires here: the master deletes.
+            now = 0;
+        }
         let (e, expired) = d.get_live_mut(slot, key, now);
         if expired {
             stats_ref.expired_keys += 1;

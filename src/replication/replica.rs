@@ -1,0 +1,1018 @@
+//! The replica side of replication: the link to our master.
+//!
+//! ## Why a helper thread
+//! The link is one TCP connection with a strictly sequential life: connect, handshake
+//! (PING, AUTH, REPLCONF, PSYNC), receive an RDB of any size, load it into every shard, then
+//! apply an endless command stream. It is driven by one dedicated thread (`repl-link`) with
+//! blocking socket reads on a short timeout, not by a shard's ring: the handshake and the
+//! transfer are request/response sequences that a state machine inside the engine would spread
+//! over a dozen states for no gain, and applying a command needs nothing a shard thread has
+//! that another thread lacks. Every command from the master runs exactly like a multi-shard
+//! client command: through the dispatcher (`dispatch::prepare`, which finds its shards), under
+//! the locks of the shards it touches taken in ascending order (the global lock order of
+//! `crate::shard`), through `Keyspace::exec`, with its reply discarded. So a master's command
+//! is atomic to every client of the replica, and the engine's hot paths are untouched; the
+//! cost is one lock round per applied command, which the stream's rate easily affords.
+//!
+//! ## Offsets and chaining
+//! The replica's offset is its feed's `master_repl_offset`. Each command is re-fed to the
+//! feed byte for byte as received (`ReplState::feed_raw`) **while the locks it ran under are
+//! still held**, so a sub-replica's snapshot (taken under every shard lock) always agrees with
+//! the offset it is given; a MULTI ... EXEC unit is re-fed whole at EXEC. A replica's backlog
+//! and sub-replicas therefore carry exactly its master's stream, and offsets match along a
+//! chain. While this server is a replica, `feed.upstream` keeps local writes (a writable
+//! replica) out of the replication stream, as Redis does.
+//!
+//! ## Identity (PSYNC2)
+//! A full sync takes the master's replid and offset from `+FULLRESYNC` and starts a fresh
+//! backlog. `+CONTINUE <newid>` moves our replid to replid2 (valid up to
+//! `second_replid_offset`) so our own sub-replicas can still continue. REPLICAOF NO ONE does the
+//! same shift with a new random replid, so siblings re-pointed to us resume partially.
+//!
+//! ## Expiry
+//! A replica never expires keys (see `storage::keyspace::replica_expiry`): normal clients read
+//! a key whose deadline passed as absent; only the master's DEL removes it.
+
+use crate::commands::Kind;
+use crate::protocol::{parse_command, Limits, Out};
+use crate::server::dispatch::{self, Route};
+use crate::server::{Client, ClientShared, ConnCtx, Server};
+use crate::storage::{Keyspace, ShardData};
+use bytes::{Bytes, BytesMut};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How long a blocking read waits before the link checks for REPLICAOF changes, kills and
+/// timeouts, and sends its ACK.
+const POLL_MS: u64 = 100;
+/// Bytes read from the socket at once.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// The EOF marker of a diskless transfer (`$EOF:<40 bytes>`).
+const EOF_MARK_BYTES: usize = 40;
+/// A handshake reply line longer than this is a protocol error.
+const LINE_BYTES_MAX: usize = 64 * 1024;
+
+/// `master_link_status` and the handshake's progress.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkStatus {
+    /// Not a replica.
+    None,
+    /// Must (re)connect.
+    Connect,
+    Connecting,
+    Handshake,
+    /// Receiving the RDB.
+    Transfer,
+    Connected,
+}
+
+/// What the link shares with the rest of the server (INFO, ROLE, REPLICAOF).
+pub struct LinkState {
+    pub master: Option<(String, u16)>,
+    /// Bumped by every REPLICAOF: a link of an older epoch ends.
+    pub epoch: u64,
+    pub status: LinkStatus,
+    /// Unix ms of the last byte from the master.
+    pub last_io_ms: u64,
+    /// Unix ms the link went down (`master_link_down_since_seconds`).
+    pub down_since_ms: u64,
+    /// Whether our replid/offset describe a history the master may continue (PSYNC id off).
+    pub cached: bool,
+    pub transfer_size: i64,
+    pub transfer_read: u64,
+    pub transfer_start_ms: u64,
+}
+
+pub struct Link {
+    pub state: parking_lot::Mutex<LinkState>,
+    wake: parking_lot::Condvar,
+    /// Held by the link while it applies one command, and by REPLICAOF while it changes the
+    /// epoch: a link whose epoch ended applies nothing more, so a promoted replica's offset
+    /// stops exactly where `second_replid_offset` says. Lock order: this, then shard locks,
+    /// then the feed.
+    apply: parking_lot::Mutex<()>,
+}
+
+/// How long REPLICAOF waits for the link to finish the command it is applying. Only a
+/// REPLICAOF inside MULTI (which holds every shard lock the link may be waiting for) can
+/// reach it; it then goes on without the guarantee.
+const APPLY_WAIT_MS: u64 = 2000;
+
+impl Default for Link {
+    fn default() -> Self {
+        Link {
+            state: parking_lot::Mutex::new(LinkState {
+                master: None,
+                epoch: 0,
+                status: LinkStatus::None,
+                last_io_ms: 0,
+                down_since_ms: 0,
+                cached: false,
+                transfer_size: -1,
+                transfer_read: 0,
+                transfer_start_ms: 0,
+            }),
+            wake: parking_lot::Condvar::new(),
+            apply: parking_lot::Mutex::new(()),
+        }
+    }
+}
+
+/// The link is up (for `replica-serve-stale-data`), read without a lock by every command.
+static LINK_UP: AtomicBool = AtomicBool::new(false);
+
+pub fn is_replica() -> bool {
+    crate::storage::keyspace::replica_expiry()
+}
+
+pub fn link_up() -> bool {
+    LINK_UP.load(Ordering::Relaxed)
+}
+
+/// The error a replica gives a command of a normal client instead of running it, if any:
+/// writes on a read-only replica, and everything but STALE commands while the link is down
+/// and `replica-serve-stale-data` is off. One relaxed load when not a replica.
+pub fn reject(
+    cfg: &crate::config::Config,
+    server: &Server,
+    cmd: &crate::commands::Cmd,
+) -> Option<&'static str> {
+    use crate::commands::flag;
+    if !is_replica() {
+        if cfg.min_replicas_to_write > 0
+            && cmd.flags & flag::WRITE != 0
+            && !super::master::enough_good_replicas(cfg, server)
+        {
+            return Some("NOREPLICAS Not enough good replicas to write.");
+        }
+        return None;
+    }
+    if !cfg.replica_serve_stale_data && !link_up() && cmd.flags & flag::STALE == 0 {
+        return Some(
+            "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
+        );
+    }
+    if cfg.replica_read_only && cmd.flags & flag::WRITE != 0 {
+        return Some("READONLY You can't write against a read only replica.");
+    }
+    None
+}
+
+/// Starts the link thread and applies `replicaof` from the configuration.
+pub fn start(server: Arc<Server>) {
+    let cfg = server.config.load();
+    if let Some(r) = &cfg.replicaof {
+        set_master(&server, &r.host, r.port);
+        // A replica starting from nothing has no history to continue.
+        server.link.state.lock().cached = false;
+    }
+    let s = server.clone();
+    let spawned = std::thread::Builder::new()
+        .name("repl-link".into())
+        .spawn(move || run(s));
+    if let Err(e) = spawned {
+        crate::log_warning!("Cannot spawn the replication link thread: {}", e);
+    }
+}
+
+/// Makes this server a replica of `host:port` (REPLICAOF host port, `replicaof`).
+pub fn set_master(server: &Server, host: &str, port: u16) {
+    let was_master = !is_replica();
+    let _applying = server
+        .link
+        .apply
+        .try_lock_for(Duration::from_millis(APPLY_WAIT_MS));
+    {
+        let mut st = server.link.state.lock();
+        st.master = Some((host.to_string(), port));
+        st.epoch += 1;
+        st.status = LinkStatus::Connect;
+        st.down_since_ms = crate::util::now_ms();
+        if was_master {
+            // Our own history is what the new master may continue (Redis's cached master
+            // "using myself").
+            st.cached = true;
+        }
+    }
+    LINK_UP.store(false, Ordering::Relaxed);
+    crate::storage::keyspace::set_replica_expiry(true);
+    server.feed.with(|st| st.upstream = true);
+    update_config(server, Some((host, port)));
+    server.link.wake.notify_all();
+}
+
+/// REPLICAOF NO ONE: back to master, with a new replid whose history continues the old one.
+pub fn promote(server: &Server) {
+    let _applying = server
+        .link
+        .apply
+        .try_lock_for(Duration::from_millis(APPLY_WAIT_MS));
+    {
+        let mut st = server.link.state.lock();
+        st.master = None;
+        st.epoch += 1;
+        st.status = LinkStatus::None;
+    }
+    LINK_UP.store(false, Ordering::Relaxed);
+    crate::storage::keyspace::set_replica_expiry(false);
+    let size = server.config.load().repl_backlog_size as usize;
+    let subs = server.feed.with(|st| {
+        st.replid2 = std::mem::replace(&mut st.replid, crate::server::random_hex(40));
+        st.second_replid_offset = st.offset as i64 + 1;
+        st.upstream = false;
+        st.reset_repl_db();
+        st.ensure_backlog(size);
+        std::mem::take(&mut st.replicas)
+    });
+    // Sub-replicas reconnect and learn the new replid with a partial resync.
+    kill_sinks(server, &subs);
+    update_config(server, None);
+    server.link.wake.notify_all();
+}
+
+fn update_config(server: &Server, master: Option<(&str, u16)>) {
+    let mut cfg = (*server.config.load()).clone();
+    cfg.replicaof = master.map(|(h, p)| crate::config::ReplicaOf {
+        host: h.to_string(),
+        port: p,
+    });
+    server.config.store(cfg);
+}
+
+/// Closes replica connections (their shards close them on the next turn).
+fn kill_sinks(server: &Server, sinks: &[Arc<super::ReplicaSink>]) {
+    for s in sinks {
+        s.closed.store(true, Ordering::Relaxed);
+        if let Some(h) = server.shards.get(s.conn.shard) {
+            let mut batch = vec![crate::shard::mesh::Msg::Kill {
+                token: s.conn.token,
+                gen: s.conn.gen,
+            }];
+            h.mailbox.post(server.nshards(), &mut batch);
+        }
+    }
+}
+
+fn run(server: Arc<Server>) {
+    while !server.shutdown.load(Ordering::Relaxed) {
+        let target = {
+            let mut st = server.link.state.lock();
+            match &st.master {
+                None => {
+                    server
+                        .link
+                        .wake
+                        .wait_for(&mut st, Duration::from_millis(200));
+                    continue;
+                }
+                Some(m) => (m.clone(), st.epoch),
+            }
+        };
+        let ((host, port), epoch) = target;
+        let mut session = Session::new(&server, epoch);
+        match session.run(&host, port) {
+            Ok(()) => {}
+            Err(e) => {
+                crate::log_warning!("Replication link with MASTER {}:{}: {}", host, port, e);
+            }
+        }
+        session.close();
+        LINK_UP.store(false, Ordering::Relaxed);
+        let mut st = server.link.state.lock();
+        if st.epoch == epoch && st.master.is_some() {
+            st.status = LinkStatus::Connect;
+            st.down_since_ms = crate::util::now_ms();
+            // Retry in a second, or at once after a REPLICAOF.
+            server
+                .link
+                .wake
+                .wait_for(&mut st, Duration::from_millis(1000));
+        }
+    }
+}
+
+/// Why a link ended.
+#[derive(Debug)]
+enum LinkError {
+    Io(std::io::Error),
+    Protocol(String),
+    /// REPLICAOF changed, the link was killed, or the server shuts down.
+    Aborted,
+}
+
+impl std::fmt::Display for LinkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LinkError::Io(e) => write!(f, "I/O error: {e}"),
+            LinkError::Protocol(s) => f.write_str(s),
+            LinkError::Aborted => f.write_str("link closed"),
+        }
+    }
+}
+
+impl From<std::io::Error> for LinkError {
+    fn from(e: std::io::Error) -> Self {
+        LinkError::Io(e)
+    }
+}
+
+type LinkResult<T> = Result<T, LinkError>;
+
+/// One connection to the master, from connect to disconnect.
+struct Session<'a> {
+    server: &'a Server,
+    epoch: u64,
+    stream: Option<TcpStream>,
+    /// Received, unprocessed bytes.
+    buf: Vec<u8>,
+    /// The pseudo-client commands from the master run as (flag M in CLIENT LIST).
+    client: Client,
+    last_ack_ms: u64,
+}
+
+impl<'a> Session<'a> {
+    fn new(server: &'a Server, epoch: u64) -> Session<'a> {
+        let now = crate::util::now_ms();
+        let shared = Arc::new(ClientShared {
+            id: server.next_client_id.fetch_add(1, Ordering::Relaxed),
+            shard: 0,
+            token: u32::MAX,
+            addr: "?:0".to_string(),
+            laddr: "?:0".to_string(),
+            fd: -1,
+            created_ms: now,
+            name: Mutex::new(Vec::new()),
+            lib_name: Mutex::new(Vec::new()),
+            lib_ver: Mutex::new(Vec::new()),
+            db: Default::default(),
+            last_interaction_ms: now.into(),
+            last_cmd: std::ptr::null_mut::<crate::commands::Cmd>().into(),
+            proto: 2.into(),
+            qbuf: Default::default(),
+            obuf: Default::default(),
+            flags: Mutex::new("M".to_string()),
+            kill: Default::default(),
+            waiter: Mutex::new(None),
+        });
+        Session {
+            server,
+            epoch,
+            stream: None,
+            buf: Vec::new(),
+            client: Client::new(u32::MAX, 0, -1, shared, true),
+            last_ack_ms: 0,
+        }
+    }
+
+    fn close(&mut self) {
+        if self.stream.take().is_some() {
+            self.server.unregister_client(self.client.id());
+        }
+    }
+
+    fn set_status(&self, s: LinkStatus) {
+        self.server.link.state.lock().status = s;
+    }
+
+    fn aborted(&self) -> bool {
+        self.server.shutdown.load(Ordering::Relaxed)
+            || self.client.shared.kill.load(Ordering::Relaxed)
+            || self.server.link.state.lock().epoch != self.epoch
+    }
+
+    fn timeout_ms(&self) -> u64 {
+        self.server.config.load().repl_timeout_secs.max(1) as u64 * 1000
+    }
+
+    fn run(&mut self, host: &str, port: u16) -> LinkResult<()> {
+        self.set_status(LinkStatus::Connecting);
+        crate::log_notice!("Connecting to MASTER {}:{}", host, port);
+        let addr = (host, port)
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| LinkError::Protocol(format!("cannot resolve {host}")))?;
+        let stream = TcpStream::connect_timeout(&addr, Duration::from_millis(self.timeout_ms()))?;
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(Duration::from_millis(POLL_MS)))?;
+        let local = stream
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let shared = self.client.shared.clone();
+        let shared = Arc::new(ClientShared {
+            addr: addr.to_string(),
+            laddr: local,
+            id: shared.id,
+            shard: 0,
+            token: u32::MAX,
+            fd: -1,
+            created_ms: shared.created_ms,
+            name: Mutex::new(Vec::new()),
+            lib_name: Mutex::new(Vec::new()),
+            lib_ver: Mutex::new(Vec::new()),
+            db: Default::default(),
+            last_interaction_ms: crate::util::now_ms().into(),
+            last_cmd: std::ptr::null_mut::<crate::commands::Cmd>().into(),
+            proto: 2.into(),
+            qbuf: Default::default(),
+            obuf: Default::default(),
+            flags: Mutex::new("M".to_string()),
+            kill: Default::default(),
+            waiter: Mutex::new(None),
+        });
+        self.client.shared = shared.clone();
+        self.stream = Some(stream);
+        crate::log_notice!("MASTER <-> REPLICA sync started");
+        self.set_status(LinkStatus::Handshake);
+        self.handshake()?;
+        self.server.register_client(shared);
+        self.stream_loop()
+    }
+
+    fn stream(&mut self) -> LinkResult<&mut TcpStream> {
+        self.stream
+            .as_mut()
+            .ok_or_else(|| LinkError::Protocol("not connected".into()))
+    }
+
+    fn send(&mut self, argv: &[&[u8]]) -> LinkResult<()> {
+        let argv: Vec<Bytes> = argv.iter().map(|a| Bytes::copy_from_slice(a)).collect();
+        let mut out = Vec::new();
+        super::feed::encode_command(&mut out, &argv);
+        self.stream()?.write_all(&out)?;
+        Ok(())
+    }
+
+    /// Reads more bytes into `buf`; Ok(0) on a poll timeout. Fails on EOF, on abort and when
+    /// nothing came for `repl-timeout`.
+    fn fill(&mut self) -> LinkResult<usize> {
+        if self.aborted() {
+            return Err(LinkError::Aborted);
+        }
+        let mut chunk = vec![0u8; READ_CHUNK_BYTES];
+        let r = self.stream()?.read(&mut chunk);
+        let now = crate::util::now_ms();
+        match r {
+            Ok(0) => Err(LinkError::Protocol("connection lost".into())),
+            Ok(n) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                self.server.link.state.lock().last_io_ms = now;
+                Ok(n)
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                let last = self.server.link.state.lock().last_io_ms;
+                if now.saturating_sub(last) > self.timeout_ms() {
+                    return Err(LinkError::Protocol(
+                        "MASTER timeout: no data nor PING received...".into(),
+                    ));
+                }
+                Ok(0)
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => Ok(0),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// One reply line (without CRLF).
+    fn line(&mut self) -> LinkResult<String> {
+        self.server.link.state.lock().last_io_ms = crate::util::now_ms();
+        loop {
+            if let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
+                let mut l: Vec<u8> = self.buf.drain(..=i).collect();
+                l.pop();
+                if l.last() == Some(&b'\r') {
+                    l.pop();
+                }
+                return Ok(String::from_utf8_lossy(&l).into_owned());
+            }
+            if self.buf.len() > LINE_BYTES_MAX {
+                return Err(LinkError::Protocol("reply line too long".into()));
+            }
+            self.fill()?;
+        }
+    }
+
+    fn command(&mut self, argv: &[&[u8]]) -> LinkResult<String> {
+        self.send(argv)?;
+        self.line()
+    }
+
+    fn handshake(&mut self) -> LinkResult<()> {
+        let cfg = self.server.config.load();
+        let pong = self.command(&[b"PING"])?;
+        if pong.starts_with('-')
+            && !pong.starts_with("-NOAUTH")
+            && !pong.starts_with("-NOPERM")
+            && !pong.starts_with("-ERR operation not permitted")
+        {
+            return Err(LinkError::Protocol(format!(
+                "Error reply to PING from master: '{pong}'"
+            )));
+        }
+        if let Some(pass) = &cfg.masterauth {
+            let r = match &cfg.masteruser {
+                Some(user) => self.command(&[b"AUTH", user.as_bytes(), pass])?,
+                None => self.command(&[b"AUTH", pass])?,
+            };
+            if r.starts_with('-') {
+                return Err(LinkError::Protocol(format!(
+                    "Unable to AUTH to MASTER: {r}"
+                )));
+            }
+        }
+        let port = if cfg.replica_announce_port != 0 {
+            cfg.replica_announce_port
+        } else {
+            cfg.port
+        };
+        let port = port.to_string();
+        self.command(&[b"REPLCONF", b"listening-port", port.as_bytes()])?;
+        if let Some(ip) = &cfg.replica_announce_ip {
+            self.command(&[b"REPLCONF", b"ip-address", ip.as_bytes()])?;
+        }
+        self.command(&[b"REPLCONF", b"capa", b"eof", b"capa", b"psync2"])?;
+        let cached = self.server.link.state.lock().cached;
+        let (id, off) = if cached {
+            self.server
+                .feed
+                .with(|st| (st.replid.clone(), (st.offset + 1).to_string()))
+        } else {
+            ("?".to_string(), "-1".to_string())
+        };
+        self.send(&[b"PSYNC", id.as_bytes(), off.as_bytes()])?;
+        let reply = loop {
+            // Newlines keep the link alive while the master prepares.
+            let l = self.line()?;
+            if !l.is_empty() {
+                break l;
+            }
+        };
+        if let Some(rest) = reply.strip_prefix("+FULLRESYNC") {
+            let mut it = rest.split_whitespace();
+            let id = it.next().unwrap_or_default().to_string();
+            let off = it.next().and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+            crate::log_notice!("Full resync from master: {}:{}", id, off);
+            self.full_sync(&id, off)
+        } else if let Some(rest) = reply.strip_prefix("+CONTINUE") {
+            let server = self.server;
+            let _applying = server.link.apply.lock();
+            if server.link.state.lock().epoch != self.epoch {
+                return Err(LinkError::Aborted);
+            }
+            self.continue_sync(rest.trim());
+            Ok(())
+        } else {
+            Err(LinkError::Protocol(format!(
+                "Unexpected reply to PSYNC from master: {reply}"
+            )))
+        }
+    }
+
+    fn continue_sync(&mut self, new_id: &str) {
+        crate::log_notice!("MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization.");
+        let size = self.server.config.load().repl_backlog_size as usize;
+        let (subs, db) = self.server.feed.with(|st| {
+            st.upstream = true;
+            st.ensure_backlog(size);
+            let db = st.stream_db;
+            if !new_id.is_empty() && new_id != st.replid {
+                st.replid2 = std::mem::replace(&mut st.replid, new_id.to_string());
+                st.second_replid_offset = st.offset as i64 + 1;
+                crate::log_notice!("Master replication ID changed to {}", new_id);
+                return (std::mem::take(&mut st.replicas), db);
+            }
+            (Vec::new(), db)
+        });
+        // The stream goes on in the database it last selected.
+        self.client.db = db;
+        kill_sinks(self.server, &subs);
+        self.server.link.state.lock().cached = true;
+        crate::log_notice!("Successful partial resynchronization with master.");
+    }
+
+    /// Receives the RDB (`$<len>` or diskless `$EOF:<mark>`), flushes the dataset and loads it.
+    fn full_sync(&mut self, replid: &str, offset: u64) -> LinkResult<()> {
+        self.set_status(LinkStatus::Transfer);
+        let header = loop {
+            let l = self.line()?;
+            // The master sends newlines to keep the link alive while it prepares the RDB.
+            if !l.is_empty() {
+                break l;
+            }
+        };
+        if header.starts_with('-') {
+            return Err(LinkError::Protocol(format!(
+                "MASTER aborted replication with an error: {header}"
+            )));
+        }
+        let Some(spec) = header.strip_prefix('$') else {
+            return Err(LinkError::Protocol(format!(
+                "Bad protocol from MASTER, the first byte is not '$': {header}"
+            )));
+        };
+        let data = if let Some(mark) = spec.strip_prefix("EOF:") {
+            let mark = mark.as_bytes().to_vec();
+            if mark.len() != EOF_MARK_BYTES {
+                return Err(LinkError::Protocol("bad EOF marker".into()));
+            }
+            self.start_transfer(-1);
+            crate::log_notice!(
+                "MASTER <-> REPLICA sync: receiving streamed RDB from master with EOF to disk"
+            );
+            loop {
+                if self.buf.len() >= EOF_MARK_BYTES && self.buf.ends_with(&mark) {
+                    let mut d = std::mem::take(&mut self.buf);
+                    d.truncate(d.len() - EOF_MARK_BYTES);
+                    break d;
+                }
+                self.fill()?;
+                self.progress();
+            }
+        } else {
+            let len: usize = spec
+                .parse()
+                .map_err(|_| LinkError::Protocol(format!("bad bulk length {spec}")))?;
+            self.start_transfer(len as i64);
+            crate::log_notice!(
+                "MASTER <-> REPLICA sync: receiving {} bytes from master to disk",
+                len
+            );
+            while self.buf.len() < len {
+                self.fill()?;
+                self.progress();
+            }
+            let rest = self.buf.split_off(len);
+            std::mem::replace(&mut self.buf, rest)
+        };
+        let server = self.server;
+        let _applying = server.link.apply.lock();
+        if server.link.state.lock().epoch != self.epoch {
+            return Err(LinkError::Aborted);
+        }
+        crate::log_notice!("MASTER <-> REPLICA sync: Flushing old data");
+        crate::log_notice!("MASTER <-> REPLICA sync: Loading DB in memory");
+        let stream_db = load_rdb(self.server, &data)?;
+        drop(data);
+        let size = self.server.config.load().repl_backlog_size as usize;
+        let subs = self.server.feed.with(|st| {
+            st.replid = replid.to_string();
+            st.replid2 = "0".repeat(40);
+            st.second_replid_offset = -1;
+            st.offset = offset;
+            st.upstream = true;
+            st.stream_db = stream_db;
+            st.reset_backlog(size);
+            std::mem::take(&mut st.replicas)
+        });
+        // Our sub-replicas hold another history now: they must sync again.
+        kill_sinks(self.server, &subs);
+        self.client.db = stream_db;
+        {
+            let mut st = self.server.link.state.lock();
+            st.cached = true;
+            st.transfer_size = -1;
+        }
+        crate::log_notice!("MASTER <-> REPLICA sync: Finished with success");
+        Ok(())
+    }
+
+    fn start_transfer(&self, size: i64) {
+        let mut st = self.server.link.state.lock();
+        st.transfer_size = size;
+        st.transfer_read = 0;
+        st.transfer_start_ms = crate::util::now_ms();
+    }
+
+    fn progress(&self) {
+        self.server.link.state.lock().transfer_read = self.buf.len() as u64;
+    }
+
+    fn send_ack(&mut self) -> LinkResult<()> {
+        let off = self.server.feed.with(|st| st.offset).to_string();
+        self.send(&[b"REPLCONF", b"ACK", off.as_bytes()])?;
+        self.last_ack_ms = crate::util::now_ms();
+        Ok(())
+    }
+
+    /// Applies the command stream until the link ends.
+    fn stream_loop(&mut self) -> LinkResult<()> {
+        self.set_status(LinkStatus::Connected);
+        LINK_UP.store(true, Ordering::Relaxed);
+        self.send_ack()?;
+        let mut applier = Applier::new(self.server);
+        applier.db = self.client.db;
+        loop {
+            if !self.buf.is_empty() {
+                let limits = Limits {
+                    proto_max_bulk_len: self.server.config.load().proto_max_bulk_len,
+                    authenticated: true,
+                };
+                let mut pb = BytesMut::from(&self.buf[..]);
+                let mut pos = 0;
+                loop {
+                    let before = pb.len();
+                    let args = match parse_command(&mut pb, &limits) {
+                        Ok(Some(a)) => a,
+                        Ok(None) => break,
+                        Err(e) => return Err(LinkError::Protocol(e.message())),
+                    };
+                    let n = before - pb.len();
+                    let (start, end) = (pos, pos + n);
+                    pos = end;
+                    if args.is_empty() {
+                        continue;
+                    }
+                    let raw = self.buf.get(start..end).unwrap_or_default();
+                    let _applying = self.server.link.apply.lock();
+                    if self.server.link.state.lock().epoch != self.epoch {
+                        return Err(LinkError::Aborted);
+                    }
+                    if applier.apply(&mut self.client, &args, raw) {
+                        // REPLCONF GETACK: answered with the offset before it, then counted.
+                        self.send_ack()?;
+                        let raw = self.buf.get(start..end).unwrap_or_default();
+                        applier.feed_plain(raw);
+                    }
+                }
+                self.buf.drain(..pos);
+            }
+            let now = crate::util::now_ms();
+            if now.saturating_sub(self.last_ack_ms) >= 1000 {
+                self.send_ack()?;
+            }
+            self.fill()?;
+        }
+    }
+}
+
+/// Flushes every database and loads an RDB from memory, under every shard lock. Returns the
+/// stream's database (`repl-stream-db`).
+fn load_rdb(server: &Server, data: &[u8]) -> LinkResult<usize> {
+    let databases = server.config.load().databases;
+    let mut stream_db = 0usize;
+    let result = server.with_all(0, |ks| {
+        ks.signal_flushed(None);
+        for shard in ks.shards_mut() {
+            for db in shard.dbs.iter_mut() {
+                db.clear();
+            }
+        }
+        let mut sink = |e: crate::persistence::rdb::LoadedEntry| {
+            if e.db >= databases {
+                return Err(crate::persistence::rdb::RdbError::Corrupt {
+                    offset: 0,
+                    reason: format!("database {} out of range", e.db),
+                });
+            }
+            ks.db = e.db;
+            ks.insert_entry(&e.key, e.entry);
+            Ok(())
+        };
+        let mut aux = |k: &[u8], v: &[u8]| {
+            if k == b"repl-stream-db" {
+                if let Some(n) = std::str::from_utf8(v).ok().and_then(|s| s.parse().ok()) {
+                    stream_db = n;
+                }
+            }
+        };
+        crate::persistence::rdb::read_rdb(&mut &data[..], &mut sink, &mut aux)
+    });
+    match result {
+        Ok(stats) => {
+            crate::log_notice!(
+                "Done loading RDB, keys loaded: {}, keys expired: 0.",
+                stats.keys
+            );
+            Ok(stream_db.min(databases.saturating_sub(1)))
+        }
+        Err(e) => Err(LinkError::Protocol(format!(
+            "Failed trying to load the MASTER synchronization DB from memory: {e}"
+        ))),
+    }
+}
+
+/// Applies the master's commands: SELECT, MULTI/EXEC and PING handled here, everything else
+/// through the dispatcher and the command table.
+struct Applier<'a> {
+    server: &'a Server,
+    db: usize,
+    /// A MULTI in progress: the queued commands and the raw bytes since MULTI.
+    multi: Option<(Vec<Vec<Bytes>>, Vec<u8>)>,
+    scratch: Vec<u8>,
+}
+
+impl<'a> Applier<'a> {
+    fn new(server: &'a Server) -> Self {
+        Applier {
+            server,
+            db: 0,
+            multi: None,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Re-feeds bytes that change no data (no shard lock needed).
+    fn feed_plain(&mut self, raw: &[u8]) {
+        let poke = self.server.feed.with(|st| st.feed_raw(raw));
+        poke_shards(self.server, poke);
+    }
+
+    /// Applies one command; true for REPLCONF GETACK (the caller acks, then feeds it).
+    fn apply(&mut self, client: &mut Client, args: &[Bytes], raw: &[u8]) -> bool {
+        let name = args[0].to_ascii_lowercase();
+        if let Some((queue, bytes)) = &mut self.multi {
+            bytes.extend_from_slice(raw);
+            if name != b"exec" {
+                if name != b"multi" {
+                    queue.push(args.to_vec());
+                }
+                return false;
+            }
+            let (queue, bytes) = self.multi.take().unwrap_or_default();
+            self.exec(client, &queue, &bytes);
+            return false;
+        }
+        match name.as_slice() {
+            b"multi" => {
+                self.multi = Some((Vec::new(), raw.to_vec()));
+            }
+            b"select" => {
+                let n = std::str::from_utf8(args.get(1).map_or(&b""[..], |a| &a[..]))
+                    .ok()
+                    .and_then(|s| s.parse::<usize>().ok());
+                if let Some(n) = n.filter(|&n| n < self.server.config.load().databases) {
+                    self.db = n;
+                    client.db = n;
+                }
+                let db = self.db;
+                let poke = self.server.feed.with(|st| {
+                    st.stream_db = db;
+                    st.feed_raw(raw)
+                });
+                poke_shards(self.server, poke);
+            }
+            b"ping" => self.feed_plain(raw),
+            b"replconf" => {
+                let getack = args
+                    .get(1)
+                    .is_some_and(|a| a.eq_ignore_ascii_case(b"getack"));
+                if getack {
+                    return true;
+                }
+                self.feed_plain(raw);
+            }
+            _ => {
+                self.run(client, args, Some(raw));
+            }
+        }
+        false
+    }
+
+    /// EXEC of the master's transaction: every shard held for the whole unit.
+    fn exec(&mut self, client: &mut Client, queue: &[Vec<Bytes>], raw: &[u8]) {
+        let all: Vec<usize> = (0..self.server.nshards()).collect();
+        let holds = self.server.hold_shards(&all);
+        for args in queue {
+            self.run(client, args, None);
+        }
+        let poke = self.server.feed.with(|st| st.feed_raw(raw));
+        drop(holds);
+        poke_shards(self.server, poke);
+    }
+
+    /// Runs one command with its reply discarded; re-feeds `raw` under its locks.
+    fn run(&mut self, client: &mut Client, args: &[Bytes], raw: Option<&[u8]>) {
+        let server = self.server;
+        let nshards = server.nshards();
+        client.db = self.db;
+        let p = match dispatch::prepare(client, args, 0, nshards, false) {
+            Ok(p) => p,
+            Err(rej) => {
+                crate::log_warning!(
+                    "Command from MASTER rejected: {}",
+                    String::from_utf8_lossy(&rej.error)
+                );
+                if let Some(raw) = raw {
+                    self.feed_plain(raw);
+                }
+                return;
+            }
+        };
+        self.scratch.clear();
+        let mut out = Out::new(&mut self.scratch, 2);
+        let now_ms = crate::util::now_ms();
+        let ids = match p.route {
+            Route::Conn => {
+                let Kind::Conn(f) = p.cmd.kind else { return };
+                let mut ctx = ConnCtx {
+                    client,
+                    server,
+                    shard: 0,
+                    now_ms,
+                    deliveries: Vec::new(),
+                    notes: Vec::new(),
+                    ready_keys: Vec::new(),
+                    propagate: Vec::new(),
+                };
+                f(&mut ctx, args, &mut out);
+                let deliveries = std::mem::take(&mut ctx.deliveries);
+                if let Some(raw) = raw {
+                    self.feed_plain(raw);
+                }
+                deliver(server, deliveries);
+                return;
+            }
+            Route::Local => vec![0],
+            Route::Remote(s) => vec![s],
+            Route::Multi(set) => set,
+        };
+        let Kind::Data(f) = p.cmd.kind else { return };
+        let mut guards = server.lock_shards(&ids);
+        let poke = {
+            let parts: Vec<&mut ShardData> = guards.iter_mut().map(|g| &mut **g).collect();
+            let mut ks = Keyspace::many(parts, nshards, self.db, now_ms);
+            ks.from_master = true;
+            ks.no_block = true;
+            ks.exec(f, args, &mut out);
+            // Blocked clients of the replica are not woken by the master's writes yet.
+            drop(ks.take_ready());
+            match raw {
+                Some(raw) => server.feed.with(|st| st.feed_raw(raw)),
+                None => 0,
+            }
+        };
+        drop(guards);
+        poke_shards(server, poke);
+    }
+}
+
+fn poke_shards(server: &Server, poke: u64) {
+    if poke == 0 {
+        return;
+    }
+    for (i, h) in server.shards.iter().enumerate() {
+        if poke & (1u64 << (i % 64)) != 0 {
+            h.mailbox.poke();
+        }
+    }
+}
+
+/// Hands PUBLISH deliveries of the master's stream to the subscribers' shards.
+fn deliver(server: &Server, deliveries: Vec<crate::pubsub::Delivery>) {
+    for d in deliveries {
+        if let Some(h) = server.shards.get(d.to.shard) {
+            let mut batch = vec![crate::shard::mesh::Msg::Publish(d)];
+            h.mailbox.post(server.nshards(), &mut batch);
+        }
+    }
+}
+
+/// REPLICAOF host port | NO ONE (and SLAVEOF).
+pub fn replicaof_command(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
+    let server = ctx.server;
+    if args[1].eq_ignore_ascii_case(b"no") && args[2].eq_ignore_ascii_case(b"one") {
+        if is_replica() {
+            promote(server);
+            crate::log_notice!(
+                "MASTER MODE enabled (user request from '{}')",
+                ctx.client.shared.addr
+            );
+        }
+        out.ok();
+        return;
+    }
+    if ctx.client.replica.is_some() {
+        out.error("ERR Command is not valid when client is a replica.");
+        return;
+    }
+    let port = match crate::commands::parse::i64_arg(&args[2]) {
+        Ok(p) if (0..=65535).contains(&p) => p as u16,
+        _ => {
+            out.error("ERR Invalid master port");
+            return;
+        }
+    };
+    let host = String::from_utf8_lossy(&args[1]).into_owned();
+    let same = {
+        let st = server.link.state.lock();
+        st.master
+            .as_ref()
+            .is_some_and(|(h, p)| h.eq_ignore_ascii_case(&host) && *p == port)
+    };
+    if same {
+        crate::log_notice!("REPLICAOF would result into synchronization with the master we are already connected with. No operation performed.");
+        out.raw(b"+OK Already connected to specified master\r\n");
+        return;
+    }
+    set_master(server, &host, port);
+    crate::log_notice!(
+        "REPLICAOF {}:{} enabled (user request from '{}')",
+        host,
+        port,
+        ctx.client.shared.addr
+    );
+    out.ok();
+}

@@ -1,0 +1,325 @@
+//! Replication between real binaries over TCP, both ways with real redis-server 7.0: a shardis
+//! replica (4 shards) of a Redis master and a Redis replica of a shardis master (4 shards),
+//! each synchronised while a writer keeps changing every type, then compared with DEBUG
+//! DIGEST; links broken with CLIENT KILL resume with a partial resync (`sync_partial_ok` on the
+//! master); READONLY; promotion with REPLICAOF NO ONE and a sibling resuming partially;
+//! chained replicas with equal offsets.
+
+mod common;
+
+use common::{wait_for, wait_until, Reply, RespConn, ServerKind, TestServer};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+const SYNC_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn start(kind: ServerKind, extra: &[&str]) -> TestServer {
+    let mut args = vec![
+        "--enable-debug-command",
+        "yes",
+        "--repl-diskless-sync-delay",
+        "0",
+    ];
+    if kind == ServerKind::Shardis {
+        args.extend(["--shards", "4"]);
+    }
+    args.extend_from_slice(extra);
+    TestServer::start(kind, &args)
+}
+
+fn replica_of(kind: ServerKind, master: &TestServer, extra: &[&str]) -> TestServer {
+    let port = master.port().to_string();
+    let mut args = vec!["--replicaof", "127.0.0.1", port.as_str()];
+    args.extend_from_slice(extra);
+    start(kind, &args)
+}
+
+fn field(s: &TestServer, section: &str, name: &str) -> String {
+    s.info_field(section, name).unwrap_or_default()
+}
+
+fn offset(s: &TestServer) -> u64 {
+    field(s, "replication", "master_repl_offset")
+        .parse()
+        .unwrap_or(0)
+}
+
+/// Waits until the replica's link is up and it applied everything the master streamed.
+fn wait_caught_up(master: &TestServer, replica: &TestServer) {
+    wait_until("replica caught up", SYNC_TIMEOUT, || {
+        field(replica, "replication", "master_link_status") == "up"
+            && offset(master) > 0
+            && offset(replica) == offset(master)
+    });
+}
+
+/// Waits until both hold the same dataset. The master's active expiry may delete a key (and
+/// stream its DEL) between two DEBUG DIGEST calls, so equality is awaited rather than sampled
+/// once; a real divergence never converges and fails with both digests.
+fn wait_same(master: &TestServer, replica: &TestServer, what: &str) {
+    let mut last = (String::new(), String::new());
+    let deadline = std::time::Instant::now() + SYNC_TIMEOUT;
+    while std::time::Instant::now() < deadline {
+        wait_caught_up(master, replica);
+        last = (digest(master), digest(replica));
+        if last.0 == last.1 && offset(master) == offset(replica) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{what}: datasets differ: {} vs {}", last.0, last.1);
+}
+
+fn digest(s: &TestServer) -> String {
+    match s.conn().call(&["DEBUG", "DIGEST"]) {
+        Reply::Status(b) | Reply::Bulk(b) => String::from_utf8_lossy(&b).into_owned(),
+        other => panic!("DEBUG DIGEST: {other:?}"),
+    }
+}
+
+/// One round of writes over every type, in two databases, with expiries, deletions and a
+/// transaction. `i` varies the keys and values.
+fn write_round(c: &mut RespConn, i: u64) {
+    let k = |p: &str| format!("{p}:{}", i % 50);
+    let v = i.to_string();
+    let cmds: Vec<Vec<String>> = vec![
+        vec!["SELECT".into(), (i % 2).to_string()],
+        vec!["SET".into(), k("s"), v.clone()],
+        vec!["INCRBY".into(), k("n"), "3".into()],
+        vec!["APPEND".into(), k("s"), "x".into()],
+        vec!["RPUSH".into(), k("l"), v.clone(), "b".into(), "c".into()],
+        vec!["LPOP".into(), k("l")],
+        vec!["SADD".into(), k("set"), v.clone(), "m".into()],
+        vec!["SREM".into(), k("set"), "m".into()],
+        vec![
+            "HSET".into(),
+            k("h"),
+            "f".into(),
+            v.clone(),
+            "g".into(),
+            "1".into(),
+        ],
+        vec!["HINCRBY".into(), k("h"), "g".into(), "2".into()],
+        vec!["ZADD".into(), k("z"), (i % 7).to_string(), v.clone()],
+        vec!["ZINCRBY".into(), k("z"), "1.5".into(), v.clone()],
+        vec!["PFADD".into(), k("hll"), v.clone()],
+        vec!["SET".into(), k("ttl"), v.clone(), "PX".into(), "150".into()],
+        vec!["EXPIRE".into(), k("n"), "1000".into()],
+        vec!["MSET".into(), k("a"), v.clone(), k("b"), v.clone()],
+        vec!["MULTI".into()],
+        vec!["INCR".into(), k("tx")],
+        vec!["LPUSH".into(), k("txl"), v.clone()],
+        vec!["EXEC".into()],
+    ];
+    for cmd in &cmds {
+        let args: Vec<&str> = cmd.iter().map(|s| s.as_str()).collect();
+        let r = c.call(&args);
+        assert!(!r.is_error(), "{cmd:?}: {r:?}");
+    }
+    if i.is_multiple_of(10) {
+        c.call(&["DEL", &k("l"), &k("set")]);
+    }
+}
+
+/// A writer thread on `port` until `stop`.
+fn writer(port: u16, stop: Arc<AtomicBool>, start_at: u64) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let mut c = RespConn::connect(port).expect("connect writer");
+        let mut i = start_at;
+        while !stop.load(Ordering::Relaxed) {
+            write_round(&mut c, i);
+            i += 1;
+        }
+        i
+    })
+}
+
+fn load_during(port: u16, what: impl FnOnce()) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let w = writer(port, stop.clone(), 0);
+    what();
+    stop.store(true, Ordering::Relaxed);
+    let rounds = w.join().expect("writer");
+    assert!(rounds > 0, "the writer made no progress");
+}
+
+fn partial_ok(master: &TestServer) -> u64 {
+    field(master, "stats", "sync_partial_ok")
+        .parse()
+        .unwrap_or(0)
+}
+
+fn full_syncs(master: &TestServer) -> u64 {
+    field(master, "stats", "sync_full").parse().unwrap_or(0)
+}
+
+/// Initial data, a sync under load, a comparison, then a link killed under load that must
+/// resume with +CONTINUE.
+fn interop(master_kind: ServerKind, replica_kind: ServerKind) {
+    let master = start(master_kind, &["--repl-backlog-size", "100mb"]);
+    {
+        let mut c = master.conn();
+        for i in 0..300 {
+            write_round(&mut c, 10_000 + i);
+        }
+    }
+    let mut replica = None;
+    load_during(master.port(), || {
+        replica = Some(replica_of(replica_kind, &master, &[]));
+        std::thread::sleep(Duration::from_millis(1500));
+    });
+    let replica = replica.expect("replica");
+    wait_same(&master, &replica, "after the full sync");
+    let dbsize = master.conn().call(&["DBSIZE"]).as_int().unwrap_or(0);
+    assert!(dbsize > 0, "empty dataset");
+
+    let before_partial = partial_ok(&master);
+    let before_full = full_syncs(&master);
+    load_during(master.port(), || {
+        std::thread::sleep(Duration::from_millis(300));
+        let killed = replica
+            .conn()
+            .call(&["CLIENT", "KILL", "TYPE", "master"])
+            .as_int();
+        assert_eq!(killed, Some(1), "the replica has one master link");
+        wait_until("partial resync", SYNC_TIMEOUT, || {
+            partial_ok(&master) > before_partial
+        });
+        std::thread::sleep(Duration::from_millis(300));
+    });
+    wait_caught_up(&master, &replica);
+    assert_eq!(
+        full_syncs(&master),
+        before_full,
+        "the link resumed with a full sync"
+    );
+    wait_same(&master, &replica, "after the partial resync");
+}
+
+#[test]
+fn shardis_replica_of_redis_master() {
+    interop(ServerKind::Redis, ServerKind::Shardis);
+}
+
+#[test]
+fn redis_replica_of_shardis_master() {
+    interop(ServerKind::Shardis, ServerKind::Redis);
+}
+
+#[test]
+fn replica_rejects_writes_and_keeps_expired_keys_for_the_master() {
+    let master = start(ServerKind::Shardis, &[]);
+    let replica = replica_of(ServerKind::Shardis, &master, &[]);
+    let mut m = master.conn();
+    m.call(&["SET", "k", "v"]);
+    m.call(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+    m.call(&["SET", "short", "v", "PX", "100"]);
+    wait_caught_up(&master, &replica);
+    let mut r = replica.conn();
+    assert_eq!(r.call(&["GET", "k"]).as_str(), Some("v"));
+    let err = r.call(&["SET", "k", "w"]);
+    assert_eq!(
+        err.as_str(),
+        Some("READONLY You can't write against a read only replica.")
+    );
+    // Inside MULTI the error aborts the transaction, as in Redis.
+    r.call(&["MULTI"]);
+    assert!(r.call(&["INCR", "k"]).is_error());
+    assert!(r.call(&["EXEC"]).is_error());
+    std::thread::sleep(Duration::from_millis(200));
+    // Logically expired: absent for clients, but still held until the master deletes it.
+    assert_eq!(r.call(&["GET", "short"]), Reply::Null);
+    assert_eq!(r.call(&["DBSIZE"]).as_int(), Some(2));
+    // The master's lazy expiry propagates the DEL.
+    assert_eq!(m.call(&["GET", "short"]), Reply::Null);
+    wait_caught_up(&master, &replica);
+    assert_eq!(r.call(&["DBSIZE"]).as_int(), Some(1));
+    let role = r.call(&["ROLE"]);
+    let Reply::Array(items) = role else {
+        panic!("ROLE: {role:?}")
+    };
+    assert_eq!(items.first().and_then(|r| r.as_str()), Some("slave"));
+    assert_eq!(items.get(3).and_then(|r| r.as_str()), Some("connected"));
+}
+
+#[test]
+fn chain_promotion_and_sibling_partial_resync() {
+    let master = start(ServerKind::Shardis, &[]);
+    let a = replica_of(ServerKind::Shardis, &master, &[]);
+    let b = replica_of(ServerKind::Shardis, &master, &[]);
+    let chained = replica_of(ServerKind::Shardis, &a, &[]);
+    load_during(master.port(), || {
+        std::thread::sleep(Duration::from_millis(800));
+    });
+    wait_caught_up(&master, &a);
+    wait_caught_up(&master, &b);
+    wait_caught_up(&a, &chained);
+    assert_eq!(offset(&chained), offset(&master), "chained offsets differ");
+    wait_same(&master, &a, "replica");
+    wait_same(&master, &chained, "chained replica");
+
+    // Promote a; b follows it and must continue where it was, not resync in full.
+    let ok = a.conn().call(&["REPLICAOF", "NO", "ONE"]);
+    assert_eq!(ok.as_str(), Some("OK"));
+    assert_eq!(field(&a, "replication", "role"), "master");
+    assert_ne!(
+        field(&a, "replication", "master_replid2"),
+        "0000000000000000000000000000000000000000"
+    );
+    let before = partial_ok(&a);
+    let before_full = full_syncs(&a);
+    let port = a.port().to_string();
+    b.conn().call(&["REPLICAOF", "127.0.0.1", &port]);
+    wait_until("b resumed from a", SYNC_TIMEOUT, || partial_ok(&a) > before);
+    a.conn().call(&["SET", "after-promotion", "1"]);
+    wait_caught_up(&a, &b);
+    wait_caught_up(&a, &chained);
+    assert_eq!(
+        full_syncs(&a),
+        before_full,
+        "a sibling or the chained replica resynced in full"
+    );
+    wait_same(&a, &b, "sibling after promotion");
+    wait_same(&a, &chained, "chained replica after promotion");
+    let v = wait_for("write on b", SYNC_TIMEOUT, || {
+        b.conn()
+            .call(&["GET", "after-promotion"])
+            .as_str()
+            .map(String::from)
+    });
+    assert_eq!(v, "1");
+}
+
+#[test]
+fn wait_counts_replicas_that_acknowledged() {
+    let master = start(ServerKind::Shardis, &[]);
+    let ours = replica_of(ServerKind::Shardis, &master, &[]);
+    let theirs = replica_of(ServerKind::Redis, &master, &[]);
+    wait_until("two replicas online", SYNC_TIMEOUT, || {
+        field(&master, "replication", "connected_slaves") == "2"
+    });
+    let mut m = master.conn();
+    for i in 0..20 {
+        let v = i.to_string();
+        assert_eq!(m.call(&["SET", "w", &v]).as_str(), Some("OK"));
+        assert_eq!(m.call(&["WAIT", "2", "0"]).as_int(), Some(2), "WAIT 2 0");
+        // Acknowledged means applied: both replicas hold the write now.
+        assert_eq!(ours.conn().call(&["GET", "w"]).as_str(), Some(v.as_str()));
+        assert_eq!(theirs.conn().call(&["GET", "w"]).as_str(), Some(v.as_str()));
+    }
+    assert_eq!(m.call(&["WAIT", "1", "0"]).as_int(), Some(2));
+    // More replicas than there are: the timeout answers with how many did.
+    assert_eq!(m.call(&["WAIT", "3", "200"]).as_int(), Some(2));
+    assert!(ours.conn().call(&["WAIT", "1", "0"]).is_error());
+
+    // min-replicas-to-write: writes refused while too few replicas are attached.
+    m.call(&["CONFIG", "SET", "min-replicas-to-write", "3"]);
+    assert_eq!(
+        m.call(&["SET", "x", "1"]).as_str(),
+        Some("NOREPLICAS Not enough good replicas to write.")
+    );
+    assert_eq!(m.call(&["GET", "w"]).as_str(), Some("19"));
+    m.call(&["CONFIG", "SET", "min-replicas-to-write", "2"]);
+    assert_eq!(m.call(&["SET", "x", "1"]).as_str(), Some("OK"));
+}
