@@ -225,10 +225,22 @@ visible.load = function(f, ...)
   end
   return load(f, ...)
 end
--- Metatables of basic types (strings) are handed out read-only.
+-- Metatables of basic types (strings) are handed out read-only. The string metatable's
+-- __index is the script's own (protected) `string`, so `getmetatable('').__index == string`
+-- holds as in Redis.
+local string_mt_view
 visible.getmetatable = function(v)
   local mt = getmetatable(v)
   if mt ~= nil and type(v) ~= 'table' and type(v) ~= 'userdata' and type(mt) == 'table' then
+    if type(v) == 'string' then
+      if string_mt_view == nil then
+        local copy = {}
+        for k, x in pairs(mt) do copy[k] = x end
+        if copy.__index == string then copy.__index = visible.string end
+        string_mt_view = protect(copy)
+      end
+      return string_mt_view
+    end
     return protect(mt)
   end
   return mt

@@ -229,7 +229,7 @@ pub fn lua_to_resp(v: &Value, script_resp: u8, out: &mut Out, depth: usize) {
                 out.boolean(*b)
             }
         }
-        Value::Number(n) => out.int(*n as i64),
+        Value::Number(n) => out.int(c_double_to_i64(*n)),
         Value::Integer(n) => out.int(*n),
         Value::Table(t) => table_to_resp(t, script_resp, out, depth),
         _ => out.null(),
@@ -310,5 +310,17 @@ fn table_to_resp(t: &Table, script_resp: u8, out: &mut Out, depth: usize) {
     for i in 1..=n {
         let v = t.raw_get::<Value>(i).unwrap_or(Value::Nil);
         lua_to_resp(&v, script_resp, out, depth + 1);
+    }
+}
+
+/// C's `(long long)` of a double as Redis's reply conversion does it on x86-64: truncation, and
+/// for NaN or a value out of range the "integer indefinite" value, i64::MIN (Rust's `as`
+/// saturates instead).
+fn c_double_to_i64(n: f64) -> i64 {
+    const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
+    if n.is_nan() || !(-TWO_POW_63..TWO_POW_63).contains(&n) {
+        i64::MIN
+    } else {
+        n as i64
     }
 }

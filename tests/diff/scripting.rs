@@ -5,8 +5,8 @@
 //!
 //! Scripts are drawn from a fixed list and fed keys and arguments from the generator, so
 //! each body's sha is stable and EVALSHA / SCRIPT EXISTS meet both cached and unknown
-//! scripts. Only one function library name is used (FUNCTION LIST's order over several
-//! libraries is each server's own hash order).
+//! scripts. Only one function library name is used, each version registering one function
+//! (FUNCTION LIST orders libraries, and a library's functions, in each server's own hash order).
 
 use super::{Cmd, Gen, GenFn};
 
@@ -33,13 +33,14 @@ const KEY_SCRIPTS: &[&str] = &[
     "return redis.pcall('incr', KEYS[1])",
     "return redis.pcall('lpush', KEYS[1], ARGV[1])",
     "return redis.call('lrange', KEYS[1], 0, -1)",
-    "return redis.call('hgetall', KEYS[1])",
+    // Hash-table order is each server's own: hashes and sets come back sorted.
+    "local r = redis.call('hgetall', KEYS[1]) local t = {} for i = 1, #r, 2 do t[#t + 1] = r[i] .. '=' .. r[i + 1] end table.sort(t) return t",
     "return redis.call('type', KEYS[1])",
     "return redis.call('exists', KEYS[1], KEYS[2])",
     "return redis.call('del', KEYS[1])",
     "return redis.call('zrange', KEYS[1], 0, -1, 'withscores')",
-    "return redis.call('smembers', KEYS[1])",
-    "redis.setresp(3) return redis.call('hgetall', KEYS[1])",
+    "local r = redis.call('smembers', KEYS[1]) table.sort(r) return r",
+    "redis.setresp(3) local r = redis.call('hgetall', KEYS[1]) local t = {} for k, v in pairs(r.map) do t[#t + 1] = k .. '=' .. v end table.sort(t) return t",
     "redis.setresp(3) return redis.call('zscore', KEYS[1], ARGV[1])",
     "redis.setresp(3) return redis.call('get', KEYS[1])",
     "redis.setresp(3) return {redis.call('exists', KEYS[1]), redis.call('type', KEYS[1])}",
@@ -255,7 +256,8 @@ fn script_cmds(g: &mut Gen) -> Cmd {
 }
 
 const LIBRARIES: &[&str] = &[
-    "#!lua name=difflib\nredis.register_function('dget', function(keys, args) return redis.call('get', keys[1]) end)\nredis.register_function{function_name='dro', callback=function(keys, args) return args[1] end, flags={'no-writes'}, description='echo'}",
+    "#!lua name=difflib\nredis.register_function('dget', function(keys, args) return redis.call('get', keys[1]) end)",
+    "#!lua name=difflib\nredis.register_function{function_name='dro', callback=function(keys, args) return args[1] end, flags={'no-writes'}, description='echo'}",
     "#!lua name=difflib\nredis.register_function('dset', function(keys, args) return redis.call('set', keys[1], args[1]) end)",
     "#!lua name=difflib\nredis.register_function('dget', 1)",
     "#!lua name=difflib\nlocal x = 1",
