@@ -281,7 +281,7 @@ fn function_dump_restore_interop_with_redis() {
     let shardis = TestServer::start(ServerKind::Shardis, &["--shards", "2"]);
     let (mut r, mut s) = (redis.conn(), shardis.conn());
     for round in 0..2 {
-        let (mut from, mut to) = if round == 0 {
+        let (from, to) = if round == 0 {
             (&mut r, &mut s)
         } else {
             (&mut s, &mut r)
@@ -299,8 +299,8 @@ fn function_dump_restore_interop_with_redis() {
         let restored = to.cmd(&[b"FUNCTION", b"RESTORE", &payload]);
         assert_eq!(restored, b"+OK\r\n", "{}", common::show(&restored));
         assert_eq!(
-            function_list(&mut from),
-            function_list(&mut to),
+            function_list(from),
+            function_list(to),
             "FUNCTION LIST WITHCODE differs"
         );
         assert_eq!(

@@ -174,6 +174,15 @@ fn do_publish(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out, sharded: bool) {
     ctx.deliveries.extend(deliveries);
 }
 
+/// SUBSCRIBE and its kin: their confirmations are pushes that CLIENT REPLY OFF does not
+/// silence.
+pub fn is_subscription_command(name: &str) -> bool {
+    matches!(
+        name,
+        "subscribe" | "psubscribe" | "ssubscribe" | "unsubscribe" | "punsubscribe" | "sunsubscribe"
+    )
+}
+
 fn publish(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
     do_publish(ctx, args, out, false);
     propagate_publish(ctx, args);

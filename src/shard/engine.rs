@@ -563,8 +563,11 @@ impl<I: Io> Shard<I> {
                 Flow::Continue
             }
         };
+        // CLIENT REPLY OFF/SKIP drop the command's reply, except pub/sub confirmations, which
+        // Redis sends as pushes whatever the reply mode.
+        let pushes = crate::commands::pubsub::is_subscription_command(p.cmd.name);
         if let Some(c) = self.client(token) {
-            if (c.reply_off || c.reply_skip_this) && c.out.len() >= out_before {
+            if (c.reply_off || c.reply_skip_this) && c.out.len() >= out_before && !pushes {
                 c.out.truncate(out_before);
             }
         }
@@ -1019,16 +1022,27 @@ impl<I: Io> Shard<I> {
         self.ready_keys.clear();
     }
 
-    /// Serves the first waiter on a ready key, if the key has data. True when one was served.
+    /// Serves the first waiter on a ready key that the key can serve now (a waiter of another
+    /// kind, or an XREAD on a deleted stream, lets the ones behind it go first). True when one
+    /// was served.
     fn serve_one(&mut self, sid: usize, db: usize, key: &[u8]) -> bool {
+        let Some(h) = self.server.shards.get(sid).cloned() else {
+            return false;
+        };
+        let waiters = h.lock_data().blocking.unclaimed(db, key);
+        for w in waiters {
+            if self.serve_waiter(sid, db, key, w) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Serves `w` if `key` has what it waits for. True when it was served, or found served
+    /// elsewhere meanwhile (the caller looks again).
+    fn serve_waiter(&mut self, sid: usize, db: usize, key: &[u8], w: Arc<Waiter>) -> bool {
         let server = self.server.clone();
         let nshards = self.nshards;
-        let Some(h) = server.shards.get(sid) else {
-            return false;
-        };
-        let Some(w) = h.lock_data().blocking.first(db, key) else {
-            return false;
-        };
         let mut ids = vec![sid];
         if let Some(extra) = &w.req.extra_key {
             ids.push(slot_owner(key_slot(extra), nshards));
@@ -1534,10 +1548,27 @@ impl<I: Io> Shard<I> {
             "expire-cycle",
             start.elapsed().as_millis() as u64,
         );
-        let evicted = crate::storage::evict::cron(&mut self.handle.lock_data(), self.nshards);
-        if !evicted.is_empty() && self.server.feed.active() {
-            let ops = crate::storage::evict::deletions(&evicted);
-            self.poke |= self.server.feed.propagate(&ops, false);
+        let evicted = {
+            let mut data = self.handle.lock_data();
+            let evicted = crate::storage::evict::cron(&mut data, self.nshards);
+            if !evicted.is_empty() && self.server.feed.active() {
+                // Fed while the shard is still locked, as every other deletion.
+                let ops = crate::storage::evict::deletions(&evicted);
+                self.poke |= self.server.feed.propagate(&ops, false);
+            }
+            evicted
+        };
+        if !evicted.is_empty() && crate::pubsub::notify_enabled('e') {
+            let notes = evicted
+                .into_iter()
+                .map(|(db, k)| crate::pubsub::Notification {
+                    db,
+                    class: 'e',
+                    event: "evicted",
+                    key: Bytes::from(Vec::from(k)),
+                })
+                .collect();
+            self.publish_notifications(notes);
         }
         self.reap_idle_clients();
     }

@@ -131,18 +131,18 @@ impl Registry {
         }
     }
 
-    /// The first waiter on `key` that nobody claimed yet, dropping claimed ones on the way.
-    pub fn first(&mut self, db: usize, key: &[u8]) -> Option<Arc<Waiter>> {
+    /// Every waiter on `key` that nobody claimed yet, in arrival order (claimed ones dropped).
+    pub fn unclaimed(&mut self, db: usize, key: &[u8]) -> Vec<Arc<Waiter>> {
         let k = (db, Box::<[u8]>::from(key));
-        let q = self.waiters.get_mut(&k)?;
-        while q.front().is_some_and(|w| w.is_claimed()) {
-            q.pop_front();
-        }
-        let first = q.front().cloned();
+        let Some(q) = self.waiters.get_mut(&k) else {
+            return Vec::new();
+        };
+        q.retain(|w| !w.is_claimed());
+        let all: Vec<Arc<Waiter>> = q.iter().cloned().collect();
         if q.is_empty() {
             self.waiters.remove(&k);
         }
-        first
+        all
     }
 
     /// Removes a served waiter from the front of `key`'s queue.

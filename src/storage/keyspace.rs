@@ -391,14 +391,19 @@ impl<'a> Keyspace<'a> {
         let now = self.now_ms;
         let (shard, slot, db) = self.db_of(key);
         let old = shard.dbs.get_mut(db)?.insert(slot, key, entry);
-        match old {
+        let old = match old {
             // Replacing a key whose deadline passed: it had logically expired already.
             Some(o) if o.is_expired(now) => {
                 shard.stats.expired_keys += 1;
                 None
             }
             other => other,
+        };
+        if old.is_none() {
+            // Redis's dbAdd: a key that did not exist was created.
+            self.notify('n', "new", key);
         }
+        old
     }
 
     /// Deletes a key (after lazy expiry). Returns the removed entry.
