@@ -256,9 +256,11 @@ fn chain_promotion_and_sibling_partial_resync() {
     wait_caught_up(&master, &b);
     wait_caught_up(&a, &chained);
     // The master's PINGs move its offset too: wait until the chain has caught up with it.
-    wait_until("chained offset equals the master's", Duration::from_secs(20), || {
-        offset(&chained) == offset(&master)
-    });
+    wait_until(
+        "chained offset equals the master's",
+        Duration::from_secs(20),
+        || offset(&chained) == offset(&master),
+    );
     wait_same(&master, &a, "replica");
     wait_same(&master, &chained, "chained replica");
 
