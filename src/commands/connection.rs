@@ -547,6 +547,10 @@ fn kill(ctx: &mut ConnCtx, c: &ClientShared, me: u64) {
         return;
     }
     c.kill.store(true, Ordering::SeqCst);
+    let master_link = c.flags.lock().is_ok_and(|f| f.contains('M'));
+    if !master_link {
+        ctx.server.drop_client(c.id, true);
+    }
     if let Some(h) = ctx.server.shards.get(c.shard) {
         h.wake();
     }

@@ -15,6 +15,7 @@
 pub mod aof;
 pub mod bits;
 pub mod blocking;
+pub mod cluster;
 pub mod connection;
 pub mod digest;
 pub mod dump;
@@ -37,6 +38,10 @@ pub mod scan;
 pub mod server;
 pub mod set;
 pub mod sort;
+pub mod specs;
+#[rustfmt::skip]
+#[allow(clippy::all)]
+mod specs_data;
 pub mod stream;
 pub mod string;
 pub mod zset;
@@ -227,6 +232,7 @@ pub fn all() -> impl Iterator<Item = &'static Cmd> {
         .chain(latency::COMMANDS.iter())
         .chain(replication::COMMANDS.iter())
         .chain(stream::COMMANDS.iter())
+        .chain(cluster::COMMANDS.iter())
 }
 
 fn table() -> &'static HashMap<&'static str, &'static Cmd> {

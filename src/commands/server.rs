@@ -1,6 +1,6 @@
 //! Server commands: INFO, CONFIG, COMMAND, TIME, LASTSAVE, DEBUG, SHUTDOWN.
 
-use super::{err, flag, parse, Cmd, Keys, Kind};
+use super::{err, flag, parse, specs, Cmd, Keys, Kind};
 use crate::protocol::Out;
 use crate::server::ConnCtx;
 use crate::storage::Value;
@@ -48,12 +48,18 @@ pub static CONFIG_SUBS: [Cmd; 5] = [
     Cmd::conn("help", 2, flag::LOADING | flag::STALE, config_help),
 ];
 
-pub static COMMAND_SUBS: [Cmd; 6] = [
+pub static COMMAND_SUBS: [Cmd; 7] = [
     Cmd::conn("count", 2, flag::LOADING | flag::STALE, command_count),
     Cmd::conn("info", -2, flag::LOADING | flag::STALE, command_info),
     Cmd::conn("docs", -2, flag::LOADING | flag::STALE, command_docs),
     Cmd::conn("list", -2, flag::LOADING | flag::STALE, command_list),
     Cmd::conn("getkeys", -3, flag::LOADING | flag::STALE, command_getkeys),
+    Cmd::conn(
+        "getkeysandflags",
+        -3,
+        flag::LOADING | flag::STALE,
+        command_getkeysandflags,
+    ),
     Cmd::conn("help", 2, flag::LOADING | flag::STALE, command_help),
 ];
 
@@ -186,36 +192,17 @@ fn command_count(_ctx: &mut ConnCtx, _args: &[Bytes], out: &mut Out) {
     out.int(super::count() as i64);
 }
 
-fn write_cmd_info(out: &mut Out, c: &Cmd, name: &str) {
-    out.array(10);
-    out.bulk_str(name);
-    out.int(c.arity as i64);
-    let flags: Vec<&str> = flag::NAMES
-        .iter()
-        .filter(|(b, _)| c.flags & b != 0)
-        .map(|(_, n)| *n)
-        .collect();
-    out.set(flags.len());
-    for f in flags {
-        out.simple(f);
-    }
-    let (first, last, step) = match c.keys {
-        Keys::Range(f, l, s) => (f, l, s),
-        Keys::Custom(_) => (0, 0, 0),
-        Keys::None => (0, 0, 0),
-    };
-    out.int(first as i64);
-    out.int(last as i64);
-    out.int(step as i64);
-    out.set(c.acl.len());
-    for a in c.acl {
-        out.simple(&format!("@{}", a));
-    }
-    out.array(0);
-    out.array(0);
-    out.array(c.subcommands.len());
-    for s in c.subcommands {
-        write_cmd_info(out, s, &format!("{}|{}", name, s.name));
+/// A command by its full name (`get`, `config|get`), as COMMAND INFO and DOCS take them.
+fn by_full_name(name: &[u8]) -> Option<(&'static Cmd, String)> {
+    let mut parts = name.split(|&b| b == b'|');
+    let base = super::lookup(parts.next()?)?;
+    match (parts.next(), parts.next()) {
+        (None, _) => Some((base, base.name.to_string())),
+        (Some(sub), None) => {
+            let s = base.find_sub(sub)?;
+            Some((s, format!("{}|{}", base.name, s.name)))
+        }
+        _ => None,
     }
 }
 
@@ -224,15 +211,15 @@ fn command_info(_ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
         let all: Vec<&Cmd> = super::all().collect();
         out.array(all.len());
         for c in all {
-            write_cmd_info(out, c, c.name);
+            specs::write_info(out, c, c.name);
         }
         return;
     }
     out.array(args.len() - 2);
     for a in &args[2..] {
-        match super::lookup(a) {
-            Some(c) => write_cmd_info(out, c, c.name),
-            None => out.null_array(),
+        match by_full_name(a) {
+            Some((c, full)) => specs::write_info(out, c, &full),
+            None => out.null(),
         }
     }
 }
@@ -243,35 +230,61 @@ pub fn command_all(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
 }
 
 fn command_docs(_ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
-    let cmds: Vec<&Cmd> = if args.len() == 2 {
-        super::all().collect()
+    let cmds: Vec<(&Cmd, String)> = if args.len() == 2 {
+        super::all().map(|c| (c, c.name.to_string())).collect()
     } else {
-        args[2..].iter().filter_map(|a| super::lookup(a)).collect()
+        args[2..].iter().filter_map(|a| by_full_name(a)).collect()
     };
     out.map(cmds.len());
-    for c in cmds {
-        out.bulk_str(c.name);
-        out.map(2);
-        out.bulk_str("summary");
-        out.bulk_str("");
-        out.bulk_str("group");
-        out.bulk_str("generic");
+    for (c, full) in cmds {
+        out.bulk_str(&full);
+        specs::write_docs(out, c, &full);
     }
 }
 
+/// COMMAND LIST [FILTERBY MODULE name | ACLCAT category | PATTERN pattern].
 fn command_list(_ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
+    enum Filter<'a> {
+        None,
+        Module,
+        AclCat(&'a [u8]),
+        Pattern(&'a [u8]),
+    }
+    let filter = match &args[2..] {
+        [] => Filter::None,
+        [f, kind, arg] if parse::eq(f, "filterby") => {
+            if parse::eq(kind, "module") {
+                Filter::Module
+            } else if parse::eq(kind, "aclcat") {
+                Filter::AclCat(arg)
+            } else if parse::eq(kind, "pattern") {
+                Filter::Pattern(arg)
+            } else {
+                return out.error(err::SYNTAX);
+            }
+        }
+        _ => return out.error(err::SYNTAX),
+    };
     let mut names: Vec<String> = Vec::new();
     for c in super::all() {
-        names.push(c.name.to_string());
-        for s in c.subcommands {
-            names.push(format!("{}|{}", c.name, s.name));
+        let subs = c
+            .subcommands
+            .iter()
+            .map(|s| (s, format!("{}|{}", c.name, s.name)));
+        for (cmd, full) in std::iter::once((c, c.name.to_string())).chain(subs) {
+            let keep = match filter {
+                Filter::None => true,
+                // No modules here: no command belongs to one.
+                Filter::Module => false,
+                Filter::AclCat(cat) => specs::categories(cmd, &full)
+                    .iter()
+                    .any(|k| k.as_bytes().eq_ignore_ascii_case(cat)),
+                Filter::Pattern(p) => crate::util::glob_match(p, full.as_bytes(), true),
+            };
+            if keep {
+                names.push(full);
+            }
         }
-    }
-    if args.len() == 5 && parse::eq(&args[2], "filterby") && parse::eq(&args[3], "pattern") {
-        names.retain(|n| crate::util::glob_match(&args[4], n.as_bytes(), true));
-    } else if args.len() > 2 {
-        out.error(err::SYNTAX);
-        return;
     }
     out.array(names.len());
     for n in names {
@@ -280,33 +293,54 @@ fn command_list(_ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
 }
 
 fn command_getkeys(_ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
+    getkeys(args, out, false)
+}
+
+fn command_getkeysandflags(_ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
+    getkeys(args, out, true)
+}
+
+/// COMMAND GETKEYS / GETKEYSANDFLAGS (`getKeysSubcommandImpl`).
+fn getkeys(args: &[Bytes], out: &mut Out, with_flags: bool) {
     let sub = &args[2..];
-    let Some(mut c) = super::lookup(&sub[0]) else {
-        out.error("ERR Invalid command specified");
-        return;
+    let Some(base) = super::lookup(&sub[0]) else {
+        return out.error("ERR Invalid command specified");
     };
-    if matches!(c.kind, Kind::Container) {
-        match sub.get(1).and_then(|s| c.find_sub(s)) {
-            Some(s) => c = s,
-            None => {
-                out.error("ERR Invalid command specified");
-                return;
-            }
+    let (c, full) = if base.subcommands.is_empty() {
+        (base, base.name.to_string())
+    } else {
+        match sub.get(1).and_then(|s| base.find_sub(s)) {
+            Some(s) => (s, format!("{}|{}", base.name, s.name)),
+            None => return out.error("ERR Invalid command specified"),
         }
+    };
+    if !specs::has_keys(c, &full) {
+        return out.error("ERR The command has no key arguments");
     }
     let argc = sub.len() as i32;
     if (c.arity > 0 && argc != c.arity) || argc < -c.arity {
-        out.error("ERR Invalid number of arguments specified for command");
-        return;
+        return out.error("ERR Invalid number of arguments specified for command");
     }
-    let idx = c.key_indices(sub);
-    if idx.is_empty() {
-        out.error("ERR The command has no key arguments");
-        return;
+    let keys = specs::keys_and_flags(c, &full, sub);
+    if keys.is_empty() {
+        let optional = specs::spec(&full).is_some_and(|s| s.flags.contains(&"no_mandatory_keys"));
+        if optional {
+            return out.array(0);
+        }
+        return out.error("ERR Invalid arguments specified for command");
     }
-    out.array(idx.len());
-    for i in idx {
-        out.bulk(&sub[i]);
+    out.array(keys.len());
+    for (i, flags) in keys {
+        if with_flags {
+            out.array(2);
+            out.bulk(&sub[i]);
+            out.set(flags.len());
+            for f in flags {
+                out.simple(f);
+            }
+        } else {
+            out.bulk(&sub[i]);
+        }
     }
 }
 

@@ -273,9 +273,8 @@ fn log_aux(key: &[u8], value: &[u8], now_ms: u64) {
 
 /// Records a successful load in the persistence state (INFO, the functions to re-emit).
 fn record(server: &Server, loaded: Loaded) {
+    record_keys(server, &loaded);
     let mut st = server.persistence.state();
-    st.load_keys_loaded = loaded.keys_loaded;
-    st.load_keys_expired = loaded.keys_expired;
     // The registry is the truth from here on: the file's libraries replace it.
     crate::scripting::flush_libraries();
     for code in &loaded.functions {
@@ -284,6 +283,13 @@ fn record(server: &Server, loaded: Loaded) {
         }
     }
     st.functions = loaded.functions;
+}
+
+/// The key counts of a load (INFO).
+fn record_keys(server: &Server, loaded: &Loaded) {
+    let mut st = server.persistence.state();
+    st.load_keys_loaded = loaded.keys_loaded;
+    st.load_keys_expired = loaded.keys_expired;
 }
 
 /// Whether start-up has a file to load (the caller sets `loading` before serving anyone).
@@ -375,8 +381,21 @@ pub fn debug_reload(server: &Server, opts: ReloadOptions) -> Result<(), String> 
     server.persistence.loading.store(false, Ordering::SeqCst);
     drop(guards);
     match result {
-        Ok(loaded) => {
-            record(server, loaded);
+        Ok(mut loaded) => {
+            // As Redis: the flush empties the function registry too; without it the file's
+            // libraries must not clash with loaded ones, unless MERGE lets them replace.
+            let functions = std::mem::take(&mut loaded.functions);
+            record_keys(server, &loaded);
+            if !opts.noflush {
+                crate::scripting::flush_libraries();
+            }
+            for code in &functions {
+                if let Err(e) = crate::scripting::load_library_replace(code, opts.merge) {
+                    log_warning!("Failed loading a function library from the RDB: {}", e);
+                    return Err("ERR Error trying to load the RDB dump".into());
+                }
+            }
+            server.persistence.state().functions = functions;
             log_warning!("DB reloaded by DEBUG RELOAD");
             Ok(())
         }

@@ -127,6 +127,9 @@ fn start_replica(ctx: &mut ConnCtx, psync: Option<(String, i64)>, out: &mut Out)
         ..Default::default()
     };
     let result = {
+        // The libraries go first in the file; the VM is held across the snapshot (VM before
+        // shards, the scripting lock order) so no FUNCTION LOAD slips between the two.
+        let (_vm, functions) = crate::scripting::hold_library_codes();
         let guards = ctx.server.lock_all();
         let shards: Vec<&ShardData> = guards.iter().map(|g| &**g).collect();
         let views = DbView::from_shards(&shards);
@@ -150,6 +153,9 @@ fn start_replica(ctx: &mut ConnCtx, psync: Option<(String, i64)>, out: &mut Out)
                 (b"repl-offset", aux_off.as_bytes()),
             ];
             let rdb = RdbWriter::with_aux(Vec::new(), &opts, &extra).and_then(|mut w| {
+                for code in &functions {
+                    w.function(code)?;
+                }
                 for v in &views {
                     w.db(v)?;
                 }

@@ -782,6 +782,14 @@ fn load_rdb(server: &Server, data: &[u8]) -> LinkResult<usize> {
     });
     match result {
         Ok(stats) => {
+            // A full sync replaces the function libraries too (after the shard locks are
+            // released: the VM is always taken before them).
+            crate::scripting::flush_libraries();
+            for code in &stats.functions {
+                if let Err(e) = crate::scripting::load_library(code) {
+                    crate::log_warning!("Failed loading a function library from the RDB: {}", e);
+                }
+            }
             crate::log_notice!(
                 "Done loading RDB, keys loaded: {}, keys expired: 0.",
                 stats.keys

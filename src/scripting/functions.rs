@@ -316,13 +316,20 @@ fn load_into(vm: &mut Vm, code: &Bytes, replace: bool) -> Result<String, String>
 
 /// Loads one library's code (the RDB loader calls this for every FUNCTION2 record).
 pub fn load_library(code: &[u8]) -> Result<String, String> {
-    let mut vm = super::vm::vm().lock();
+    let mut vm = super::lock_vm();
     load_into(&mut vm, &Bytes::copy_from_slice(code), false)
+}
+
+/// Loads one library's code; `replace` lets it replace a library of the same name
+/// (DEBUG RELOAD MERGE).
+pub fn load_library_replace(code: &[u8], replace: bool) -> Result<String, String> {
+    let mut vm = super::lock_vm();
+    load_into(&mut vm, &Bytes::copy_from_slice(code), replace)
 }
 
 /// The code of every library, for the RDB writer.
 pub fn library_codes() -> Vec<Bytes> {
-    let vm = super::vm::vm().lock();
+    let vm = super::lock_vm();
     vm.libs.libs.values().map(|l| l.code.clone()).collect()
 }
 
@@ -333,7 +340,7 @@ pub fn library_codes_vec() -> Vec<Vec<u8>> {
 
 /// Removes every library (FLUSHALL does not; FUNCTION FLUSH and RDB loading do).
 pub fn flush_libraries() {
-    let mut vm = super::vm::vm().lock();
+    let mut vm = super::lock_vm();
     vm.libs.libs.clear();
     vm.libs.index.clear();
 }

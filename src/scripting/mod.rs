@@ -53,7 +53,9 @@ use parking_lot::{Condvar, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-pub use functions::{flush_libraries, library_codes, library_codes_vec, load_library};
+pub use functions::{
+    flush_libraries, library_codes, library_codes_vec, load_library, load_library_replace,
+};
 
 /// The state of the running script, shared by every thread.
 pub struct RunState {
@@ -216,6 +218,7 @@ pub(crate) struct Session<'a> {
 
 impl Drop for Session<'_> {
     fn drop(&mut self) {
+        publish_stats(&self.vm);
         if self.published {
             publish_end();
         }
@@ -265,11 +268,87 @@ pub(crate) fn acquire(
     }
 }
 
+/// The VM taken alone; republishes the memory statistics when let go.
+pub(crate) struct VmGuard(parking_lot::MutexGuard<'static, vm::Vm>);
+
+impl std::ops::Deref for VmGuard {
+    type Target = vm::Vm;
+    fn deref(&self) -> &vm::Vm {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for VmGuard {
+    fn deref_mut(&mut self) -> &mut vm::Vm {
+        &mut self.0
+    }
+}
+
+impl Drop for VmGuard {
+    fn drop(&mut self) {
+        publish_stats(&self.0);
+    }
+}
+
+/// Takes the VM, waiting as long as it takes (RDB loading).
+pub(crate) fn lock_vm() -> VmGuard {
+    VmGuard(vm::vm().lock())
+}
+
+/// What INFO memory reports about scripting, published whenever the VM is let go so INFO
+/// never waits for the VM (a busy script holds it).
+pub struct ScriptStats {
+    /// Bytes the Lua interpreter has allocated (`used_memory_vm_eval`; functions share it).
+    pub vm_bytes: AtomicUsize,
+    /// Cached EVAL scripts, and what their bodies and entries take.
+    pub cached_scripts: AtomicUsize,
+    pub scripts_bytes: AtomicUsize,
+    pub functions: AtomicUsize,
+    pub libraries: AtomicUsize,
+    /// Library code and registry entries.
+    pub functions_bytes: AtomicUsize,
+}
+
+pub static STATS: ScriptStats = ScriptStats {
+    vm_bytes: AtomicUsize::new(0),
+    cached_scripts: AtomicUsize::new(0),
+    scripts_bytes: AtomicUsize::new(0),
+    functions: AtomicUsize::new(0),
+    libraries: AtomicUsize::new(0),
+    functions_bytes: AtomicUsize::new(0),
+};
+
+/// Per-entry bookkeeping counted on top of a script's or library's text (its sha or name,
+/// the map entry, the compiled function's handle).
+const ENTRY_OVERHEAD_BYTES: usize = 96;
+
+fn publish_stats(vm: &vm::Vm) {
+    let scripts: usize = vm
+        .scripts
+        .values()
+        .map(|s| s.body.len() + 40 + ENTRY_OVERHEAD_BYTES)
+        .sum();
+    let libs: usize = vm
+        .libs
+        .libs
+        .values()
+        .map(|l| l.code.len() + l.name.len() + ENTRY_OVERHEAD_BYTES)
+        .sum::<usize>()
+        + vm.libs.index.len() * ENTRY_OVERHEAD_BYTES;
+    let r = Ordering::Relaxed;
+    STATS.vm_bytes.store(vm.lua.used_memory(), r);
+    STATS.cached_scripts.store(vm.scripts.len(), r);
+    STATS.scripts_bytes.store(scripts, r);
+    STATS.functions.store(vm.libs.index.len(), r);
+    STATS.libraries.store(vm.libs.libs.len(), r);
+    STATS.functions_bytes.store(libs, r);
+}
+
 /// Takes the VM alone (SCRIPT LOAD, FUNCTION LOAD...), never while a busy script runs.
-pub(crate) fn vm_only() -> Result<parking_lot::MutexGuard<'static, vm::Vm>, &'static str> {
+pub(crate) fn vm_only() -> Result<VmGuard, &'static str> {
     loop {
         if let Some(g) = vm::vm().try_lock_for(Duration::from_millis(10)) {
-            return Ok(g);
+            return Ok(VmGuard(g));
         }
         if busy() {
             return Err(busy_error());
@@ -365,4 +444,32 @@ pub(crate) fn feed_effects(ctx: &mut crate::server::ConnCtx) {
 /// The replicas to poke after the last script on this thread.
 pub fn take_poke() -> u64 {
     POKE.with(|p| p.replace(0))
+}
+
+/// INFO memory's scripting fields, in Redis's order. Scripts and functions share one
+/// interpreter here, so its whole size is reported as the eval VM and the functions VM as 0.
+pub fn info_memory_fields() -> String {
+    let r = Ordering::Relaxed;
+    let vm = STATS.vm_bytes.load(r);
+    let scripts = STATS.scripts_bytes.load(r);
+    let funcs = STATS.functions_bytes.load(r);
+    let human = |n: usize| crate::commands::memory::human(n as u64);
+    format!(
+        "used_memory_lua:{vm}\r\nused_memory_vm_eval:{vm}\r\nused_memory_lua_human:{}\r\nused_memory_scripts_eval:{scripts}\r\nnumber_of_cached_scripts:{}\r\nnumber_of_functions:{}\r\nnumber_of_libraries:{}\r\nused_memory_vm_functions:0\r\nused_memory_vm_total:{vm}\r\nused_memory_vm_total_human:{}\r\nused_memory_functions:{funcs}\r\nused_memory_scripts:{}\r\nused_memory_scripts_human:{}\r\n",
+        human(vm),
+        STATS.cached_scripts.load(r),
+        STATS.functions.load(r),
+        STATS.libraries.load(r),
+        human(vm),
+        scripts + funcs,
+        human(scripts + funcs),
+    )
+}
+
+/// The VM, held, and every library's code: for a snapshot that must not miss a FUNCTION LOAD
+/// racing with it (take this before the shard locks).
+pub fn hold_library_codes() -> (impl Drop, Vec<Vec<u8>>) {
+    let vm = lock_vm();
+    let codes = vm.libs.libs.values().map(|l| l.code.to_vec()).collect();
+    (vm, codes)
 }

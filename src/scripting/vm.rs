@@ -360,6 +360,14 @@ fn run_command(rc: &mut RunCtx<'_, '_>, argv: &[Bytes]) -> Result<(Vec<u8>, u8),
     let start = crate::util::cycles::now();
     let mut bytes = Vec::new();
     let mut out = Out::new(&mut bytes, rc.resp);
+    if stream_block_option(cmd.name, argv) {
+        // Redis keeps this error for scripts (rather than just not blocking, as in MULTI).
+        let name = String::from_utf8_lossy(&argv[0]);
+        out.error(&format!(
+            "ERR {name} command is not allowed with BLOCK option from scripts"
+        ));
+        return Ok((bytes, rc.resp));
+    }
     match cmd.kind {
         Kind::Data(f) => {
             let mut guards = server.lock_all();
@@ -404,6 +412,22 @@ fn run_command(rc: &mut RunCtx<'_, '_>, argv: &[Bytes]) -> Result<(Vec<u8>, u8),
         }
     }
     Ok((bytes, rc.resp))
+}
+
+/// Whether an XREAD / XREADGROUP call has a BLOCK option (before STREAMS).
+fn stream_block_option(name: &str, argv: &[Bytes]) -> bool {
+    if name != "xread" && name != "xreadgroup" {
+        return false;
+    }
+    for (i, a) in argv.iter().enumerate().skip(1) {
+        if a.eq_ignore_ascii_case(b"streams") {
+            return false;
+        }
+        if a.eq_ignore_ascii_case(b"block") && i + 1 < argv.len() {
+            return true;
+        }
+    }
+    false
 }
 
 /// Wraps `target` (returning `value, raise`) in a C function that raises `value` as a Lua

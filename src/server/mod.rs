@@ -149,6 +149,21 @@ impl Server {
         }
     }
 
+    /// Takes a client out of the registry and, when it was still there, out of
+    /// `connected_clients` (`counted`: accepted connections are, the master link is not).
+    /// CLIENT KILL calls it at once, as Redis frees a killed client at once; the home shard
+    /// calls it again when it closes the connection, which then changes nothing.
+    pub fn drop_client(&self, id: u64, counted: bool) {
+        let was = self
+            .clients
+            .lock()
+            .map(|mut m| m.remove(&id).is_some())
+            .unwrap_or(false);
+        if was && counted {
+            self.connected_clients.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
     pub fn client_list(&self) -> Vec<Arc<ClientShared>> {
         self.clients
             .lock()

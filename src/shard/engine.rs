@@ -326,10 +326,7 @@ impl<I: Io> Shard<I> {
                 self.server.monitor_count.store(m.len(), Ordering::SeqCst);
             }
         }
-        self.server.unregister_client(c.id());
-        self.server
-            .connected_clients
-            .fetch_sub(1, Ordering::Relaxed);
+        self.server.drop_client(c.id(), true);
         self.handle.connections.fetch_sub(1, Ordering::Relaxed);
         self.free.push(token);
     }

@@ -181,7 +181,7 @@ pub struct BaseJob {
 impl BaseJob {
     pub fn new(server: &Server, dir: &Path, name: &str, rdb: bool) -> BaseJob {
         let rdb = rdb.then(|| {
-            let functions = server.persistence.state().functions.clone();
+            let functions = crate::scripting::library_codes_vec();
             let mut job = SaveJob::new(server, functions);
             job.filename = dir.join(name).to_string_lossy().into_owned();
             job
