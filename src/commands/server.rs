@@ -370,6 +370,11 @@ fn debug(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
             std::thread::sleep(std::time::Duration::from_secs_f64(secs));
             out.ok();
         }
+        "set-disable-deny-scripts" if args.len() == 3 => {
+            let on = parse::i64_arg(&args[2]).unwrap_or(0) != 0;
+            crate::scripting::DISABLE_DENY_SCRIPTS.store(on, Ordering::Relaxed);
+            out.ok();
+        }
         "set-active-expire" if args.len() == 3 => {
             let on = parse::i64_arg(&args[2]).unwrap_or(1) != 0;
             ctx.server.active_expire.store(on, Ordering::SeqCst);

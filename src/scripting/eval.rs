@@ -155,16 +155,49 @@ pub fn create_script(vm: &mut Vm, body: &Bytes) -> Result<String, String> {
     Ok(sha)
 }
 
-/// The checks Redis runs before a script with declared flags may start.
-pub fn check_flags(ctx: &ConnCtx, flags: u32, ro: bool) -> Result<(), &'static str> {
+/// The checks Redis runs before a script with declared flags may start
+/// (`scriptPrepareForRun`, and `processCommand` on the command flags those script flags
+/// imply: no `no-writes` makes it a write, no `allow-oom` a deny-oom one, `allow-stale` lets
+/// it run on a stale replica). Writes the error and returns false when it may not run.
+/// Scripts without a shebang (compatibility mode) are checked command by command instead.
+pub fn prepare_run(ctx: &ConnCtx, flags: u32, ro: bool, out: &mut Out) -> bool {
     if flags & sflag::EVAL_COMPAT != 0 {
-        return Ok(());
+        return true;
     }
-    if flags & sflag::NO_WRITES == 0 && ro {
-        return Err("ERR Can not execute a script with write flag using *_ro command.");
+    let writes = flags & sflag::NO_WRITES == 0;
+    let mut implied = 0;
+    if writes {
+        implied |= flag::WRITE;
     }
-    let _ = ctx;
-    Ok(())
+    if flags & sflag::ALLOW_STALE != 0 {
+        implied |= flag::STALE;
+    }
+    let from_master = ctx
+        .client
+        .shared
+        .flags
+        .lock()
+        .is_ok_and(|f| f.contains('M'));
+    if !from_master {
+        let as_cmd = Cmd::conn("eval", -3, implied, eval);
+        let cfg = ctx.config();
+        if let Some(e) = crate::replication::replica::reject(&cfg, ctx.server, &as_cmd) {
+            out.error(e);
+            return false;
+        }
+    }
+    if writes && ro {
+        out.error("ERR Can not execute a script with write flag using *_ro command.");
+        return false;
+    }
+    if writes && flags & sflag::ALLOW_OOM == 0 {
+        // Evicts what the policy allows first, as for any deny-oom command.
+        let db = ctx.client.db;
+        return ctx.server.with_all(db, |ks| {
+            crate::storage::evict::admit(ks, flag::DENYOOM, out)
+        });
+    }
+    true
 }
 
 fn eval_generic(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out, by_sha: bool, ro: bool) {
@@ -193,8 +226,8 @@ fn eval_generic(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out, by_sha: bool, 
     };
     let flags = script.flags;
     let func = script.func.clone();
-    if let Err(e) = check_flags(ctx, flags, ro) {
-        return out.error(e);
+    if !prepare_run(ctx, flags, ro, out) {
+        return;
     }
     let keys = &args[3..3 + nkeys];
     let argv = &args[3 + nkeys..];
@@ -232,14 +265,16 @@ pub fn call_and_reply(
         has_flags: flags & sflag::EVAL_COMPAT == 0,
         allow_oom: flags & sflag::ALLOW_OOM != 0,
     };
-    if RUN.threshold_ms.load(Ordering::Relaxed) > 0 {
+    // The hook only reads atomics (kill request, busy threshold) every 10,000 instructions,
+    // so it stays installed between runs.
+    if !vm.script_hook.get() {
         super::vm::set_hook(&vm.lua);
+        vm.script_hook.set(true);
     }
     let result = super::vm::with_run(&mut rc, || match fargs {
         None => vm.run.call::<(bool, Value)>(func.clone()),
         Some((k, a)) => vm.run.call::<(bool, Value)>((func.clone(), k, a)),
     });
-    vm.lua.remove_hook();
     let resp = rc.resp;
     rc.ctx.client.db = saved_db;
     match result {
@@ -254,8 +289,19 @@ pub fn call_and_reply(
         }
         Err(e) => out.error(&format!("ERR Error running script {name}, {e}")),
     }
-    let _ = vm.lua.gc_step();
+    // An incremental collection step every GC_PERIOD_RUNS runs, as Redis does: a step after
+    // every run costs more than the script itself for short ones.
+    let runs = vm.gc_runs.get() + 1;
+    if runs >= GC_PERIOD_RUNS {
+        let _ = vm.lua.gc_step_kbytes(GC_PERIOD_RUNS as i32);
+        vm.gc_runs.set(0);
+    } else {
+        vm.gc_runs.set(runs);
+    }
 }
+
+/// Redis's LUA_GC_CYCLE_PERIOD.
+const GC_PERIOD_RUNS: u32 = 50;
 
 fn array(lua: &mlua::Lua, items: &[Bytes]) -> mlua::Result<mlua::Table> {
     let t = lua.create_table_with_capacity(items.len(), 0)?;

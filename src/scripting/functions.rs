@@ -257,6 +257,7 @@ fn create_library(vm: &Vm, code: &Bytes) -> Result<Library, String> {
         .map_err(|e| format!("Error compiling function: {e}"))?;
     LOADING.with(|l| *l.borrow_mut() = Some(BTreeMap::new()));
     let start = std::time::Instant::now();
+    vm.script_hook.set(false);
     vm.lua.set_hook(
         mlua::HookTriggers::new().every_nth_instruction(100_000),
         move |_, _| {
@@ -394,7 +395,22 @@ fn dirty(ctx: &mut ConnCtx, args: &[Bytes]) {
         .push(crate::replication::Op::new(ctx.client.db, args.to_vec()));
 }
 
+/// FUNCTION LOAD and RESTORE are deny-oom commands: past `maxmemory`, after what eviction
+/// can free, they get Redis's OOM error. Writes it and returns false then.
+fn admit_denyoom(ctx: &ConnCtx, out: &mut Out) -> bool {
+    if !crate::storage::evict::over_budget() {
+        return true;
+    }
+    let db = ctx.client.db;
+    ctx.server.with_all(db, |ks| {
+        crate::storage::evict::admit(ks, flag::DENYOOM, out)
+    })
+}
+
 fn function_load(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
+    if !admit_denyoom(ctx, out) {
+        return;
+    }
     let mut replace = false;
     let mut i = 2;
     while i < args.len() - 1 {
@@ -533,6 +549,9 @@ fn function_dump(_ctx: &mut ConnCtx, _args: &[Bytes], out: &mut Out) {
 }
 
 fn function_restore(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
+    if !admit_denyoom(ctx, out) {
+        return;
+    }
     #[derive(PartialEq)]
     enum Policy {
         Append,
@@ -726,8 +745,8 @@ fn fcall_generic(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out, ro: bool) {
         Some(n) => n as usize,
         None => return out.error("ERR Bad number of keys provided"),
     };
-    if flags & sflag::NO_WRITES == 0 && ro {
-        return out.error("ERR Can not execute a script with write flag using *_ro command.");
+    if !super::eval::prepare_run(ctx, flags, ro, out) {
+        return;
     }
     *COUNTS.lock() = (vm.libs.libs.len(), vm.libs.function_count());
     let mk = |items: &[Bytes]| -> mlua::Result<Table> {

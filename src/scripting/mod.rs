@@ -57,6 +57,9 @@ pub use functions::{
     flush_libraries, library_codes, library_codes_vec, load_library, load_library_replace,
 };
 
+/// DEBUG SET-DISABLE-DENY-SCRIPTS: scripts may call `noscript` commands (a test hook).
+pub static DISABLE_DENY_SCRIPTS: AtomicBool = AtomicBool::new(false);
+
 /// The state of the running script, shared by every thread.
 pub struct RunState {
     /// Unix ms when the running script started, 0 when none runs.
@@ -255,6 +258,15 @@ pub(crate) fn acquire(
             }
         }
         if ok {
+            let mut vm = vm;
+            if !vm.deprecated_api_checked {
+                vm.deprecated_api_checked = true;
+                let cfg = server.config.load();
+                let on = cfg.get(&[b"lua-enable-deprecated-api"]);
+                if on.first().is_some_and(|(_, v)| v == "yes") {
+                    vm.enable_deprecated_api();
+                }
+            }
             return Ok(Session {
                 vm,
                 _holds: holds,

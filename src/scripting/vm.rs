@@ -43,6 +43,13 @@ pub struct Vm {
     /// `run(f, ...)`: calls `f` under the error handler; returns ok, value.
     pub run: Function,
     pub libs: super::functions::Libraries,
+    /// `lua-enable-deprecated-api` (immutable) was read: it is applied on the first run.
+    pub deprecated_api_checked: bool,
+    /// The script count hook is installed (it stays between runs: installing it boxes a
+    /// closure; FUNCTION LOAD replaces it with its own and clears this).
+    pub script_hook: std::cell::Cell<bool>,
+    /// Runs since the last explicit garbage-collection step.
+    pub gc_runs: std::cell::Cell<u32>,
 }
 
 pub fn vm() -> &'static Mutex<Vm> {
@@ -161,8 +168,21 @@ impl Vm {
             run: boot.get("run")?,
             scripts: HashMap::new(),
             libs: super::functions::Libraries::new(&lua, &boot)?,
+            deprecated_api_checked: false,
+            script_hook: std::cell::Cell::new(false),
+            gc_runs: std::cell::Cell::new(0),
             lua,
         })
+    }
+
+    /// `lua-enable-deprecated-api yes`: scripts see getfenv, setfenv and newproxy again.
+    pub fn enable_deprecated_api(&self) {
+        let g = self.lua.globals();
+        for name in ["getfenv", "setfenv", "newproxy"] {
+            if let Ok(f) = g.raw_get::<Value>(name) {
+                let _ = self.visible.raw_set(name, f);
+            }
+        }
     }
 
     /// Compiles `code` (shebang already blanked) as a chunk named `@user_script`.
@@ -345,7 +365,7 @@ fn run_command(rc: &mut RunCtx<'_, '_>, argv: &[Bytes]) -> Result<(Vec<u8>, u8),
     if (cmd.arity > 0 && cmd.arity != argc) || argc < -cmd.arity {
         return Err("Wrong number of args calling Redis command from script");
     }
-    if cmd.flags & flag::NOSCRIPT != 0 {
+    if cmd.flags & flag::NOSCRIPT != 0 && !super::DISABLE_DENY_SCRIPTS.load(Ordering::Relaxed) {
         return Err("This Redis command is not allowed from script");
     }
     if rc.read_only && cmd.flags & (flag::WRITE | flag::MAY_REPLICATE) != 0 {
