@@ -274,3 +274,98 @@ fn latency_histogram_and_latencystats_match_redis() {
     );
     assert!(all[0][3].is_empty());
 }
+
+/// COMMAND INFO, DOCS, GETKEYS, GETKEYSANDFLAGS and LIST FILTERBY answer byte for byte as
+/// redis-server does for commands both implement (the key specs, tips, flags with
+/// movablekeys, ACL categories and documentation Redis publishes), including the errors.
+#[test]
+fn command_introspection_matches_redis() {
+    let servers = both(&[]);
+    let mut conns: Vec<RespConn> = servers.iter().map(|s| s.conn()).collect();
+    let same = |conns: &mut Vec<RespConn>, args: &[&str]| {
+        let a: Vec<&[u8]> = args.iter().map(|s| s.as_bytes()).collect();
+        let r = conns[0].cmd(&a);
+        let s = conns[1].cmd(&a);
+        assert_eq!(
+            String::from_utf8_lossy(&r),
+            String::from_utf8_lossy(&s),
+            "{args:?}"
+        );
+    };
+    for name in [
+        "get",
+        "set",
+        "mset",
+        "lmove",
+        "zunionstore",
+        "eval",
+        "fcall",
+        "sort",
+        "sort_ro",
+        "georadius",
+        "xread",
+        "xreadgroup",
+        "bitfield",
+        "blpop",
+        "lpop",
+        "rename",
+        "object|encoding",
+        "memory|usage",
+        "config|get",
+        "get|key",
+        "config|get|key",
+        "nosuchcommand",
+    ] {
+        same(&mut conns, &["command", "info", name]);
+        same(&mut conns, &["command", "docs", name]);
+    }
+    for getkeys in [
+        &["set", "k1", "v1"][..],
+        &["set", "k1", "v1", "get"],
+        &["mset", "k1", "v1", "k2", "v2"],
+        &["lmove", "k1", "k2", "left", "right"],
+        &["sort", "k1", "store", "k2"],
+        &["zunionstore", "d", "2", "a", "b"],
+        &["eval", "return 1", "0"],
+        &["eval", "return 1", "2", "a", "b", "x"],
+        &["bitfield", "k", "get", "u8", "0"],
+        &["bitfield", "k", "set", "u8", "0", "1"],
+        &["xread", "count", "2", "streams", "s1", "s2", "0", "0"],
+        &["ping", "x"],
+        &["get"],
+        &["nosuchcommand", "x"],
+    ] {
+        for sub in ["getkeys", "getkeysandflags"] {
+            let mut args = vec!["command", sub];
+            args.extend_from_slice(getkeys);
+            same(&mut conns, &args);
+        }
+    }
+    for filter in [
+        &["list", "filterby", "pattern", "config|*re*"][..],
+        &["list", "filterby", "pattern", "get"],
+        &["list", "filterby", "module", "nosuchmodule"],
+        &["list", "filterby", "aclcat", "nosuchcategory"],
+        &["list", "filterby", "bad", "x"],
+        &["list", "bad"],
+    ] {
+        let mut args = vec!["command"];
+        args.extend_from_slice(filter);
+        same(&mut conns, &args);
+    }
+    // Categories filter: every Redis scripting command is listed by ours too.
+    let cat = |c: &mut RespConn| -> Vec<String> {
+        let mut v: Vec<String> =
+            arr(&c.call(&["command", "list", "filterby", "aclcat", "scripting"]))
+                .iter()
+                .filter_map(|r| r.as_str().map(str::to_string))
+                .collect();
+        v.sort();
+        v
+    };
+    let theirs = cat(&mut conns[0]);
+    let ours = cat(&mut conns[1]);
+    for name in theirs.iter().filter(|n| !n.starts_with("acl")) {
+        assert!(ours.contains(name), "{name} missing from {ours:?}");
+    }
+}

@@ -317,3 +317,64 @@ fn function_dump_restore_interop_with_redis() {
         assert!(common::show(&bad).contains("payload version or checksum are wrong"));
     }
 }
+
+/// DEBUG RELOAD keeps function libraries (NOFLUSH without MERGE refuses the clash, as Redis),
+/// a replica's full sync brings them, and CLIENT KILL takes clients out of
+/// `connected_clients` at once.
+#[test]
+fn functions_survive_reload_and_full_sync_and_kill_counts() {
+    let master = TestServer::start(ServerKind::Shardis, &["--enable-debug-command", "yes"]);
+    let mut c = master.conn();
+    // no-writes: a read-only replica refuses functions that may write.
+    let lib = "#!lua name=lib\nredis.register_function{function_name='f', \
+               callback=function() return 'hi' end, flags={'no-writes'}}";
+    assert_eq!(c.call(&["function", "load", lib]).as_str(), Some("lib"));
+    assert_eq!(c.call(&["debug", "reload"]).as_str(), Some("OK"));
+    assert_eq!(c.call(&["fcall", "f", "0"]).as_str(), Some("hi"));
+    let clash = c.call(&["debug", "reload", "noflush"]);
+    assert!(clash.is_error(), "{clash:?}");
+    assert_eq!(
+        c.call(&["debug", "reload", "noflush", "merge"]).as_str(),
+        Some("OK")
+    );
+    assert_eq!(c.call(&["fcall", "f", "0"]).as_str(), Some("hi"));
+
+    let replica = TestServer::start(ServerKind::Shardis, &[]);
+    let mut r = replica.conn();
+    let port = master.port().to_string();
+    assert_eq!(
+        r.call(&["replicaof", "127.0.0.1", &port]).as_str(),
+        Some("OK")
+    );
+    wait_until("the replica's full sync", Duration::from_secs(20), || {
+        r.call(&["fcall", "f", "0"]).as_str() == Some("hi")
+    });
+
+    let extra: Vec<RespConn> = (0..3).map(|_| master.conn()).collect();
+    let clients = |c: &mut RespConn| {
+        let info = c.call(&["info", "clients"]);
+        let text = info.as_str().unwrap_or("").to_string();
+        text.lines()
+            .find_map(|l| l.strip_prefix("connected_clients:"))
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .unwrap_or(-1)
+    };
+    wait_until(
+        "the extra clients registered",
+        Duration::from_secs(10),
+        || clients(&mut c) >= 4,
+    );
+    let before = clients(&mut c);
+    let killed = c.call(&["client", "kill", "type", "normal", "skipme", "yes"]);
+    assert_eq!(
+        killed.as_int(),
+        Some(before - 1 - 1),
+        "the replica's link is not normal"
+    );
+    assert_eq!(
+        clients(&mut c),
+        2,
+        "killed clients are gone at once (us and the replica)"
+    );
+    drop(extra);
+}

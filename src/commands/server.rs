@@ -53,10 +53,10 @@ pub static COMMAND_SUBS: [Cmd; 7] = [
     Cmd::conn("info", -2, flag::LOADING | flag::STALE, command_info),
     Cmd::conn("docs", -2, flag::LOADING | flag::STALE, command_docs),
     Cmd::conn("list", -2, flag::LOADING | flag::STALE, command_list),
-    Cmd::conn("getkeys", -3, flag::LOADING | flag::STALE, command_getkeys),
+    Cmd::conn("getkeys", -4, flag::LOADING | flag::STALE, command_getkeys),
     Cmd::conn(
         "getkeysandflags",
-        -3,
+        -4,
         flag::LOADING | flag::STALE,
         command_getkeysandflags,
     ),
