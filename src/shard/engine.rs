@@ -903,6 +903,10 @@ impl<I: Io> Shard<I> {
         if queued.iter().any(|q| matches!(q.cmd.kind, Kind::Conn(_))) {
             ids.extend(0..nshards);
         }
+        // The home shard too: each queued command's statistics are recorded there while the
+        // others are held, and taking it later, out of order, could deadlock with another
+        // transaction holding it and waiting for one of ours.
+        ids.push(home);
         ids.sort_unstable();
         ids.dedup();
         let holds = server.hold_shards(&ids);
