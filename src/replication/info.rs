@@ -19,22 +19,33 @@ struct ReplicaLine {
     port: u64,
     offset: u64,
     lag_secs: u64,
+    state: &'static str,
 }
 
+/// Every replica: those waiting for a fork (not in the feed yet), then the feed's.
 fn replicas(srv: &Server) -> Vec<ReplicaLine> {
     let now = crate::util::now_ms();
-    srv.feed.with(|st| {
-        st.replicas
-            .iter()
-            .filter(|r| !r.closed.load(Ordering::Relaxed))
-            .map(|r| ReplicaLine {
+    let mut sinks = super::fullsync::waiting_sinks();
+    srv.feed
+        .with(|st| sinks.extend(st.replicas.iter().cloned()));
+    sinks
+        .iter()
+        .filter(|r| !r.closed.load(Ordering::Relaxed))
+        .map(|r| {
+            let state = super::fullsync::state_name(r);
+            ReplicaLine {
                 ip: r.ip.lock().clone(),
                 port: r.listening_port.load(Ordering::Relaxed),
                 offset: r.ack_offset.load(Ordering::Relaxed),
-                lag_secs: now.saturating_sub(r.ack_ms.load(Ordering::Relaxed)) / 1000,
-            })
-            .collect()
-    })
+                lag_secs: if state == "online" {
+                    now.saturating_sub(r.ack_ms.load(Ordering::Relaxed)) / 1000
+                } else {
+                    0
+                },
+                state,
+            }
+        })
+        .collect()
 }
 
 /// The `# Replication` section, with every field Redis 7.0 prints.
@@ -112,6 +123,7 @@ pub fn section(srv: &Server) -> String {
     if cfg.min_replicas_to_write > 0 {
         let good = lines
             .iter()
+            .filter(|l| l.state == "online")
             .filter(|l| l.lag_secs <= cfg.min_replicas_max_lag_secs as u64)
             .count();
         let _ = write!(t, "min_slaves_good_slaves:{}\r\n", good);
@@ -119,8 +131,8 @@ pub fn section(srv: &Server) -> String {
     for (i, l) in lines.iter().enumerate() {
         let _ = write!(
             t,
-            "slave{}:ip={},port={},state=online,offset={},lag={}\r\n",
-            i, l.ip, l.port, l.offset, l.lag_secs
+            "slave{}:ip={},port={},state={},offset={},lag={}\r\n",
+            i, l.ip, l.port, l.state, l.offset, l.lag_secs
         );
     }
     let (size, first, histlen) = backlog.unwrap_or((cfg.repl_backlog_size as usize, 0, 0));
@@ -166,6 +178,7 @@ pub fn role(ctx: &mut ConnCtx, _args: &[Bytes], out: &mut Out) {
     out.array(3);
     out.bulk_str("master");
     out.int(offset as i64);
+    let lines: Vec<ReplicaLine> = lines.into_iter().filter(|l| l.state == "online").collect();
     out.array(lines.len());
     for l in lines {
         out.array(3);

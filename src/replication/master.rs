@@ -5,17 +5,14 @@
 //! propagated byte, and the connection's shard moves those bytes to its output each loop
 //! turn (the feeding shard pokes it awake).
 //!
-//! A full resynchronization takes every shard lock, writes the RDB of the whole dataset into
-//! the reply and registers the sink before releasing the locks, so the replica gets exactly
-//! the writes after the snapshot: no write can be fed while all shards are held. A partial
+//! A full resynchronization is `fullsync`'s: a forked child writes the RDB (to disk or to the
+//! replica's socket) and the sink, registered at the fork, holds the stream meanwhile. A partial
 //! resynchronization (`+CONTINUE`) answers from the backlog under the feed's lock.
 
 use super::feed::ReplicaSink;
 use crate::commands::parse;
-use crate::persistence::rdb::{DbView, RdbOptions, RdbWriter};
 use crate::protocol::Out;
 use crate::server::ConnCtx;
-use crate::storage::ShardData;
 use bytes::Bytes;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -48,7 +45,6 @@ fn start_replica(ctx: &mut ConnCtx, psync: Option<(String, i64)>, out: &mut Out)
         out.error("ERR SYNC and PSYNC are invalid with pending output");
         return;
     }
-    let cfg = ctx.config();
     let me = crate::shard::mesh::ConnRef {
         shard: ctx.shard,
         token: ctx.client.token,
@@ -116,73 +112,18 @@ fn start_replica(ctx: &mut ConnCtx, psync: Option<(String, i64)>, out: &mut Out)
             return;
         }
     }
-    // A full resynchronization: the snapshot and the registration happen under every lock.
+    // A full resynchronization: a forked child produces the RDB (see `fullsync`).
     super::info::SYNC_FULL.fetch_add(1, Ordering::Relaxed);
     if psync.as_ref().is_some_and(|(id, _)| id != "?") {
         super::info::SYNC_PARTIAL_ERR.fetch_add(1, Ordering::Relaxed);
     }
-    let opts = RdbOptions {
-        compression: cfg.rdbcompression,
-        checksum: cfg.rdbchecksum,
-        ..Default::default()
-    };
-    let result = {
-        let guards = ctx.server.lock_all();
-        let shards: Vec<&ShardData> = guards.iter().map(|g| &**g).collect();
-        let views = DbView::from_shards(&shards);
-        feed.with(|st| {
-            if st.backlog.is_none() {
-                // A fresh history for the first replica, as Redis does.
-                st.replid = crate::server::random_hex(40);
-                st.replid2 = "0".repeat(40);
-                st.second_replid_offset = -1;
-                st.ensure_backlog(cfg.repl_backlog_size as usize);
-            }
-            st.reset_repl_db();
-            let offset = st.offset;
-            let replid = st.replid.clone();
-            let aux_off = offset.to_string();
-            // A replica's stream goes on in the database its master last selected.
-            let stream_db = (if st.upstream { st.stream_db } else { 0 }).to_string();
-            let extra: [(&[u8], &[u8]); 3] = [
-                (b"repl-stream-db", stream_db.as_bytes()),
-                (b"repl-id", replid.as_bytes()),
-                (b"repl-offset", aux_off.as_bytes()),
-            ];
-            let rdb = RdbWriter::with_aux(Vec::new(), &opts, &extra).and_then(|mut w| {
-                for v in &views {
-                    w.db(v)?;
-                }
-                w.finish()
-            });
-            match rdb {
-                Ok((bytes, _)) => {
-                    st.replicas.push(sink.clone());
-                    Ok((replid, offset, bytes))
-                }
-                Err(e) => Err(e),
-            }
-        })
-    };
-    match result {
-        Ok((replid, offset, rdb)) => {
-            if psync.is_some() {
-                out.raw(format!("+FULLRESYNC {replid} {offset}\r\n").as_bytes());
-            }
-            out.raw(format!("${}\r\n", rdb.len()).as_bytes());
-            out.raw(&rdb);
-            become_replica(ctx, sink);
-            crate::log_notice!(
-                "Synchronization with replica {} succeeded (full resync, {} bytes)",
-                ctx.client.shared.addr,
-                rdb.len()
-            );
-        }
-        Err(e) => {
-            crate::log_warning!("Can't produce the RDB for a replica: {}", e);
-            ctx.client.close_after_reply = true;
-        }
-    }
+    crate::log_notice!(
+        "Full resync requested by replica {}",
+        ctx.client.shared.addr
+    );
+    let eof = ctx.client.replica_capa_eof;
+    become_replica(ctx, sink.clone());
+    super::fullsync::request(ctx.server, sink, eof, psync.is_some());
 }
 
 fn become_replica(ctx: &mut ConnCtx, sink: Arc<ReplicaSink>) {
@@ -222,6 +163,8 @@ pub fn replconf(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
         } else if parse::eq(opt, "capa") {
             if parse::eq(val, "psync2") {
                 ctx.client.replica_capa_psync2 = true;
+            } else if parse::eq(val, "eof") {
+                ctx.client.replica_capa_eof = true;
             }
         } else if parse::eq(opt, "ack") || parse::eq(opt, "fack") {
             // Acknowledgements get no reply.
@@ -229,6 +172,7 @@ pub fn replconf(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
                 if parse::eq(opt, "ack") {
                     sink.ack_offset.store(off.max(0) as u64, Ordering::Relaxed);
                     sink.ack_ms.store(crate::util::now_ms(), Ordering::Relaxed);
+                    sink.on_ack();
                 }
             }
             i += 2;
@@ -345,6 +289,7 @@ fn poke_shards(server: &crate::server::Server, poke: u64) {
 /// The master's periodic work (shard 0's cron): PING the replicas every
 /// `repl-ping-replica-period` so they can tell a quiet master from a dead link.
 pub fn cron(server: &crate::server::Server) {
+    super::fullsync::cron(server);
     static LAST_PING_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let now = crate::util::now_ms();
     let period_ms = server.config.load().repl_ping_replica_period_secs.max(1) as u64 * 1000;
@@ -376,6 +321,7 @@ pub fn enough_good_replicas(cfg: &crate::config::Config, server: &crate::server:
         st.replicas
             .iter()
             .filter(|r| !r.closed.load(Ordering::Relaxed))
+            .filter(|r| r.phase() == super::feed::SyncPhase::Online)
             .filter(|r| now.saturating_sub(r.ack_ms.load(Ordering::Relaxed)) <= max_lag_ms)
             .count()
     });
