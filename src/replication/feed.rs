@@ -352,6 +352,31 @@ impl Feed {
         poke
     }
 
+    /// A replica applied one command of its master's stream: `ops` (what it did) go to the
+    /// AOF, `raw` (the master's bytes) to the backlog and sub-replicas, under one lock so both
+    /// keep the stream's order. Returns the shards to poke, as `propagate`.
+    pub fn apply_upstream(&self, ops: &[Op], wrap: bool, raw: Option<&[u8]>) -> u64 {
+        let mut st = self.state.lock();
+        if st.aof.is_some() && !ops.is_empty() {
+            let ReplState {
+                aof,
+                aof_total,
+                aof_db,
+                ..
+            } = &mut *st;
+            if let Some(buf) = aof {
+                let before = buf.len();
+                encode_unit(buf, aof_db, ops, wrap && ops.len() > 1, true);
+                *aof_total += (buf.len() - before) as u64;
+            }
+            self.aof_end.store(st.aof_total, Ordering::SeqCst);
+        }
+        match raw {
+            Some(raw) => st.feed_raw(raw),
+            None => 0,
+        }
+    }
+
     /// The AOF stream's end offset: bytes ever appended to it.
     #[inline]
     pub fn aof_end(&self) -> u64 {

@@ -69,6 +69,8 @@ pub fn section(srv: &Server) -> String {
         let (host, port) = link.master.clone().unwrap_or_default();
         let up = link.status == LinkStatus::Connected;
         let syncing = link.status == LinkStatus::Transfer;
+        // Without a master client or a cached one Redis shows 1.
+        let link_offset = if up || link.cached { offset } else { 1 };
         let _ = write!(
             t,
             "role:slave\r\nmaster_host:{}\r\nmaster_port:{}\r\nmaster_link_status:{}\r\nmaster_last_io_seconds_ago:{}\r\nmaster_sync_in_progress:{}\r\nslave_read_repl_offset:{}\r\nslave_repl_offset:{}\r\n",
@@ -81,8 +83,8 @@ pub fn section(srv: &Server) -> String {
                 -1
             },
             syncing as u8,
-            offset,
-            offset
+            link_offset,
+            link_offset
         );
         if syncing {
             let total = link.transfer_size;
@@ -97,7 +99,7 @@ pub fn section(srv: &Server) -> String {
                 "master_sync_total_bytes:{}\r\nmaster_sync_read_bytes:{}\r\nmaster_sync_left_bytes:{}\r\nmaster_sync_perc:{:.2}\r\nmaster_sync_last_io_seconds_ago:{}\r\n",
                 total,
                 read,
-                if total > 0 { total - read } else { -1 },
+                total - read,
                 perc,
                 now.saturating_sub(link.last_io_ms) / 1000
             );
@@ -138,7 +140,8 @@ pub fn section(srv: &Server) -> String {
     let (size, first, histlen) = backlog.unwrap_or((cfg.repl_backlog_size as usize, 0, 0));
     let _ = write!(
         t,
-        "master_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:{}\r\nmaster_repl_offset:{}\r\nsecond_repl_offset:{}\r\nrepl_backlog_active:{}\r\nrepl_backlog_size:{}\r\nrepl_backlog_first_byte_offset:{}\r\nrepl_backlog_histlen:{}\r\n",
+        "master_failover_state:{}\r\nmaster_replid:{}\r\nmaster_replid2:{}\r\nmaster_repl_offset:{}\r\nsecond_repl_offset:{}\r\nrepl_backlog_active:{}\r\nrepl_backlog_size:{}\r\nrepl_backlog_first_byte_offset:{}\r\nrepl_backlog_histlen:{}\r\n",
+        super::failover::state_name(),
         replid,
         replid2,
         offset,

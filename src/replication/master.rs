@@ -24,6 +24,33 @@ pub fn sync(ctx: &mut ConnCtx, _args: &[Bytes], out: &mut Out) {
 
 /// PSYNC replid offset.
 pub fn psync(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
+    if ctx.client.replica.is_some() {
+        return;
+    }
+    if args.len() > 3 && parse::eq(&args[3], "failover") {
+        // Our master hands over to us: it must share our history (`syncCommand`).
+        crate::log_warning!(
+            "Failover request received for replid {}.",
+            String::from_utf8_lossy(&args[1])
+        );
+        if !super::replica::is_replica() {
+            out.error("ERR PSYNC FAILOVER can't be sent to a master.");
+            return;
+        }
+        let ours = ctx
+            .server
+            .feed
+            .with(|st| st.replid.as_bytes() == &args[1][..]);
+        if !ours {
+            out.error("ERR PSYNC FAILOVER replid must match my replid.");
+            return;
+        }
+        super::replica::promote(ctx.server);
+        crate::log_notice!(
+            "MASTER MODE enabled (failover request from '{}')",
+            ctx.client.shared.addr
+        );
+    }
     let replid = args.get(1).map(|a| String::from_utf8_lossy(a).into_owned());
     let offset = args
         .get(2)
@@ -60,6 +87,10 @@ fn start_replica(ctx: &mut ConnCtx, psync: Option<(String, i64)>, out: &mut Out)
                 .to_string()
         }
     };
+    if super::failover::active() {
+        out.error("NOMASTERLINK Can't SYNC while failing over");
+        return;
+    }
     if super::replica::is_replica() && !super::replica::link_up() {
         out.error("NOMASTERLINK Can't SYNC while not connected with my master");
         return;
@@ -289,7 +320,9 @@ fn poke_shards(server: &crate::server::Server, poke: u64) {
 /// The master's periodic work (shard 0's cron): PING the replicas every
 /// `repl-ping-replica-period` so they can tell a quiet master from a dead link.
 pub fn cron(server: &crate::server::Server) {
+    super::failover::cron(server);
     super::fullsync::cron(server);
+    backlog_cron(server);
     static LAST_PING_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let now = crate::util::now_ms();
     let period_ms = server.config.load().repl_ping_replica_period_secs.max(1) as u64 * 1000;
@@ -326,4 +359,41 @@ pub fn enough_good_replicas(cfg: &crate::config::Config, server: &crate::server:
             .count()
     });
     good >= cfg.min_replicas_to_write as usize
+}
+
+/// Applies `repl-backlog-size` changes (CONFIG SET) and frees the backlog of a master left
+/// without replicas for `repl-backlog-ttl` seconds, starting a new history as Redis does (a
+/// replica never frees its backlog: it may be promoted).
+fn backlog_cron(server: &crate::server::Server) {
+    let cfg = server.config.load();
+    let now = crate::util::now_ms();
+    let waiting = !super::fullsync::waiting_sinks().is_empty();
+    server.feed.with(|st| {
+        let Some(b) = st.backlog.as_mut() else {
+            st.no_replicas_since_ms = 0;
+            return;
+        };
+        b.resize(cfg.repl_backlog_size as usize);
+        let alone = st.replicas.iter().all(|r| r.closed.load(Ordering::Relaxed)) && !waiting;
+        if !alone || st.upstream || super::replica::is_replica() {
+            st.no_replicas_since_ms = 0;
+            return;
+        }
+        if st.no_replicas_since_ms == 0 {
+            st.no_replicas_since_ms = now;
+            return;
+        }
+        let ttl_secs = cfg.repl_backlog_ttl_secs;
+        if ttl_secs > 0 && now.saturating_sub(st.no_replicas_since_ms) >= ttl_secs * 1000 {
+            st.backlog = None;
+            st.replid = crate::server::random_hex(40);
+            st.replid2 = "0".repeat(40);
+            st.second_replid_offset = -1;
+            st.no_replicas_since_ms = 0;
+            crate::log_notice!(
+                "Replication backlog freed after {} seconds without connected replicas.",
+                ttl_secs
+            );
+        }
+    });
 }

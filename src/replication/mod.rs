@@ -6,6 +6,7 @@
 //!
 //! The stream is also what the AOF logs; see `feed` for how shards feed it in order.
 
+pub mod failover;
 pub mod feed;
 pub mod fullsync;
 pub mod info;

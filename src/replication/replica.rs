@@ -190,7 +190,9 @@ pub fn set_master(server: &Server, host: &str, port: u16) {
         st.master = Some((host.to_string(), port));
         st.epoch += 1;
         st.status = LinkStatus::Connect;
-        st.down_since_ms = crate::util::now_ms();
+        // A link that existed goes down now; a master turning replica was never linked
+        // (Redis's `repl_down_since` stays 0: -1 in INFO).
+        st.down_since_ms = if was_master { 0 } else { crate::util::now_ms() };
         if was_master {
             // Our own history is what the new master may continue (Redis's cached master
             // "using myself").
@@ -215,6 +217,7 @@ pub fn promote(server: &Server) {
         st.master = None;
         st.epoch += 1;
         st.status = LinkStatus::None;
+        st.down_since_ms = 0;
     }
     LINK_UP.store(false, Ordering::Relaxed);
     crate::storage::keyspace::set_replica_expiry(false);
@@ -542,7 +545,13 @@ impl<'a> Session<'a> {
         } else {
             ("?".to_string(), "-1".to_string())
         };
-        self.send(&[b"PSYNC", id.as_bytes(), off.as_bytes()])?;
+        // A master handing over to us (FAILOVER) asks its target to take over.
+        let failover = super::failover::in_progress();
+        if failover {
+            self.send(&[b"PSYNC", id.as_bytes(), off.as_bytes(), b"FAILOVER"])?;
+        } else {
+            self.send(&[b"PSYNC", id.as_bytes(), off.as_bytes()])?;
+        }
         let reply = loop {
             // Newlines keep the link alive while the master prepares.
             let l = self.line()?;
@@ -550,6 +559,10 @@ impl<'a> Session<'a> {
                 break l;
             }
         };
+        if failover {
+            let accepted = reply.starts_with("+FULLRESYNC") || reply.starts_with("+CONTINUE");
+            super::failover::psync_answered(self.server, accepted);
+        }
         if let Some(rest) = reply.strip_prefix("+FULLRESYNC") {
             let mut it = rest.split_whitespace();
             let id = it.next().unwrap_or_default().to_string();
@@ -652,10 +665,29 @@ impl<'a> Session<'a> {
         if server.link.state.lock().epoch != self.epoch {
             return Err(LinkError::Aborted);
         }
+        // The AOF stops while the dataset is replaced and starts again with a rewrite of the
+        // loaded one (`restartAOFAfterSYNC`): its old files describe a dataset that is gone.
+        let aof_was_on = {
+            use crate::persistence::aof::AofState;
+            server.aof.state.lock().aof_state != AofState::Off
+        };
+        if aof_was_on {
+            crate::persistence::aof::rewrite::stop_appendonly(server);
+        }
+        if self.server.config.load().repl_diskless_load == crate::config::ReplDisklessLoad::Disabled
+        {
+            save_transfer(self.server, &data);
+        }
         crate::log_notice!("MASTER <-> REPLICA sync: Flushing old data");
         crate::log_notice!("MASTER <-> REPLICA sync: Loading DB in memory");
-        let stream_db = load_rdb(self.server, &data)?;
+        let loaded = load_rdb(self.server, &data);
         drop(data);
+        if aof_was_on && crate::persistence::aof::rewrite::start_appendonly(server).is_err() {
+            crate::log_warning!(
+                "Failed enabling the AOF after successful master synchronization! Trying it again in one second."
+            );
+        }
+        let stream_db = loaded?;
         let size = self.server.config.load().repl_backlog_size as usize;
         let subs = self.server.feed.with(|st| {
             st.replid = replid.to_string();
@@ -748,6 +780,31 @@ impl<'a> Session<'a> {
     }
 }
 
+/// `repl-diskless-load disabled`: the received RDB also replaces `dbfilename`, as Redis's
+/// replica writes the transfer to disk before loading it (written to a temporary file and
+/// renamed, so the old snapshot stays whole until the new one is).
+fn save_transfer(server: &Server, data: &[u8]) {
+    let name = server.config.load().dbfilename.clone();
+    let temp = format!(
+        "temp-{}.{}.rdb",
+        crate::util::now_ms() / 1000,
+        std::process::id()
+    );
+    let written = std::fs::File::create(&temp).and_then(|mut f| {
+        f.write_all(data)?;
+        f.sync_all()?;
+        std::fs::rename(&temp, &name)
+    });
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&temp);
+        crate::log_warning!(
+            "Failed trying to rename the temp DB into {} in MASTER <-> REPLICA synchronization: {}",
+            name,
+            e
+        );
+    }
+}
+
 /// Flushes every database and loads an RDB from memory, under every shard lock. Returns the
 /// stream's database (`repl-stream-db`).
 fn load_rdb(server: &Server, data: &[u8]) -> LinkResult<usize> {
@@ -802,6 +859,8 @@ struct Applier<'a> {
     /// A MULTI in progress: the queued commands and the raw bytes since MULTI.
     multi: Option<(Vec<Vec<Bytes>>, Vec<u8>)>,
     scratch: Vec<u8>,
+    /// What the commands of the master's transaction did, fed to the AOF at its EXEC.
+    unit: Vec<crate::replication::Op>,
 }
 
 impl<'a> Applier<'a> {
@@ -811,6 +870,7 @@ impl<'a> Applier<'a> {
             db: 0,
             multi: None,
             scratch: Vec::new(),
+            unit: Vec::new(),
         }
     }
 
@@ -875,10 +935,12 @@ impl<'a> Applier<'a> {
     fn exec(&mut self, client: &mut Client, queue: &[Vec<Bytes>], raw: &[u8]) {
         let all: Vec<usize> = (0..self.server.nshards()).collect();
         let holds = self.server.hold_shards(&all);
+        self.unit.clear();
         for args in queue {
             self.run(client, args, None);
         }
-        let poke = self.server.feed.with(|st| st.feed_raw(raw));
+        let unit = std::mem::take(&mut self.unit);
+        let poke = self.server.feed.apply_upstream(&unit, true, Some(raw));
         drop(holds);
         poke_shards(self.server, poke);
     }
@@ -919,9 +981,9 @@ impl<'a> Applier<'a> {
                 };
                 f(&mut ctx, args, &mut out);
                 let deliveries = std::mem::take(&mut ctx.deliveries);
-                if let Some(raw) = raw {
-                    self.feed_plain(raw);
-                }
+                let ops = std::mem::take(&mut ctx.propagate);
+                let poke = self.feed_applied(ops, raw);
+                poke_shards(server, poke);
                 deliver(server, deliveries);
                 return;
             }
@@ -930,22 +992,41 @@ impl<'a> Applier<'a> {
             Route::Multi(set) => set,
         };
         let Kind::Data(f) = p.cmd.kind else { return };
+        let full_name = p.full_name;
+        let started = std::time::Instant::now();
         let mut guards = server.lock_shards(&ids);
         let poke = {
             let parts: Vec<&mut ShardData> = guards.iter_mut().map(|g| &mut **g).collect();
             let mut ks = Keyspace::many(parts, nshards, self.db, now_ms);
             ks.from_master = true;
             ks.no_block = true;
+            // What the command did is what our AOF logs (the master's bytes are what our
+            // backlog and sub-replicas get).
+            ks.prop.on = server.feed.active();
             ks.exec(f, args, &mut out);
             // Blocked clients of the replica are not woken by the master's writes yet.
             drop(ks.take_ready());
-            match raw {
-                Some(raw) => server.feed.with(|st| st.feed_raw(raw)),
-                None => 0,
-            }
+            let ops = ks.take_ops();
+            self.feed_applied(ops, raw)
         };
+        // The master's commands count in our INFO commandstats, as in Redis.
+        if let Some(g) = guards.first_mut() {
+            let us = started.elapsed().as_micros() as u64;
+            g.cmd_stats.record(full_name, us, false);
+        }
         drop(guards);
         poke_shards(server, poke);
+    }
+
+    /// Feeds one applied command: alone (`raw` given), or into the transaction's unit.
+    fn feed_applied(&mut self, ops: Vec<crate::replication::Op>, raw: Option<&[u8]>) -> u64 {
+        match raw {
+            Some(raw) => self.server.feed.apply_upstream(&ops, true, Some(raw)),
+            None => {
+                self.unit.extend(ops);
+                0
+            }
+        }
     }
 }
 
@@ -973,6 +1054,10 @@ fn deliver(server: &Server, deliveries: Vec<crate::pubsub::Delivery>) {
 /// REPLICAOF host port | NO ONE (and SLAVEOF).
 pub fn replicaof_command(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
     let server = ctx.server;
+    if super::failover::active() {
+        out.error("ERR REPLICAOF not allowed while failing over.");
+        return;
+    }
     if args[1].eq_ignore_ascii_case(b"no") && args[2].eq_ignore_ascii_case(b"one") {
         if is_replica() {
             promote(server);
