@@ -323,7 +323,8 @@ pub fn keys_of(guards: &[DataGuard<'_>]) -> u64 {
 /// thread holding shards (EXEC, DEBUG RELOAD) can always reach the state.
 pub fn save_locked(server: &Server, guards: &mut [DataGuard<'_>]) -> std::io::Result<()> {
     let functions = crate::scripting::library_codes_vec();
-    let job = SaveJob::new(server, functions);
+    let mut job = SaveJob::new(server, functions);
+    job.aux = crate::replication::fullsync::save_info(server);
     let shards: Vec<&ShardData> = guards.iter().map(|g| &**g).collect();
     write_file(&shards, &job, &mut || {}, &|m| log_warning!("{}", m))?;
     log_notice!("DB saved on disk");

@@ -611,3 +611,99 @@ pub fn state_name(sink: &ReplicaSink) -> &'static str {
 pub fn waiting_sinks() -> Vec<Arc<ReplicaSink>> {
     SYNC.lock().waiting.iter().map(|w| w.sink.clone()).collect()
 }
+
+/// The replication identity an RDB recorded (`rdbSaveInfo`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SavedIdentity {
+    pub replid: String,
+    pub offset: u64,
+    pub stream_db: usize,
+}
+
+/// Collects the identity's AUX fields while a file loads.
+#[derive(Default)]
+pub struct IdentityAux {
+    replid: Option<String>,
+    offset: Option<i64>,
+    stream_db: Option<i64>,
+}
+
+impl IdentityAux {
+    pub fn take(&mut self, key: &[u8], value: &[u8]) {
+        let text = || String::from_utf8_lossy(value).into_owned();
+        match key {
+            b"repl-id" => self.replid = Some(text()),
+            b"repl-offset" => self.offset = text().parse().ok(),
+            b"repl-stream-db" => self.stream_db = text().parse().ok(),
+            _ => {}
+        }
+    }
+
+    /// The identity, if the file holds a usable one (Redis ignores an offset or a stream
+    /// database of -1).
+    pub fn identity(&self) -> Option<SavedIdentity> {
+        let replid = self.replid.clone().filter(|r| r.len() == 40)?;
+        let offset = u64::try_from(self.offset?).ok()?;
+        let stream_db = usize::try_from(self.stream_db?).ok()?;
+        Some(SavedIdentity {
+            replid,
+            offset,
+            stream_db,
+        })
+    }
+}
+
+/// A start-up load restored an identity a replica may continue from.
+static RESTORED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether the start-up RDB gave this replica a history to continue (PSYNC with it).
+pub fn restored_history() -> bool {
+    RESTORED.load(Ordering::Relaxed)
+}
+
+/// After the start-up RDB load (`loadDataFromDisk`): a master keeps the file's history as
+/// its secondary one (replicas of the previous run continue partially), with the DELs of the
+/// keys that expired meanwhile in a fresh backlog; a replica takes it as its own, to PSYNC
+/// with. A master without a usable identity keeps no backlog.
+pub fn restore_identity(
+    server: &Server,
+    saved: Option<SavedIdentity>,
+    expired: &[(usize, Vec<u8>)],
+) {
+    let cfg = server.config.load();
+    let replica = cfg.replicaof.is_some();
+    server.feed.with(|st| {
+        if replica {
+            if let Some(id) = &saved {
+                st.replid = id.replid.clone();
+                st.offset = id.offset;
+                st.stream_db = id.stream_db;
+                RESTORED.store(true, Ordering::Relaxed);
+            }
+            return;
+        }
+        let Some(id) = saved else {
+            return;
+        };
+        st.ensure_backlog(cfg.repl_backlog_size as usize);
+        let ops: Vec<super::Op> = expired
+            .iter()
+            .map(|(db, key)| {
+                super::Op::new(
+                    *db,
+                    vec![
+                        bytes::Bytes::from_static(b"DEL"),
+                        bytes::Bytes::copy_from_slice(key),
+                    ],
+                )
+            })
+            .collect();
+        for op in &ops {
+            st.feed_ops(std::slice::from_ref(op), false);
+        }
+        st.replid2 = id.replid;
+        st.second_replid_offset = id.offset as i64 + 1;
+        st.offset += id.offset;
+        st.no_replicas_since_ms = crate::util::now_ms();
+    });
+}

@@ -11,6 +11,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// `sync_full`, `sync_partial_ok`, `sync_partial_err` of INFO stats.
 pub static SYNC_FULL: AtomicU64 = AtomicU64::new(0);
 pub static SYNC_PARTIAL_OK: AtomicU64 = AtomicU64::new(0);
+
+/// CONFIG RESETSTAT's replication part (`sync_full`, `sync_partial_ok`, `sync_partial_err`).
+pub fn reset_stats() {
+    SYNC_FULL.store(0, Ordering::Relaxed);
+    SYNC_PARTIAL_OK.store(0, Ordering::Relaxed);
+    SYNC_PARTIAL_ERR.store(0, Ordering::Relaxed);
+}
 pub static SYNC_PARTIAL_ERR: AtomicU64 = AtomicU64::new(0);
 
 /// One attached replica as INFO and ROLE show it.

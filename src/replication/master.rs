@@ -327,6 +327,12 @@ pub fn cron(server: &crate::server::Server) {
     let now = crate::util::now_ms();
     let period_ms = server.config.load().repl_ping_replica_period_secs.max(1) as u64 * 1000;
     let last = LAST_PING_MS.load(Ordering::Relaxed);
+    if last == 0 {
+        // The period counts from start-up, as Redis's cron loops do: a replica attaching
+        // does not get a PING at once.
+        LAST_PING_MS.store(now, Ordering::Relaxed);
+        return;
+    }
     if now.saturating_sub(last) < period_ms {
         return;
     }

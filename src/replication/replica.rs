@@ -166,8 +166,9 @@ pub fn start(server: Arc<Server>) {
     let cfg = server.config.load();
     if let Some(r) = &cfg.replicaof {
         set_master(&server, &r.host, r.port);
-        // A replica starting from nothing has no history to continue.
-        server.link.state.lock().cached = false;
+        // A replica starting from nothing has no history to continue; one whose RDB
+        // recorded its master's replid and offset has.
+        server.link.state.lock().cached = super::fullsync::restored_history();
     }
     let s = server.clone();
     let spawned = std::thread::Builder::new()
