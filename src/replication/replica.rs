@@ -627,6 +627,10 @@ impl<'a> Session<'a> {
                 "Bad protocol from MASTER, the first byte is not '$': {header}"
             )));
         };
+        if self.server.config.load().repl_diskless_load != crate::config::ReplDisklessLoad::Disabled
+        {
+            return self.full_sync_streaming(spec, replid, offset);
+        }
         let data = if let Some(mark) = spec.strip_prefix("EOF:") {
             let mark = mark.as_bytes().to_vec();
             if mark.len() != EOF_MARK_BYTES {
@@ -689,6 +693,13 @@ impl<'a> Session<'a> {
             );
         }
         let stream_db = loaded?;
+        self.after_load(replid, offset, stream_db);
+        Ok(())
+    }
+
+    /// The master's identity after its RDB is loaded: its replid and offset, a fresh backlog,
+    /// and sub-replicas dropped (they hold another history now).
+    fn after_load(&mut self, replid: &str, offset: u64, stream_db: usize) {
         let size = self.server.config.load().repl_backlog_size as usize;
         let subs = self.server.feed.with(|st| {
             st.replid = replid.to_string();
@@ -709,6 +720,120 @@ impl<'a> Session<'a> {
             st.transfer_size = -1;
         }
         crate::log_notice!("MASTER <-> REPLICA sync: Finished with success");
+    }
+
+    /// `repl-diskless-load swapdb|on-empty-db`: the RDB is parsed straight from the socket
+    /// (at the pace `key-load-delay` allows, so a slow replica holds its master's child back
+    /// as a Redis replica does), into a dataset of its own; the current one is replaced only
+    /// when the whole transfer arrived intact, so a failed transfer leaves it as it was.
+    /// Clients get `-LOADING` meanwhile.
+    fn full_sync_streaming(&mut self, spec: &str, replid: &str, offset: u64) -> LinkResult<()> {
+        let mark = match spec.strip_prefix("EOF:") {
+            Some(m) if m.len() == EOF_MARK_BYTES => Some(m.as_bytes().to_vec()),
+            Some(_) => return Err(LinkError::Protocol("bad EOF marker".into())),
+            None => None,
+        };
+        let len = match &mark {
+            Some(_) => None,
+            None => Some(
+                spec.parse::<u64>()
+                    .map_err(|_| LinkError::Protocol(format!("bad bulk length {spec}")))?,
+            ),
+        };
+        self.start_transfer(len.map_or(-1, |l| l as i64));
+        crate::log_notice!("MASTER <-> REPLICA sync: Loading DB in memory");
+        let server = self.server;
+        let cfg = server.config.load();
+        let key_delay_us = crate::persistence::snapshot::config_int(&cfg, "key-load-delay");
+        let databases = cfg.databases;
+        let p = &server.persistence;
+        p.loading_start_secs
+            .store(crate::util::now_ms() / 1000, Ordering::Relaxed);
+        p.loading_total_bytes
+            .store(len.unwrap_or(0), Ordering::Relaxed);
+        p.loading_loaded_bytes.store(0, Ordering::Relaxed);
+        p.loading.store(true, Ordering::SeqCst);
+        let mut entries = Vec::new();
+        let mut stream_db = 0usize;
+        let parsed = {
+            let mut reader = LinkReader {
+                session: self,
+                left: len,
+                error: None,
+            };
+            let mut sink = |e: crate::persistence::rdb::LoadedEntry| {
+                if e.db >= databases {
+                    return Err(crate::persistence::rdb::RdbError::Corrupt {
+                        offset: 0,
+                        reason: format!("database {} out of range", e.db),
+                    });
+                }
+                crate::persistence::snapshot::key_delay(key_delay_us);
+                entries.push(e);
+                Ok(())
+            };
+            let mut aux = |k: &[u8], v: &[u8]| {
+                if k == b"repl-stream-db" {
+                    if let Some(n) = std::str::from_utf8(v).ok().and_then(|s| s.parse().ok()) {
+                        stream_db = n;
+                    }
+                }
+            };
+            let r = crate::persistence::rdb::read_rdb(&mut reader, &mut sink, &mut aux);
+            match (r, reader.error.take()) {
+                (_, Some(link_error)) => Err(link_error),
+                (Err(e), None) => Err(LinkError::Protocol(format!(
+                    "Failed trying to load the MASTER synchronization DB from socket: {e}"
+                ))),
+                (Ok(_), None) => Ok(()),
+            }
+        };
+        let checked = parsed.and_then(|()| match &mark {
+            Some(mark) => self.expect_mark(mark),
+            None => Ok(()),
+        });
+        if let Err(e) = checked {
+            server.persistence.loading.store(false, Ordering::SeqCst);
+            crate::log_warning!(
+                "Failed trying to load the MASTER synchronization DB from socket, discarding the received data"
+            );
+            return Err(e);
+        }
+        let _applying = server.link.apply.lock();
+        if server.link.state.lock().epoch != self.epoch {
+            server.persistence.loading.store(false, Ordering::SeqCst);
+            return Err(LinkError::Aborted);
+        }
+        let aof_was_on = {
+            use crate::persistence::aof::AofState;
+            server.aof.state.lock().aof_state != AofState::Off
+        };
+        if aof_was_on {
+            crate::persistence::aof::rewrite::stop_appendonly(server);
+        }
+        let keys = install(server, entries);
+        server.persistence.loading.store(false, Ordering::SeqCst);
+        crate::log_notice!("Done loading RDB, keys loaded: {}, keys expired: 0.", keys);
+        if aof_was_on && crate::persistence::aof::rewrite::start_appendonly(server).is_err() {
+            crate::log_warning!(
+                "Failed enabling the AOF after successful master synchronization! Trying it again in one second."
+            );
+        }
+        self.after_load(replid, offset, stream_db.min(databases.saturating_sub(1)));
+        Ok(())
+    }
+
+    /// Reads the 40-byte EOF mark that closes a diskless transfer.
+    fn expect_mark(&mut self, mark: &[u8]) -> LinkResult<()> {
+        while self.buf.len() < EOF_MARK_BYTES {
+            self.fill()?;
+        }
+        if &self.buf[..EOF_MARK_BYTES] != mark {
+            return Err(LinkError::Protocol(
+                "the diskless RDB does not end with its EOF mark".into(),
+            ));
+        }
+        self.buf.drain(..EOF_MARK_BYTES);
         Ok(())
     }
 
@@ -804,6 +929,62 @@ fn save_transfer(server: &Server, data: &[u8]) {
             e
         );
     }
+}
+
+/// The socket as a `Read` for the RDB parser: the session's buffered bytes first, then more
+/// from the link (bounded by the bulk length when there is one). A link failure is kept in
+/// `error` (the parser only sees an I/O error).
+struct LinkReader<'s, 'a> {
+    session: &'s mut Session<'a>,
+    left: Option<u64>,
+    error: Option<LinkError>,
+}
+
+impl Read for LinkReader<'_, '_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == Some(0) || out.is_empty() {
+            return Ok(0);
+        }
+        while self.session.buf.is_empty() {
+            match self.session.fill() {
+                Ok(got) => {
+                    self.session.server.link.state.lock().transfer_read += got as u64;
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    self.error = Some(e);
+                    return Err(std::io::Error::other(msg));
+                }
+            }
+        }
+        let mut n = out.len().min(self.session.buf.len());
+        if let Some(left) = self.left {
+            n = n.min(left as usize);
+            self.left = Some(left - n as u64);
+        }
+        out[..n].copy_from_slice(&self.session.buf[..n]);
+        self.session.buf.drain(..n);
+        Ok(n)
+    }
+}
+
+/// Replaces the whole dataset with `entries` under every shard lock. Returns the keys
+/// installed.
+fn install(server: &Server, entries: Vec<crate::persistence::rdb::LoadedEntry>) -> usize {
+    let n = entries.len();
+    server.with_all(0, |ks| {
+        ks.signal_flushed(None);
+        for shard in ks.shards_mut() {
+            for db in shard.dbs.iter_mut() {
+                db.clear();
+            }
+        }
+        for e in entries {
+            ks.db = e.db;
+            ks.insert_entry(&e.key, e.entry);
+        }
+    });
+    n
 }
 
 /// Flushes every database and loads an RDB from memory, under every shard lock. Returns the
