@@ -322,9 +322,10 @@ fn failover_hands_over_with_partial_resyncs() {
         c.call(&["FAILOVER", "ABORT"]).as_str(),
         Some("ERR No failover in progress.")
     );
+    // DEBUG POPULATE is not replicated: the data is there before the replicas sync.
+    populate(&a, 1_000);
     let b = replica_of(ServerKind::Shardis, &a, &[]);
     let r = replica_of(ServerKind::Redis, &a, &[]);
-    populate(&a, 1_000);
     wait_same(&a, &b, "b");
     wait_same(&a, &r, "redis replica");
     let b_port = b.port().to_string();
@@ -403,4 +404,37 @@ fn writer_tolerant(port: u16, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<
             i += 1;
         }
     })
+}
+
+#[test]
+fn a_swapdb_replica_keeps_its_data_when_the_transfer_breaks() {
+    let replica = start(
+        ServerKind::Shardis,
+        &["--repl-diskless-load", "swapdb", "--key-load-delay", "200"],
+    );
+    replica.conn().call(&["SET", "old", "1"]);
+    let master = start(ServerKind::Shardis, &["--repl-diskless-sync-delay", "0"]);
+    populate(&master, 20_000);
+    let port = master.port().to_string();
+    replica.conn().call(&["REPLICAOF", "127.0.0.1", &port]);
+    // key-load-delay paces the parse of the socket: the replica is loading for seconds.
+    wait_until("the replica loads from the socket", SYNC_TIMEOUT, || {
+        field(&replica, "persistence", "loading") == "1"
+    });
+    drop(master);
+    wait_until("the broken load ended", SYNC_TIMEOUT, || {
+        field(&replica, "persistence", "loading") == "0"
+    });
+    let mut r = replica.conn();
+    assert_eq!(r.call(&["GET", "old"]).as_str(), Some("1"), "old data lost");
+    assert_eq!(r.call(&["DBSIZE"]).as_int(), Some(1));
+
+    // A transfer that completes replaces the dataset.
+    let master = start(ServerKind::Shardis, &["--repl-diskless-sync-delay", "0"]);
+    populate(&master, 2_000);
+    r.call(&["CONFIG", "SET", "key-load-delay", "0"]);
+    let port = master.port().to_string();
+    r.call(&["REPLICAOF", "127.0.0.1", &port]);
+    wait_same(&master, &replica, "swapdb replica");
+    assert_eq!(replica.conn().call(&["DBSIZE"]).as_int(), Some(2_000));
 }
