@@ -193,6 +193,139 @@ fn scripts_are_atomic_across_shards() {
     assert!(moved.load(Ordering::Relaxed) > 0 && reads.load(Ordering::Relaxed) > 0);
 }
 
+fn int_reply(r: &Reply) -> i64 {
+    match r {
+        Reply::Bulk(Some(b)) => String::from_utf8_lossy(b).parse().expect("number"),
+        Reply::Int(n) => *n,
+        other => panic!("expected a number, got {other:?}"),
+    }
+}
+
+/// The MULTI/EXEC twin of `scripts_are_atomic_across_shards`: writers move amounts between
+/// keys on different shards, half with a plain MULTI (DECRBY, INCRBY, EXEC), half with the
+/// optimistic WATCH/GET/MULTI/SET/SET/EXEC recipe (retried when EXEC returns nil); readers sum
+/// every key with MGET and with a MULTI of GETs. Every sum must equal the total, and the
+/// recipe's aborted EXECs prove WATCH saw the other writers.
+#[test]
+fn transactions_are_atomic_across_shards() {
+    let server = TestServer::start(ServerKind::Shardis, &["--shards", "4"]);
+    let port = server.port();
+    let accounts: Vec<String> = (0..16).map(|i| format!("acct:{i}")).collect();
+    let mut c = Conn::connect(port).expect("connect");
+    for a in &accounts {
+        c.cmd(&[b"SET", a.as_bytes(), b"1000"]).expect("set");
+    }
+    let total: i64 = 16 * 1000;
+    let duration = secs_env("SHARDIS_ATOMIC_SECS", 5);
+    let stop = Arc::new(AtomicBool::new(false));
+    let (moved, aborted, reads) = (
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    let mut threads = Vec::new();
+    for w in 0..6u64 {
+        let (stop, moved, aborted, accounts) = (
+            stop.clone(),
+            moved.clone(),
+            aborted.clone(),
+            accounts.clone(),
+        );
+        threads.push(std::thread::spawn(move || {
+            let mut c = Conn::connect(port).expect("connect");
+            let mut x = w * 104729 + 3;
+            while !stop.load(Ordering::Relaxed) {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let a = accounts[(x >> 33) as usize % 16].as_bytes();
+                let b = accounts[(x >> 40) as usize % 16].as_bytes();
+                if a == b {
+                    continue;
+                }
+                let amt = ((x >> 50) % 50 + 1) as i64;
+                if w % 2 == 0 {
+                    c.cmd(&[b"MULTI"]).expect("multi");
+                    c.cmd(&[b"DECRBY", a, amt.to_string().as_bytes()])
+                        .expect("q");
+                    c.cmd(&[b"INCRBY", b, amt.to_string().as_bytes()])
+                        .expect("q");
+                    match c.cmd(&[b"EXEC"]).expect("exec") {
+                        Reply::Array(Some(v)) if v.len() == 2 => {
+                            moved.fetch_add(1, Ordering::Relaxed);
+                        }
+                        other => panic!("EXEC {other:?}"),
+                    }
+                } else {
+                    c.cmd(&[b"WATCH", a, b]).expect("watch");
+                    let va = int_reply(&c.cmd(&[b"GET", a]).expect("get"));
+                    let vb = int_reply(&c.cmd(&[b"GET", b]).expect("get"));
+                    c.cmd(&[b"MULTI"]).expect("multi");
+                    c.cmd(&[b"SET", a, (va - amt).to_string().as_bytes()])
+                        .expect("q");
+                    c.cmd(&[b"SET", b, (vb + amt).to_string().as_bytes()])
+                        .expect("q");
+                    match c.cmd(&[b"EXEC"]).expect("exec") {
+                        Reply::Array(Some(v)) if v.len() == 2 => {
+                            moved.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Reply::Array(None) => {
+                            aborted.fetch_add(1, Ordering::Relaxed);
+                        }
+                        other => panic!("EXEC {other:?}"),
+                    }
+                }
+            }
+        }));
+    }
+    for r in 0..3 {
+        let (stop, reads, accounts) = (stop.clone(), reads.clone(), accounts.clone());
+        threads.push(std::thread::spawn(move || {
+            let mut c = Conn::connect(port).expect("connect");
+            let names: Vec<&[u8]> = accounts.iter().map(|a| a.as_bytes()).collect();
+            while !stop.load(Ordering::Relaxed) {
+                let items = if r == 0 {
+                    let mut argv: Vec<&[u8]> = vec![b"MGET"];
+                    argv.extend_from_slice(&names);
+                    c.cmd(&argv).expect("mget")
+                } else {
+                    c.cmd(&[b"MULTI"]).expect("multi");
+                    for n in &names {
+                        c.cmd(&[b"GET", n]).expect("q");
+                    }
+                    c.cmd(&[b"EXEC"]).expect("exec")
+                };
+                let sum: i64 = match items {
+                    Reply::Array(Some(v)) => v.iter().map(int_reply).sum(),
+                    other => panic!("read {other:?}"),
+                };
+                assert_eq!(sum, total, "a reader saw an intermediate state");
+                reads.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    std::thread::sleep(duration);
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().expect("thread");
+    }
+    let names: Vec<&[u8]> = accounts.iter().map(|a| a.as_bytes()).collect();
+    let mut argv: Vec<&[u8]> = vec![b"MGET"];
+    argv.extend_from_slice(&names);
+    let end: i64 = match c.cmd(&argv).expect("mget") {
+        Reply::Array(Some(v)) => v.iter().map(int_reply).sum(),
+        other => panic!("MGET {other:?}"),
+    };
+    assert_eq!(end, total);
+    let (m, a, r) = (
+        moved.load(Ordering::Relaxed),
+        aborted.load(Ordering::Relaxed),
+        reads.load(Ordering::Relaxed),
+    );
+    eprintln!("transfers {m}, aborted by WATCH {a}, consistent reads {r}");
+    assert!(m > 0 && r > 0);
+}
+
 fn is_busy(r: &R) -> bool {
     matches!(r, R::Error(e) if e.starts_with(b"BUSY Redis is busy running a script."))
 }
