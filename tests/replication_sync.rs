@@ -410,11 +410,16 @@ fn writer_tolerant(port: u16, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<
 fn a_swapdb_replica_keeps_its_data_when_the_transfer_breaks() {
     let replica = start(
         ServerKind::Shardis,
-        &["--repl-diskless-load", "swapdb", "--key-load-delay", "200"],
+        &["--repl-diskless-load", "swapdb", "--key-load-delay", "100"],
     );
     replica.conn().call(&["SET", "old", "1"]);
     let master = start(ServerKind::Shardis, &["--repl-diskless-sync-delay", "0"]);
-    populate(&master, 20_000);
+    // 40 MB: more than the socket buffers and the master's queue hold, so killing the
+    // master really cuts the transfer short (what was already sent would still arrive).
+    let r = master
+        .conn()
+        .call(&["DEBUG", "POPULATE", "40000", "key", "1000"]);
+    assert_eq!(r.as_str(), Some("OK"));
     let port = master.port().to_string();
     replica.conn().call(&["REPLICAOF", "127.0.0.1", &port]);
     // key-load-delay paces the parse of the socket: the replica is loading for seconds.

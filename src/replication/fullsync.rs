@@ -276,6 +276,7 @@ pub fn start_pending(server: &Server) {
     ];
     for w in &waiting {
         w.sink.set_phase(SyncPhase::SendBulk);
+        w.sink.rdb.lock().eof = socket;
         if w.psync {
             let line = format!("+FULLRESYNC {replid} {offset}\r\n");
             w.sink.rdb.lock().data.extend_from_slice(line.as_bytes());
@@ -601,9 +602,19 @@ fn drop_sinks(server: &Server, sinks: &[Arc<ReplicaSink>]) {
 /// `state=wait_bgsave|send_bulk`).
 pub fn state_name(sink: &ReplicaSink) -> &'static str {
     match sink.phase() {
-        SyncPhase::Online => "online",
+        // A diskless transfer that went out is online for Redis (its stream starts on ACK).
+        SyncPhase::Online | SyncPhase::WaitAck => "online",
         SyncPhase::WaitBgsave => "wait_bgsave",
-        SyncPhase::SendBulk | SyncPhase::WaitAck => "send_bulk",
+        SyncPhase::SendBulk => {
+            // Redis shows `send_bulk` only while a saved file is being sent; a replica whose
+            // save (to disk or to its socket) still runs is `wait_bgsave`.
+            let r = sink.rdb.lock();
+            if r.started && !r.eof {
+                "send_bulk"
+            } else {
+                "wait_bgsave"
+            }
+        }
     }
 }
 
