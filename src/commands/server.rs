@@ -123,6 +123,7 @@ fn config_resetstat(ctx: &mut ConnCtx, _args: &[Bytes], out: &mut Out) {
     st.rejected_connections.store(0, Ordering::Relaxed);
     st.net_input_bytes.store(0, Ordering::Relaxed);
     st.net_output_bytes.store(0, Ordering::Relaxed);
+    crate::replication::info::reset_stats();
     out.ok();
 }
 

@@ -40,15 +40,18 @@ use std::time::Instant;
 pub enum ChildKind {
     /// BGSAVE: writes an RDB snapshot.
     Rdb,
-    /// BGREWRITEAOF: writes a new AOF base (not built yet; the AOF layer will use it).
+    /// BGREWRITEAOF: writes a new AOF base.
     AofRewrite,
+    /// A diskless full synchronization: writes an RDB into a pipe the parent sends to
+    /// replicas (`replication::fullsync`).
+    RdbSocket,
 }
 
 impl ChildKind {
     /// The name Redis's log lines use (`Fork CoW for RDB`).
     pub fn log_name(self) -> &'static str {
         match self {
-            ChildKind::Rdb => "RDB",
+            ChildKind::Rdb | ChildKind::RdbSocket => "RDB",
             ChildKind::AofRewrite => "AOF rewrite",
         }
     }
@@ -69,6 +72,9 @@ const REPORT_INTERVAL_MS: u64 = 1000;
 const REPORT_CHECK_KEYS: u64 = 128;
 /// The report pipe's descriptor in the child (moved there before the others are closed).
 const CHILD_PIPE_FD: RawFd = 3;
+/// Where the child finds the data descriptor `fork_child_with_fd` hands it (a diskless
+/// replication child writes its RDB there).
+pub const CHILD_DATA_FD: RawFd = 4;
 
 /// The child's side of the report pipe.
 pub struct Reporter {
@@ -167,6 +173,21 @@ pub fn fork_child<F>(
 where
     F: FnOnce(&[&ShardData], &mut Reporter) -> i32,
 {
+    fork_child_with_fd(guards, kind, keys_total, None, body)
+}
+
+/// `fork_child`, handing the child one more descriptor of the parent's, which it finds as
+/// `CHILD_DATA_FD` (the parent keeps its own copy and closes it when it likes).
+pub fn fork_child_with_fd<F>(
+    guards: &[DataGuard<'_>],
+    kind: ChildKind,
+    keys_total: u64,
+    data_fd: Option<RawFd>,
+    body: F,
+) -> std::io::Result<(Running, u64)>
+where
+    F: FnOnce(&[&ShardData], &mut Reporter) -> i32,
+{
     let (read_fd, write_fd) = pipe_nonblocking()?;
     let parent = std::process::id() as i32;
     let start = Instant::now();
@@ -181,7 +202,7 @@ where
         return Err(e);
     }
     if pid == 0 {
-        child_main(guards, parent, write_fd.as_raw_fd(), body);
+        child_main(guards, parent, write_fd.as_raw_fd(), data_fd, body);
     }
     drop(write_fd);
     Ok((
@@ -200,7 +221,13 @@ where
 }
 
 /// The child: detach from everything the parent owns, do the work, `_exit`.
-fn child_main<F>(guards: &[DataGuard<'_>], parent: i32, pipe_fd: RawFd, body: F) -> !
+fn child_main<F>(
+    guards: &[DataGuard<'_>],
+    parent: i32,
+    pipe_fd: RawFd,
+    data_fd: Option<RawFd>,
+    body: F,
+) -> !
 where
     F: FnOnce(&[&ShardData], &mut Reporter) -> i32,
 {
@@ -216,10 +243,20 @@ where
         libc::signal(libc::SIGTERM, libc::SIG_DFL);
         libc::signal(libc::SIGINT, libc::SIG_IGN);
         libc::signal(libc::SIGUSR1, libc::SIG_DFL);
+        // The data descriptor first moves out of the way of the report pipe's slot (it may
+        // sit on 3), then both move to their fixed places (dup2 clears close-on-exec).
+        let data = data_fd.map(|fd| libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, CHILD_DATA_FD + 1));
         if pipe_fd != CHILD_PIPE_FD {
             libc::dup2(pipe_fd, CHILD_PIPE_FD);
         }
-        close_from(CHILD_PIPE_FD + 1);
+        let last = match data {
+            Some(fd) if fd >= 0 => {
+                libc::dup2(fd, CHILD_DATA_FD);
+                CHILD_DATA_FD
+            }
+            _ => CHILD_PIPE_FD,
+        };
+        close_from(last + 1);
     }
     let shards: Vec<&ShardData> = guards.iter().map(|g| &**g).collect();
     let mut reporter = Reporter {

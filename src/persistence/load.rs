@@ -28,6 +28,11 @@ pub struct Loaded {
     pub keys_loaded: u64,
     pub keys_expired: u64,
     pub functions: Vec<Vec<u8>>,
+    /// The replication identity the file recorded (`repl-id`, `repl-offset`,
+    /// `repl-stream-db`), when it has all three.
+    pub repl: Option<crate::replication::fullsync::SavedIdentity>,
+    /// The keys dropped because they had expired (db, key): a master propagates their DELs.
+    pub expired: Vec<(usize, Vec<u8>)>,
 }
 
 /// Why a load failed.
@@ -126,6 +131,7 @@ pub fn load_file(
     let now_ms = crate::util::now_ms();
     let mut loaded = Loaded::default();
     let mut batch: Vec<LoadedEntry> = Vec::with_capacity(LOAD_BATCH_KEYS);
+    let mut repl_aux = crate::replication::fullsync::IdentityAux::default();
     let result = {
         let mut sink = |e: LoadedEntry| -> Result<(), RdbError> {
             super::snapshot::key_delay(key_delay_us);
@@ -144,9 +150,13 @@ pub fn load_file(
                 }
             }
         };
-        let mut aux = |k: &[u8], v: &[u8]| log_aux(k, v, now_ms);
+        let mut aux = |k: &[u8], v: &[u8]| {
+            repl_aux.take(k, v);
+            log_aux(k, v, now_ms)
+        };
         read_rdb(&mut reader, &mut sink, &mut aux)
     };
+    loaded.repl = repl_aux.identity();
     let stats = result.map_err(LoadError::Rdb)?;
     if let Target::Batched(server) = &target {
         flush(server, &mut batch, databases, merge, now_ms, &mut loaded).map_err(LoadError::Rdb)?;
@@ -210,6 +220,7 @@ fn insert(
     }
     if e.entry.expire_ms != 0 && e.entry.expire_ms <= now_ms {
         loaded.keys_expired += 1;
+        loaded.expired.push((e.db, e.key.to_vec()));
         return Ok(());
     }
     let nshards = guards.len();
@@ -321,12 +332,15 @@ pub fn load_at_startup(server: &Server, interrupted: &dyn Fn() -> bool) -> Resul
     );
     server.persistence.loading.store(false, Ordering::SeqCst);
     match result {
-        Ok(loaded) => {
+        Ok(mut loaded) => {
+            let repl = loaded.repl.take();
+            let expired = std::mem::take(&mut loaded.expired);
             record(server, loaded);
             log_notice!(
                 "DB loaded from disk: {:.3} seconds",
                 start.elapsed().as_secs_f64()
             );
+            crate::replication::fullsync::restore_identity(server, repl, &expired);
             Ok(())
         }
         Err(LoadError::Rdb(RdbError::Rejected(why))) if interrupted() => {

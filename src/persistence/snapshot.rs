@@ -169,6 +169,9 @@ pub struct SaveJob {
     /// that many iterations), to slow saves down in tests.
     pub key_delay_us: i64,
     pub functions: Vec<Vec<u8>>,
+    /// Extra AUX fields (the replication identity: `repl-stream-db`, `repl-id`,
+    /// `repl-offset`), filled in at the fork by whoever knows them.
+    pub aux: Vec<(&'static str, String)>,
 }
 
 impl SaveJob {
@@ -184,6 +187,7 @@ impl SaveJob {
             },
             key_delay_us: config_int(&cfg, "rdb-key-save-delay"),
             functions,
+            aux: Vec::new(),
         }
     }
 }
@@ -234,7 +238,13 @@ pub fn write_file(
             return Err(e);
         }
     };
-    let written = write_body(file, shards, job, on_key).and_then(|bytes| {
+    let written = write_rdb(BufWriter::with_capacity(WRITE_BUFFER_BYTES, file), shards, job, on_key)
+        .and_then(|(w, bytes)| {
+            let file = w.into_inner().map_err(|e| e.into_error())?;
+            file.sync_all()?;
+            Ok(bytes)
+        })
+        .and_then(|bytes| {
         std::fs::rename(&temp, &job.filename).map_err(|e| {
             let cwd = std::env::current_dir().map(|p| p.display().to_string());
             log(&format!(
@@ -264,16 +274,19 @@ pub fn write_file(
     }
 }
 
-fn write_body(
-    file: std::fs::File,
+/// Writes the whole RDB of `shards` to `w` (flushed) and returns it with the bytes written.
+pub fn write_rdb<W: Write>(
+    w: W,
     shards: &[&ShardData],
     job: &SaveJob,
     on_key: &mut dyn FnMut(),
-) -> std::io::Result<u64> {
-    let mut rw = RdbWriter::new(
-        BufWriter::with_capacity(WRITE_BUFFER_BYTES, file),
-        &job.opts,
-    )?;
+) -> std::io::Result<(W, u64)> {
+    let aux: Vec<(&[u8], &[u8])> = job
+        .aux
+        .iter()
+        .map(|(k, v)| (k.as_bytes(), v.as_bytes()))
+        .collect();
+    let mut rw = RdbWriter::with_aux(w, &job.opts, &aux)?;
     for code in &job.functions {
         rw.function(code)?;
     }
@@ -287,9 +300,7 @@ fn write_body(
     }
     let (mut w, bytes) = rw.finish()?;
     w.flush()?;
-    let file = w.into_inner().map_err(|e| e.into_error())?;
-    file.sync_all()?;
-    Ok(bytes)
+    Ok((w, bytes))
 }
 
 /// Sum of the shards' change counters.
@@ -298,7 +309,7 @@ pub fn dirty_of(guards: &[DataGuard<'_>]) -> u64 {
 }
 
 /// Keys in every database of every shard.
-fn keys_of(guards: &[DataGuard<'_>]) -> u64 {
+pub fn keys_of(guards: &[DataGuard<'_>]) -> u64 {
     guards
         .iter()
         .map(|g| g.dbs.iter().map(|d| d.keys as u64).sum::<u64>())
@@ -312,7 +323,8 @@ fn keys_of(guards: &[DataGuard<'_>]) -> u64 {
 /// thread holding shards (EXEC, DEBUG RELOAD) can always reach the state.
 pub fn save_locked(server: &Server, guards: &mut [DataGuard<'_>]) -> std::io::Result<()> {
     let functions = crate::scripting::library_codes_vec();
-    let job = SaveJob::new(server, functions);
+    let mut job = SaveJob::new(server, functions);
+    job.aux = crate::replication::fullsync::save_info(server);
     let shards: Vec<&ShardData> = guards.iter().map(|g| &**g).collect();
     write_file(&shards, &job, &mut || {}, &|m| log_warning!("{}", m))?;
     log_notice!("DB saved on disk");
@@ -336,7 +348,7 @@ fn rdb_child_running(server: &Server) -> bool {
         .state()
         .child
         .as_ref()
-        .is_some_and(|c| c.kind == ChildKind::Rdb)
+        .is_some_and(|c| matches!(c.kind, ChildKind::Rdb | ChildKind::RdbSocket))
 }
 
 /// SAVE: refused while a background save runs.
@@ -367,13 +379,12 @@ pub fn bgsave(server: &Server, schedule: bool) -> BgsaveReply {
 /// held from before the check to after the fork, and every fork holds them all, so two
 /// children can never start at once.
 fn start_bgsave(server: &Server, schedule: bool) -> BgsaveReply {
-    let clog = crate::log::child_log();
     let functions = crate::scripting::library_codes_vec();
-    let job = SaveJob::new(server, functions);
+    let mut job = SaveJob::new(server, functions);
     let guards = server.lock_all();
     let mut st = server.persistence.state();
     match st.child.as_ref().map(|c| c.kind) {
-        Some(ChildKind::Rdb) => return BgsaveReply::AlreadyInProgress,
+        Some(ChildKind::Rdb | ChildKind::RdbSocket) => return BgsaveReply::AlreadyInProgress,
         Some(_) if schedule => {
             st.bgsave_scheduled = true;
             return BgsaveReply::Scheduled;
@@ -381,41 +392,48 @@ fn start_bgsave(server: &Server, schedule: bool) -> BgsaveReply {
         Some(_) => return BgsaveReply::OtherChild,
         None => {}
     }
+    job.aux = crate::replication::fullsync::save_info(server);
+    match fork_save(server, &guards, &mut st, job) {
+        Ok(_) => BgsaveReply::Started,
+        Err(_) => BgsaveReply::Failed,
+    }
+}
+
+/// Forks a child that saves `job` to disk, over shards the caller holds with no child
+/// running (`st` is the persistence state, locked). Returns the child's pid.
+pub fn fork_save(
+    server: &Server,
+    guards: &[DataGuard<'_>],
+    st: &mut State,
+    job: SaveJob,
+) -> std::io::Result<i32> {
+    let clog = crate::log::child_log();
     st.last_bgsave_try_secs = crate::util::now_ms() / 1000;
-    let keys_total = keys_of(&guards);
+    let keys_total = keys_of(guards);
     let dirty_at_fork: Vec<u64> = guards.iter().map(|g| g.stats.dirty).collect();
-    let forked = child::fork_child(&guards, ChildKind::Rdb, keys_total, |shards, reporter| {
+    let forked = child::fork_child(guards, ChildKind::Rdb, keys_total, |shards, reporter| {
         let log = |m: &str| clog.log(crate::log::Level::Warning, m);
         let mut on_key = || reporter.key_done();
         match write_file(shards, &job, &mut on_key, &log) {
             Ok(_) => {
                 clog.log(crate::log::Level::Notice, "DB saved on disk");
-                let cow = child::private_dirty_bytes();
-                clog.log(
-                    crate::log::Level::Notice,
-                    &format!(
-                        "Fork CoW for RDB: current {} MB, peak {} MB, average {} MB",
-                        cow >> 20,
-                        cow >> 20,
-                        cow >> 21
-                    ),
-                );
+                log_cow(&clog, "RDB");
                 0
             }
             Err(_) => 1,
         }
     });
-    drop(guards);
     match forked {
         Ok((running, fork_usec)) => {
             let p = &server.persistence;
             p.latest_fork_usec.store(fork_usec, Ordering::Relaxed);
             p.total_forks.fetch_add(1, Ordering::Relaxed);
             log_notice!("Background saving started by pid {}", running.pid);
+            let pid = running.pid;
             st.child = Some(running);
             st.dirty_at_fork = dirty_at_fork;
             st.bgsave_scheduled = false;
-            BgsaveReply::Started
+            Ok(pid)
         }
         Err(e) => {
             server
@@ -423,9 +441,23 @@ fn start_bgsave(server: &Server, schedule: bool) -> BgsaveReply {
                 .bgsave_failed
                 .store(true, Ordering::Relaxed);
             log_warning!("Can't save in background: fork: {}", e);
-            BgsaveReply::Failed
+            Err(e)
         }
     }
+}
+
+/// The child's closing log line about its copy-on-write cost.
+pub fn log_cow(clog: &crate::log::ChildLog, what: &str) {
+    let cow = child::private_dirty_bytes();
+    clog.log(
+        crate::log::Level::Notice,
+        &format!(
+            "Fork CoW for {what}: current {} MB, peak {} MB, average {} MB",
+            cow >> 20,
+            cow >> 20,
+            cow >> 21
+        ),
+    );
 }
 
 /// Kills a running BGSAVE child (FLUSHALL, SHUTDOWN). With `wait`, reaps it at once and
@@ -433,7 +465,11 @@ fn start_bgsave(server: &Server, schedule: bool) -> BgsaveReply {
 /// error).
 pub fn kill_rdb_child(server: &Server, wait: bool) {
     let mut st = server.persistence.state();
-    let Some(c) = st.child.as_mut().filter(|c| c.kind == ChildKind::Rdb) else {
+    let Some(c) = st
+        .child
+        .as_mut()
+        .filter(|c| matches!(c.kind, ChildKind::Rdb | ChildKind::RdbSocket))
+    else {
         return;
     };
     c.kill();
@@ -511,9 +547,16 @@ pub fn cron(server: &Server) {
 
 /// Bookkeeping after a child exits (`backgroundSaveDoneHandlerDisk`).
 fn finish_child(server: &Server, done: child::Finished, dirty_at_fork: &[u64]) {
-    if done.kind != ChildKind::Rdb {
-        super::aof::rewrite::on_child_done(server, done);
-        return;
+    match done.kind {
+        ChildKind::AofRewrite => {
+            super::aof::rewrite::on_child_done(server, done);
+            return;
+        }
+        ChildKind::RdbSocket => {
+            crate::replication::fullsync::on_child_done(server, done.pid, done.exit);
+            return;
+        }
+        ChildKind::Rdb => {}
     }
     let p = &server.persistence;
     let mut saved = false;
@@ -548,6 +591,8 @@ fn finish_child(server: &Server, done: child::Finished, dirty_at_fork: &[u64]) {
     }
     st.rdb_save_time_last_secs = (done.elapsed_ms / 1000) as i64;
     st.rdb_last_cow_bytes = done.last.cow_bytes;
+    drop(st);
+    crate::replication::fullsync::on_child_done(server, done.pid, done.exit);
 }
 
 /// FLUSHALL's persistence side (`flushAllDataAndResetRDB`): a running BGSAVE is aborted, and
@@ -601,7 +646,10 @@ pub fn shutdown(server: &Server, flags: u32) -> bool {
 pub fn info_section(server: &Server, dirty: u64) -> String {
     let st = server.persistence.state();
     let now_ms = crate::util::now_ms();
-    let rdb_child = st.child.as_ref().filter(|c| c.kind == ChildKind::Rdb);
+    let rdb_child = st
+        .child
+        .as_ref()
+        .filter(|c| matches!(c.kind, ChildKind::Rdb | ChildKind::RdbSocket));
     let (cow_peak, cow, cow_age, perc, processed, total, current_secs) = match &st.child {
         Some(c) => (
             c.cow_peak_bytes,

@@ -24,7 +24,7 @@
 //! command.
 
 use bytes::Bytes;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
 /// One propagated command: its database and its arguments.
@@ -61,7 +61,45 @@ pub struct ReplicaSink {
     pub listening_port: AtomicU64,
     /// The replica's address (`REPLCONF ip-address` or the peer's), for INFO and ROLE.
     pub ip: parking_lot::Mutex<String>,
+    /// Where the replica is in its synchronization (`SyncPhase` as a u8).
+    phase: AtomicU8,
+    /// The full synchronization's bytes (the +FULLRESYNC line, the RDB and its framing), fed
+    /// by `replication::fullsync` and sent before any stream byte.
+    pub rdb: parking_lot::Mutex<RdbOutbound>,
 }
+
+/// Where a replica is in its synchronization; its stream bytes wait in `pending` until it
+/// is `Online`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum SyncPhase {
+    /// Receiving the stream (after a partial resync, or once its RDB went out).
+    Online = 0,
+    /// Waiting for a background save to start (`wait_bgsave` in INFO).
+    WaitBgsave = 1,
+    /// A save runs for it, or its RDB is being sent (`send_bulk`).
+    SendBulk = 2,
+    /// A diskless RDB went out: the stream waits for the replica's first ACK, which says it
+    /// loaded the RDB (a replica reading up to the EOF mark must not see stream bytes after
+    /// the mark in the same read).
+    WaitAck = 3,
+}
+
+/// The full synchronization bytes a replica still has to receive.
+#[derive(Default)]
+pub struct RdbOutbound {
+    pub data: Vec<u8>,
+    /// The RDB itself started (keep-alive newlines stop).
+    pub started: bool,
+    /// Everything is queued: once `data` is sent the replica moves on.
+    pub done: bool,
+    /// The transfer used the EOF framing (the stream then waits for the first ACK).
+    pub eof: bool,
+}
+
+/// The connection's output takes synchronization bytes only while it holds fewer than this,
+/// so a slow replica's output stays bounded while a whole RDB is being sent.
+const RDB_OUT_BYTES_MAX: usize = 1 << 20;
 
 impl ReplicaSink {
     pub fn new(conn: crate::shard::mesh::ConnRef) -> ReplicaSink {
@@ -73,11 +111,64 @@ impl ReplicaSink {
             closed: AtomicBool::new(false),
             listening_port: AtomicU64::new(0),
             ip: parking_lot::Mutex::new(String::new()),
+            phase: AtomicU8::new(SyncPhase::Online as u8),
+            rdb: parking_lot::Mutex::new(RdbOutbound::default()),
         }
     }
 
-    /// Moves the pending stream bytes into `out`.
+    pub fn phase(&self) -> SyncPhase {
+        match self.phase.load(Ordering::Acquire) {
+            0 => SyncPhase::Online,
+            1 => SyncPhase::WaitBgsave,
+            2 => SyncPhase::SendBulk,
+            _ => SyncPhase::WaitAck,
+        }
+    }
+
+    pub fn set_phase(&self, p: SyncPhase) {
+        self.phase.store(p as u8, Ordering::Release);
+    }
+
+    /// A REPLCONF ACK arrived: a replica waiting for it after a diskless transfer goes online.
+    pub fn on_ack(&self) {
+        let _ = self.phase.compare_exchange(
+            SyncPhase::WaitAck as u8,
+            SyncPhase::Online as u8,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+    }
+
+    /// Moves what the replica may receive now into `out`: the synchronization bytes while a
+    /// full sync is under way (bounded by `RDB_OUT_BYTES_MAX`), then the pending stream.
     pub fn drain_into(&self, out: &mut Vec<u8>) -> usize {
+        let mut n = 0;
+        match self.phase() {
+            SyncPhase::Online => {}
+            SyncPhase::WaitAck => return 0,
+            SyncPhase::WaitBgsave | SyncPhase::SendBulk => {
+                if out.len() >= RDB_OUT_BYTES_MAX {
+                    return 0;
+                }
+                let mut r = self.rdb.lock();
+                n = r.data.len();
+                out.extend_from_slice(&r.data);
+                r.data.clear();
+                if !r.done {
+                    return n;
+                }
+                r.data.shrink_to_fit();
+                if r.eof {
+                    self.set_phase(SyncPhase::WaitAck);
+                    return n;
+                }
+                self.set_phase(SyncPhase::Online);
+            }
+        }
+        n + self.drain_stream(out)
+    }
+
+    fn drain_stream(&self, out: &mut Vec<u8>) -> usize {
         let mut p = self.pending.lock();
         let n = p.len();
         if out.is_empty() {
@@ -259,6 +350,31 @@ impl Feed {
             self.aof_end.store(st.aof_total, Ordering::SeqCst);
         }
         poke
+    }
+
+    /// A replica applied one command of its master's stream: `ops` (what it did) go to the
+    /// AOF, `raw` (the master's bytes) to the backlog and sub-replicas, under one lock so both
+    /// keep the stream's order. Returns the shards to poke, as `propagate`.
+    pub fn apply_upstream(&self, ops: &[Op], wrap: bool, raw: Option<&[u8]>) -> u64 {
+        let mut st = self.state.lock();
+        if st.aof.is_some() && !ops.is_empty() {
+            let ReplState {
+                aof,
+                aof_total,
+                aof_db,
+                ..
+            } = &mut *st;
+            if let Some(buf) = aof {
+                let before = buf.len();
+                encode_unit(buf, aof_db, ops, wrap && ops.len() > 1, true);
+                *aof_total += (buf.len() - before) as u64;
+            }
+            self.aof_end.store(st.aof_total, Ordering::SeqCst);
+        }
+        match raw {
+            Some(raw) => st.feed_raw(raw),
+            None => 0,
+        }
     }
 
     /// The AOF stream's end offset: bytes ever appended to it.

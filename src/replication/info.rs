@@ -11,6 +11,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// `sync_full`, `sync_partial_ok`, `sync_partial_err` of INFO stats.
 pub static SYNC_FULL: AtomicU64 = AtomicU64::new(0);
 pub static SYNC_PARTIAL_OK: AtomicU64 = AtomicU64::new(0);
+
+/// CONFIG RESETSTAT's replication part (`sync_full`, `sync_partial_ok`, `sync_partial_err`).
+pub fn reset_stats() {
+    SYNC_FULL.store(0, Ordering::Relaxed);
+    SYNC_PARTIAL_OK.store(0, Ordering::Relaxed);
+    SYNC_PARTIAL_ERR.store(0, Ordering::Relaxed);
+}
 pub static SYNC_PARTIAL_ERR: AtomicU64 = AtomicU64::new(0);
 
 /// One attached replica as INFO and ROLE show it.
@@ -19,22 +26,33 @@ struct ReplicaLine {
     port: u64,
     offset: u64,
     lag_secs: u64,
+    state: &'static str,
 }
 
+/// Every replica: those waiting for a fork (not in the feed yet), then the feed's.
 fn replicas(srv: &Server) -> Vec<ReplicaLine> {
     let now = crate::util::now_ms();
-    srv.feed.with(|st| {
-        st.replicas
-            .iter()
-            .filter(|r| !r.closed.load(Ordering::Relaxed))
-            .map(|r| ReplicaLine {
+    let mut sinks = super::fullsync::waiting_sinks();
+    srv.feed
+        .with(|st| sinks.extend(st.replicas.iter().cloned()));
+    sinks
+        .iter()
+        .filter(|r| !r.closed.load(Ordering::Relaxed))
+        .map(|r| {
+            let state = super::fullsync::state_name(r);
+            ReplicaLine {
                 ip: r.ip.lock().clone(),
                 port: r.listening_port.load(Ordering::Relaxed),
                 offset: r.ack_offset.load(Ordering::Relaxed),
-                lag_secs: now.saturating_sub(r.ack_ms.load(Ordering::Relaxed)) / 1000,
-            })
-            .collect()
-    })
+                lag_secs: if state == "online" {
+                    now.saturating_sub(r.ack_ms.load(Ordering::Relaxed)) / 1000
+                } else {
+                    0
+                },
+                state,
+            }
+        })
+        .collect()
 }
 
 /// The `# Replication` section, with every field Redis 7.0 prints.
@@ -58,6 +76,8 @@ pub fn section(srv: &Server) -> String {
         let (host, port) = link.master.clone().unwrap_or_default();
         let up = link.status == LinkStatus::Connected;
         let syncing = link.status == LinkStatus::Transfer;
+        // Without a master client or a cached one Redis shows 1.
+        let link_offset = if up || link.cached { offset } else { 1 };
         let _ = write!(
             t,
             "role:slave\r\nmaster_host:{}\r\nmaster_port:{}\r\nmaster_link_status:{}\r\nmaster_last_io_seconds_ago:{}\r\nmaster_sync_in_progress:{}\r\nslave_read_repl_offset:{}\r\nslave_repl_offset:{}\r\n",
@@ -70,8 +90,8 @@ pub fn section(srv: &Server) -> String {
                 -1
             },
             syncing as u8,
-            offset,
-            offset
+            link_offset,
+            link_offset
         );
         if syncing {
             let total = link.transfer_size;
@@ -86,7 +106,7 @@ pub fn section(srv: &Server) -> String {
                 "master_sync_total_bytes:{}\r\nmaster_sync_read_bytes:{}\r\nmaster_sync_left_bytes:{}\r\nmaster_sync_perc:{:.2}\r\nmaster_sync_last_io_seconds_ago:{}\r\n",
                 total,
                 read,
-                if total > 0 { total - read } else { -1 },
+                total - read,
                 perc,
                 now.saturating_sub(link.last_io_ms) / 1000
             );
@@ -112,6 +132,7 @@ pub fn section(srv: &Server) -> String {
     if cfg.min_replicas_to_write > 0 {
         let good = lines
             .iter()
+            .filter(|l| l.state == "online")
             .filter(|l| l.lag_secs <= cfg.min_replicas_max_lag_secs as u64)
             .count();
         let _ = write!(t, "min_slaves_good_slaves:{}\r\n", good);
@@ -119,14 +140,15 @@ pub fn section(srv: &Server) -> String {
     for (i, l) in lines.iter().enumerate() {
         let _ = write!(
             t,
-            "slave{}:ip={},port={},state=online,offset={},lag={}\r\n",
-            i, l.ip, l.port, l.offset, l.lag_secs
+            "slave{}:ip={},port={},state={},offset={},lag={}\r\n",
+            i, l.ip, l.port, l.state, l.offset, l.lag_secs
         );
     }
     let (size, first, histlen) = backlog.unwrap_or((cfg.repl_backlog_size as usize, 0, 0));
     let _ = write!(
         t,
-        "master_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:{}\r\nmaster_repl_offset:{}\r\nsecond_repl_offset:{}\r\nrepl_backlog_active:{}\r\nrepl_backlog_size:{}\r\nrepl_backlog_first_byte_offset:{}\r\nrepl_backlog_histlen:{}\r\n",
+        "master_failover_state:{}\r\nmaster_replid:{}\r\nmaster_replid2:{}\r\nmaster_repl_offset:{}\r\nsecond_repl_offset:{}\r\nrepl_backlog_active:{}\r\nrepl_backlog_size:{}\r\nrepl_backlog_first_byte_offset:{}\r\nrepl_backlog_histlen:{}\r\n",
+        super::failover::state_name(),
         replid,
         replid2,
         offset,
@@ -166,6 +188,7 @@ pub fn role(ctx: &mut ConnCtx, _args: &[Bytes], out: &mut Out) {
     out.array(3);
     out.bulk_str("master");
     out.int(offset as i64);
+    let lines: Vec<ReplicaLine> = lines.into_iter().filter(|l| l.state == "online").collect();
     out.array(lines.len());
     for l in lines {
         out.array(3);

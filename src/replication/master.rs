@@ -5,17 +5,14 @@
 //! propagated byte, and the connection's shard moves those bytes to its output each loop
 //! turn (the feeding shard pokes it awake).
 //!
-//! A full resynchronization takes every shard lock, writes the RDB of the whole dataset into
-//! the reply and registers the sink before releasing the locks, so the replica gets exactly
-//! the writes after the snapshot: no write can be fed while all shards are held. A partial
+//! A full resynchronization is `fullsync`'s: a forked child writes the RDB (to disk or to the
+//! replica's socket) and the sink, registered at the fork, holds the stream meanwhile. A partial
 //! resynchronization (`+CONTINUE`) answers from the backlog under the feed's lock.
 
 use super::feed::ReplicaSink;
 use crate::commands::parse;
-use crate::persistence::rdb::{DbView, RdbOptions, RdbWriter};
 use crate::protocol::Out;
 use crate::server::ConnCtx;
-use crate::storage::ShardData;
 use bytes::Bytes;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -27,6 +24,33 @@ pub fn sync(ctx: &mut ConnCtx, _args: &[Bytes], out: &mut Out) {
 
 /// PSYNC replid offset.
 pub fn psync(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
+    if ctx.client.replica.is_some() {
+        return;
+    }
+    if args.len() > 3 && parse::eq(&args[3], "failover") {
+        // Our master hands over to us: it must share our history (`syncCommand`).
+        crate::log_warning!(
+            "Failover request received for replid {}.",
+            String::from_utf8_lossy(&args[1])
+        );
+        if !super::replica::is_replica() {
+            out.error("ERR PSYNC FAILOVER can't be sent to a master.");
+            return;
+        }
+        let ours = ctx
+            .server
+            .feed
+            .with(|st| st.replid.as_bytes() == &args[1][..]);
+        if !ours {
+            out.error("ERR PSYNC FAILOVER replid must match my replid.");
+            return;
+        }
+        super::replica::promote(ctx.server);
+        crate::log_notice!(
+            "MASTER MODE enabled (failover request from '{}')",
+            ctx.client.shared.addr
+        );
+    }
     let replid = args.get(1).map(|a| String::from_utf8_lossy(a).into_owned());
     let offset = args
         .get(2)
@@ -48,7 +72,6 @@ fn start_replica(ctx: &mut ConnCtx, psync: Option<(String, i64)>, out: &mut Out)
         out.error("ERR SYNC and PSYNC are invalid with pending output");
         return;
     }
-    let cfg = ctx.config();
     let me = crate::shard::mesh::ConnRef {
         shard: ctx.shard,
         token: ctx.client.token,
@@ -64,6 +87,10 @@ fn start_replica(ctx: &mut ConnCtx, psync: Option<(String, i64)>, out: &mut Out)
                 .to_string()
         }
     };
+    if super::failover::active() {
+        out.error("NOMASTERLINK Can't SYNC while failing over");
+        return;
+    }
     if super::replica::is_replica() && !super::replica::link_up() {
         out.error("NOMASTERLINK Can't SYNC while not connected with my master");
         return;
@@ -116,79 +143,18 @@ fn start_replica(ctx: &mut ConnCtx, psync: Option<(String, i64)>, out: &mut Out)
             return;
         }
     }
-    // A full resynchronization: the snapshot and the registration happen under every lock.
+    // A full resynchronization: a forked child produces the RDB (see `fullsync`).
     super::info::SYNC_FULL.fetch_add(1, Ordering::Relaxed);
     if psync.as_ref().is_some_and(|(id, _)| id != "?") {
         super::info::SYNC_PARTIAL_ERR.fetch_add(1, Ordering::Relaxed);
     }
-    let opts = RdbOptions {
-        compression: cfg.rdbcompression,
-        checksum: cfg.rdbchecksum,
-        ..Default::default()
-    };
-    let result = {
-        // The libraries go first in the file; the VM is held across the snapshot (VM before
-        // shards, the scripting lock order) so no FUNCTION LOAD slips between the two.
-        let (_vm, functions) = crate::scripting::hold_library_codes();
-        let guards = ctx.server.lock_all();
-        let shards: Vec<&ShardData> = guards.iter().map(|g| &**g).collect();
-        let views = DbView::from_shards(&shards);
-        feed.with(|st| {
-            if st.backlog.is_none() {
-                // A fresh history for the first replica, as Redis does.
-                st.replid = crate::server::random_hex(40);
-                st.replid2 = "0".repeat(40);
-                st.second_replid_offset = -1;
-                st.ensure_backlog(cfg.repl_backlog_size as usize);
-            }
-            st.reset_repl_db();
-            let offset = st.offset;
-            let replid = st.replid.clone();
-            let aux_off = offset.to_string();
-            // A replica's stream goes on in the database its master last selected.
-            let stream_db = (if st.upstream { st.stream_db } else { 0 }).to_string();
-            let extra: [(&[u8], &[u8]); 3] = [
-                (b"repl-stream-db", stream_db.as_bytes()),
-                (b"repl-id", replid.as_bytes()),
-                (b"repl-offset", aux_off.as_bytes()),
-            ];
-            let rdb = RdbWriter::with_aux(Vec::new(), &opts, &extra).and_then(|mut w| {
-                for code in &functions {
-                    w.function(code)?;
-                }
-                for v in &views {
-                    w.db(v)?;
-                }
-                w.finish()
-            });
-            match rdb {
-                Ok((bytes, _)) => {
-                    st.replicas.push(sink.clone());
-                    Ok((replid, offset, bytes))
-                }
-                Err(e) => Err(e),
-            }
-        })
-    };
-    match result {
-        Ok((replid, offset, rdb)) => {
-            if psync.is_some() {
-                out.raw(format!("+FULLRESYNC {replid} {offset}\r\n").as_bytes());
-            }
-            out.raw(format!("${}\r\n", rdb.len()).as_bytes());
-            out.raw(&rdb);
-            become_replica(ctx, sink);
-            crate::log_notice!(
-                "Synchronization with replica {} succeeded (full resync, {} bytes)",
-                ctx.client.shared.addr,
-                rdb.len()
-            );
-        }
-        Err(e) => {
-            crate::log_warning!("Can't produce the RDB for a replica: {}", e);
-            ctx.client.close_after_reply = true;
-        }
-    }
+    crate::log_notice!(
+        "Full resync requested by replica {}",
+        ctx.client.shared.addr
+    );
+    let eof = ctx.client.replica_capa_eof;
+    become_replica(ctx, sink.clone());
+    super::fullsync::request(ctx.server, sink, eof, psync.is_some());
 }
 
 fn become_replica(ctx: &mut ConnCtx, sink: Arc<ReplicaSink>) {
@@ -228,6 +194,8 @@ pub fn replconf(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
         } else if parse::eq(opt, "capa") {
             if parse::eq(val, "psync2") {
                 ctx.client.replica_capa_psync2 = true;
+            } else if parse::eq(val, "eof") {
+                ctx.client.replica_capa_eof = true;
             }
         } else if parse::eq(opt, "ack") || parse::eq(opt, "fack") {
             // Acknowledgements get no reply.
@@ -235,6 +203,7 @@ pub fn replconf(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
                 if parse::eq(opt, "ack") {
                     sink.ack_offset.store(off.max(0) as u64, Ordering::Relaxed);
                     sink.ack_ms.store(crate::util::now_ms(), Ordering::Relaxed);
+                    sink.on_ack();
                 }
             }
             i += 2;
@@ -351,10 +320,19 @@ fn poke_shards(server: &crate::server::Server, poke: u64) {
 /// The master's periodic work (shard 0's cron): PING the replicas every
 /// `repl-ping-replica-period` so they can tell a quiet master from a dead link.
 pub fn cron(server: &crate::server::Server) {
+    super::failover::cron(server);
+    super::fullsync::cron(server);
+    backlog_cron(server);
     static LAST_PING_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let now = crate::util::now_ms();
     let period_ms = server.config.load().repl_ping_replica_period_secs.max(1) as u64 * 1000;
     let last = LAST_PING_MS.load(Ordering::Relaxed);
+    if last == 0 {
+        // The period counts from start-up, as Redis's cron loops do: a replica attaching
+        // does not get a PING at once.
+        LAST_PING_MS.store(now, Ordering::Relaxed);
+        return;
+    }
     if now.saturating_sub(last) < period_ms {
         return;
     }
@@ -382,8 +360,46 @@ pub fn enough_good_replicas(cfg: &crate::config::Config, server: &crate::server:
         st.replicas
             .iter()
             .filter(|r| !r.closed.load(Ordering::Relaxed))
+            .filter(|r| r.phase() == super::feed::SyncPhase::Online)
             .filter(|r| now.saturating_sub(r.ack_ms.load(Ordering::Relaxed)) <= max_lag_ms)
             .count()
     });
     good >= cfg.min_replicas_to_write as usize
+}
+
+/// Applies `repl-backlog-size` changes (CONFIG SET) and frees the backlog of a master left
+/// without replicas for `repl-backlog-ttl` seconds, starting a new history as Redis does (a
+/// replica never frees its backlog: it may be promoted).
+fn backlog_cron(server: &crate::server::Server) {
+    let cfg = server.config.load();
+    let now = crate::util::now_ms();
+    let waiting = !super::fullsync::waiting_sinks().is_empty();
+    server.feed.with(|st| {
+        let Some(b) = st.backlog.as_mut() else {
+            st.no_replicas_since_ms = 0;
+            return;
+        };
+        b.resize(cfg.repl_backlog_size as usize);
+        let alone = st.replicas.iter().all(|r| r.closed.load(Ordering::Relaxed)) && !waiting;
+        if !alone || st.upstream || super::replica::is_replica() {
+            st.no_replicas_since_ms = 0;
+            return;
+        }
+        if st.no_replicas_since_ms == 0 {
+            st.no_replicas_since_ms = now;
+            return;
+        }
+        let ttl_secs = cfg.repl_backlog_ttl_secs;
+        if ttl_secs > 0 && now.saturating_sub(st.no_replicas_since_ms) >= ttl_secs * 1000 {
+            st.backlog = None;
+            st.replid = crate::server::random_hex(40);
+            st.replid2 = "0".repeat(40);
+            st.second_replid_offset = -1;
+            st.no_replicas_since_ms = 0;
+            crate::log_notice!(
+                "Replication backlog freed after {} seconds without connected replicas.",
+                ttl_secs
+            );
+        }
+    });
 }

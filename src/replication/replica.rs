@@ -166,8 +166,9 @@ pub fn start(server: Arc<Server>) {
     let cfg = server.config.load();
     if let Some(r) = &cfg.replicaof {
         set_master(&server, &r.host, r.port);
-        // A replica starting from nothing has no history to continue.
-        server.link.state.lock().cached = false;
+        // A replica starting from nothing has no history to continue; one whose RDB
+        // recorded its master's replid and offset has.
+        server.link.state.lock().cached = super::fullsync::restored_history();
     }
     let s = server.clone();
     let spawned = std::thread::Builder::new()
@@ -190,7 +191,9 @@ pub fn set_master(server: &Server, host: &str, port: u16) {
         st.master = Some((host.to_string(), port));
         st.epoch += 1;
         st.status = LinkStatus::Connect;
-        st.down_since_ms = crate::util::now_ms();
+        // A link that existed goes down now; a master turning replica was never linked
+        // (Redis's `repl_down_since` stays 0: -1 in INFO).
+        st.down_since_ms = if was_master { 0 } else { crate::util::now_ms() };
         if was_master {
             // Our own history is what the new master may continue (Redis's cached master
             // "using myself").
@@ -215,6 +218,7 @@ pub fn promote(server: &Server) {
         st.master = None;
         st.epoch += 1;
         st.status = LinkStatus::None;
+        st.down_since_ms = 0;
     }
     LINK_UP.store(false, Ordering::Relaxed);
     crate::storage::keyspace::set_replica_expiry(false);
@@ -542,7 +546,13 @@ impl<'a> Session<'a> {
         } else {
             ("?".to_string(), "-1".to_string())
         };
-        self.send(&[b"PSYNC", id.as_bytes(), off.as_bytes()])?;
+        // A master handing over to us (FAILOVER) asks its target to take over.
+        let failover = super::failover::in_progress();
+        if failover {
+            self.send(&[b"PSYNC", id.as_bytes(), off.as_bytes(), b"FAILOVER"])?;
+        } else {
+            self.send(&[b"PSYNC", id.as_bytes(), off.as_bytes()])?;
+        }
         let reply = loop {
             // Newlines keep the link alive while the master prepares.
             let l = self.line()?;
@@ -550,6 +560,10 @@ impl<'a> Session<'a> {
                 break l;
             }
         };
+        if failover {
+            let accepted = reply.starts_with("+FULLRESYNC") || reply.starts_with("+CONTINUE");
+            super::failover::psync_answered(self.server, accepted);
+        }
         if let Some(rest) = reply.strip_prefix("+FULLRESYNC") {
             let mut it = rest.split_whitespace();
             let id = it.next().unwrap_or_default().to_string();
@@ -613,6 +627,10 @@ impl<'a> Session<'a> {
                 "Bad protocol from MASTER, the first byte is not '$': {header}"
             )));
         };
+        if self.server.config.load().repl_diskless_load != crate::config::ReplDisklessLoad::Disabled
+        {
+            return self.full_sync_streaming(spec, replid, offset);
+        }
         let data = if let Some(mark) = spec.strip_prefix("EOF:") {
             let mark = mark.as_bytes().to_vec();
             if mark.len() != EOF_MARK_BYTES {
@@ -652,10 +670,36 @@ impl<'a> Session<'a> {
         if server.link.state.lock().epoch != self.epoch {
             return Err(LinkError::Aborted);
         }
+        // The AOF stops while the dataset is replaced and starts again with a rewrite of the
+        // loaded one (`restartAOFAfterSYNC`): its old files describe a dataset that is gone.
+        let aof_was_on = {
+            use crate::persistence::aof::AofState;
+            server.aof.state.lock().aof_state != AofState::Off
+        };
+        if aof_was_on {
+            crate::persistence::aof::rewrite::stop_appendonly(server);
+        }
+        if self.server.config.load().repl_diskless_load == crate::config::ReplDisklessLoad::Disabled
+        {
+            save_transfer(self.server, &data);
+        }
         crate::log_notice!("MASTER <-> REPLICA sync: Flushing old data");
         crate::log_notice!("MASTER <-> REPLICA sync: Loading DB in memory");
-        let stream_db = load_rdb(self.server, &data)?;
+        let loaded = load_rdb(self.server, &data);
         drop(data);
+        if aof_was_on && crate::persistence::aof::rewrite::start_appendonly(server).is_err() {
+            crate::log_warning!(
+                "Failed enabling the AOF after successful master synchronization! Trying it again in one second."
+            );
+        }
+        let stream_db = loaded?;
+        self.after_load(replid, offset, stream_db);
+        Ok(())
+    }
+
+    /// The master's identity after its RDB is loaded: its replid and offset, a fresh backlog,
+    /// and sub-replicas dropped (they hold another history now).
+    fn after_load(&mut self, replid: &str, offset: u64, stream_db: usize) {
         let size = self.server.config.load().repl_backlog_size as usize;
         let subs = self.server.feed.with(|st| {
             st.replid = replid.to_string();
@@ -676,6 +720,120 @@ impl<'a> Session<'a> {
             st.transfer_size = -1;
         }
         crate::log_notice!("MASTER <-> REPLICA sync: Finished with success");
+    }
+
+    /// `repl-diskless-load swapdb|on-empty-db`: the RDB is parsed straight from the socket
+    /// (at the pace `key-load-delay` allows, so a slow replica holds its master's child back
+    /// as a Redis replica does), into a dataset of its own; the current one is replaced only
+    /// when the whole transfer arrived intact, so a failed transfer leaves it as it was.
+    /// Clients get `-LOADING` meanwhile.
+    fn full_sync_streaming(&mut self, spec: &str, replid: &str, offset: u64) -> LinkResult<()> {
+        let mark = match spec.strip_prefix("EOF:") {
+            Some(m) if m.len() == EOF_MARK_BYTES => Some(m.as_bytes().to_vec()),
+            Some(_) => return Err(LinkError::Protocol("bad EOF marker".into())),
+            None => None,
+        };
+        let len = match &mark {
+            Some(_) => None,
+            None => Some(
+                spec.parse::<u64>()
+                    .map_err(|_| LinkError::Protocol(format!("bad bulk length {spec}")))?,
+            ),
+        };
+        self.start_transfer(len.map_or(-1, |l| l as i64));
+        crate::log_notice!("MASTER <-> REPLICA sync: Loading DB in memory");
+        let server = self.server;
+        let cfg = server.config.load();
+        let key_delay_us = crate::persistence::snapshot::config_int(&cfg, "key-load-delay");
+        let databases = cfg.databases;
+        let p = &server.persistence;
+        p.loading_start_secs
+            .store(crate::util::now_ms() / 1000, Ordering::Relaxed);
+        p.loading_total_bytes
+            .store(len.unwrap_or(0), Ordering::Relaxed);
+        p.loading_loaded_bytes.store(0, Ordering::Relaxed);
+        p.loading.store(true, Ordering::SeqCst);
+        let mut entries = Vec::new();
+        let mut stream_db = 0usize;
+        let parsed = {
+            let mut reader = LinkReader {
+                session: self,
+                left: len,
+                error: None,
+            };
+            let mut sink = |e: crate::persistence::rdb::LoadedEntry| {
+                if e.db >= databases {
+                    return Err(crate::persistence::rdb::RdbError::Corrupt {
+                        offset: 0,
+                        reason: format!("database {} out of range", e.db),
+                    });
+                }
+                crate::persistence::snapshot::key_delay(key_delay_us);
+                entries.push(e);
+                Ok(())
+            };
+            let mut aux = |k: &[u8], v: &[u8]| {
+                if k == b"repl-stream-db" {
+                    if let Some(n) = std::str::from_utf8(v).ok().and_then(|s| s.parse().ok()) {
+                        stream_db = n;
+                    }
+                }
+            };
+            let r = crate::persistence::rdb::read_rdb(&mut reader, &mut sink, &mut aux);
+            match (r, reader.error.take()) {
+                (_, Some(link_error)) => Err(link_error),
+                (Err(e), None) => Err(LinkError::Protocol(format!(
+                    "Failed trying to load the MASTER synchronization DB from socket: {e}"
+                ))),
+                (Ok(_), None) => Ok(()),
+            }
+        };
+        let checked = parsed.and_then(|()| match &mark {
+            Some(mark) => self.expect_mark(mark),
+            None => Ok(()),
+        });
+        if let Err(e) = checked {
+            server.persistence.loading.store(false, Ordering::SeqCst);
+            crate::log_warning!(
+                "Failed trying to load the MASTER synchronization DB from socket, discarding the received data"
+            );
+            return Err(e);
+        }
+        let _applying = server.link.apply.lock();
+        if server.link.state.lock().epoch != self.epoch {
+            server.persistence.loading.store(false, Ordering::SeqCst);
+            return Err(LinkError::Aborted);
+        }
+        let aof_was_on = {
+            use crate::persistence::aof::AofState;
+            server.aof.state.lock().aof_state != AofState::Off
+        };
+        if aof_was_on {
+            crate::persistence::aof::rewrite::stop_appendonly(server);
+        }
+        let keys = install(server, entries);
+        server.persistence.loading.store(false, Ordering::SeqCst);
+        crate::log_notice!("Done loading RDB, keys loaded: {}, keys expired: 0.", keys);
+        if aof_was_on && crate::persistence::aof::rewrite::start_appendonly(server).is_err() {
+            crate::log_warning!(
+                "Failed enabling the AOF after successful master synchronization! Trying it again in one second."
+            );
+        }
+        self.after_load(replid, offset, stream_db.min(databases.saturating_sub(1)));
+        Ok(())
+    }
+
+    /// Reads the 40-byte EOF mark that closes a diskless transfer.
+    fn expect_mark(&mut self, mark: &[u8]) -> LinkResult<()> {
+        while self.buf.len() < EOF_MARK_BYTES {
+            self.fill()?;
+        }
+        if &self.buf[..EOF_MARK_BYTES] != mark {
+            return Err(LinkError::Protocol(
+                "the diskless RDB does not end with its EOF mark".into(),
+            ));
+        }
+        self.buf.drain(..EOF_MARK_BYTES);
         Ok(())
     }
 
@@ -748,6 +906,87 @@ impl<'a> Session<'a> {
     }
 }
 
+/// `repl-diskless-load disabled`: the received RDB also replaces `dbfilename`, as Redis's
+/// replica writes the transfer to disk before loading it (written to a temporary file and
+/// renamed, so the old snapshot stays whole until the new one is).
+fn save_transfer(server: &Server, data: &[u8]) {
+    let name = server.config.load().dbfilename.clone();
+    let temp = format!(
+        "temp-{}.{}.rdb",
+        crate::util::now_ms() / 1000,
+        std::process::id()
+    );
+    let written = std::fs::File::create(&temp).and_then(|mut f| {
+        f.write_all(data)?;
+        f.sync_all()?;
+        std::fs::rename(&temp, &name)
+    });
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&temp);
+        crate::log_warning!(
+            "Failed trying to rename the temp DB into {} in MASTER <-> REPLICA synchronization: {}",
+            name,
+            e
+        );
+    }
+}
+
+/// The socket as a `Read` for the RDB parser: the session's buffered bytes first, then more
+/// from the link (bounded by the bulk length when there is one). A link failure is kept in
+/// `error` (the parser only sees an I/O error).
+struct LinkReader<'s, 'a> {
+    session: &'s mut Session<'a>,
+    left: Option<u64>,
+    error: Option<LinkError>,
+}
+
+impl Read for LinkReader<'_, '_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == Some(0) || out.is_empty() {
+            return Ok(0);
+        }
+        while self.session.buf.is_empty() {
+            match self.session.fill() {
+                Ok(got) => {
+                    self.session.server.link.state.lock().transfer_read += got as u64;
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    self.error = Some(e);
+                    return Err(std::io::Error::other(msg));
+                }
+            }
+        }
+        let mut n = out.len().min(self.session.buf.len());
+        if let Some(left) = self.left {
+            n = n.min(left as usize);
+            self.left = Some(left - n as u64);
+        }
+        out[..n].copy_from_slice(&self.session.buf[..n]);
+        self.session.buf.drain(..n);
+        Ok(n)
+    }
+}
+
+/// Replaces the whole dataset with `entries` under every shard lock. Returns the keys
+/// installed.
+fn install(server: &Server, entries: Vec<crate::persistence::rdb::LoadedEntry>) -> usize {
+    let n = entries.len();
+    server.with_all(0, |ks| {
+        ks.signal_flushed(None);
+        for shard in ks.shards_mut() {
+            for db in shard.dbs.iter_mut() {
+                db.clear();
+            }
+        }
+        for e in entries {
+            ks.db = e.db;
+            ks.insert_entry(&e.key, e.entry);
+        }
+    });
+    n
+}
+
 /// Flushes every database and loads an RDB from memory, under every shard lock. Returns the
 /// stream's database (`repl-stream-db`).
 fn load_rdb(server: &Server, data: &[u8]) -> LinkResult<usize> {
@@ -810,6 +1049,8 @@ struct Applier<'a> {
     /// A MULTI in progress: the queued commands and the raw bytes since MULTI.
     multi: Option<(Vec<Vec<Bytes>>, Vec<u8>)>,
     scratch: Vec<u8>,
+    /// What the commands of the master's transaction did, fed to the AOF at its EXEC.
+    unit: Vec<crate::replication::Op>,
 }
 
 impl<'a> Applier<'a> {
@@ -819,6 +1060,7 @@ impl<'a> Applier<'a> {
             db: 0,
             multi: None,
             scratch: Vec::new(),
+            unit: Vec::new(),
         }
     }
 
@@ -883,10 +1125,12 @@ impl<'a> Applier<'a> {
     fn exec(&mut self, client: &mut Client, queue: &[Vec<Bytes>], raw: &[u8]) {
         let all: Vec<usize> = (0..self.server.nshards()).collect();
         let holds = self.server.hold_shards(&all);
+        self.unit.clear();
         for args in queue {
             self.run(client, args, None);
         }
-        let poke = self.server.feed.with(|st| st.feed_raw(raw));
+        let unit = std::mem::take(&mut self.unit);
+        let poke = self.server.feed.apply_upstream(&unit, true, Some(raw));
         drop(holds);
         poke_shards(self.server, poke);
     }
@@ -927,9 +1171,9 @@ impl<'a> Applier<'a> {
                 };
                 f(&mut ctx, args, &mut out);
                 let deliveries = std::mem::take(&mut ctx.deliveries);
-                if let Some(raw) = raw {
-                    self.feed_plain(raw);
-                }
+                let ops = std::mem::take(&mut ctx.propagate);
+                let poke = self.feed_applied(ops, raw);
+                poke_shards(server, poke);
                 deliver(server, deliveries);
                 return;
             }
@@ -938,22 +1182,41 @@ impl<'a> Applier<'a> {
             Route::Multi(set) => set,
         };
         let Kind::Data(f) = p.cmd.kind else { return };
+        let full_name = p.full_name;
+        let started = std::time::Instant::now();
         let mut guards = server.lock_shards(&ids);
         let poke = {
             let parts: Vec<&mut ShardData> = guards.iter_mut().map(|g| &mut **g).collect();
             let mut ks = Keyspace::many(parts, nshards, self.db, now_ms);
             ks.from_master = true;
             ks.no_block = true;
+            // What the command did is what our AOF logs (the master's bytes are what our
+            // backlog and sub-replicas get).
+            ks.prop.on = server.feed.active();
             ks.exec(f, args, &mut out);
             // Blocked clients of the replica are not woken by the master's writes yet.
             drop(ks.take_ready());
-            match raw {
-                Some(raw) => server.feed.with(|st| st.feed_raw(raw)),
-                None => 0,
-            }
+            let ops = ks.take_ops();
+            self.feed_applied(ops, raw)
         };
+        // The master's commands count in our INFO commandstats, as in Redis.
+        if let Some(g) = guards.first_mut() {
+            let us = started.elapsed().as_micros() as u64;
+            g.cmd_stats.record(full_name, us, false);
+        }
         drop(guards);
         poke_shards(server, poke);
+    }
+
+    /// Feeds one applied command: alone (`raw` given), or into the transaction's unit.
+    fn feed_applied(&mut self, ops: Vec<crate::replication::Op>, raw: Option<&[u8]>) -> u64 {
+        match raw {
+            Some(raw) => self.server.feed.apply_upstream(&ops, true, Some(raw)),
+            None => {
+                self.unit.extend(ops);
+                0
+            }
+        }
     }
 }
 
@@ -981,6 +1244,10 @@ fn deliver(server: &Server, deliveries: Vec<crate::pubsub::Delivery>) {
 /// REPLICAOF host port | NO ONE (and SLAVEOF).
 pub fn replicaof_command(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
     let server = ctx.server;
+    if super::failover::active() {
+        out.error("ERR REPLICAOF not allowed while failing over.");
+        return;
+    }
     if args[1].eq_ignore_ascii_case(b"no") && args[2].eq_ignore_ascii_case(b"one") {
         if is_replica() {
             promote(server);

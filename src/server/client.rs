@@ -104,6 +104,8 @@ pub struct Client {
     pub replica_listening_port: Option<u64>,
     pub replica_announced_ip: Option<String>,
     pub replica_capa_psync2: bool,
+    /// `REPLCONF capa eof`: the replica reads a diskless (EOF-framed) RDB.
+    pub replica_capa_eof: bool,
     /// `appendfsync always`: replies wait until the AOF is durable up to this stream offset
     /// (0 = nothing to wait for).
     pub aof_hold: u64,
@@ -156,6 +158,7 @@ impl Client {
             replica_listening_port: None,
             replica_announced_ip: None,
             replica_capa_psync2: false,
+            replica_capa_eof: false,
             wait_ack: None,
         }
     }

@@ -174,7 +174,8 @@ impl Server {
     /// Whether a command must wait because of CLIENT PAUSE.
     pub fn paused_for(&self, is_write: bool, now_ms: u64) -> bool {
         let until = self.pause_until_ms.load(Ordering::Relaxed);
-        until > now_ms && (is_write || !self.pause_writes_only.load(Ordering::Relaxed))
+        (until > now_ms && (is_write || !self.pause_writes_only.load(Ordering::Relaxed)))
+            || (is_write && crate::replication::failover::pausing())
     }
 
     pub fn request_shutdown(&self) {
