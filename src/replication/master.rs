@@ -171,6 +171,9 @@ fn start_replica(ctx: &mut ConnCtx, psync: Option<(String, i64)>, out: &mut Out)
             }
             out.raw(format!("${}\r\n", rdb.len()).as_bytes());
             out.raw(&rdb);
+            // Redis sends the RDB outside the output buffer: it does not count against the
+            // replica's output limit (`server::buffers`).
+            ctx.client.obuf_exempt_bytes = out.buf.len();
             become_replica(ctx, sink);
             crate::log_notice!(
                 "Synchronization with replica {} succeeded (full resync, {} bytes)",
