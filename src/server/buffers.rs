@@ -388,6 +388,14 @@ pub fn partial_command(buf: &[u8]) -> Partial {
 /// (which would hold up to twice the argument, and count so in `tot-mem`).
 pub fn prepare_big_arg(c: &mut Client) {
     const BIG_ARG_BYTES: usize = 32 * 1024;
+    if c.inbuf.is_empty() {
+        if c.inbuf.capacity() == 0 && c.qbuf_peak >= BIG_ARG_BYTES {
+            // An exactly sized buffer was used up by a big argument: like Redis, expect
+            // another and keep room for it (the cron's resize gives it back if none comes).
+            c.inbuf = bytes::BytesMut::with_capacity(c.qbuf_peak);
+        }
+        return;
+    }
     let p = partial_command(&c.inbuf);
     if p.arg_end >= p.consumed + BIG_ARG_BYTES && c.inbuf.capacity() < p.arg_end {
         let mut b = bytes::BytesMut::with_capacity(p.arg_end);
