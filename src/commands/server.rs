@@ -351,17 +351,7 @@ fn debug(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
     match sub.as_str() {
         "sleep" if args.len() == 3 => {
             let secs = parse::parse_f64(&args[2]).unwrap_or(0.0).max(0.0);
-            // Redis stops the whole server: every shard's lock is held meanwhile, so the other
-            // shards stop at their next command too (and serve what piled up afterwards, as
-            // Redis's event loop does).
-            let all: Vec<usize> = (0..ctx.server.nshards()).collect();
-            let held = if crate::scripting::running() {
-                Vec::new()
-            } else {
-                ctx.server.hold_shards(&all)
-            };
             std::thread::sleep(std::time::Duration::from_secs_f64(secs));
-            drop(held);
             out.ok();
         }
         "set-active-expire" if args.len() == 3 => {
