@@ -355,20 +355,39 @@ fn client_getname(ctx: &mut ConnCtx, _args: &[Bytes], out: &mut Out) {
     }
 }
 
-/// One CLIENT LIST line, in Redis 7.0's field order.
+/// One CLIENT LIST line, in Redis 7.0's field order, from what the client's home shard last
+/// published.
 pub fn client_line(c: &ClientShared, now_ms: u64, cmd_override: Option<&str>) -> String {
+    let snap = crate::server::buffers::Snapshot::published(&c.bufs);
+    format_line(c, &snap, now_ms, cmd_override)
+}
+
+/// The calling client's own line, measured now (its query buffer still holds the command).
+fn own_line(ctx: &ConnCtx, args: &[Bytes], cmd: &str) -> String {
+    let snap = crate::server::buffers::Snapshot::live(ctx.client, args);
+    format_line(&ctx.client.shared, &snap, ctx.now_ms, Some(cmd))
+}
+
+fn format_line(
+    c: &ClientShared,
+    snap: &crate::server::buffers::Snapshot,
+    now_ms: u64,
+    cmd_override: Option<&str>,
+) -> String {
     let last = c.last_interaction_ms.load(Ordering::Relaxed);
     let cmd = match cmd_override {
         Some(s) => s.to_string(),
         None => c.last_cmd_name().to_string(),
     };
-    let flags = c
+    let role = c
         .flags
         .lock()
         .map(|g| g.clone())
         .unwrap_or_else(|_| "N".to_string());
+    let [qbuf, qbuf_free, argv_mem, multi_mem, rbs, rbp, obl, oll, omem, tot_mem] = snap.figures;
+    let [sub, psub, ssub] = snap.subs;
     format!(
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs={} rbp={} obl={} oll={} omem={} tot-mem={} events=r cmd={} user=default redir=-1 resp={}",
         c.id,
         c.addr,
         c.laddr,
@@ -376,10 +395,22 @@ pub fn client_line(c: &ClientShared, now_ms: u64, cmd_override: Option<&str>) ->
         String::from_utf8_lossy(&c.name()),
         now_ms.saturating_sub(c.created_ms) / 1000,
         now_ms.saturating_sub(last) / 1000,
-        flags,
+        snap.flags_text(&role),
         c.db.load(Ordering::Relaxed),
-        c.qbuf.load(Ordering::Relaxed),
-        c.obuf.load(Ordering::Relaxed),
+        sub,
+        psub,
+        ssub,
+        snap.multi,
+        qbuf,
+        qbuf_free,
+        argv_mem,
+        multi_mem,
+        rbs,
+        rbp,
+        obl,
+        oll,
+        omem,
+        tot_mem,
         cmd,
         c.proto.load(Ordering::Relaxed),
     )
@@ -421,6 +452,7 @@ fn client_list(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
     }
     let me = ctx.client.id();
     let mut text = String::new();
+    crate::server::buffers::catch_up(ctx.server, ctx.shard);
     for c in ctx.server.client_list() {
         if ids.as_ref().is_some_and(|v| !v.contains(&c.id)) {
             continue;
@@ -428,19 +460,22 @@ fn client_list(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
         if ty.as_deref().is_some_and(|t| !type_matches(&c, t)) {
             continue;
         }
-        let cmd = if c.id == me {
-            Some("client|list")
+        if c.id == me {
+            text.push_str(&own_line(ctx, args, "client|list"));
+        } else if c.kill.load(Ordering::Relaxed) {
+            // Being closed (CLIENT KILL, client eviction): Redis frees such clients before
+            // serving the next command, so they are not listed.
+            continue;
         } else {
-            None
-        };
-        text.push_str(&client_line(&c, ctx.now_ms, cmd));
+            text.push_str(&client_line(&c, ctx.now_ms, None));
+        }
         text.push('\n');
     }
     out.verbatim(text.as_bytes(), "txt");
 }
 
-fn client_info(ctx: &mut ConnCtx, _args: &[Bytes], out: &mut Out) {
-    let mut line = client_line(&ctx.client.shared, ctx.now_ms, Some("client|info"));
+fn client_info(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
+    let mut line = own_line(ctx, args, "client|info");
     line.push('\n');
     out.verbatim(line.as_bytes(), "txt");
 }

@@ -24,7 +24,9 @@
 //! Deliberate differences from Redis:
 //! - HRANDFIELD with a negative count (repeats allowed) refuses counts beyond
 //!   `RANDOM_REPEATS_MAX` with Redis's "value is out of range" error. Redis would try to build
-//!   the reply (up to 4.6e18 elements) and exhaust memory; a shard must not.
+//!   the reply (up to 4.6e18 elements) and exhaust memory; a shard must not. When the client
+//!   has an output buffer hard limit the reply is built as in Redis, and stops where the limit
+//!   closes the connection.
 //! - HSCAN cursors on a `hashtable` hash are positions in the hash's 64-bit hash space (see
 //!   `storage::hash::table`): a stable field is returned exactly once, never twice.
 //! - HINCRBYFLOAT is not yet rewritten as HSET for replication and the AOF: the keyspace has
@@ -539,12 +541,14 @@ fn random_fields(ks: &mut Keyspace, key: &[u8], count: i64, with_values: bool, o
     with_rng(|rng| {
         if count < 0 || n == 1 {
             // Case 1: independent draws, repeats allowed, in random order.
-            if n > RANDOM_REPEATS_MAX {
+            if n > RANDOM_REPEATS_MAX && out.limit_bytes == usize::MAX {
                 return out.error(ERR_OUT_OF_RANGE);
             }
-            random_header(out, n as usize, with_values);
-            return draw_repeated(h, n as usize, rng, |pair| {
-                random_element(out, pair, with_values)
+            let n = usize::try_from(n).unwrap_or(usize::MAX);
+            random_header(out, n, with_values);
+            return draw_repeated(h, n, rng, |pair| {
+                random_element(out, pair, with_values);
+                !out.over_limit()
             });
         }
         random_header(out, n.min(size) as usize, with_values);
@@ -572,17 +576,20 @@ fn random_fields(ks: &mut Keyspace, key: &[u8], count: i64, with_values: bool, o
 /// `n` independent uniform draws. Draws from a table's segments cost a segment walk each,
 /// so when they would add up to more than listing the hash once, the pairs are listed once
 /// and drawn by index; packed hashes are always listed (their draws walk the listpack).
+/// `emit` returns whether to go on (false: the client's output limit was reached).
 fn draw_repeated<'a>(
     h: &'a Hash,
     n: usize,
     rng: &mut Rng,
-    mut emit: impl FnMut((Item<'a>, Item<'a>)),
+    mut emit: impl FnMut((Item<'a>, Item<'a>)) -> bool,
 ) {
     if h.is_packed() || n.saturating_mul(16) >= h.len() {
         let all: Vec<_> = h.iter().collect();
         for _ in 0..n {
             if let Some(&pair) = all.get(rng.below(all.len() as u64) as usize) {
-                emit(pair);
+                if !emit(pair) {
+                    return;
+                }
             }
         }
         return;
@@ -590,7 +597,9 @@ fn draw_repeated<'a>(
     let sampler = Sampler::new(h);
     for _ in 0..n {
         if let Some(pair) = sampler.draw(h, rng) {
-            emit(pair);
+            if !emit(pair) {
+                return;
+            }
         }
     }
 }

@@ -359,6 +359,24 @@ fn debug_allowed(ctx: &ConnCtx) -> bool {
     }
 }
 
+/// DEBUG REPLYBUFFER RESIZING <0|1> | PEAK-RESET-TIME <never|reset|ms>: whether idle
+/// connections give back large reply buffers (`server::buffers`). The peak reset time is
+/// accepted; the peak here restarts with each query buffer resize pass.
+fn debug_replybuffer(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
+    if parse::eq(&args[2], "resizing") {
+        let on = parse::i64_arg(&args[3]).unwrap_or(1) != 0;
+        ctx.server
+            .client_mem
+            .reply_buffer_resizing
+            .store(on, Ordering::Relaxed);
+        out.ok();
+    } else if parse::eq(&args[2], "peak-reset-time") {
+        out.ok();
+    } else {
+        out.error("ERR Syntax error, try DEBUG HELP");
+    }
+}
+
 fn debug(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
     if !debug_allowed(ctx) {
         out.error("ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.");
@@ -437,6 +455,7 @@ fn debug(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
             }
         }
         "jmap" | "quicklist-packed-threshold" | "stringmatch-len" | "change-repl-id" => out.ok(),
+        "replybuffer" if args.len() == 4 => debug_replybuffer(ctx, args, out),
         "log" if args.len() == 3 => {
             crate::log_warning!("DEBUG LOG: {}", String::from_utf8_lossy(&args[2]));
             out.ok();

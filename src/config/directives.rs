@@ -789,7 +789,8 @@ pub(crate) static TABLE: &[Directive] = &[
     tracking_table_max_keys as u64},
     num! {"client-query-buffer-limit", MOD, MIB, LONG_MAX, 1024 * MIB, Memory U, Engine,
     client_query_buffer_limit as u64},
-    num! {"maxmemory-clients", MOD, -100, LONG_MAX, 0, MemoryPercent S, Pending},
+    num! {"maxmemory-clients", MOD, -100, LONG_MAX, 0, MemoryPercent S, Engine,
+    maxmemory_clients as i64},
     // time_t and off_t.
     num! {"repl-backlog-ttl", MOD, 0, LONG_MAX, 3600, Int S, Pending,
     repl_backlog_ttl_secs as u64},
@@ -821,7 +822,7 @@ pub(crate) static TABLE: &[Directive] = &[
     // Special.
     special! {"dir", MOD | PROTECTED | DENY_LOADING, Dir, Engine},
     special! {"save", MOD | MULTI_ARG, Save, Engine},
-    special! {"client-output-buffer-limit", MOD | MULTI_ARG, ClientOutputBufferLimit, Pending},
+    special! {"client-output-buffer-limit", MOD | MULTI_ARG, ClientOutputBufferLimit, Engine},
     special! {"oom-score-adj-values", MOD | MULTI_ARG, OomScoreAdjValues, Pending},
     special! {"notify-keyspace-events", MOD, NotifyKeyspaceEvents, Pending},
     special! {"bind", MOD | MULTI_ARG, Bind, Engine},

@@ -307,6 +307,9 @@ pub struct Config {
 
     // --- Memory and eviction.
     pub maxmemory: u64,
+    /// `maxmemory-clients`: bytes, or a percentage of `maxmemory` stored as its negation;
+    /// 0 = no client eviction.
+    pub maxmemory_clients: i64,
     pub maxmemory_policy: MaxmemoryPolicy,
     pub maxmemory_samples: u32,
     pub maxmemory_eviction_tenacity: u32,
@@ -483,6 +486,7 @@ impl Default for Config {
             auto_aof_rewrite_min_size: 64 * mib,
 
             maxmemory: 0,
+            maxmemory_clients: 0,
             maxmemory_policy: MaxmemoryPolicy::Noeviction,
             maxmemory_samples: 5,
             maxmemory_eviction_tenacity: 10,

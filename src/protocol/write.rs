@@ -16,6 +16,9 @@ pub struct Out<'a> {
     pub errors: u32,
     /// The first word of the last error written ("ERR", "WRONGTYPE", ...) for errorstats.
     pub last_error_code: Option<String>,
+    /// Past this many bytes in `buf` the connection's output limit closes it, so a command
+    /// building a huge reply may stop early (`over_limit`). `usize::MAX`: no limit.
+    pub limit_bytes: usize,
 }
 
 impl<'a> Out<'a> {
@@ -25,7 +28,15 @@ impl<'a> Out<'a> {
             proto,
             errors: 0,
             last_error_code: None,
+            limit_bytes: usize::MAX,
         }
+    }
+
+    /// Whether the reply outgrew the connection's output limit: the connection will be closed
+    /// without it, so the rest need not be built.
+    #[inline]
+    pub fn over_limit(&self) -> bool {
+        self.buf.len() > self.limit_bytes
     }
 
     pub fn resp3(&self) -> bool {

@@ -24,8 +24,10 @@ pub struct ClientShared {
     /// The last command's table entry (null before the first), for CLIENT LIST's `cmd=`.
     pub last_cmd: AtomicPtr<crate::commands::Cmd>,
     pub proto: AtomicUsize,
-    pub qbuf: AtomicUsize,
-    pub obuf: AtomicUsize,
+    /// The connection's generation on its home shard (with `token`, names it in messages).
+    pub gen: u32,
+    /// Buffer figures published by the home shard (CLIENT LIST, client eviction).
+    pub bufs: super::buffers::BufStats,
     pub flags: Mutex<String>,
     /// Set by CLIENT KILL from any thread; the home shard closes the connection.
     pub kill: AtomicBool,
@@ -66,6 +68,18 @@ pub struct Client {
     /// A buffer returned by the backend after a send, reused for the next one.
     pub spare: Vec<u8>,
     pub sending: bool,
+    /// Bytes of the buffer handed to the backend and not completed yet (pending output).
+    pub sending_bytes: usize,
+    /// Leading output bytes exempt from the output limits: a replica's RDB payload.
+    pub obuf_exempt_bytes: usize,
+    /// Unix ms since the output stays above the soft limit (0: below it).
+    pub obuf_soft_since_ms: u64,
+    /// The largest query buffer length since the last resize check.
+    pub qbuf_peak: usize,
+    /// The largest pending output since the last resize check (CLIENT LIST `rbp`).
+    pub reply_peak_bytes: usize,
+    /// Memory counted in the shard's sums, and whether as a replica (`server::buffers`).
+    pub mem_counted: (u64, bool),
     pub proto: u8,
     pub db: usize,
     pub authenticated: bool,
@@ -131,6 +145,12 @@ impl Client {
             out: Vec::new(),
             spare: Vec::new(),
             sending: false,
+            sending_bytes: 0,
+            obuf_exempt_bytes: 0,
+            obuf_soft_since_ms: 0,
+            qbuf_peak: 0,
+            reply_peak_bytes: 0,
+            mem_counted: (0, false),
             proto: 2,
             db: 0,
             authenticated: auth,
@@ -179,13 +199,13 @@ impl Client {
 }
 
 /// A query buffer at least this large is given back once it is drained.
-const QUERY_BUF_SHRINK_BYTES_MIN: usize = 64 * 1024;
-/// What a drained query buffer starts over with (the initial capacity).
-const QUERY_BUF_BYTES_INITIAL: usize = 16 * 1024;
+const QUERY_BUF_SHRINK_BYTES_MIN: usize = 1024 * 1024;
+use super::buffers::QUERY_BUF_BYTES_INITIAL;
 
-/// Gives back a big drained query buffer (Redis's clientsCron resize): a pipeline of large
-/// writes grows it to megabytes, which would otherwise stay held by an idle connection and
-/// count in used_memory for as long as it lives.
+/// Gives back a big drained query buffer at once: a pipeline of large writes grows it to
+/// megabytes, which would otherwise stay held until the cron's resize (`server::buffers`)
+/// and count in used_memory meanwhile. Smaller buffers are left to that resize, which keeps
+/// Redis's observable sizes (CLIENT LIST `qbuf-free`).
 pub fn shrink_idle_query_buffer(c: &mut Client) {
     if c.inbuf.is_empty() && c.inbuf.capacity() >= QUERY_BUF_SHRINK_BYTES_MIN {
         c.inbuf = BytesMut::with_capacity(QUERY_BUF_BYTES_INITIAL);

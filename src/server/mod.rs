@@ -4,6 +4,7 @@
 //! server-wide counters — behind explicit synchronization. Everything else is owned by a shard.
 //! `ConnCtx` is what a `Kind::Conn` handler sees: its own `Client` and the `Server`.
 
+pub mod buffers;
 pub mod client;
 pub mod dispatch;
 pub mod listener;
@@ -66,11 +67,14 @@ pub struct Server {
     pub aof: crate::persistence::aof::Aof,
     /// The link to our master when this server is a replica.
     pub link: crate::replication::replica::Link,
+    /// Client memory: per-shard sums, client eviction, INFO figures.
+    pub client_mem: buffers::ClientsMem,
 }
 
 impl Server {
     pub fn new(cfg: Config, shards: Vec<Arc<ShardHandle>>) -> Server {
         let now = crate::util::now_ms();
+        let nshards = shards.len();
         Server {
             config: SharedConfig::new(cfg),
             shards,
@@ -99,6 +103,7 @@ impl Server {
             connected_replicas: AtomicUsize::new(0),
             aof: Default::default(),
             link: Default::default(),
+            client_mem: buffers::ClientsMem::new(nshards),
         }
     }
 

@@ -21,6 +21,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod buffers;
 mod script_busy;
 
 /// Bytes read from a connection per loop turn before others get their turn.
@@ -77,6 +78,8 @@ pub struct Shard<I: Io> {
     aof_rung: u64,
     /// Connections waiting in WAIT for replicas' acknowledgements.
     waiting_acks: Vec<Token>,
+    /// The second of the last query buffer resize pass (`buffers::clients_cron`).
+    resize_secs: u64,
 }
 
 enum Flow {
@@ -122,6 +125,7 @@ impl<I: Io> Shard<I> {
             aof_held: Vec::new(),
             aof_rung: 0,
             waiting_acks: Vec::new(),
+            resize_secs: 0,
         }
     }
 
@@ -176,6 +180,7 @@ impl<I: Io> Shard<I> {
                     if let Some(Some(c)) = conns.get_mut(t as usize) {
                         c.sending = false;
                         c.spare = buf;
+                        crate::server::buffers::on_send_done(c);
                         to_send.push(t);
                     }
                 }
@@ -222,6 +227,8 @@ impl<I: Io> Shard<I> {
         if self.now_ms >= self.next_cron_ms {
             self.cron();
         }
+        let turns = &self.handle.turns;
+        turns.store(turns.load(Ordering::Relaxed) + 1, Ordering::Release);
     }
 
     fn refresh_config(&mut self) {
@@ -273,8 +280,8 @@ impl<I: Io> Shard<I> {
             last_interaction_ms: crate::util::now_ms().into(),
             last_cmd: std::ptr::null_mut::<crate::commands::Cmd>().into(),
             proto: 2.into(),
-            qbuf: Default::default(),
-            obuf: Default::default(),
+            gen: 0,
+            bufs: Default::default(),
             flags: Mutex::new("N".to_string()),
             kill: Default::default(),
             waiter: Mutex::new(None),
@@ -299,6 +306,7 @@ impl<I: Io> Shard<I> {
         };
         let Some(mut c) = slot.take() else { return };
         self.io.close(token);
+        crate::server::buffers::forget(&self.server, self.id, &mut c);
         if !c.watched.is_empty() {
             crate::commands::multi::unwatch_all(&self.server, &mut c);
         }
@@ -350,9 +358,14 @@ impl<I: Io> Shard<I> {
             let Some(c) = conn_mut(&mut self.conns, token) else {
                 break;
             };
-            if c.closing || c.close_after_reply || c.wait_ack.is_some() {
+            if c.closing
+                || c.close_after_reply
+                || c.wait_ack.is_some()
+                || c.shared.kill.load(Ordering::Relaxed)
+            {
                 break;
             }
+            c.qbuf_peak = c.qbuf_peak.max(c.inbuf.len());
             if let Some(a) = c.parked.take() {
                 args = a;
             } else {
@@ -363,10 +376,12 @@ impl<I: Io> Shard<I> {
                 match parse_command_into(&mut c.inbuf, &limits, &mut args) {
                     Ok(true) => {}
                     Ok(false) => {
+                        crate::server::buffers::prepare_big_arg(c);
                         if c.inbuf.len() > limit {
                             crate::log_warning!(
-                                "Closing client that reached max query buffer length (qbuf={})",
-                                c.inbuf.len()
+                                "Closing client that reached max query buffer length: {} (qbuf initial bytes: {})",
+                                crate::commands::connection::client_line(&c.shared, self.now_ms, None),
+                                crate::util::repr(&c.inbuf[..c.inbuf.len().min(64)])
                             );
                             c.closing = true;
                             self.closed.push(token);
@@ -393,6 +408,9 @@ impl<I: Io> Shard<I> {
                     break;
                 }
                 Flow::Stop => break,
+            }
+            if self.obuf_hard_limit_reached(token) {
+                break;
             }
         }
         args.clear();
@@ -712,6 +730,7 @@ impl<I: Io> Shard<I> {
         };
         let mut out_buf = std::mem::take(&mut c.out);
         let mut out = Out::new(&mut out_buf, c.proto);
+        out.limit_bytes = crate::server::buffers::reply_room(c, &self.cfg);
         let block = {
             let mut ks = if guards.len() == 1 {
                 Keyspace::one(&mut guards[0], nshards, c.db, now_ms)
@@ -787,7 +806,9 @@ impl<I: Io> Shard<I> {
         args: Vec<Bytes>,
     ) {
         let home = self.id;
-        let Some(c) = self.client(token) else { return };
+        let Some(c) = conn_mut(&mut self.conns, token) else {
+            return;
+        };
         c.inflight += 1;
         c.inflight_shard = dest;
         let conn = ConnRef {
@@ -796,6 +817,7 @@ impl<I: Io> Shard<I> {
             gen: c.gen,
         };
         let (db, proto, no_touch) = (c.db, c.proto, c.no_touch);
+        let reply_room = crate::server::buffers::reply_room(c, &self.cfg);
         let rc = RemoteCmd {
             cmd,
             full_name: full,
@@ -816,6 +838,7 @@ impl<I: Io> Shard<I> {
             db,
             proto,
             no_touch,
+            reply_room,
             cmds: vec![rc],
         });
         self.handle.lock_data().cmd_stats.hops_out += 1;
@@ -1301,8 +1324,9 @@ impl<I: Io> Shard<I> {
                     db,
                     proto,
                     no_touch,
+                    reply_room,
                     cmds,
-                } => self.exec_for_remote(conn, db, proto, no_touch, cmds),
+                } => self.exec_for_remote(conn, db, (proto, no_touch, reply_room), cmds),
                 Msg::Replies { conn, count, bytes } => self.on_replies(conn, count, bytes),
                 Msg::Unblocked { token, gen, bytes } => self.deliver_unblock(token, gen, &bytes),
                 Msg::Publish(d) => self.deliver_local(&d),
@@ -1328,8 +1352,7 @@ impl<I: Io> Shard<I> {
         &mut self,
         conn: ConnRef,
         db: usize,
-        proto: u8,
-        no_touch: bool,
+        (proto, no_touch, reply_room): (u8, bool, usize),
         cmds: Vec<RemoteCmd>,
     ) {
         let mut bytes = Vec::new();
@@ -1342,6 +1365,7 @@ impl<I: Io> Shard<I> {
                 let Kind::Data(f) = rc.cmd.kind else { continue };
                 let start = crate::util::cycles::now();
                 let mut out = Out::new(&mut bytes, proto);
+                out.limit_bytes = reply_room;
                 let mut ks = Keyspace::one(&mut data, self.nshards, db, now_ms);
                 ks.no_touch = no_touch;
                 ks.prop.on = self.server.feed.active();
@@ -1458,8 +1482,13 @@ impl<I: Io> Shard<I> {
         let durable = self.server.aof.durable();
         let mut held = std::mem::take(&mut self.aof_held);
         for t in list.drain(..) {
-            let Some(c) = self.client(t) else { continue };
-            if c.sending {
+            if self.check_buffers(t) {
+                continue;
+            }
+            let Some(c) = conn_mut(&mut self.conns, t) else {
+                continue;
+            };
+            if c.sending || crate::server::buffers::hold_output(c, &self.cfg) {
                 continue;
             }
             if c.aof_hold > durable {
@@ -1480,6 +1509,7 @@ impl<I: Io> Shard<I> {
             buf.clear();
             std::mem::swap(&mut buf, &mut c.out);
             c.sending = true;
+            c.sending_bytes = buf.len();
             self.server
                 .stats
                 .net_output_bytes
@@ -1585,6 +1615,7 @@ impl<I: Io> Shard<I> {
                 .collect();
             self.publish_notifications(notes);
         }
+        self.clients_cron();
         self.reap_idle_clients();
     }
 

@@ -35,6 +35,8 @@ pub enum Msg {
         db: usize,
         proto: u8,
         no_touch: bool,
+        /// Reply bytes the connection may still take before its output limit closes it.
+        reply_room: usize,
         cmds: Vec<RemoteCmd>,
     },
     /// The encoded replies of an `Exec`, concatenated in order.

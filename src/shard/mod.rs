@@ -132,6 +132,9 @@ pub struct ShardHandle {
     pub mailbox: Mailbox,
     /// Connections on this shard (INFO shards).
     pub connections: std::sync::atomic::AtomicUsize,
+    /// Loop turns completed (written by the shard's thread only): lets another thread wait
+    /// until this shard has run a whole turn (`server::buffers::catch_up`).
+    pub turns: std::sync::atomic::AtomicU64,
 }
 
 impl ShardHandle {
@@ -142,6 +145,7 @@ impl ShardHandle {
             // One queue per shard plus one for non-shard threads.
             mailbox: Mailbox::new(nshards + 1)?,
             connections: Default::default(),
+            turns: Default::default(),
         })
     }
 

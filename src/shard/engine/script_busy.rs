@@ -89,6 +89,7 @@ impl<I: Io> Shard<I> {
             if let Some(Some(c)) = self.conns.get_mut(t as usize) {
                 c.sending = false;
                 c.spare = buf;
+                crate::server::buffers::on_send_done(c);
                 self.to_send.push(t);
             }
         }
@@ -119,6 +120,7 @@ impl<I: Io> Shard<I> {
                     Some(Some(c)) => {
                         c.sending = false;
                         c.spare = buf;
+                        crate::server::buffers::on_send_done(c);
                         to_send.push(t);
                     }
                     Some(None) => *sent = Some((t, buf)),
