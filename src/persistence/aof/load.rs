@@ -273,6 +273,13 @@ fn run_one(
     let Some(mut cmd) = crate::commands::lookup(&argv[0]) else {
         return;
     };
+    if cmd.name == "function" {
+        // Libraries live outside the shards: FUNCTION LOAD & co. go to the registry.
+        if let Err(e) = crate::scripting::functions::replay(argv) {
+            log_warning!("Failed replaying a FUNCTION command from the AOF: {}", e);
+        }
+        return;
+    }
     if cmd.name == "select" {
         if let Some(n) = argv
             .get(1)
@@ -305,6 +312,7 @@ fn run_one(
     let mut ks = Keyspace::many(parts, nshards, *db, crate::util::now_ms());
     ks.no_block = true;
     ks.no_touch = true;
+    ks.loading = true;
     ks.exec(f, argv, &mut out);
     drop(ks);
     for g in guards.iter_mut() {
@@ -395,6 +403,13 @@ fn replay_file(
             FileStatus::Failed
         }
         ReadError::Format => {
+            // Redis's message names no position; the offset of the first command that does
+            // not parse tells the operator where to look (or where `--fix` would cut).
+            log_warning!(
+                "Bad file format in the append only file {} at offset {}",
+                name,
+                valid_up_to
+            );
             log_warning!(
                 "Bad file format reading the append only file {}: make a backup of your AOF file, then use ./redis-check-aof --fix <filename.manifest>",
                 name
@@ -726,14 +741,20 @@ pub fn debug_loadaof(server: &Server) -> Result<(), String> {
             db.clear();
         }
     }
+    // Redis's `emptyData` here empties the function libraries too; the AOF brings them back.
+    crate::scripting::flush_libraries();
     let cfg = server.config.load();
     let dir = std::path::PathBuf::from(&cfg.appenddirname);
     let manifest = read_manifest(&dir, &cfg.appendfilename).map_err(|_| "ERR".to_string())?;
     match load_all(server, manifest, &dir, Target::Held(&mut guards)) {
-        Ok(_) => {
+        Ok(loaded) => {
             for g in guards.iter_mut() {
                 g.stats.dirty = 0;
             }
+            // The manifest read from disk becomes the server's, as Redis's
+            // `aofLoadManifestFromDisk` (after a rewrite with the AOF off it names no incr
+            // file, and the next one is numbered 1 again).
+            server.aof.state.lock().manifest = loaded.manifest;
             log_warning!("Append Only File loaded by DEBUG LOADAOF");
             Ok(())
         }

@@ -210,6 +210,7 @@ impl Aof {
             .store(policy_code(cfg.appendfsync), Ordering::Relaxed);
         self.no_fsync_on_rewrite
             .store(cfg.no_appendfsync_on_rewrite, Ordering::Relaxed);
+        crate::replication::feed::set_aof_timestamps(cfg.aof_timestamp_enabled);
     }
 
     pub fn is_on(&self) -> bool {

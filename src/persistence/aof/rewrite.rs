@@ -176,17 +176,26 @@ pub fn open_on_startup(server: &Arc<Server>, loaded: super::load::Loaded) -> Res
 pub struct BaseJob {
     /// The RDB settings, or `None` for an AOF-format base.
     rdb: Option<SaveJob>,
+    /// An AOF-format base opens with a `#TS:` annotation (`aof-timestamp-enabled`).
+    timestamp: bool,
+    /// The function libraries' code: an AOF-format base loads them with FUNCTION LOAD.
+    functions: Vec<Vec<u8>>,
 }
 
 impl BaseJob {
     pub fn new(server: &Server, dir: &Path, name: &str, rdb: bool) -> BaseJob {
+        // The live registry's libraries, read before the fork (the child takes no lock).
+        let functions = crate::scripting::library_codes_vec();
         let rdb = rdb.then(|| {
-            let functions = server.persistence.state().functions.clone();
-            let mut job = SaveJob::new(server, functions);
+            let mut job = SaveJob::new(server, functions.clone());
             job.filename = dir.join(name).to_string_lossy().into_owned();
             job
         });
-        BaseJob { rdb }
+        BaseJob {
+            rdb,
+            timestamp: crate::replication::feed::aof_timestamps(),
+            functions,
+        }
     }
 }
 
@@ -205,7 +214,7 @@ pub fn write_base(
     if let Some(job) = &job.rdb {
         snapshot::write_file(shards, job, on_key, log)?;
     } else {
-        write_aof_base(shards, dir, &target, on_key)?;
+        write_aof_base(shards, dir, &target, job, on_key)?;
     }
     fsync_dir(dir)?;
     Ok(std::fs::metadata(&target)?.len())
@@ -218,6 +227,7 @@ fn write_aof_base(
     shards: &[&ShardData],
     dir: &Path,
     target: &Path,
+    job: &BaseJob,
     on_key: &mut dyn FnMut(),
 ) -> std::io::Result<()> {
     use crate::persistence::rdb::DbView;
@@ -226,6 +236,22 @@ fn write_aof_base(
     let mut w = BufWriter::with_capacity(WRITE_BUFFER_BYTES, file);
     let mut buf = Vec::new();
     let body = (|| -> std::io::Result<()> {
+        if job.timestamp {
+            let now_secs = crate::util::now_ms() / 1000;
+            w.write_all(crate::replication::feed::timestamp_annotation(now_secs).as_bytes())?;
+        }
+        for code in &job.functions {
+            buf.clear();
+            encode_command(
+                &mut buf,
+                &[
+                    Bytes::from_static(b"FUNCTION"),
+                    Bytes::from_static(b"LOAD"),
+                    Bytes::copy_from_slice(code),
+                ],
+            );
+            w.write_all(&buf)?;
+        }
         for view in DbView::from_shards(shards) {
             if view.keys() == 0 {
                 continue;
@@ -650,16 +676,24 @@ pub fn stop_appendonly(server: &Server) {
     if server.aof.state.lock().aof_state == AofState::Off {
         return;
     }
-    {
-        let st = server.persistence.state();
-        if let Some(c) = st
-            .child
-            .as_ref()
-            .filter(|c| c.kind == ChildKind::AofRewrite)
-        {
-            log_notice!("Killing running AOF rewrite child: {}", c.pid);
-            c.kill();
+    // As Redis's `killAppendOnlyChild`: the child is killed and reaped at once, so a
+    // BGREWRITEAOF right after finds no rewrite in progress.
+    let killed = {
+        let mut st = server.persistence.state();
+        match st.child.take() {
+            Some(mut c) if c.kind == ChildKind::AofRewrite => {
+                log_notice!("Killing running AOF rewrite child: {}", c.pid);
+                c.kill();
+                c.try_reap(true)
+            }
+            other => {
+                st.child = other;
+                None
+            }
         }
+    };
+    if let Some(done) = killed {
+        on_child_done(server, done);
     }
     stop_writer(server);
     let mut st = server.aof.state.lock();

@@ -93,6 +93,9 @@ struct Reader<'r, R: Read + ?Sized> {
     r: &'r mut R,
     offset: u64,
     crc: u64,
+    /// Deep sanitization (`sanitize-dump-payload`): also the consistency checks Redis runs
+    /// only then.
+    deep: bool,
 }
 
 type Res<T> = Result<T, RdbError>;
@@ -103,6 +106,7 @@ impl<'r, R: Read + ?Sized> Reader<'r, R> {
             r,
             offset: 0,
             crc: 0,
+            deep: super::deep_sanitize_file(),
         }
     }
 
@@ -305,7 +309,10 @@ fn read_stream<R: Read + ?Sized>(rd: &mut Reader<R>, t: u8) -> Res<Value> {
             StreamId::from_be_bytes(&key).ok_or_else(|| rd.corrupt(at, "stream node key"))?;
         let (at, blob) = rd.blob()?;
         let (node, entries) =
-            super::stream::parse_node(master, &blob).map_err(|e| rd.corrupt(at, e))?;
+            super::stream::parse_node(master, &blob, rd.deep).map_err(|e| match e {
+                "Empty listpack inside stream" => rd.corrupt(at, e),
+                _ => integrity(rd, at, "Stream listpack", e),
+            })?;
         if s.nodes().any(|(m, _)| *m == master) {
             return Err(rd.corrupt(at, "Listpack re-added with existing key"));
         }
@@ -816,6 +823,11 @@ fn read_function_pre_ga<R: Read + ?Sized>(rd: &mut Reader<R>) -> Res<Vec<u8>> {
 /// Decodes a DUMP payload (RESTORE): checks the footer's RDB version (at most 10) and its
 /// CRC-64, then reads the type and value.
 pub fn restore_payload(payload: &[u8]) -> Result<Value, RdbError> {
+    restore_payload_deep(payload, true)
+}
+
+/// `restore_payload` with the deep checks of `sanitize-dump-payload` on or off.
+pub fn restore_payload_deep(payload: &[u8], deep: bool) -> Result<Value, RdbError> {
     let corrupt = |offset: usize, reason: &str| RdbError::Corrupt {
         offset: offset as u64,
         reason: reason.to_string(),
@@ -845,6 +857,7 @@ pub fn restore_payload(payload: &[u8]) -> Result<Value, RdbError> {
     }
     let mut input = body;
     let mut rd = Reader::new(&mut input);
+    rd.deep = deep;
     let t = rd.u8()?;
     if t >= opcodes::FUNCTION2 {
         return Err(corrupt(0, "DUMP payload does not start with a value type"));

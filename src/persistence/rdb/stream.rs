@@ -131,6 +131,7 @@ pub(crate) type NodeEntries = Vec<(StreamId, Vec<Bytes>)>;
 pub(crate) fn parse_node(
     master: StreamId,
     blob: &[u8],
+    deep: bool,
 ) -> Result<(Node, NodeEntries), &'static str> {
     let items = listpack::entries(blob)?;
     if items.is_empty() {
@@ -171,7 +172,17 @@ pub(crate) fn parse_node(
                 fields.push(bytes_of(it.next())?);
             }
         }
-        int_of(it.next())?;
+        // The record's item count (`lp-count`), as `streamValidateListpackIntegrity` checks
+        // in deep mode (we rebuild it when saving, so an unchecked wrong count is harmless).
+        let lp_count = int_of(it.next())?;
+        let expected = if flags & FLAG_SAMEFIELDS != 0 {
+            master_fields.len() as i64 + 3
+        } else {
+            fields.len() as i64 + 4
+        };
+        if deep && lp_count != expected {
+            return Err("stream listpack: bad record item count");
+        }
         if flags & FLAG_DELETED != 0 {
             dead += 1;
         } else {
