@@ -598,7 +598,7 @@ pub(crate) static TABLE: &[Directive] = &[
     yesno! {"cluster-allow-replica-migration", MOD, true, Pending},
     yesno! {"replica-announced", MOD, true, Pending, replica_announced},
     yesno! {"latency-tracking", MOD, true, Engine, latency_tracking},
-    yesno! {"aof-disable-auto-gc", MOD, false, Pending},
+    yesno! {"aof-disable-auto-gc", MOD, false, Engine},
     yesno! {"replica-ignore-disk-write-errors", MOD, false, Pending},
     yesno! {"lua-enable-deprecated-api", IMM | HIDDEN, false, Pending},
     // Strings.

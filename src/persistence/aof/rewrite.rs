@@ -35,6 +35,8 @@ pub struct Rewriting {
 /// Rewrites that failed in a row after which automatic ones slow down (Redis's
 /// `AOF_REWRITE_LIMITE_THRESHOLD`).
 const REWRITE_FAILURES_BEFORE_LIMIT: u64 = 3;
+/// The longest wait between limited rewrites (`AOF_REWRITE_LIMITE_MAX_MINUTES`).
+const REWRITE_LIMIT_DELAY_MINUTES_MAX: u64 = 60;
 /// The base file is written through a buffer of this size.
 const WRITE_BUFFER_BYTES: usize = 1 << 20;
 
@@ -549,7 +551,13 @@ pub fn on_child_done(server: &Server, done: Finished) {
         }
     }
     if st.aof_state == AofState::WaitRewrite {
-        // Still no base: try again from the cron (the temp incr keeps collecting).
+        // Still no base: the temp incr file goes (the next rewrite's fork captures
+        // everything it held, and that rewrite opens a fresh one), and the cron tries again
+        // (`aofDelTempIncrAofFile`).
+        if let Some(temp) = &rw.temp_incr {
+            log_notice!("Removing the temp incr aof file {} in the background", temp);
+            let _ = std::fs::remove_file(st.dir.join(temp));
+        }
         st.rewrite_scheduled = true;
     }
 }
@@ -592,14 +600,7 @@ fn finish_success(server: &Server, st: &mut State, rw: &Rewriting) -> Result<(),
         rw.base_name,
         rw.base_name
     );
-    // Delete the history files and drop them from the manifest (`aofDelHistoryFiles`).
-    let history: Vec<String> = m.history.drain(..).map(|h| h.name).collect();
-    if m.persist(&dir, &filename).is_ok() {
-        for h in history {
-            log_notice!("Removing the history file {} in the background", h);
-            let _ = std::fs::remove_file(dir.join(&h));
-        }
-    }
+    del_history_files(&cfg, &mut m, &dir, &filename);
     let base_size = std::fs::metadata(dir.join(&rw.base_name)).map_or(0, |md| md.len());
     let incr_others: u64 = m
         .incr
@@ -619,6 +620,40 @@ fn finish_success(server: &Server, st: &mut State, rw: &Rewriting) -> Result<(),
         log_notice!("Background AOF rewrite terminated with success");
     }
     Ok(())
+}
+
+/// Whether `aof-disable-auto-gc` keeps history files (named in the manifest as `type h`).
+fn auto_gc_disabled(cfg: &crate::config::Config) -> bool {
+    cfg.get(&[b"aof-disable-auto-gc".as_slice()])
+        .first()
+        .is_some_and(|(_, v)| v == "yes")
+}
+
+/// Deletes the history files and drops them from the manifest (`aofDelHistoryFiles`), unless
+/// `aof-disable-auto-gc` keeps them. The files go only once the manifest no longer names them.
+fn del_history_files(cfg: &crate::config::Config, m: &mut Manifest, dir: &Path, filename: &str) {
+    if auto_gc_disabled(cfg) || m.history.is_empty() {
+        return;
+    }
+    let history: Vec<String> = m.history.drain(..).map(|h| h.name).collect();
+    if m.persist(dir, filename).is_ok() {
+        for h in history {
+            log_notice!("Removing the history file {} in the background", h);
+            let _ = std::fs::remove_file(dir.join(&h));
+        }
+    }
+}
+
+/// DEBUG LOADAOF and `CONFIG SET aof-disable-auto-gc no`: delete the history files the
+/// manifest names, if auto GC is on.
+pub fn gc_history(server: &Server) {
+    let cfg = server.config.load();
+    let mut st = server.aof.state.lock();
+    let (dir, filename) = (st.dir.clone(), st.filename.clone());
+    if filename.is_empty() {
+        return;
+    }
+    del_history_files(&cfg, &mut st.manifest, &dir, &filename);
 }
 
 /// `CONFIG SET appendonly yes` (`startAppendOnly`): collect into a temporary incr file and
@@ -709,6 +744,7 @@ pub fn stop_appendonly(server: &Server) {
 pub fn config_changed(server: &Server) -> Result<(), String> {
     let cfg = server.config.load();
     server.aof.apply_config(&cfg);
+    gc_history(server);
     let state = server.aof.state.lock().aof_state;
     if cfg.appendonly && state == AofState::Off {
         return start_appendonly(server).map_err(|_| {
@@ -727,23 +763,22 @@ pub fn cron(server: &Server) {
         return;
     }
     let cfg = server.config.load();
-    let (scheduled, state, limited, current, base) = {
+    let (scheduled, state, current, base) = {
         let st = server.aof.state.lock();
-        let limited = st.rewrites_consecutive_failures >= REWRITE_FAILURES_BEFORE_LIMIT
-            && st.last_rewrite_time_secs >= 0;
         (
             st.rewrite_scheduled,
             st.aof_state,
-            limited,
             st.other_files_size + server.aof.incr_size.load(Ordering::Relaxed),
             st.rewrite_base_size,
         )
     };
     if scheduled {
-        let _ = start_rewrite(server);
+        if !rewrite_limited(server) {
+            let _ = start_rewrite(server);
+        }
         return;
     }
-    if state != AofState::On || cfg.auto_aof_rewrite_percentage == 0 || limited {
+    if state != AofState::On || cfg.auto_aof_rewrite_percentage == 0 {
         return;
     }
     if current <= cfg.auto_aof_rewrite_min_size {
@@ -751,10 +786,40 @@ pub fn cron(server: &Server) {
     }
     let base = base.max(1);
     let growth = (current * 100 / base) as i64 - 100;
-    if growth >= cfg.auto_aof_rewrite_percentage as i64 {
+    if growth >= cfg.auto_aof_rewrite_percentage as i64 && !rewrite_limited(server) {
         log_notice!("Starting automatic rewriting of AOF on {}% growth", growth);
         let _ = start_rewrite(server);
     }
+}
+
+/// After `REWRITE_FAILURES_BEFORE_LIMIT` consecutive failures, automatic and scheduled
+/// rewrites wait 1 minute, then 2, 4... up to `REWRITE_LIMIT_DELAY_MINUTES_MAX`
+/// (`aofRewriteLimited`); BGREWRITEAOF by hand is never limited. Asked only when a rewrite
+/// would start, so each delay is announced once.
+fn rewrite_limited(server: &Server) -> bool {
+    let mut st = server.aof.state.lock();
+    if st.rewrites_consecutive_failures < REWRITE_FAILURES_BEFORE_LIMIT {
+        st.limit_delay_minutes = 0;
+        st.limit_until_secs = 0;
+        return false;
+    }
+    let now_secs = crate::util::now_ms() / 1000;
+    if st.limit_until_secs != 0 {
+        if now_secs < st.limit_until_secs {
+            return true;
+        }
+        st.limit_until_secs = 0;
+        return false;
+    }
+    st.limit_delay_minutes = (st.limit_delay_minutes * 2)
+        .max(1)
+        .min(REWRITE_LIMIT_DELAY_MINUTES_MAX);
+    st.limit_until_secs = now_secs + st.limit_delay_minutes * 60;
+    log_warning!(
+        "Background AOF rewrite has repeatedly failed and triggered the limit, will retry in {} minutes",
+        st.limit_delay_minutes
+    );
+    true
 }
 
 /// Shutdown: everything collected reaches the disk before the process exits.
