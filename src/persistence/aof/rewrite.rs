@@ -811,9 +811,7 @@ fn rewrite_limited(server: &Server) -> bool {
         st.limit_until_secs = 0;
         return false;
     }
-    st.limit_delay_minutes = (st.limit_delay_minutes * 2)
-        .max(1)
-        .min(REWRITE_LIMIT_DELAY_MINUTES_MAX);
+    st.limit_delay_minutes = (st.limit_delay_minutes * 2).clamp(1, REWRITE_LIMIT_DELAY_MINUTES_MAX);
     st.limit_until_secs = now_secs + st.limit_delay_minutes * 60;
     log_warning!(
         "Background AOF rewrite has repeatedly failed and triggered the limit, will retry in {} minutes",
