@@ -251,45 +251,66 @@ pub fn renew(conn: &mut Conn, lock: &Lock) -> io::Result<bool> {
 }
 
 /// Renews a lock every third of its TTL on its own connection until stopped.
+///
+/// A lease can still be lost: if this thread (or the whole client process) is stalled for
+/// longer than the TTL, the key expires and another client may take the lock. `stop` reports
+/// the longest time the lease went without a successful renewal, so the holder can tell.
 pub struct Watchdog {
     stop: Arc<AtomicBool>,
+    longest_gap_ms: Arc<std::sync::atomic::AtomicU64>,
     handle: Option<JoinHandle<()>>,
 }
 
 impl Watchdog {
     pub fn start(port: u16, lock: &Lock) -> io::Result<Watchdog> {
+        let acquired = Instant::now();
         let mut conn = Conn::connect(port)?;
         let stop = Arc::new(AtomicBool::new(false));
+        let longest_gap_ms = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let lock = Lock {
             key: lock.key.clone(),
             token: lock.token.clone(),
             ttl_ms: lock.ttl_ms,
         };
-        let s = stop.clone();
+        let (s, gap) = (stop.clone(), longest_gap_ms.clone());
         let period = Duration::from_millis((lock.ttl_ms / 3).max(1));
         let handle = std::thread::spawn(move || {
-            let mut next = Instant::now() + period;
+            let mut last = acquired;
+            let mut next = acquired + period;
+            let note = |since: Instant| {
+                let ms = since.elapsed().as_millis() as u64;
+                gap.fetch_max(ms, Ordering::Relaxed);
+            };
             while !s.load(Ordering::Relaxed) {
                 if Instant::now() >= next {
-                    if !matches!(renew(&mut conn, &lock), Ok(true)) {
+                    let renewed = matches!(renew(&mut conn, &lock), Ok(true));
+                    note(last);
+                    if !renewed {
                         return;
                     }
-                    next += period;
+                    last = Instant::now();
+                    next = last + period;
                 }
                 std::thread::sleep(Duration::from_millis(5));
             }
+            note(last);
         });
         Ok(Watchdog {
             stop,
+            longest_gap_ms,
             handle: Some(handle),
         })
     }
 
-    pub fn stop(mut self) {
+    /// Stops renewing. Returns the longest stretch, in milliseconds, the lease went without a
+    /// successful renewal (from acquisition to the first renewal, between renewals, and from
+    /// the last one to now); at or past the TTL the lock may have expired meanwhile.
+    pub fn stop(mut self) -> u64 {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }
+        self.longest_gap_ms.load(Ordering::Relaxed)
     }
 }
 
@@ -388,7 +409,8 @@ fn main() -> io::Result<()> {
     println!("acquired example:lock with token {}", lock.token);
     let dog = Watchdog::start(first, &lock)?;
     std::thread::sleep(Duration::from_millis(2_500));
-    dog.stop();
+    let gap = dog.stop();
+    println!("longest stretch without a renewal: {gap} ms (TTL 1000 ms)");
     println!(
         "still held after 2.5 s thanks to the watchdog: {}",
         renew(&mut conn, &lock)?

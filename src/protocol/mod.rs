@@ -7,5 +7,5 @@
 pub mod parse;
 pub mod write;
 
-pub use parse::{parse_command, Limits, ProtoError};
+pub use parse::{parse_command, parse_command_into, Limits, ProtoError};
 pub use write::{fmt_double, Out, Proto};

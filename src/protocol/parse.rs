@@ -178,18 +178,36 @@ pub fn parse_command(
     buf: &mut BytesMut,
     limits: &Limits,
 ) -> Result<Option<Vec<Bytes>>, ProtoError> {
+    let mut args = Vec::new();
+    Ok(parse_command_into(buf, limits, &mut args)?.then_some(args))
+}
+
+/// [`parse_command`] into a vector the caller owns and reuses: the connection loop parses
+/// every command of a pipeline into the same vector, which saves an allocation and a free per
+/// command. On `Ok(true)` `args` holds the command (anything in it before was cleared); on
+/// `Ok(false)` and on errors it is empty.
+///
+/// # Errors
+///
+/// As [`parse_command`].
+pub fn parse_command_into(
+    buf: &mut BytesMut,
+    limits: &Limits,
+    args: &mut Vec<Bytes>,
+) -> Result<bool, ProtoError> {
+    args.clear();
     // Each pass returns or removes at least one byte (a skipped line or an empty multibulk),
     // so the loop runs at most `buf.len() + 1` times.
     loop {
         let step = match buf.first() {
-            None => return Ok(None),
-            Some(b'*') => parse_multibulk(buf, limits)?,
-            Some(_) => parse_inline(buf)?,
+            None => return Ok(false),
+            Some(b'*') => parse_multibulk(buf, limits, args)?,
+            Some(_) => parse_inline(buf, args)?,
         };
         match step {
-            Step::NeedMore => return Ok(None),
+            Step::NeedMore => return Ok(false),
             Step::Skipped => {}
-            Step::Command(args) => return Ok(Some(args)),
+            Step::Command => return Ok(true),
         }
     }
 }
@@ -200,8 +218,8 @@ enum Step {
     NeedMore,
     /// A request without arguments was removed; look again.
     Skipped,
-    /// A command was removed from the buffer.
-    Command(Vec<Bytes>),
+    /// A command was removed from the buffer into the caller's vector.
+    Command,
 }
 
 /// Where a line that starts at some offset ends.
@@ -267,7 +285,11 @@ fn parse_redis_integer(text: &[u8]) -> Option<i64> {
 
 /// Parses a multibulk request at the front of `buf` (which starts with `*`): a full walk that
 /// records where the arguments are, then one split of the frame and one slice per argument.
-fn parse_multibulk(buf: &mut BytesMut, limits: &Limits) -> Result<Step, ProtoError> {
+fn parse_multibulk(
+    buf: &mut BytesMut,
+    limits: &Limits,
+    args: &mut Vec<Bytes>,
+) -> Result<Step, ProtoError> {
     let mut spans = Spans::new();
     let frame_len = match scan_multibulk(buf, limits, &mut spans)? {
         Scan::Incomplete => return Ok(Step::NeedMore),
@@ -280,7 +302,7 @@ fn parse_multibulk(buf: &mut BytesMut, limits: &Limits) -> Result<Step, ProtoErr
     // In bounds: `scan_multibulk` returns a length no greater than the buffer's, and every span
     // it recorded ends before that length.
     let mut frame = buf.split_to(frame_len).freeze();
-    let mut args = Vec::with_capacity(spans.len());
+    args.reserve(spans.len());
     let mut spans = spans.iter();
     // A complete command has at least one argument; the last one takes the frame itself, which
     // saves a reference count increment and decrement per command.
@@ -291,7 +313,7 @@ fn parse_multibulk(buf: &mut BytesMut, limits: &Limits) -> Result<Step, ProtoErr
     frame.advance(last.start);
     frame.truncate(last.len);
     args.push(frame);
-    Ok(Step::Command(args))
+    Ok(Step::Command)
 }
 
 /// What a walk over a multibulk request found.
@@ -487,7 +509,7 @@ impl Spans {
 
 /// Parses an inline request at the front of `buf`: one line ending in `\n`, split like
 /// `sdssplitargs`. A line with no words (empty or blanks only) is removed and skipped.
-fn parse_inline(buf: &mut BytesMut) -> Result<Step, ProtoError> {
+fn parse_inline(buf: &mut BytesMut, args: &mut Vec<Bytes>) -> Result<Step, ProtoError> {
     let newline = match find_line_end(buf, 0, b'\n') {
         LineEnd::At(newline) => newline,
         LineEnd::Pending => return Ok(Step::NeedMore),
@@ -507,11 +529,12 @@ fn parse_inline(buf: &mut BytesMut) -> Result<Step, ProtoError> {
         _ => newline,
     };
     let frame = buf.split_to(newline + 1).freeze();
-    let args = split_inline_args(&frame.slice(..line_len))?;
-    if args.is_empty() {
+    let words = split_inline_args(&frame.slice(..line_len))?;
+    if words.is_empty() {
         return Ok(Step::Skipped);
     }
-    Ok(Step::Command(args))
+    *args = words;
+    Ok(Step::Command)
 }
 
 /// `isspace` in the C locale: the blanks `sdssplitargs` skips between words and accepts after

@@ -9,7 +9,7 @@ use super::mesh::{ConnRef, Msg, RemoteCmd};
 use super::ShardHandle;
 use crate::commands::Kind;
 use crate::config::Config;
-use crate::protocol::{parse_command, Limits, Out};
+use crate::protocol::{parse_command_into, Limits, Out};
 use crate::server::client::Queued;
 use crate::server::dispatch::{self, Route};
 use crate::server::{Client, ClientShared, ConnCtx, Server};
@@ -60,6 +60,8 @@ pub struct Shard<I: Io> {
     now_ms: u64,
     /// Keys written this turn that blocked clients wait on: (shard, db, key).
     ready_keys: Vec<(usize, usize, Box<[u8]>)>,
+    /// The argument vector `process_client` parses every command into, kept between turns.
+    args_scratch: Vec<Bytes>,
     /// While this thread runs a busy script: input and a finished send that arrived for the
     /// script's own connection (out of `conns` meanwhile), given back when it ends.
     script_stash: Vec<(Token, Vec<u8>)>,
@@ -112,6 +114,7 @@ impl<I: Io> Shard<I> {
             pending_notes: Vec::new(),
             now_ms: crate::util::now_ms(),
             ready_keys: Vec::new(),
+            args_scratch: Vec::new(),
             script_stash: Vec::new(),
             script_sent: None,
             poke: 0,
@@ -341,26 +344,28 @@ impl<I: Io> Shard<I> {
     /// Runs the commands a connection has buffered, until it runs out of complete commands,
     /// must wait for in-flight replies, or closes.
     fn process_client(&mut self, token: Token) {
+        // One vector for every command of the pipeline (see `parse_command_into`).
+        let mut args = std::mem::take(&mut self.args_scratch);
         for _ in 0..CONN_TURN_CMDS_MAX {
             let limit = self.cfg.client_query_buffer_limit as usize;
             let max_bulk = self.cfg.proto_max_bulk_len;
             let no_pass = self.cfg.requirepass.is_none();
             let Some(c) = conn_mut(&mut self.conns, token) else {
-                return;
+                break;
             };
             if c.closing || c.close_after_reply || c.wait_ack.is_some() {
                 break;
             }
-            let args = if let Some(a) = c.parked.take() {
-                a
+            if let Some(a) = c.parked.take() {
+                args = a;
             } else {
                 let limits = Limits {
                     proto_max_bulk_len: max_bulk,
                     authenticated: c.authenticated || no_pass,
                 };
-                match parse_command(&mut c.inbuf, &limits) {
-                    Ok(Some(a)) => a,
-                    Ok(None) => {
+                match parse_command_into(&mut c.inbuf, &limits, &mut args) {
+                    Ok(true) => {}
+                    Ok(false) => {
                         if c.inbuf.len() > limit {
                             crate::log_warning!(
                                 "Closing client that reached max query buffer length (qbuf={})",
@@ -379,17 +384,24 @@ impl<I: Io> Shard<I> {
                         break;
                     }
                 }
-            };
-            match self.execute(token, args) {
+            }
+            let flow = self.execute(token, &mut args);
+            args.clear();
+            match flow {
                 Flow::Continue => {}
-                Flow::Park(args) => {
+                Flow::Park(parked) => {
                     if let Some(c) = self.client(token) {
-                        c.parked = Some(args);
+                        c.parked = Some(parked);
                     }
                     break;
                 }
                 Flow::Stop => break,
             }
+        }
+        args.clear();
+        self.args_scratch = args;
+        if self.client(token).is_none() {
+            return;
         }
         let more = self.client(token).is_some_and(|c| {
             c.parked.is_none()
@@ -410,7 +422,9 @@ impl<I: Io> Shard<I> {
         self.to_send.push(token);
     }
 
-    fn execute(&mut self, token: Token, args: Vec<Bytes>) -> Flow {
+    /// Runs one parsed command. `args` stays the caller's: whatever keeps the arguments (a
+    /// parked command, a MULTI queue, a hop to another shard) takes them out of it.
+    fn execute(&mut self, token: Token, args: &mut Vec<Bytes>) -> Flow {
         let nshards = self.nshards;
         let auth_required = self.cfg.requirepass.is_some();
         let home = self.id;
@@ -421,7 +435,7 @@ impl<I: Io> Shard<I> {
         if args.is_empty() {
             return Flow::Continue;
         }
-        let prepared = dispatch::prepare(c, &args, home, nshards, auth_required)
+        let prepared = dispatch::prepare(c, args, home, nshards, auth_required)
             .and_then(|p| crate::persistence::snapshot::admit(&self.server, &self.cfg, c, p))
             .and_then(|p| {
                 match crate::replication::replica::reject(&self.cfg, &self.server, p.cmd) {
@@ -435,7 +449,7 @@ impl<I: Io> Shard<I> {
         if c.inflight > 0 {
             let same = matches!(&prepared, Ok(p) if p.route == Route::Remote(c.inflight_shard));
             if !same {
-                return Flow::Park(args);
+                return Flow::Park(std::mem::take(args));
             }
         }
         let now_ms = self.now_ms;
@@ -493,13 +507,13 @@ impl<I: Io> Shard<I> {
         );
         if paused && p.cmd.name != "client" {
             self.paused.push(token);
-            return Flow::Park(args);
+            return Flow::Park(std::mem::take(args));
         }
         if self.server.monitor_count.load(Ordering::Relaxed) > 0
             && p.cmd.flags & (crate::commands::flag::SKIP_MONITOR | crate::commands::flag::ADMIN)
                 == 0
         {
-            self.feed_monitors(token, &args, now_ms);
+            self.feed_monitors(token, args, now_ms);
         }
         let Some(c) = conn_mut(&mut self.conns, token) else {
             return Flow::Stop;
@@ -529,7 +543,7 @@ impl<I: Io> Shard<I> {
                 q.push(Queued {
                     cmd: p.cmd,
                     full_name: p.full_name,
-                    args,
+                    args: std::mem::take(args),
                 });
                 out.simple("QUEUED");
             }
@@ -546,20 +560,20 @@ impl<I: Io> Shard<I> {
         c.reply_skip_next = false;
         let out_before = c.out.len();
         let flow = match p.route {
-            Route::Conn => self.run_conn(token, p.cmd, p.full_name, &args, now_ms),
+            Route::Conn => self.run_conn(token, p.cmd, p.full_name, args, now_ms),
             Route::Local => {
-                self.run_data(token, p.cmd, p.full_name, &args, &[home], now_ms);
+                self.run_data(token, p.cmd, p.full_name, args, &[home], now_ms);
                 Flow::Continue
             }
             Route::Multi(set) => {
-                self.run_data(token, p.cmd, p.full_name, &args, &set, now_ms);
+                self.run_data(token, p.cmd, p.full_name, args, &set, now_ms);
                 if p.cmd.name == "flushall" {
                     crate::persistence::snapshot::after_flushall(&self.server);
                 }
                 Flow::Continue
             }
             Route::Remote(s) => {
-                self.send_remote(token, s, p.cmd, p.full_name, args);
+                self.send_remote(token, s, p.cmd, p.full_name, std::mem::take(args));
                 Flow::Continue
             }
         };
@@ -892,6 +906,10 @@ impl<I: Io> Shard<I> {
         if queued.iter().any(|q| matches!(q.cmd.kind, Kind::Conn(_))) {
             ids.extend(0..nshards);
         }
+        // The home shard too: each queued command's statistics are recorded there while the
+        // others are held, and taking it later, out of order, could deadlock with another
+        // transaction holding it and waiting for one of ours.
+        ids.push(home);
         ids.sort_unstable();
         ids.dedup();
         let holds = server.hold_shards(&ids);
