@@ -717,7 +717,6 @@ pub fn stop_appendonly(server: &Server) {
         let mut st = server.persistence.state();
         match st.child.take() {
             Some(mut c) if c.kind == ChildKind::AofRewrite => {
-                log_notice!("Killing running AOF rewrite child: {}", c.pid);
                 c.kill();
                 c.try_reap(true)
             }
@@ -728,7 +727,10 @@ pub fn stop_appendonly(server: &Server) {
         }
     };
     if let Some(done) = killed {
+        let pid = done.pid;
         on_child_done(server, done);
+        // Logged last, as Redis's single line for it (tools look for it at the log's end).
+        log_notice!("Killing running AOF rewrite child: {}", pid);
     }
     stop_writer(server);
     let mut st = server.aof.state.lock();
