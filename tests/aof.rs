@@ -390,6 +390,7 @@ fn corrupt_aof_refuses_to_start_and_check_aof_rejects_it() {
     );
     let err = r.err().expect("the server started on a corrupt AOF");
     assert!(err.contains("appendonly.aof.1.incr.aof"), "{err}");
+    assert!(err.contains("at offset"), "the log names no offset: {err}");
     assert_eq!(
         std::fs::read(&f).expect("incr"),
         bytes,
@@ -440,4 +441,211 @@ fn config_set_appendonly_at_run_time_and_debug_loadaof() {
     ok(&mut c, &["CONFIG", "SET", "appendonly", "no"]);
     assert_eq!(info(&mut c, "aof_enabled"), "0");
     assert!(check_aof(dir.path()).success());
+}
+
+/// The commands of an AOF file, lower-cased names (annotations skipped).
+fn aof_commands(path: &Path) -> Vec<Vec<String>> {
+    let bytes = std::fs::read(path).expect("AOF file");
+    let mut cmds = Vec::new();
+    let mut rest: &[u8] = &bytes;
+    while !rest.is_empty() {
+        if rest[0] == b'#' {
+            let end = rest
+                .iter()
+                .position(|&b| b == b'\n')
+                .expect("annotation end");
+            rest = &rest[end + 1..];
+            continue;
+        }
+        let len = common::resp::frame_len(rest)
+            .expect("RESP")
+            .expect("whole command");
+        let r = common::decode(&rest[..len]).expect("decodes");
+        let argv: Vec<String> = r.as_array().expect("array").iter().map(text).collect();
+        cmds.push(argv);
+        rest = &rest[len..];
+    }
+    cmds
+}
+
+fn latest_incr(dir: &Path) -> std::path::PathBuf {
+    let m = std::fs::read_to_string(dir.join("appendonlydir/appendonly.aof.manifest"))
+        .expect("manifest");
+    let name = m
+        .lines()
+        .rfind(|l| l.ends_with("type i"))
+        .and_then(|l| l.split(' ').nth(1))
+        .expect("an incr file")
+        .to_string();
+    dir.join("appendonlydir").join(name)
+}
+
+fn base_file(dir: &Path) -> std::path::PathBuf {
+    let m = std::fs::read_to_string(dir.join("appendonlydir/appendonly.aof.manifest"))
+        .expect("manifest");
+    let name = m
+        .lines()
+        .find(|l| l.ends_with("type b"))
+        .and_then(|l| l.split(' ').nth(1))
+        .expect("a base file")
+        .to_string();
+    dir.join("appendonlydir").join(name)
+}
+
+/// FLUSHDB and FLUSHALL reach the AOF even when there was nothing to flush (Redis forces
+/// their propagation), so a replay empties what a lost write might have left.
+#[test]
+fn flushes_of_empty_databases_are_logged() {
+    let dir = data_dir();
+    let s = start(
+        ServerKind::Shardis,
+        dir.path(),
+        &["--appendfsync", "always"],
+    );
+    let mut c = s.conn();
+    ok(&mut c, &["SET", "k", "v"]);
+    for cmd in ["FLUSHDB", "FLUSHDB", "FLUSHALL", "FLUSHALL"] {
+        ok(&mut c, &[cmd]);
+    }
+    let cmds = aof_commands(&latest_incr(dir.path()));
+    let names: Vec<String> = cmds.iter().map(|a| a[0].to_lowercase()).collect();
+    assert_eq!(
+        names.iter().filter(|n| *n == "flushdb").count(),
+        2,
+        "{names:?}"
+    );
+    assert_eq!(
+        names.iter().filter(|n| *n == "flushall").count(),
+        2,
+        "{names:?}"
+    );
+}
+
+/// While the AOF replays, no key expires: a PEXPIREAT in the past followed by more writes
+/// to the key builds the key the file describes, which is expired only once loaded.
+#[test]
+fn keys_do_not_expire_while_the_aof_loads() {
+    let dir = data_dir();
+    let aof_dir = dir.path().join("appendonlydir");
+    std::fs::create_dir_all(&aof_dir).expect("mkdir");
+    std::fs::write(
+        aof_dir.join("appendonly.aof.manifest"),
+        "file appendonly.aof.1.incr.aof seq 1 type i\n",
+    )
+    .expect("manifest");
+    let mut body = Vec::new();
+    for argv in [
+        &["RPUSH", "list", "foo"][..],
+        &["PEXPIREAT", "list", "1000"],
+        &["RPUSH", "list", "bar"],
+        &["SET", "other", "1"],
+        &["PEXPIREAT", "other", "1000"],
+        &["PEXPIREAT", "other", "99999999999999"],
+    ] {
+        let args: Vec<&[u8]> = argv.iter().map(|a| a.as_bytes()).collect();
+        body.extend_from_slice(&common::resp::encode_command(&args));
+    }
+    std::fs::write(aof_dir.join("appendonly.aof.1.incr.aof"), &body).expect("incr");
+    let s = start(ServerKind::Shardis, dir.path(), &[]);
+    let mut c = s.conn();
+    // `list` was created once, then expired after the load: not recreated by the second RPUSH.
+    assert_eq!(c.call(&["LLEN", "list"]).as_int(), Some(0));
+    assert_eq!(c.call(&["EXISTS", "list"]).as_int(), Some(0));
+    // `other`'s past deadline was replaced by a future one before the load ended.
+    assert_eq!(text(&c.call(&["GET", "other"])), "1");
+}
+
+/// `aof-timestamp-enabled`: the incr file gets `#TS:` annotations before the commands, an
+/// AOF-format base opens with one, and both still load.
+#[test]
+fn timestamp_annotations_are_written_and_loaded() {
+    let dir = data_dir();
+    let s = start(ServerKind::Shardis, dir.path(), &[]);
+    let mut c = s.conn();
+    ok(&mut c, &["CONFIG", "SET", "aof-timestamp-enabled", "yes"]);
+    ok(&mut c, &["CONFIG", "SET", "aof-use-rdb-preamble", "no"]);
+    ok(&mut c, &["SET", "foo", "bar"]);
+    let incr = std::fs::read(latest_incr(dir.path())).expect("incr");
+    assert!(
+        incr.starts_with(b"#TS:"),
+        "incr starts with {:?}",
+        &incr[..8]
+    );
+    ok(&mut c, &["BGREWRITEAOF"]);
+    wait_rewrite_done(&mut c);
+    let base = std::fs::read(base_file(dir.path())).expect("base");
+    assert!(
+        base.starts_with(b"#TS:"),
+        "base starts with {:?}",
+        &base[..8]
+    );
+    ok(&mut c, &["SET", "after", "rewrite"]);
+    ok(&mut c, &["DEBUG", "LOADAOF"]);
+    assert_eq!(text(&c.call(&["GET", "foo"])), "bar");
+    assert_eq!(text(&c.call(&["GET", "after"])), "rewrite");
+    assert!(check_aof(dir.path()).success());
+}
+
+/// Function libraries live in the AOF: an AOF-format base loads them with FUNCTION LOAD,
+/// and DEBUG LOADAOF brings back what FUNCTION FLUSH removed.
+#[test]
+fn function_libraries_survive_a_rewrite_and_debug_loadaof() {
+    let dir = data_dir();
+    let s = start(
+        ServerKind::Shardis,
+        dir.path(),
+        &["--aof-use-rdb-preamble", "no"],
+    );
+    let mut c = s.conn();
+    let lib = "#!lua name=lib1\nredis.register_function('f1', function() return 1 end)";
+    assert_eq!(text(&c.call(&["FUNCTION", "LOAD", lib])), "lib1");
+    ok(&mut c, &["BGREWRITEAOF"]);
+    wait_rewrite_done(&mut c);
+    let lib2 = "#!lua name=lib2\nredis.register_function('f2', function() return 2 end)";
+    assert_eq!(text(&c.call(&["FUNCTION", "LOAD", lib2])), "lib2");
+    ok(&mut c, &["FUNCTION", "FLUSH"]);
+    assert!(c.call(&["FCALL", "f1", "0"]).is_error());
+    ok(&mut c, &["DEBUG", "LOADAOF"]);
+    // The base has lib1, the incr file LOAD lib2 then FLUSH: nothing is left.
+    assert!(c.call(&["FCALL", "f1", "0"]).is_error());
+    assert_eq!(text(&c.call(&["FUNCTION", "LOAD", lib])), "lib1");
+    ok(&mut c, &["BGREWRITEAOF"]);
+    wait_rewrite_done(&mut c);
+    ok(&mut c, &["DEBUG", "LOADAOF"]);
+    assert_eq!(c.call(&["FCALL", "f1", "0"]).as_int(), Some(1));
+    // With the AOF off, a rewrite still writes the base, and a FLUSH is not logged.
+    ok(&mut c, &["CONFIG", "SET", "appendonly", "no"]);
+    ok(&mut c, &["BGREWRITEAOF"]);
+    wait_rewrite_done(&mut c);
+    ok(&mut c, &["FUNCTION", "FLUSH"]);
+    ok(&mut c, &["DEBUG", "LOADAOF"]);
+    assert_eq!(c.call(&["FCALL", "f1", "0"]).as_int(), Some(1));
+}
+
+/// `CONFIG SET appendonly no` kills a running rewrite child and reaps it at once, so the next
+/// BGREWRITEAOF starts instead of reporting a rewrite in progress.
+#[test]
+fn turning_the_aof_off_kills_the_rewrite_child_at_once() {
+    let dir = data_dir();
+    let s = start(
+        ServerKind::Shardis,
+        dir.path(),
+        &["--aof-use-rdb-preamble", "no"],
+    );
+    let mut c = s.conn();
+    ok(&mut c, &["SET", "k", "v"]);
+    ok(&mut c, &["CONFIG", "SET", "rdb-key-save-delay", "10000000"]);
+    ok(&mut c, &["BGREWRITEAOF"]);
+    assert_eq!(info(&mut c, "aof_rewrite_in_progress"), "1");
+    ok(&mut c, &["CONFIG", "SET", "appendonly", "no"]);
+    assert_eq!(info(&mut c, "aof_rewrite_in_progress"), "0");
+    ok(&mut c, &["CONFIG", "SET", "rdb-key-save-delay", "0"]);
+    let r = c.call(&["BGREWRITEAOF"]);
+    assert!(!r.is_error(), "{r:?}");
+    wait_rewrite_done(&mut c);
+    let log = std::fs::read_to_string(s.log_path()).unwrap_or_default();
+    assert!(
+        log.contains("Killing running AOF rewrite child"),
+        "no kill logged"
+    );
 }

@@ -695,6 +695,11 @@ fn failed_bgsave_refuses_writes_until_a_save_succeeds() {
     assert_eq!(text(&c.call(&["GET", "x"])), "x");
     let misconf = "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.";
     assert_eq!(text(&c.call(&["SET", "x", "y"])), misconf);
+    // A script's first write is refused the same way; its reads still work.
+    let r = c.call(&["EVAL", "return redis.call('set','x',1)", "1", "x"]);
+    assert!(text(&r).starts_with("MISCONF "), "EVAL write: {r:?}");
+    let r = c.call(&["EVAL", "return redis.call('get','x')", "1", "x"]);
+    assert_eq!(text(&r), "x");
     ok(&mut c, &["MULTI"]);
     assert_eq!(text(&c.call(&["SET", "x", "y"])), misconf);
     assert!(text(&c.call(&["EXEC"])).starts_with("EXECABORT"));
@@ -850,4 +855,93 @@ fn function_libraries_survive_a_round_trip_through_shardis() {
     let mut r = theirs.conn();
     assert_eq!(r.call(&["FCALL", "answer", "0"]).as_int(), Some(42));
     assert_eq!(text(&r.call(&["GET", "k2"])), "v2");
+}
+
+#[test]
+fn bgsave_inside_multi_is_scheduled_and_runs() {
+    let dir = data_dir();
+    let s = shardis_in(dir.path(), &[]);
+    let mut c = s.conn();
+    ok(&mut c, &["SET", "k", "v"]);
+    let saves = info(&mut c, "rdb_saves").parse::<u64>().expect("rdb_saves");
+    ok(&mut c, &["MULTI"]);
+    assert_eq!(text(&c.call(&["BGSAVE"])), "QUEUED");
+    let r = c.call(&["EXEC"]);
+    let replies = r.as_array().expect("EXEC replies");
+    assert_eq!(text(&replies[0]), "Background saving scheduled");
+    // The cron starts the scheduled save.
+    wait_until("the scheduled BGSAVE to run", SAVE_TIMEOUT, || {
+        info(&mut c, "rdb_saves").parse::<u64>().unwrap_or(0) > saves
+            && info(&mut c, "rdb_bgsave_in_progress") == "0"
+    });
+    assert!(dir.path().join("dump.rdb").exists());
+}
+
+/// FLUSHALL, alone or in EXEC, aborts a running BGSAVE, and with save rules saves the empty
+/// dataset at once (the change counter restarts at 0, and the file holds no key).
+#[test]
+fn flushall_aborts_a_running_bgsave_and_saves_the_empty_dataset() {
+    for in_exec in [false, true] {
+        let dir = data_dir();
+        let s = shardis_in(dir.path(), &["--save", "3600 1"]);
+        let mut c = s.conn();
+        ok(&mut c, &["DEBUG", "POPULATE", "1000"]);
+        ok(&mut c, &["CONFIG", "SET", "rdb-key-save-delay", "1000"]);
+        assert_eq!(text(&c.call(&["BGSAVE"])), "Background saving started");
+        assert_eq!(info(&mut c, "rdb_bgsave_in_progress"), "1");
+        if in_exec {
+            ok(&mut c, &["MULTI"]);
+            ok(&mut c, &["FLUSHALL"]);
+            assert!(c.call(&["EXEC"]).as_array().is_some());
+        } else {
+            ok(&mut c, &["FLUSHALL"]);
+        }
+        wait_until("the BGSAVE to be aborted", SAVE_TIMEOUT, || {
+            info(&mut c, "rdb_bgsave_in_progress") == "0"
+        });
+        assert_eq!(info(&mut c, "rdb_changes_since_last_save"), "0");
+        assert_eq!(info(&mut c, "rdb_last_bgsave_status"), "ok");
+        ok(&mut c, &["CONFIG", "SET", "rdb-key-save-delay", "0"]);
+        ok(&mut c, &["DEBUG", "RELOAD", "NOSAVE"]);
+        assert_eq!(c.call(&["DBSIZE"]).as_int(), Some(0), "in_exec {in_exec}");
+        ok(&mut c, &["SET", "still", "writable"]);
+    }
+}
+
+/// A stream DUMP whose last record's item count (`lp-count`) is wrong: rejected with
+/// `sanitize-dump-payload yes` (logged as a stream listpack integrity failure), accepted
+/// without deep sanitization (the default), as Redis does; the server serves it either way.
+#[test]
+fn restore_of_a_stream_with_a_bad_record_count_follows_sanitize_dump_payload() {
+    let dir = data_dir();
+    let s = shardis_in(dir.path(), &["--loglevel", "verbose"]);
+    let mut c = s.conn();
+    ok(&mut c, &["CONFIG", "SET", "rdbcompression", "no"]);
+    ok(&mut c, &["XADD", "s", "1-1", "a", "1"]);
+    let dump = c.call(&["DUMP", "s"]);
+    let mut payload = dump.as_bytes().expect("DUMP payload").to_vec();
+    // The record's lp-count (1 field + 3 = 4, a 7-bit integer with back-length 1) is the
+    // listpack's last entry, before its end byte.
+    let at = payload
+        .windows(3)
+        .position(|w| w == [0x04, 0x01, 0xff])
+        .expect("the record's lp-count in the payload");
+    payload[at] = 0x05;
+    ok(&mut c, &["DEBUG", "SET-SKIP-CHECKSUM-VALIDATION", "1"]);
+    ok(&mut c, &["CONFIG", "SET", "sanitize-dump-payload", "yes"]);
+    let mut args: Vec<&[u8]> = vec![b"RESTORE", b"t", b"0", &payload];
+    let r = decode(c.cmd(&args));
+    assert_eq!(text(&r), "ERR Bad data format", "sanitized: {r:?}");
+    let log = std::fs::read_to_string(s.log_path()).unwrap_or_default();
+    assert!(
+        log.contains("Stream listpack integrity check failed"),
+        "no integrity message in the log"
+    );
+    ok(&mut c, &["CONFIG", "SET", "sanitize-dump-payload", "no"]);
+    args[1] = b"u";
+    let r = decode(c.cmd(&args));
+    assert!(!r.is_error(), "unsanitized: {r:?}");
+    let r = c.call(&["XRANGE", "u", "-", "+"]);
+    assert_eq!(r.as_array().map(|a| a.len()), Some(1), "{r:?}");
+    assert_eq!(c.call(&["XLEN", "u"]).as_int(), Some(1));
 }

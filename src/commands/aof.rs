@@ -16,7 +16,7 @@ pub static COMMANDS: [Cmd; 1] = [Cmd::conn(
 .with_acl(&["admin", "slow", "dangerous"])];
 
 fn bgrewriteaof(ctx: &mut ConnCtx, _args: &[Bytes], out: &mut Out) {
-    if ctx.client.multi.is_some() {
+    if crate::persistence::snapshot::in_exec() {
         // Inside EXEC: Redis schedules it (`server.in_exec`).
         ctx.server.aof.state.lock().rewrite_scheduled = true;
         return out.simple("Background append only file rewriting scheduled");

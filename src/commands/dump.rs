@@ -66,7 +66,8 @@ fn restore(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
         Ok(_) => return out.error("ERR Invalid TTL value, must be >= 0"),
         Err(e) => return out.error(e),
     };
-    let value = match rdb::restore_payload(&args[3]) {
+    let deep = rdb::deep_sanitize_restore(ks.from_master);
+    let value = match rdb::restore_payload_deep(&args[3], deep) {
         Ok(v) => v,
         Err(rdb::RdbError::Checksum { .. }) => {
             return out.error("ERR DUMP payload version or checksum are wrong")

@@ -137,13 +137,14 @@ fn expire_generic(ks: &mut Keyspace, args: &[Bytes], out: &mut Out, unit: Unit, 
     if !conditions.hold(current_ms, when_ms) {
         return out.int(0);
     }
-    if when_ms <= now_ms {
+    if when_ms <= now_ms && !(ks.loading && when_ms > 0) {
         ks.remove(key);
         ks.signal_modified(key);
         ks.notify('g', "del", key);
         ks.rewrite_as(|| prop::deletion(key, prop::lazy_expire()));
     } else {
-        // `when_ms > now_ms >= 0`, so the deadline is positive and never the 0 of "none".
+        // `when_ms > now_ms >= 0` (or a past deadline kept while loading, where the file's
+        // PEXPIREAT is positive), so it is never the 0 of "none".
         ks.set_expire(key, when_ms.unsigned_abs());
         ks.signal_modified(key);
         ks.notify('g', "expire", key);

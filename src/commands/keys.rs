@@ -340,6 +340,7 @@ fn flushdb(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
         .map(|db| clear_db(db, lazy))
         .sum();
     ks.dirty(removed as u64);
+    ks.force_propagation();
     out.ok();
 }
 
@@ -357,6 +358,7 @@ fn flushall(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
             .sum::<usize>();
     }
     ks.dirty(removed as u64);
+    ks.force_propagation();
     out.ok();
 }
 

@@ -81,6 +81,7 @@ pub struct Reporter {
     fd: RawFd,
     keys: u64,
     next_ms: u64,
+    cow_peak: u64,
 }
 
 impl Reporter {
@@ -96,11 +97,15 @@ impl Reporter {
         }
     }
 
-    /// Sends a report now (the final one at the end of the child's work).
+    /// Sends a report now (the final one at the end of the child's work). The final
+    /// copy-on-write figure (`rdb_last_cow_size`) is the peak seen: buffers the child frees
+    /// at the end lower the current one.
     pub fn send(&mut self) {
+        let cow = private_dirty_bytes();
+        self.cow_peak = self.cow_peak.max(cow);
         let mut buf = [0u8; REPORT_BYTES];
         buf[..8].copy_from_slice(&self.keys.to_le_bytes());
-        buf[8..].copy_from_slice(&private_dirty_bytes().to_le_bytes());
+        buf[8..].copy_from_slice(&self.cow_peak.to_le_bytes());
         // SAFETY: writing a local buffer to our own pipe; a full pipe just drops the report.
         unsafe {
             libc::write(self.fd, buf.as_ptr().cast(), buf.len());
@@ -263,6 +268,7 @@ where
         fd: CHILD_PIPE_FD,
         keys: 0,
         next_ms: crate::util::now_ms() + REPORT_INTERVAL_MS,
+        cow_peak: 0,
     };
     let code = body(&shards, &mut reporter);
     reporter.send();

@@ -52,6 +52,8 @@ pub struct Persistence {
     pub loading_start_secs: AtomicU64,
     pub loading_total_bytes: AtomicU64,
     pub loading_loaded_bytes: AtomicU64,
+    /// Unix ms when the start-up load began (0: not loading at start-up). See `admit`.
+    pub startup_loading_since_ms: AtomicU64,
 }
 
 /// The bookkeeping behind `Persistence`'s mutex.
@@ -89,6 +91,7 @@ impl Default for Persistence {
             loading_start_secs: AtomicU64::new(0),
             loading_total_bytes: AtomicU64::new(0),
             loading_loaded_bytes: AtomicU64::new(0),
+            startup_loading_since_ms: AtomicU64::new(0),
         }
     }
 }
@@ -119,7 +122,7 @@ pub fn admit(
 ) -> Result<crate::server::dispatch::Prepared, crate::server::dispatch::Rejected> {
     use crate::commands::flag;
     let misconf = server.persistence.writes_refused(cfg);
-    let loading = server.persistence.loading.load(Ordering::Relaxed);
+    let loading = server.persistence.loading.load(Ordering::Relaxed) && !short_startup_load(server);
     let aof_failed = server.aof.write_errno.load(Ordering::Relaxed) != 0;
     if !misconf && !loading && !aof_failed {
         return Ok(p);
@@ -159,6 +162,44 @@ pub fn admit(
         });
     }
     Ok(p)
+}
+
+/// The MISCONF error writes get while the disk is failing (`writeCommandsDeniedByDiskError`
+/// and `writeCommandsGetDiskErrorMessage`): a failed background save with
+/// `stop-writes-on-bgsave-error`, or a failing AOF write. For callers outside `admit`
+/// (writes inside scripts).
+pub fn disk_error(server: &Server) -> Option<String> {
+    if server.persistence.writes_refused(&server.config.load()) {
+        return Some(MISCONF.to_string());
+    }
+    server.aof.misconf()
+}
+
+/// A command arriving in the first moments of a start-up load waits this long for the load
+/// to end before getting `-LOADING`.
+const STARTUP_LOADING_GRACE_MS: u64 = 200;
+
+/// Redis serves nobody during a short start-up load (its event loop only runs between
+/// chunks of a long one), so a client connecting at once gets its reply after the load, not
+/// `-LOADING`; tests and tools rely on that. The shard threads here answer from the start,
+/// so a command arriving within `STARTUP_LOADING_GRACE_MS` of the load's start waits (this
+/// shard thread holds no lock meanwhile) until the load ends or the grace runs out. Returns
+/// whether the load ended meanwhile.
+#[cold]
+fn short_startup_load(server: &Server) -> bool {
+    let p = &server.persistence;
+    let since = p.startup_loading_since_ms.load(Ordering::Relaxed);
+    if since == 0 {
+        return false;
+    }
+    let until = since + STARTUP_LOADING_GRACE_MS;
+    while p.loading.load(Ordering::SeqCst) {
+        if crate::util::now_ms() >= until {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    true
 }
 
 /// What a save needs, copied out of the config before any fork.
@@ -385,6 +426,10 @@ fn start_bgsave(server: &Server, schedule: bool) -> BgsaveReply {
     let mut st = server.persistence.state();
     match st.child.as_ref().map(|c| c.kind) {
         Some(ChildKind::Rdb | ChildKind::RdbSocket) => return BgsaveReply::AlreadyInProgress,
+        _ if in_exec() => {
+            st.bgsave_scheduled = true;
+            return BgsaveReply::Scheduled;
+        }
         Some(_) if schedule => {
             st.bgsave_scheduled = true;
             return BgsaveReply::Scheduled;
@@ -595,8 +640,10 @@ fn finish_child(server: &Server, done: child::Finished, dirty_at_fork: &[u64]) {
     crate::replication::fullsync::on_child_done(server, done.pid, done.exit);
 }
 
-/// FLUSHALL's persistence side (`flushAllDataAndResetRDB`): a running BGSAVE is aborted, and
-/// when save rules exist the now empty dataset is saved at once.
+/// FLUSHALL's persistence side (`flushAllDataAndResetRDB`), after a FLUSHALL alone or after
+/// an EXEC that ran one: a running BGSAVE is aborted (the cron reaps it and removes its
+/// temporary file), and when save rules exist the now empty dataset is saved at once, which
+/// also resets `rdb_changes_since_last_save` to 0 (Redis 7.0 does not count the FLUSHALL).
 pub fn after_flushall(server: &Server) {
     kill_rdb_child(server, false);
     if server.config.load().save.is_empty() {
@@ -604,9 +651,33 @@ pub fn after_flushall(server: &Server) {
     }
     let mut guards = server.lock_all();
     let _ = save_locked(server, &mut guards);
-    if let Some(g) = guards.first_mut() {
-        g.stats.dirty += 1;
+}
+
+thread_local! {
+    /// This thread is running the commands of an EXEC (Redis's `server.in_exec`).
+    static IN_EXEC: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks the running thread as inside EXEC until dropped (BGSAVE and BGREWRITEAOF are then
+/// scheduled rather than started, as in Redis).
+pub struct InExec(bool);
+
+impl InExec {
+    pub fn enter() -> InExec {
+        InExec(IN_EXEC.with(|c| c.replace(true)))
     }
+}
+
+impl Drop for InExec {
+    fn drop(&mut self) {
+        let prev = self.0;
+        IN_EXEC.with(|c| c.set(prev));
+    }
+}
+
+/// Whether the running command is part of an EXEC.
+pub fn in_exec() -> bool {
+    IN_EXEC.with(|c| c.get())
 }
 
 /// The persistence side of shutting down (`finishShutdown`), for SHUTDOWN and the signals:

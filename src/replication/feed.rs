@@ -272,6 +272,8 @@ pub struct ReplState {
     /// Bytes ever appended to the AOF stream (the writer's offsets; see `persistence::aof`).
     pub aof_total: u64,
     aof_db: Option<usize>,
+    /// Unix seconds of the last `#TS:` annotation in the AOF stream (`aof_cur_timestamp`).
+    aof_ts_secs: u64,
     scratch: Vec<u8>,
     /// This server is a replica: its replication stream is its master's, re-fed byte for byte
     /// by the link (`feed_raw`), so local ops (a writable replica's writes) feed the AOF only.
@@ -281,6 +283,24 @@ pub struct ReplState {
     pub stream_db: usize,
     /// Unix ms when the last replica went away (`repl-backlog-ttl`).
     pub no_replicas_since_ms: u64,
+}
+
+/// `aof-timestamp-enabled`, mirrored from the config (`persistence::aof::Aof::apply_config`).
+static AOF_TIMESTAMPS: AtomicBool = AtomicBool::new(false);
+
+pub fn set_aof_timestamps(on: bool) {
+    AOF_TIMESTAMPS.store(on, Ordering::Relaxed);
+}
+
+#[inline]
+pub fn aof_timestamps() -> bool {
+    AOF_TIMESTAMPS.load(Ordering::Relaxed)
+}
+
+/// The AOF's timestamp annotation line (`#TS:<unix seconds>`), which loaders skip and
+/// `redis-check-aof --truncate-to-timestamp` reads.
+pub fn timestamp_annotation(unix_secs: u64) -> String {
+    format!("#TS:{unix_secs}\r\n")
 }
 
 pub struct Feed {
@@ -312,6 +332,7 @@ impl Feed {
                 aof: None,
                 aof_total: 0,
                 aof_db: None,
+                aof_ts_secs: 0,
                 scratch: Vec::new(),
                 upstream: false,
                 stream_db: 0,
@@ -393,6 +414,7 @@ impl ReplState {
             aof,
             aof_total,
             aof_db,
+            aof_ts_secs,
             scratch,
             offset,
             upstream,
@@ -412,6 +434,15 @@ impl ReplState {
         }
         if let Some(buf) = aof {
             let before = buf.len();
+            if aof_timestamps() {
+                // `aof-timestamp-enabled`: an annotation whenever the second changed, before
+                // the unit (and its SELECT), as Redis's `feedAppendOnlyFile`.
+                let now_secs = crate::util::now_ms() / 1000;
+                if now_secs > *aof_ts_secs {
+                    *aof_ts_secs = now_secs;
+                    buf.extend_from_slice(timestamp_annotation(now_secs).as_bytes());
+                }
+            }
             encode_unit(buf, aof_db, ops, wrap, true);
             *aof_total += (buf.len() - before) as u64;
         }

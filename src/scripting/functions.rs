@@ -339,6 +339,41 @@ pub fn library_codes_vec() -> Vec<Vec<u8>> {
     library_codes().into_iter().map(|b| b.to_vec()).collect()
 }
 
+/// Replays a FUNCTION LOAD, DELETE, FLUSH or RESTORE read from the AOF (no client, nothing
+/// propagated). Other subcommands change nothing and are ignored.
+pub fn replay(args: &[Bytes]) -> Result<(), String> {
+    let Some(sub) = args.get(1) else {
+        return Ok(());
+    };
+    let last = args.last().cloned().unwrap_or_default();
+    let mut vm = super::vm::vm().lock();
+    if parse::eq(sub, "load") {
+        let replace = args.len() > 3 && parse::eq(&args[2], "replace");
+        load_into(&mut vm, &last, replace).map(|_| ())
+    } else if parse::eq(sub, "delete") {
+        vm.libs.remove(&String::from_utf8_lossy(&last));
+        Ok(())
+    } else if parse::eq(sub, "flush") {
+        vm.libs.libs.clear();
+        vm.libs.index.clear();
+        Ok(())
+    } else if parse::eq(sub, "restore") && args.len() >= 3 {
+        let codes = crate::persistence::rdb::functions_restore_payload(&args[2])?;
+        let policy = args.get(3);
+        if policy.is_some_and(|p| parse::eq(p, "flush")) {
+            vm.libs.libs.clear();
+            vm.libs.index.clear();
+        }
+        let replace = policy.is_some_and(|p| parse::eq(p, "replace"));
+        for c in codes {
+            load_into(&mut vm, &Bytes::from(c), replace)?;
+        }
+        Ok(())
+    } else {
+        Ok(())
+    }
+}
+
 /// Removes every library (FLUSHALL does not; FUNCTION FLUSH and RDB loading do).
 pub fn flush_libraries() {
     let mut vm = super::lock_vm();

@@ -371,10 +371,17 @@ fn run_command(rc: &mut RunCtx<'_, '_>, argv: &[Bytes]) -> Result<(Vec<u8>, u8),
     if rc.read_only && cmd.flags & (flag::WRITE | flag::MAY_REPLICATE) != 0 {
         return Err("Write commands are not allowed from read-only scripts.");
     }
+    let server = rc.ctx.server;
+    if cmd.flags & flag::WRITE != 0 && !super::RUN.wrote.load(Ordering::Relaxed) {
+        // Until the script has written, a write is refused while the disk is failing
+        // (`scriptVerifyWriteCommandAllow`); once it has, it must run to the end.
+        if let Some(e) = crate::persistence::snapshot::disk_error(server) {
+            return Ok((format!("-{e}\r\n").into_bytes(), rc.resp));
+        }
+    }
     if cmd.flags & flag::WRITE != 0 {
         super::RUN.wrote.store(true, Ordering::Relaxed);
     }
-    let server = rc.ctx.server;
     let nshards = server.nshards();
     let now_ms = rc.ctx.now_ms;
     let start = crate::util::cycles::now();

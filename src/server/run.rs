@@ -335,6 +335,12 @@ pub fn run(mut cfg: Config) -> i32 {
     };
     crate::persistence::aof::rewrite::register(&server);
     server.persistence.loading.store(has_rdb, Ordering::SeqCst);
+    if has_rdb {
+        server
+            .persistence
+            .startup_loading_since_ms
+            .store(crate::util::now_ms(), Ordering::SeqCst);
+    }
 
     let (tx, rx) = std::sync::mpsc::channel::<Result<String, String>>();
     let mut threads = Vec::new();

@@ -945,6 +945,7 @@ impl<I: Io> Shard<I> {
         let mut deliveries = Vec::new();
         // What the transaction propagates, fed as one MULTI/EXEC unit before the locks go.
         let mut unit = Vec::new();
+        let in_exec = crate::persistence::snapshot::InExec::enter();
         for q in &queued {
             let cmd_start = crate::util::cycles::now();
             let mut out_buf = std::mem::take(&mut c.out);
@@ -1023,7 +1024,11 @@ impl<I: Io> Shard<I> {
             }
         }
         self.poke |= server.feed.propagate(&unit, true);
+        drop(in_exec);
         drop(holds);
+        if queued.iter().any(|q| q.cmd.name == "flushall") {
+            crate::persistence::snapshot::after_flushall(&server);
+        }
         let us = crate::util::cycles::us_between(start, crate::util::cycles::now());
         if let Some(exec) = crate::commands::lookup(b"exec") {
             crate::latency::after_command(
@@ -1543,8 +1548,11 @@ impl<I: Io> Shard<I> {
             crate::replication::master::cron(&self.server);
         }
         // A replica never expires keys: its master's DELs do.
+        // Nor while a dataset loads: a key's deadline may be moved by a later command of
+        // the AOF (Redis's `keyIsExpired` is false while loading).
         while self.server.active_expire.load(Ordering::Relaxed)
             && !crate::replication::replica::is_replica()
+            && !self.server.persistence.loading.load(Ordering::Relaxed)
         {
             let propagating = self.server.feed.active();
             let notifying = crate::pubsub::notify_enabled('x');

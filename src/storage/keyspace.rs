@@ -24,6 +24,8 @@ pub struct Propagation {
     pub ops: Vec<Op>,
     rewrite: Option<Vec<Bytes>>,
     suppress: bool,
+    /// Propagated even without a change (`forceCommandPropagation`: FLUSHDB, FLUSHALL).
+    force: bool,
 }
 
 enum Parts<'a> {
@@ -55,6 +57,10 @@ pub struct Keyspace<'a> {
     /// The command comes from this replica's master: on a replica (see `replica_expiry`)
     /// it sees keys whose deadline passed as live, since only the master's DEL removes them.
     pub from_master: bool,
+    /// Replaying a dataset (AOF load): no key expires, and a deadline already past is set
+    /// rather than deleting the key, since a later command of the file may still use it
+    /// (Redis's `keyIsExpired` and `checkAlreadyExpired` while `server.loading`).
+    pub loading: bool,
 }
 
 /// Set while this server is a replica: keys are never expired here, only the master's
@@ -85,6 +91,7 @@ impl<'a> Keyspace<'a> {
             notifications: Vec::new(),
             prop: Propagation::default(),
             from_master: false,
+            loading: false,
         }
     }
 
@@ -108,6 +115,7 @@ impl<'a> Keyspace<'a> {
             notifications: Vec::new(),
             prop: Propagation::default(),
             from_master: false,
+            loading: false,
         }
     }
 
@@ -188,6 +196,9 @@ impl<'a> Keyspace<'a> {
 
     /// Deletes `key` if it has expired. Returns true when it was deleted.
     fn expire_if_needed(&mut self, key: &[u8]) -> bool {
+        if self.loading {
+            return false;
+        }
         let now = self.now_ms;
         let (shard, slot, db) = self.db_of(key);
         let Some(d) = shard.dbs.get_mut(db) else {
@@ -238,8 +249,9 @@ impl<'a> Keyspace<'a> {
         let before = self.dirty_total();
         f(self, args, out);
         let suppress = std::mem::take(&mut self.prop.suppress);
+        let force = std::mem::take(&mut self.prop.force);
         let rewrite = self.prop.rewrite.take();
-        if self.dirty_total() > before && !suppress {
+        if (self.dirty_total() > before || force) && !suppress {
             let argv = rewrite.unwrap_or_else(|| args.to_vec());
             self.prop.ops.push(Op::new(self.db, argv));
         }
@@ -275,6 +287,12 @@ impl<'a> Keyspace<'a> {
         self.prop.suppress = true;
     }
 
+    /// The running command is propagated even if it changed nothing (FLUSHDB and FLUSHALL
+    /// on empty databases still reach replicas and the AOF, as in Redis).
+    pub fn force_propagation(&mut self) {
+        self.prop.force = true;
+    }
+
     /// Takes what was recorded.
     pub fn take_ops(&mut self) -> Vec<Op> {
         std::mem::take(&mut self.prop.ops)
@@ -298,7 +316,9 @@ impl<'a> Keyspace<'a> {
         let shard = shard_in(&mut self.parts, self.nshards, slot);
         let stats_ref = &mut shard.stats;
         let d = shard.dbs.get_mut(db)?;
-        if replica_expiry() {
+        if self.loading {
+            now = 0;
+        } else if replica_expiry() {
             if !from_master && d.get(slot, key).is_some_and(|e| e.is_expired(now)) {
                 if stats {
                     stats_ref.misses += 1;

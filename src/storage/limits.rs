@@ -68,6 +68,9 @@ pub fn set(field: &AtomicI64, v: i64) {
 /// Copies the thresholds from a config (at start-up and after CONFIG SET).
 pub fn apply(cfg: &crate::config::Config) {
     crate::pubsub::set_notify_flags(cfg.notify_keyspace_events);
+    if let Some((_, mode)) = cfg.get(&[b"sanitize-dump-payload".as_slice()]).first() {
+        crate::persistence::rdb::set_sanitize_dump(mode);
+    }
     super::evict::apply(cfg);
     LAZY.expire
         .store(cfg.lazyfree_lazy_expire, Ordering::Relaxed);

@@ -207,6 +207,15 @@ impl<'a, 'g> Replayer<'a, 'g> {
             }
             _ => {}
         }
+        if self.multi.is_none() && crate::scripting::runs_script(cmd) {
+            if let Target::Batched(server) = self.target {
+                // A script of an old AOF (propagated verbatim): it takes the shards itself,
+                // so the batch before it is applied first and no lock is held meanwhile.
+                self.apply();
+                run_script(server, self.db, cmd, &argv);
+                return Ok(());
+            }
+        }
         match self.multi.as_mut() {
             Some(q) => q.push(argv),
             None => self.batch.push(argv),
@@ -260,6 +269,63 @@ impl<'a, 'g> Replayer<'a, 'g> {
     }
 }
 
+/// Runs a script command (EVAL, EVALSHA, FCALL...) of the file as a client of its own would,
+/// its reply discarded (`loadSingleAppendOnlyFile`'s fake client). Only at start-up: no
+/// shard is held by the caller.
+fn run_script(server: &Server, db: usize, cmd: &'static crate::commands::Cmd, argv: &[Bytes]) {
+    let Kind::Conn(f) = cmd.kind else {
+        return;
+    };
+    let now = crate::util::now_ms();
+    let shared = std::sync::Arc::new(crate::server::client::ClientShared {
+        id: server
+            .next_client_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        shard: 0,
+        token: u32::MAX,
+        addr: "?:0".to_string(),
+        laddr: "?:0".to_string(),
+        fd: -1,
+        created_ms: now,
+        name: std::sync::Mutex::new(Vec::new()),
+        lib_name: std::sync::Mutex::new(Vec::new()),
+        lib_ver: std::sync::Mutex::new(Vec::new()),
+        db: db.into(),
+        last_interaction_ms: now.into(),
+        last_cmd: std::ptr::null_mut::<crate::commands::Cmd>().into(),
+        proto: 2.into(),
+        gen: 0,
+        bufs: Default::default(),
+        flags: std::sync::Mutex::new("N".to_string()),
+        kill: Default::default(),
+        waiter: std::sync::Mutex::new(None),
+    });
+    let mut client = crate::server::Client::new(u32::MAX, 0, -1, shared, true);
+    client.db = db;
+    let mut scratch = Vec::new();
+    let mut out = crate::protocol::Out::new(&mut scratch, 2);
+    let mut ctx = crate::server::ConnCtx {
+        client: &mut client,
+        server,
+        // No shard thread runs this script: none may take it for its own busy script.
+        shard: usize::MAX,
+        now_ms: now,
+        deliveries: Vec::new(),
+        notes: Vec::new(),
+        ready_keys: Vec::new(),
+        propagate: Vec::new(),
+    };
+    f(&mut ctx, argv, &mut out);
+    drop(out);
+    if scratch.first() == Some(&b'-') {
+        log_warning!(
+            "Script command '{}' from the AOF failed: {}",
+            cmd.name,
+            String::from_utf8_lossy(&scratch).trim_end()
+        );
+    }
+}
+
 /// Runs one command of the file over every shard.
 fn run_one(
     guards: &mut [DataGuard<'_>],
@@ -273,6 +339,13 @@ fn run_one(
     let Some(mut cmd) = crate::commands::lookup(&argv[0]) else {
         return;
     };
+    if cmd.name == "function" {
+        // Libraries live outside the shards: FUNCTION LOAD & co. go to the registry.
+        if let Err(e) = crate::scripting::functions::replay(argv) {
+            log_warning!("Failed replaying a FUNCTION command from the AOF: {}", e);
+        }
+        return;
+    }
     if cmd.name == "select" {
         if let Some(n) = argv
             .get(1)
@@ -305,6 +378,7 @@ fn run_one(
     let mut ks = Keyspace::many(parts, nshards, *db, crate::util::now_ms());
     ks.no_block = true;
     ks.no_touch = true;
+    ks.loading = true;
     ks.exec(f, argv, &mut out);
     drop(ks);
     for g in guards.iter_mut() {
@@ -395,6 +469,13 @@ fn replay_file(
             FileStatus::Failed
         }
         ReadError::Format => {
+            // Redis's message names no position; the offset of the first command that does
+            // not parse tells the operator where to look (or where `--fix` would cut).
+            log_warning!(
+                "Bad file format in the append only file {} at offset {}",
+                name,
+                valid_up_to
+            );
             log_warning!(
                 "Bad file format reading the append only file {}: make a backup of your AOF file, then use ./redis-check-aof --fix <filename.manifest>",
                 name
@@ -726,14 +807,21 @@ pub fn debug_loadaof(server: &Server) -> Result<(), String> {
             db.clear();
         }
     }
+    // Redis's `emptyData` here empties the function libraries too; the AOF brings them back.
+    crate::scripting::flush_libraries();
     let cfg = server.config.load();
     let dir = std::path::PathBuf::from(&cfg.appenddirname);
     let manifest = read_manifest(&dir, &cfg.appendfilename).map_err(|_| "ERR".to_string())?;
     match load_all(server, manifest, &dir, Target::Held(&mut guards)) {
-        Ok(_) => {
+        Ok(loaded) => {
             for g in guards.iter_mut() {
                 g.stats.dirty = 0;
             }
+            // The manifest read from disk becomes the server's, as Redis's
+            // `aofLoadManifestFromDisk` (after a rewrite with the AOF off it names no incr
+            // file, and the next one is numbered 1 again).
+            server.aof.state.lock().manifest = loaded.manifest;
+            super::rewrite::gc_history(server);
             log_warning!("Append Only File loaded by DEBUG LOADAOF");
             Ok(())
         }

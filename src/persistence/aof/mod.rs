@@ -132,6 +132,10 @@ pub struct State {
     /// Size of the base and the incr files before the current one (aof_current_size is this
     /// plus `incr_size`).
     pub other_files_size: u64,
+    /// The rewrite limiter after repeated failures (`aofRewriteLimited`): the current delay
+    /// and the unix second before which automatic rewrites wait (0: not waiting).
+    pub limit_delay_minutes: u64,
+    pub limit_until_secs: u64,
 }
 
 /// The AOF state shared by all threads (a field of `Server`).
@@ -210,6 +214,7 @@ impl Aof {
             .store(policy_code(cfg.appendfsync), Ordering::Relaxed);
         self.no_fsync_on_rewrite
             .store(cfg.no_appendfsync_on_rewrite, Ordering::Relaxed);
+        crate::replication::feed::set_aof_timestamps(cfg.aof_timestamp_enabled);
     }
 
     pub fn is_on(&self) -> bool {

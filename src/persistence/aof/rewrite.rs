@@ -35,6 +35,8 @@ pub struct Rewriting {
 /// Rewrites that failed in a row after which automatic ones slow down (Redis's
 /// `AOF_REWRITE_LIMITE_THRESHOLD`).
 const REWRITE_FAILURES_BEFORE_LIMIT: u64 = 3;
+/// The longest wait between limited rewrites (`AOF_REWRITE_LIMITE_MAX_MINUTES`).
+const REWRITE_LIMIT_DELAY_MINUTES_MAX: u64 = 60;
 /// The base file is written through a buffer of this size.
 const WRITE_BUFFER_BYTES: usize = 1 << 20;
 
@@ -176,17 +178,26 @@ pub fn open_on_startup(server: &Arc<Server>, loaded: super::load::Loaded) -> Res
 pub struct BaseJob {
     /// The RDB settings, or `None` for an AOF-format base.
     rdb: Option<SaveJob>,
+    /// An AOF-format base opens with a `#TS:` annotation (`aof-timestamp-enabled`).
+    timestamp: bool,
+    /// The function libraries' code: an AOF-format base loads them with FUNCTION LOAD.
+    functions: Vec<Vec<u8>>,
 }
 
 impl BaseJob {
     pub fn new(server: &Server, dir: &Path, name: &str, rdb: bool) -> BaseJob {
+        // The live registry's libraries, read before the fork (the child takes no lock).
+        let functions = crate::scripting::library_codes_vec();
         let rdb = rdb.then(|| {
-            let functions = crate::scripting::library_codes_vec();
-            let mut job = SaveJob::new(server, functions);
+            let mut job = SaveJob::new(server, functions.clone());
             job.filename = dir.join(name).to_string_lossy().into_owned();
             job
         });
-        BaseJob { rdb }
+        BaseJob {
+            rdb,
+            timestamp: crate::replication::feed::aof_timestamps(),
+            functions,
+        }
     }
 }
 
@@ -205,7 +216,7 @@ pub fn write_base(
     if let Some(job) = &job.rdb {
         snapshot::write_file(shards, job, on_key, log)?;
     } else {
-        write_aof_base(shards, dir, &target, on_key)?;
+        write_aof_base(shards, dir, &target, job, on_key)?;
     }
     fsync_dir(dir)?;
     Ok(std::fs::metadata(&target)?.len())
@@ -218,6 +229,7 @@ fn write_aof_base(
     shards: &[&ShardData],
     dir: &Path,
     target: &Path,
+    job: &BaseJob,
     on_key: &mut dyn FnMut(),
 ) -> std::io::Result<()> {
     use crate::persistence::rdb::DbView;
@@ -226,6 +238,22 @@ fn write_aof_base(
     let mut w = BufWriter::with_capacity(WRITE_BUFFER_BYTES, file);
     let mut buf = Vec::new();
     let body = (|| -> std::io::Result<()> {
+        if job.timestamp {
+            let now_secs = crate::util::now_ms() / 1000;
+            w.write_all(crate::replication::feed::timestamp_annotation(now_secs).as_bytes())?;
+        }
+        for code in &job.functions {
+            buf.clear();
+            encode_command(
+                &mut buf,
+                &[
+                    Bytes::from_static(b"FUNCTION"),
+                    Bytes::from_static(b"LOAD"),
+                    Bytes::copy_from_slice(code),
+                ],
+            );
+            w.write_all(&buf)?;
+        }
         for view in DbView::from_shards(shards) {
             if view.keys() == 0 {
                 continue;
@@ -523,7 +551,13 @@ pub fn on_child_done(server: &Server, done: Finished) {
         }
     }
     if st.aof_state == AofState::WaitRewrite {
-        // Still no base: try again from the cron (the temp incr keeps collecting).
+        // Still no base: the temp incr file goes (the next rewrite's fork captures
+        // everything it held, and that rewrite opens a fresh one), and the cron tries again
+        // (`aofDelTempIncrAofFile`).
+        if let Some(temp) = &rw.temp_incr {
+            log_notice!("Removing the temp incr aof file {} in the background", temp);
+            let _ = std::fs::remove_file(st.dir.join(temp));
+        }
         st.rewrite_scheduled = true;
     }
 }
@@ -566,14 +600,7 @@ fn finish_success(server: &Server, st: &mut State, rw: &Rewriting) -> Result<(),
         rw.base_name,
         rw.base_name
     );
-    // Delete the history files and drop them from the manifest (`aofDelHistoryFiles`).
-    let history: Vec<String> = m.history.drain(..).map(|h| h.name).collect();
-    if m.persist(&dir, &filename).is_ok() {
-        for h in history {
-            log_notice!("Removing the history file {} in the background", h);
-            let _ = std::fs::remove_file(dir.join(&h));
-        }
-    }
+    del_history_files(&cfg, &mut m, &dir, &filename);
     let base_size = std::fs::metadata(dir.join(&rw.base_name)).map_or(0, |md| md.len());
     let incr_others: u64 = m
         .incr
@@ -593,6 +620,40 @@ fn finish_success(server: &Server, st: &mut State, rw: &Rewriting) -> Result<(),
         log_notice!("Background AOF rewrite terminated with success");
     }
     Ok(())
+}
+
+/// Whether `aof-disable-auto-gc` keeps history files (named in the manifest as `type h`).
+fn auto_gc_disabled(cfg: &crate::config::Config) -> bool {
+    cfg.get(&[b"aof-disable-auto-gc".as_slice()])
+        .first()
+        .is_some_and(|(_, v)| v == "yes")
+}
+
+/// Deletes the history files and drops them from the manifest (`aofDelHistoryFiles`), unless
+/// `aof-disable-auto-gc` keeps them. The files go only once the manifest no longer names them.
+fn del_history_files(cfg: &crate::config::Config, m: &mut Manifest, dir: &Path, filename: &str) {
+    if auto_gc_disabled(cfg) || m.history.is_empty() {
+        return;
+    }
+    let history: Vec<String> = m.history.drain(..).map(|h| h.name).collect();
+    if m.persist(dir, filename).is_ok() {
+        for h in history {
+            log_notice!("Removing the history file {} in the background", h);
+            let _ = std::fs::remove_file(dir.join(&h));
+        }
+    }
+}
+
+/// DEBUG LOADAOF and `CONFIG SET aof-disable-auto-gc no`: delete the history files the
+/// manifest names, if auto GC is on.
+pub fn gc_history(server: &Server) {
+    let cfg = server.config.load();
+    let mut st = server.aof.state.lock();
+    let (dir, filename) = (st.dir.clone(), st.filename.clone());
+    if filename.is_empty() {
+        return;
+    }
+    del_history_files(&cfg, &mut st.manifest, &dir, &filename);
 }
 
 /// `CONFIG SET appendonly yes` (`startAppendOnly`): collect into a temporary incr file and
@@ -650,16 +711,26 @@ pub fn stop_appendonly(server: &Server) {
     if server.aof.state.lock().aof_state == AofState::Off {
         return;
     }
-    {
-        let st = server.persistence.state();
-        if let Some(c) = st
-            .child
-            .as_ref()
-            .filter(|c| c.kind == ChildKind::AofRewrite)
-        {
-            log_notice!("Killing running AOF rewrite child: {}", c.pid);
-            c.kill();
+    // As Redis's `killAppendOnlyChild`: the child is killed and reaped at once, so a
+    // BGREWRITEAOF right after finds no rewrite in progress.
+    let killed = {
+        let mut st = server.persistence.state();
+        match st.child.take() {
+            Some(mut c) if c.kind == ChildKind::AofRewrite => {
+                c.kill();
+                c.try_reap(true)
+            }
+            other => {
+                st.child = other;
+                None
+            }
         }
+    };
+    if let Some(done) = killed {
+        let pid = done.pid;
+        on_child_done(server, done);
+        // Logged last, as Redis's single line for it (tools look for it at the log's end).
+        log_notice!("Killing running AOF rewrite child: {}", pid);
     }
     stop_writer(server);
     let mut st = server.aof.state.lock();
@@ -675,6 +746,7 @@ pub fn stop_appendonly(server: &Server) {
 pub fn config_changed(server: &Server) -> Result<(), String> {
     let cfg = server.config.load();
     server.aof.apply_config(&cfg);
+    gc_history(server);
     let state = server.aof.state.lock().aof_state;
     if cfg.appendonly && state == AofState::Off {
         return start_appendonly(server).map_err(|_| {
@@ -693,23 +765,22 @@ pub fn cron(server: &Server) {
         return;
     }
     let cfg = server.config.load();
-    let (scheduled, state, limited, current, base) = {
+    let (scheduled, state, current, base) = {
         let st = server.aof.state.lock();
-        let limited = st.rewrites_consecutive_failures >= REWRITE_FAILURES_BEFORE_LIMIT
-            && st.last_rewrite_time_secs >= 0;
         (
             st.rewrite_scheduled,
             st.aof_state,
-            limited,
             st.other_files_size + server.aof.incr_size.load(Ordering::Relaxed),
             st.rewrite_base_size,
         )
     };
     if scheduled {
-        let _ = start_rewrite(server);
+        if !rewrite_limited(server) {
+            let _ = start_rewrite(server);
+        }
         return;
     }
-    if state != AofState::On || cfg.auto_aof_rewrite_percentage == 0 || limited {
+    if state != AofState::On || cfg.auto_aof_rewrite_percentage == 0 {
         return;
     }
     if current <= cfg.auto_aof_rewrite_min_size {
@@ -717,10 +788,38 @@ pub fn cron(server: &Server) {
     }
     let base = base.max(1);
     let growth = (current * 100 / base) as i64 - 100;
-    if growth >= cfg.auto_aof_rewrite_percentage as i64 {
+    if growth >= cfg.auto_aof_rewrite_percentage as i64 && !rewrite_limited(server) {
         log_notice!("Starting automatic rewriting of AOF on {}% growth", growth);
         let _ = start_rewrite(server);
     }
+}
+
+/// After `REWRITE_FAILURES_BEFORE_LIMIT` consecutive failures, automatic and scheduled
+/// rewrites wait 1 minute, then 2, 4... up to `REWRITE_LIMIT_DELAY_MINUTES_MAX`
+/// (`aofRewriteLimited`); BGREWRITEAOF by hand is never limited. Asked only when a rewrite
+/// would start, so each delay is announced once.
+fn rewrite_limited(server: &Server) -> bool {
+    let mut st = server.aof.state.lock();
+    if st.rewrites_consecutive_failures < REWRITE_FAILURES_BEFORE_LIMIT {
+        st.limit_delay_minutes = 0;
+        st.limit_until_secs = 0;
+        return false;
+    }
+    let now_secs = crate::util::now_ms() / 1000;
+    if st.limit_until_secs != 0 {
+        if now_secs < st.limit_until_secs {
+            return true;
+        }
+        st.limit_until_secs = 0;
+        return false;
+    }
+    st.limit_delay_minutes = (st.limit_delay_minutes * 2).clamp(1, REWRITE_LIMIT_DELAY_MINUTES_MAX);
+    st.limit_until_secs = now_secs + st.limit_delay_minutes * 60;
+    log_warning!(
+        "Background AOF rewrite has repeatedly failed and triggered the limit, will retry in {} minutes",
+        st.limit_delay_minutes
+    );
+    true
 }
 
 /// Shutdown: everything collected reaches the disk before the process exits.

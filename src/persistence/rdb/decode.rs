@@ -93,6 +93,9 @@ struct Reader<'r, R: Read + ?Sized> {
     r: &'r mut R,
     offset: u64,
     crc: u64,
+    /// Deep sanitization (`sanitize-dump-payload`): also the consistency checks Redis runs
+    /// only then.
+    deep: bool,
 }
 
 type Res<T> = Result<T, RdbError>;
@@ -103,6 +106,7 @@ impl<'r, R: Read + ?Sized> Reader<'r, R> {
             r,
             offset: 0,
             crc: 0,
+            deep: super::deep_sanitize_file(),
         }
     }
 
@@ -295,6 +299,7 @@ fn read_stream<R: Read + ?Sized>(rd: &mut Reader<R>, t: u8) -> Res<Value> {
     let v2 = t == types::STREAM_LISTPACKS_2;
     let mut s = Stream::new();
     let nodes = rd.count()?;
+    let mut last_id_loaded: Option<StreamId> = None;
     for _ in 0..nodes {
         let at = rd.offset;
         let key = rd.bytes()?;
@@ -304,8 +309,23 @@ fn read_stream<R: Read + ?Sized>(rd: &mut Reader<R>, t: u8) -> Res<Value> {
         let master =
             StreamId::from_be_bytes(&key).ok_or_else(|| rd.corrupt(at, "stream node key"))?;
         let (at, blob) = rd.blob()?;
-        let (node, entries) =
-            super::stream::parse_node(master, &blob).map_err(|e| rd.corrupt(at, e))?;
+        let (mut node, mut entries) =
+            super::stream::parse_node(master, &blob, rd.deep).map_err(|e| match e {
+                "Empty listpack inside stream" => rd.corrupt(at, e),
+                _ => integrity(rd, at, "Stream listpack", e),
+            })?;
+        if !rd.deep {
+            // Shallow load: a node whose IDs do not follow the previous node's keeps only
+            // those that do, so no ID is held twice and the counts stay exact.
+            if let Some(last) = last_id_loaded {
+                let before = entries.len();
+                entries.retain(|(id, _)| *id > last);
+                node.live -= (before - entries.len()) as u64;
+            }
+        }
+        if let Some((id, _)) = entries.last() {
+            last_id_loaded = Some(*id);
+        }
         if s.nodes().any(|(m, _)| *m == master) {
             return Err(rd.corrupt(at, "Listpack re-added with existing key"));
         }
@@ -314,6 +334,10 @@ fn read_stream<R: Read + ?Sized>(rd: &mut Reader<R>, t: u8) -> Res<Value> {
     let at = rd.offset;
     let length = rd.len()?;
     s.last_id = StreamId::new(rd.len()?, rd.len()?);
+    if !rd.deep {
+        // New IDs must follow every loaded one, whatever the payload claims.
+        s.last_id = s.last_id.max(last_id_loaded.unwrap_or_default());
+    }
     if v2 {
         let _first = StreamId::new(rd.len()?, rd.len()?);
         s.max_deleted_id = StreamId::new(rd.len()?, rd.len()?);
@@ -321,7 +345,7 @@ fn read_stream<R: Read + ?Sized>(rd: &mut Reader<R>, t: u8) -> Res<Value> {
     } else {
         s.entries_added = length;
     }
-    if length != s.len() as u64 {
+    if rd.deep && length != s.len() as u64 {
         return Err(rd.corrupt(at, "Stream length inconsistent with its entries"));
     }
     let groups = rd.count()?;
@@ -816,6 +840,11 @@ fn read_function_pre_ga<R: Read + ?Sized>(rd: &mut Reader<R>) -> Res<Vec<u8>> {
 /// Decodes a DUMP payload (RESTORE): checks the footer's RDB version (at most 10) and its
 /// CRC-64, then reads the type and value.
 pub fn restore_payload(payload: &[u8]) -> Result<Value, RdbError> {
+    restore_payload_deep(payload, true)
+}
+
+/// `restore_payload` with the deep checks of `sanitize-dump-payload` on or off.
+pub fn restore_payload_deep(payload: &[u8], deep: bool) -> Result<Value, RdbError> {
     let corrupt = |offset: usize, reason: &str| RdbError::Corrupt {
         offset: offset as u64,
         reason: reason.to_string(),
@@ -845,6 +874,7 @@ pub fn restore_payload(payload: &[u8]) -> Result<Value, RdbError> {
     }
     let mut input = body;
     let mut rd = Reader::new(&mut input);
+    rd.deep = deep;
     let t = rd.u8()?;
     if t >= opcodes::FUNCTION2 {
         return Err(corrupt(0, "DUMP payload does not start with a value type"));

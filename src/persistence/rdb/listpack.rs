@@ -227,6 +227,13 @@ fn entry_at(blob: &[u8], p: usize) -> Result<(Item<'_>, usize), &'static str> {
 
 /// Validates a listpack blob and returns its entries.
 pub fn entries(blob: &[u8]) -> Result<Vec<Item<'_>>, &'static str> {
+    entries_checked(blob, true)
+}
+
+/// `entries`, with the checks that only guard right-to-left traversal (each backlen) and the
+/// header's count left out unless `deep`: Redis's shallow validation checks only the size
+/// and the end byte, and a forward parse is safe without them.
+pub fn entries_checked(blob: &[u8], deep: bool) -> Result<Vec<Item<'_>>, &'static str> {
     const SHORT: &str = "listpack shorter than its header";
     if blob.len() < HEADER_BYTES + 1 {
         return Err(SHORT);
@@ -250,13 +257,13 @@ pub fn entries(blob: &[u8]) -> Result<Vec<Item<'_>>, &'static str> {
         if next > end {
             return Err("listpack entry reaches past the end");
         }
-        if read_backlen(blob, next - 1) != Some(len as u64) {
+        if deep && read_backlen(blob, next - 1) != Some(len as u64) {
             return Err("listpack entry backlen does not match its size");
         }
         out.push(item);
         p = next;
     }
-    if header_count != COUNT_UNKNOWN && header_count != out.len() {
+    if deep && header_count != COUNT_UNKNOWN && header_count != out.len() {
         return Err("listpack count does not match its entries");
     }
     Ok(out)

@@ -77,7 +77,10 @@ mod interop_tests;
 mod tests;
 
 pub use crc64::crc64;
-pub use decode::{functions_restore_payload, read_rdb, restore_payload, LoadedEntry, RdbStats};
+pub use decode::{
+    functions_restore_payload, read_rdb, restore_payload, restore_payload_deep, LoadedEntry,
+    RdbStats,
+};
 pub use encode::{
     dump_payload, dump_payload_with, encode_entry, functions_dump_payload, write_rdb, DbView,
     RdbWriter,
@@ -99,6 +102,36 @@ pub fn set_skip_checksum(on: bool) {
 
 pub(crate) fn skip_checksum() -> bool {
     SKIP_CHECKSUM.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// `sanitize-dump-payload`: 0 `no`, 1 `yes`, 2 `clients` (mirrored from the config by
+/// `storage::limits::apply`). Decoding always checks everything memory safety and our own
+/// structures depend on; the deep checks Redis runs only when sanitizing (a stream record's
+/// item count) are skipped otherwise, as Redis accepts such payloads then.
+static SANITIZE_DUMP: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+pub fn set_sanitize_dump(mode: &str) {
+    let code = match mode {
+        "yes" => 1,
+        "clients" => 2,
+        _ => 0,
+    };
+    SANITIZE_DUMP.store(code, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether a RESTORE payload gets deep sanitization (`from_master`: the master's stream, which
+/// `clients` trusts).
+pub fn deep_sanitize_restore(from_master: bool) -> bool {
+    match SANITIZE_DUMP.load(std::sync::atomic::Ordering::Relaxed) {
+        1 => true,
+        2 => !from_master,
+        _ => false,
+    }
+}
+
+/// Whether an RDB file gets deep sanitization (only with `yes`, as Redis's `rdbLoad`).
+pub fn deep_sanitize_file() -> bool {
+    SANITIZE_DUMP.load(std::sync::atomic::Ordering::Relaxed) == 1
 }
 
 /// The RDB format version Redis 7.0 writes (and the newest it reads).

@@ -131,8 +131,9 @@ pub(crate) type NodeEntries = Vec<(StreamId, Vec<Bytes>)>;
 pub(crate) fn parse_node(
     master: StreamId,
     blob: &[u8],
+    deep: bool,
 ) -> Result<(Node, NodeEntries), &'static str> {
-    let items = listpack::entries(blob)?;
+    let items = listpack::entries_checked(blob, deep)?;
     if items.is_empty() {
         return Err("Empty listpack inside stream");
     }
@@ -153,35 +154,30 @@ pub(crate) fn parse_node(
     let mut entries = Vec::new();
     let (mut live, mut dead) = (0i64, 0i64);
     while let Some(flags) = it.next() {
-        let flags = int_of(Some(flags))?;
-        let ms = master.ms.wrapping_add(int_of(it.next())? as u64);
-        let seq = master.seq.wrapping_add(int_of(it.next())? as u64);
-        let mut fields = Vec::new();
-        if flags & FLAG_SAMEFIELDS != 0 {
-            for f in &master_fields {
-                fields.push(f.clone());
-                fields.push(bytes_of(it.next())?);
+        let record = match parse_record(&mut it, flags, master, &master_fields, items.len(), deep) {
+            Ok(r) => r,
+            // Shallow mode (`sanitize-dump-payload no`): Redis accepts the node unchecked;
+            // we keep the records that parse whole and drop a broken tail.
+            Err(_) if !deep => break,
+            Err(e) => return Err(e),
+        };
+        match record {
+            None => dead += 1,
+            Some(entry) => {
+                // IDs grow within a node; a shallow load stops where they do not, so the
+                // node's count always matches the entries kept.
+                if !deep && entries.last().is_some_and(|(last, _)| *last >= entry.0) {
+                    break;
+                }
+                live += 1;
+                entries.push(entry);
             }
-        } else {
-            let n = int_of(it.next())?;
-            if !(0..=items.len() as i64).contains(&n) {
-                return Err("stream listpack: bad field count");
-            }
-            for _ in 0..n * 2 {
-                fields.push(bytes_of(it.next())?);
-            }
-        }
-        int_of(it.next())?;
-        if flags & FLAG_DELETED != 0 {
-            dead += 1;
-        } else {
-            live += 1;
-            entries.push((StreamId::new(ms, seq), fields));
         }
     }
-    if live != count || dead != deleted {
+    if deep && (live != count || dead != deleted) {
         return Err("stream listpack: entry counts do not match the master entry");
     }
+    let (count, deleted) = (live, dead);
     let node = Node {
         master_fields,
         live: count as u64,
@@ -192,6 +188,50 @@ pub(crate) fn parse_node(
             .saturating_sub(crate::storage::stream::lp_int_size(deleted)),
     };
     Ok((node, entries))
+}
+
+/// One record after the master entry: `None` for a deleted one, else its ID and fields.
+fn parse_record<'i>(
+    it: &mut impl Iterator<Item = &'i Item<'i>>,
+    flags: &Item<'_>,
+    master: StreamId,
+    master_fields: &[Bytes],
+    items_len: usize,
+    deep: bool,
+) -> Result<Option<(StreamId, Vec<Bytes>)>, &'static str> {
+    let flags = int_of(Some(flags))?;
+    let ms = master.ms.wrapping_add(int_of(it.next())? as u64);
+    let seq = master.seq.wrapping_add(int_of(it.next())? as u64);
+    let mut fields = Vec::new();
+    if flags & FLAG_SAMEFIELDS != 0 {
+        for f in master_fields {
+            fields.push(f.clone());
+            fields.push(bytes_of(it.next())?);
+        }
+    } else {
+        let n = int_of(it.next())?;
+        if !(0..=items_len as i64).contains(&n) {
+            return Err("stream listpack: bad field count");
+        }
+        for _ in 0..n * 2 {
+            fields.push(bytes_of(it.next())?);
+        }
+    }
+    // The record's item count (`lp-count`), as `streamValidateListpackIntegrity` checks in
+    // deep mode (we rebuild it when saving, so an unchecked wrong count is harmless).
+    let lp_count = int_of(it.next())?;
+    let expected = if flags & FLAG_SAMEFIELDS != 0 {
+        master_fields.len() as i64 + 3
+    } else {
+        fields.len() as i64 + 4
+    };
+    if deep && lp_count != expected {
+        return Err("stream listpack: bad record item count");
+    }
+    if flags & FLAG_DELETED != 0 {
+        return Ok(None);
+    }
+    Ok(Some((StreamId::new(ms, seq), fields)))
 }
 
 /// Builds a group from its loaded parts; fails on a consumer PEL entry the group lacks.
