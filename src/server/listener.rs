@@ -20,8 +20,36 @@ pub fn parse_bind(spec: &str) -> (Option<IpAddr>, bool) {
     (ip, optional)
 }
 
+/// Fails with `EADDRINUSE` when another process listens on `addr`.
+///
+/// The shards' listeners share the port through SO_REUSEPORT, and the kernel lets any socket
+/// of the same user with that option join the group: a second server started on a busy port
+/// would silently take half the connections instead of failing as Redis does ("Address
+/// already in use"). A socket without SO_REUSEPORT cannot bind a port such a group holds, so
+/// binding one first (and closing it) detects the other server.
+pub fn probe(addr: SocketAddr) -> io::Result<()> {
+    let fd = bind_socket(addr, false)?;
+    // SAFETY: `fd` was created by `bind_socket` and is ours to close.
+    unsafe { libc::close(fd) };
+    Ok(())
+}
+
 /// Creates a nonblocking, listening, SO_REUSEPORT socket.
 pub fn listen(addr: SocketAddr, backlog: i32) -> io::Result<RawFd> {
+    let fd = bind_socket(addr, true)?;
+    // SAFETY: `fd` is a bound socket we own; closed on failure.
+    unsafe {
+        if libc::listen(fd, backlog) < 0 {
+            let e = io::Error::last_os_error();
+            libc::close(fd);
+            return Err(e);
+        }
+    }
+    Ok(fd)
+}
+
+/// A nonblocking stream socket bound to `addr` (SO_REUSEADDR, and SO_REUSEPORT if asked).
+fn bind_socket(addr: SocketAddr, reuseport: bool) -> io::Result<RawFd> {
     let domain = if addr.is_ipv4() {
         libc::AF_INET
     } else {
@@ -42,7 +70,9 @@ pub fn listen(addr: SocketAddr, backlog: i32) -> io::Result<RawFd> {
         let sz = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
         let p = &one as *const libc::c_int as *const libc::c_void;
         libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, p, sz);
-        libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_REUSEPORT, p, sz);
+        if reuseport {
+            libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_REUSEPORT, p, sz);
+        }
         let rc = match addr {
             SocketAddr::V4(a) => {
                 let mut sin: libc::sockaddr_in = std::mem::zeroed();
@@ -68,7 +98,7 @@ pub fn listen(addr: SocketAddr, backlog: i32) -> io::Result<RawFd> {
                 )
             }
         };
-        if rc < 0 || libc::listen(fd, backlog) < 0 {
+        if rc < 0 {
             let e = io::Error::last_os_error();
             libc::close(fd);
             return Err(e);

@@ -59,8 +59,9 @@ fn banner(cfg: &Config, shards: usize) {
     ));
 }
 
-/// Binds every configured address for one shard.
-fn listeners(cfg: &Config) -> Result<Vec<RawFd>, String> {
+/// Binds every configured address for one shard. The first shard's call (`probe`) also checks
+/// that no other process holds the port (see `listener::probe`).
+fn listeners(cfg: &Config, probe: bool) -> Result<Vec<RawFd>, String> {
     let mut fds = Vec::new();
     for spec in &cfg.bind {
         let (ip, optional) = listener::parse_bind(spec);
@@ -70,7 +71,13 @@ fn listeners(cfg: &Config) -> Result<Vec<RawFd>, String> {
             }
             return Err(format!("Invalid bind address '{}'", spec));
         };
-        match listener::listen(SocketAddr::new(ip, cfg.port), cfg.tcp_backlog as i32) {
+        let addr = SocketAddr::new(ip, cfg.port);
+        let bound = if probe {
+            listener::probe(addr).and_then(|()| listener::listen(addr, cfg.tcp_backlog as i32))
+        } else {
+            listener::listen(addr, cfg.tcp_backlog as i32)
+        };
+        match bound {
             Ok(fd) => fds.push(fd),
             Err(e) if optional && e.raw_os_error() != Some(libc::EADDRINUSE) => {}
             Err(e) => {
@@ -78,7 +85,8 @@ fn listeners(cfg: &Config) -> Result<Vec<RawFd>, String> {
                     "Warning: Could not create server TCP listening socket {}:{}: bind: {}",
                     spec.trim_start_matches('-'),
                     cfg.port,
-                    e
+                    // The C library's text, as Redis prints it (without Rust's "(os error N)").
+                    e.to_string().split(" (os error").next().unwrap_or_default()
                 );
                 return Err(format!(
                     "Failed listening on port {} (TCP), aborting.",
@@ -309,8 +317,8 @@ pub fn run(mut cfg: Config) -> i32 {
         }
     }
     let mut per_shard_fds = Vec::new();
-    for _ in 0..nshards {
-        match listeners(&cfg) {
+    for i in 0..nshards {
+        match listeners(&cfg, i == 0) {
             Ok(f) => per_shard_fds.push(f),
             Err(e) => {
                 log_warning!("{}", e);
