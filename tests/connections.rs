@@ -208,3 +208,27 @@ fn maxclients_outcome(server: &TestServer) -> (Vec<u8>, bool) {
     server.assert_alive();
     outcome
 }
+
+/// A second server on a port another one listens on must refuse to start, as redis-server
+/// does, rather than join the first one's SO_REUSEPORT group and take half its connections.
+#[test]
+fn a_second_server_on_a_busy_port_refuses_to_start() {
+    let first = TestServer::start(ServerKind::Shardis, &["--shards", "2"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = std::process::Command::new(ServerKind::Shardis.binary())
+        .args(["--port", &first.port().to_string(), "--shards", "2"])
+        .current_dir(dir.path())
+        .output()
+        .expect("run a second server");
+    let log =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the second server started: {log}");
+    assert!(
+        log.contains("bind: Address already in use") && log.contains("Failed listening on port"),
+        "unexpected output: {log}"
+    );
+    first.assert_alive();
+    let mut c = first.conn();
+    c.send(&[b"PING"]);
+    assert_eq!(c.read_reply(), b"+PONG\r\n");
+}
