@@ -223,6 +223,29 @@ pub fn purge() {
     unsafe { ffi::mi_collect(true) }
 }
 
+/// Lets mimalloc give back, at most once a second per thread, what it freed and kept: purges
+/// whose delay expired happen only on allocator activity, so a shard that goes idle right
+/// after freeing large blocks (a flood of big query buffers, a dropped client) would keep
+/// them resident. Called from the shards' cron.
+pub fn collect_now_and_then(now_ms: u64) {
+    thread_local! {
+        static LAST: Cell<u64> = const { Cell::new(0) };
+    }
+    let due = LAST
+        .try_with(|last| {
+            let due = now_ms.saturating_sub(last.get()) >= 1000;
+            if due {
+                last.set(now_ms);
+            }
+            due
+        })
+        .unwrap_or(false);
+    if due {
+        // SAFETY: mi_collect may be called from any thread at any time.
+        unsafe { ffi::mi_collect(false) }
+    }
+}
+
 /// mimalloc's statistics report as text (MEMORY MALLOC-STATS).
 pub fn malloc_stats() -> String {
     unsafe extern "C" fn sink(msg: *const std::ffi::c_char, arg: *mut std::ffi::c_void) {

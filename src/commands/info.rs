@@ -83,8 +83,12 @@ fn render(ctx: &mut ConnCtx, sections: &[String]) -> String {
     let srv = ctx.server;
     let cfg = ctx.config();
     let mut stats = CommandStats::default();
+    // The latency histograms (about 24 KB per command and shard) are merged only for the
+    // section that prints them: copies made for any INFO would show in the `used_memory` it
+    // reports, and Redis's maxmemory tests compare that figure with the eviction budget.
+    let histograms = sections.iter().any(|s| s == "latencystats");
     for s in &srv.shards {
-        stats.merge(&s.lock_data().cmd_stats);
+        stats.merge(&s.lock_data().cmd_stats, histograms);
     }
     // Keyspace figures, read shard by shard (never all locks at once).
     let ndb = cfg.databases;

@@ -67,14 +67,15 @@ impl CommandStats {
         }
     }
 
-    pub fn merge(&mut self, o: &CommandStats) {
+    /// Adds another shard's figures; its latency histograms too when `histograms`.
+    pub fn merge(&mut self, o: &CommandStats, histograms: bool) {
         for (k, v) in &o.cmds {
             let s = self.cmds.entry(k).or_default();
             s.calls += v.calls;
             s.usec += v.usec;
             s.rejected_calls += v.rejected_calls;
             s.failed_calls += v.failed_calls;
-            if let Some(h) = &v.latency {
+            if let Some(h) = v.latency.as_ref().filter(|_| histograms) {
                 match s.latency.as_deref_mut() {
                     Some(mine) => {
                         let _ = mine.add(&**h);

@@ -1538,6 +1538,7 @@ impl<I: Io> Shard<I> {
 
     fn cron(&mut self) {
         crate::util::refresh_lru_secs();
+        crate::alloc::collect_now_and_then(self.now_ms);
         let hz = self.cfg.hz.clamp(1, 500);
         let period = Duration::from_millis(1000 / hz as u64);
         self.next_cron_ms = self.now_ms + period.as_millis() as u64;
