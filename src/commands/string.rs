@@ -696,7 +696,9 @@ fn setrange(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
         Ok(Some(s)) if value.is_empty() => return out.int(s.len() as i64),
         _ if !fits => return out.error(ERR_STRING_TOO_LONG),
         Ok(None) => {
-            let mut buf = vec![0u8; offset as usize];
+            // Exactly sized, as Redis creates a new key's string (no growth slack).
+            let mut buf = Vec::with_capacity(offset as usize + value.len());
+            buf.resize(offset as usize, 0);
             buf.extend_from_slice(value);
             let len = buf.len();
             ks.set(key, Value::Str(RStr::raw(buf)));

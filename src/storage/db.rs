@@ -44,24 +44,17 @@ pub fn lru_clock() -> u32 {
 pub type DeadKey = (usize, Box<[u8]>);
 
 /// One logical database of one shard.
+#[derive(Default)]
 pub struct Db {
-    /// Indexed by slot; `None` until a key of that slot is stored.
+    /// Indexed by slot; `None` until a key of that slot is stored. Empty (no directory at
+    /// all) until the database's first key: 16 databases times 16384 slots per shard would
+    /// otherwise cost 2 MB per shard before any data, which counts in `used_memory` and so
+    /// against `maxmemory`.
     pub slots: Vec<Option<Box<SlotTable>>>,
     pub keys: usize,
     pub volatile: usize,
     /// Where the active expire cycle continues (a slot index).
     pub expire_cursor: usize,
-}
-
-impl Default for Db {
-    fn default() -> Self {
-        Db {
-            slots: (0..SLOTS).map(|_| None).collect(),
-            keys: 0,
-            volatile: 0,
-            expire_cursor: 0,
-        }
-    }
 }
 
 impl Db {
@@ -86,6 +79,9 @@ impl Db {
     /// Inserts or replaces with one hash lookup; returns the previous entry.
     pub fn insert(&mut self, slot: u16, key: &[u8], entry: Entry) -> Option<Entry> {
         let volatile = entry.expire_ms != 0;
+        if self.slots.is_empty() {
+            self.slots = (0..SLOTS).map(|_| None).collect();
+        }
         let cell = self.slots.get_mut(slot as usize)?;
         let table = cell.get_or_insert_with(Default::default);
         let old = table.insert(key, entry);
@@ -265,7 +261,7 @@ impl ShardData {
                 let slot = db.expire_cursor;
                 db.expire_cursor = (db.expire_cursor + 1) % SLOTS;
                 visited += 1;
-                let Some(table) = db.slots[slot].as_deref_mut() else {
+                let Some(table) = db.slots.get_mut(slot).and_then(|t| t.as_deref_mut()) else {
                     continue;
                 };
                 if table.volatile == 0 {
@@ -293,7 +289,9 @@ impl ShardData {
                 db.keys -= n;
                 deleted += n;
                 if table.is_empty() {
-                    db.slots[slot] = None;
+                    if let Some(cell) = db.slots.get_mut(slot) {
+                        *cell = None;
+                    }
                 }
             }
         }
