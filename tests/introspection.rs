@@ -341,9 +341,22 @@ fn command_introspection_matches_redis() {
             same(&mut conns, &args);
         }
     }
+    // Several matches come in the order of Redis's command dict, a hash order that changes
+    // from one redis-server process to the next: compared as sets.
+    let sorted = |c: &mut RespConn| -> Vec<String> {
+        let mut v: Vec<String> =
+            arr(&c.call(&["command", "list", "filterby", "pattern", "config|*re*"]))
+                .iter()
+                .filter_map(|r| r.as_str().map(str::to_string))
+                .collect();
+        v.sort();
+        v
+    };
+    let theirs = sorted(&mut conns[0]);
+    assert_eq!(theirs, ["config|resetstat", "config|rewrite"]);
+    assert_eq!(sorted(&mut conns[1]), theirs);
     for filter in [
-        &["list", "filterby", "pattern", "config|*re*"][..],
-        &["list", "filterby", "pattern", "get"],
+        &["list", "filterby", "pattern", "get"][..],
         &["list", "filterby", "module", "nosuchmodule"],
         &["list", "filterby", "aclcat", "nosuchcategory"],
         &["list", "filterby", "bad", "x"],
