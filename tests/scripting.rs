@@ -189,20 +189,7 @@ fn scripts_are_atomic_across_shards() {
             let names: Vec<&[u8]> = accounts.iter().map(|a| a.as_bytes()).collect();
             while !stop.load(Ordering::Relaxed) {
                 let sum = if r == 0 {
-                    let mut argv: Vec<&[u8]> = vec![b"MGET"];
-                    argv.extend_from_slice(&names);
-                    match c.cmd(&argv).expect("mget") {
-                        Reply::Array(Some(v)) => v
-                            .iter()
-                            .map(|x| match x {
-                                Reply::Bulk(Some(b)) => {
-                                    String::from_utf8_lossy(b).parse::<i64>().expect("number")
-                                }
-                                other => panic!("MGET item {other:?}"),
-                            })
-                            .sum(),
-                        other => panic!("MGET {other:?}"),
-                    }
+                    mget_sum(&mut c, &names)
                 } else {
                     match c.script(SUM, &[], &names).expect("sum") {
                         Reply::Int(n) => n,
@@ -220,6 +207,16 @@ fn scripts_are_atomic_across_shards() {
         t.join().expect("thread");
     }
     assert!(moved.load(Ordering::Relaxed) > 0 && reads.load(Ordering::Relaxed) > 0);
+}
+
+/// The sum of the integers stored at `names`, read with one MGET.
+fn mget_sum(c: &mut Conn, names: &[&[u8]]) -> i64 {
+    let mut argv: Vec<&[u8]> = vec![b"MGET"];
+    argv.extend_from_slice(names);
+    match c.cmd(&argv).expect("mget") {
+        Reply::Array(Some(v)) => v.iter().map(int_reply).sum(),
+        other => panic!("MGET {other:?}"),
+    }
 }
 
 fn int_reply(r: &Reply) -> i64 {
@@ -313,20 +310,17 @@ fn transactions_are_atomic_across_shards() {
             let mut c = Conn::connect(port).expect("connect");
             let names: Vec<&[u8]> = accounts.iter().map(|a| a.as_bytes()).collect();
             while !stop.load(Ordering::Relaxed) {
-                let items = if r == 0 {
-                    let mut argv: Vec<&[u8]> = vec![b"MGET"];
-                    argv.extend_from_slice(&names);
-                    c.cmd(&argv).expect("mget")
+                let sum = if r == 0 {
+                    mget_sum(&mut c, &names)
                 } else {
                     c.cmd(&[b"MULTI"]).expect("multi");
                     for n in &names {
                         c.cmd(&[b"GET", n]).expect("q");
                     }
-                    c.cmd(&[b"EXEC"]).expect("exec")
-                };
-                let sum: i64 = match items {
-                    Reply::Array(Some(v)) => v.iter().map(int_reply).sum(),
-                    other => panic!("read {other:?}"),
+                    match c.cmd(&[b"EXEC"]).expect("exec") {
+                        Reply::Array(Some(v)) => v.iter().map(int_reply).sum(),
+                        other => panic!("read {other:?}"),
+                    }
                 };
                 assert_eq!(sum, total, "a reader saw an intermediate state");
                 reads.fetch_add(1, Ordering::Relaxed);
@@ -339,13 +333,7 @@ fn transactions_are_atomic_across_shards() {
         t.join().expect("thread");
     }
     let names: Vec<&[u8]> = accounts.iter().map(|a| a.as_bytes()).collect();
-    let mut argv: Vec<&[u8]> = vec![b"MGET"];
-    argv.extend_from_slice(&names);
-    let end: i64 = match c.cmd(&argv).expect("mget") {
-        Reply::Array(Some(v)) => v.iter().map(int_reply).sum(),
-        other => panic!("MGET {other:?}"),
-    };
-    assert_eq!(end, total);
+    assert_eq!(mget_sum(&mut c, &names), total);
     let (m, a, r) = (
         moved.load(Ordering::Relaxed),
         aborted.load(Ordering::Relaxed),
