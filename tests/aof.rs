@@ -649,3 +649,41 @@ fn turning_the_aof_off_kills_the_rewrite_child_at_once() {
         "no kill logged"
     );
 }
+
+/// DEBUG LOADAOF replays a script written verbatim to the AOF (as Redis before 7.0 and a
+/// hand-written file have them) through the interpreter, with the keys that precede it.
+#[test]
+fn debug_loadaof_replays_verbatim_scripts() {
+    let dir = data_dir();
+    let s = start(
+        ServerKind::Shardis,
+        dir.path(),
+        &["--aof-use-rdb-preamble", "no"],
+    );
+    let mut c = s.conn();
+    ok(&mut c, &["SET", "before", "1"]);
+    ok(&mut c, &["SET", "before", "2"]);
+    let script = "for i = 1, 200 do redis.call('incr', KEYS[1]) end \
+                  redis.call('set', KEYS[2], ARGV[1]) return 'ok'";
+    let mut body = common::resp::encode_command(&[b"SELECT", b"9"]);
+    body.extend_from_slice(&common::resp::encode_command(&[
+        b"EVAL",
+        script.as_bytes(),
+        b"2",
+        b"counter",
+        b"{counter}other",
+        b"done",
+    ]));
+    let incr = latest_incr(dir.path());
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&incr)
+        .expect("incr file");
+    std::io::Write::write_all(&mut file, &body).expect("append");
+    drop(file);
+    ok(&mut c, &["DEBUG", "LOADAOF"]);
+    assert_eq!(text(&c.call(&["GET", "before"])), "2");
+    ok(&mut c, &["SELECT", "9"]);
+    assert_eq!(text(&c.call(&["GET", "counter"])), "200");
+    assert_eq!(text(&c.call(&["GET", "{counter}other"])), "done");
+}
