@@ -522,10 +522,28 @@ fn pick_random(shards: &mut [&mut ShardData], volatile: bool) -> Option<(usize, 
     found.map(|(db, key)| (i, db, key))
 }
 
-/// Whether memory is over the budget now.
+/// Bytes of `used_memory` that eviction does not count: replicas' output buffers (Redis's
+/// `freeMemoryGetNotCountedMemory`), kept current by `server::buffers` as they change.
+static NOT_COUNTED_BYTES: AtomicU64 = AtomicU64::new(0);
+
+pub fn set_not_counted(bytes: u64) {
+    NOT_COUNTED_BYTES.store(bytes, Ordering::Relaxed);
+}
+
+/// INFO memory `mem_not_counted_for_evict`.
+pub fn not_counted() -> u64 {
+    NOT_COUNTED_BYTES.load(Ordering::Relaxed)
+}
+
+/// Whether memory is over the budget now (what replicas' buffers hold aside, so that a slow
+/// replica does not make the master evict its dataset).
 pub fn over_budget() -> bool {
     let max = maxmemory();
-    max != 0 && crate::alloc::used_memory() as u64 > max
+    if max == 0 {
+        return false;
+    }
+    let used = crate::alloc::used_memory() as u64;
+    used > max && used.saturating_sub(not_counted()) > max
 }
 
 /// Redis's `performEvictions` over `shards` (every shard of the server, locked): evicts the
