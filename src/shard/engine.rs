@@ -903,6 +903,12 @@ impl<I: Io> Shard<I> {
             crate::commands::multi::unwatch_all(&server, c);
             Out::new(&mut c.out, c.proto)
                 .error("EXECABORT Transaction discarded because of previous errors.");
+            if !crate::scripting::running() {
+                // A failed call of EXEC and an EXECABORT error reply, as Redis counts them.
+                let st = &mut self.handle.lock_data().cmd_stats;
+                st.record("exec", 0, true);
+                st.record_error("EXECABORT");
+            }
             return;
         }
         // Every shard the transaction may touch, in ascending order.
