@@ -77,7 +77,9 @@ impl CommandStats {
         if crate::latency::tracking() {
             s.latency_pending
                 .push(u32::try_from(usec).unwrap_or(u32::MAX));
-            if s.latency_pending.len() >= crate::latency::LATENCY_PENDING_MAX {
+            // The first call creates the histogram, as in Redis (so its memory shows in
+            // `used_memory` when Redis's would); later ones are added in batches.
+            if s.calls == 1 || s.latency_pending.len() >= crate::latency::LATENCY_PENDING_MAX {
                 crate::latency::flush_samples(name, &mut s.latency_pending);
             }
         }
