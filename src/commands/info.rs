@@ -83,12 +83,8 @@ fn render(ctx: &mut ConnCtx, sections: &[String]) -> String {
     let srv = ctx.server;
     let cfg = ctx.config();
     let mut stats = CommandStats::default();
-    // The latency histograms (about 24 KB per command and shard) are merged only for the
-    // section that prints them: copies made for any INFO would show in the `used_memory` it
-    // reports, and Redis's maxmemory tests compare that figure with the eviction budget.
-    let histograms = sections.iter().any(|s| s == "latencystats");
     for s in &srv.shards {
-        stats.merge(&s.lock_data().cmd_stats, histograms);
+        stats.merge(&s.lock_data().cmd_stats);
     }
     // Keyspace figures, read shard by shard (never all locks at once).
     let ndb = cfg.databases;
@@ -244,13 +240,12 @@ fn render(ctx: &mut ConnCtx, sections: &[String]) -> String {
             "latencystats" => {
                 t.push_str("# Latencystats\r\n");
                 let percentiles = ctx.config().latency_tracking_info_percentiles.clone();
-                let mut v: Vec<_> = stats.cmds.iter().collect();
-                v.sort_by_key(|(k, _)| k.0);
-                for (k, s) in v {
-                    if let Some(h) = &s.latency {
-                        t.push_str(&crate::latency::percentiles_line(k.0, h, &percentiles));
+                crate::latency::flush_shards(srv);
+                crate::latency::with_histograms(|all| {
+                    for (k, h) in all {
+                        t.push_str(&crate::latency::percentiles_line(k, h, &percentiles));
                     }
-                }
+                });
             }
             "shards" => {
                 t.push_str("# Shards\r\n");

@@ -211,22 +211,8 @@ fn latency_help(_ctx: &mut ConnCtx, _args: &[Bytes], out: &mut Out) {
 
 /// Every command's histogram, merged over the shards, by full name.
 fn merged_histograms(ctx: &ConnCtx) -> BTreeMap<&'static str, crate::latency::Histogram> {
-    let mut all: BTreeMap<&'static str, crate::latency::Histogram> = BTreeMap::new();
-    for s in &ctx.server.shards {
-        let d = s.lock_data();
-        for (name, st) in &d.cmd_stats.cmds {
-            let Some(h) = &st.latency else { continue };
-            match all.get_mut(name.0) {
-                Some(mine) => {
-                    let _ = mine.add(&**h);
-                }
-                None => {
-                    all.insert(name.0, (**h).clone());
-                }
-            }
-        }
-    }
-    all
+    crate::latency::flush_shards(ctx.server);
+    crate::latency::with_histograms(|all| all.clone())
 }
 
 fn reply_cdf(out: &mut Out, name: &str, h: &crate::latency::Histogram) {

@@ -27,7 +27,7 @@
 use super::keys::lookup_notouch;
 use super::{err, flag, parse, Cmd, Keys};
 use crate::protocol::Out;
-use crate::storage::{Db, Keyspace, ShardData, SLOTS};
+use crate::storage::{Db, Keyspace, ShardData};
 use crate::util::glob_match;
 use bytes::Bytes;
 use std::cell::Cell;
@@ -105,10 +105,9 @@ fn dbs<'a>(shards: &[&'a ShardData], db: usize) -> Vec<&'a Db> {
 
 /// The first slot at or after `from` that holds keys on any shard.
 fn next_used_slot(dbs: &[&Db], from: usize) -> Option<usize> {
-    (from..SLOTS).find(|&slot| {
-        dbs.iter()
-            .any(|d| d.slots.get(slot).is_some_and(Option::is_some))
-    })
+    dbs.iter()
+        .filter_map(|d| d.slots.used_from(from).next().map(|(slot, _)| slot))
+        .min()
 }
 
 /// Visits whole slots from `cursor` until at least `count` keys were collected; returns the
@@ -125,7 +124,7 @@ fn scan_slots(ks: &Keyspace, cursor: u64, count: usize) -> (Vec<Box<[u8]>>, u64)
             return (keys, slot as u64);
         }
         for db in &dbs {
-            if let Some(table) = db.slots.get(slot).and_then(|t| t.as_deref()) {
+            if let Some(table) = db.slots.get(slot) {
                 keys.extend(table.keys().map(Box::<[u8]>::from));
             }
         }
@@ -178,7 +177,7 @@ fn keys(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
     let mut slot = 0;
     while let Some(used) = next_used_slot(&dbs, slot) {
         for db in &dbs {
-            let Some(table) = db.slots.get(used).and_then(|t| t.as_deref()) else {
+            let Some(table) = db.slots.get(used) else {
                 continue;
             };
             let live = table.iter().filter(|(_, e)| !e.is_expired(now_ms));
@@ -256,7 +255,7 @@ fn randomkey(ks: &mut Keyspace, _args: &[Bytes], out: &mut Out) {
 mod tests {
     use super::super::keys::harness::{bulks, scan_reply, World, T0_MS};
     use super::*;
-    use crate::storage::key_slot;
+    use crate::storage::{key_slot, SLOTS};
     use std::collections::BTreeSet;
 
     fn populate(w: &mut World, n: usize) -> BTreeSet<String> {

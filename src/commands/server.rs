@@ -118,6 +118,8 @@ fn config_resetstat(ctx: &mut ConnCtx, _args: &[Bytes], out: &mut Out) {
         d.stats.misses = 0;
         d.stats.expired_keys = 0;
     }
+    crate::latency::reset_histograms();
+    crate::storage::lazyfree::reset_stats();
     let st = &ctx.server.stats;
     st.connections_received.store(0, Ordering::Relaxed);
     st.rejected_connections.store(0, Ordering::Relaxed);

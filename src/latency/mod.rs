@@ -1,11 +1,15 @@
 //! Latency introspection, as Redis 7.0: the slow log, the latency monitor and per-command
 //! latency histograms.
 //!
-//! - **Per-command histograms** (`LATENCY HISTOGRAM`, `INFO latencystats`) are recorded on
-//!   every command, so they live per shard inside `CommandStats` (in `ShardData`, under the
-//!   lock the command holds anyway: no extra synchronization on the hot path) and are merged
-//!   when read. Each is an HdrHistogram of nanoseconds, 1 ns to 1 s at 2 significant digits,
-//!   Redis's bounds, recording the command's duration in microseconds × 1000 as Redis does.
+//! - **Per-command histograms** (`LATENCY HISTOGRAM`, `INFO latencystats`): one per command
+//!   for the whole server, as Redis has, in `HISTOGRAMS` behind a mutex. Each is an
+//!   HdrHistogram of nanoseconds, 1 ns to 1 s at 2 significant digits, Redis's bounds,
+//!   recording the command's duration in microseconds × 1000 as Redis does; that is about
+//!   24 KB, counted in `used_memory` and so against `maxmemory`, which is why there is not one
+//!   per shard. Every command records its duration in its shard's `CommandStats` (under the
+//!   lock the command holds anyway), in a short buffer of samples that is added to the shared
+//!   histogram when it fills (`LATENCY_PENDING_MAX`) and before any reader looks
+//!   (`flush_shards`): one uncontended lock per 32 commands of a kind on the hot path.
 //! - **The slow log** and **the latency monitor** are touched only by commands over a
 //!   threshold (10 ms and off by default), so they are one global structure each behind a
 //!   mutex: that keeps Redis's semantics exactly (one id sequence, one order, `slowlog-max-len`
@@ -36,6 +40,58 @@ pub type Histogram = hdrhistogram::Histogram<u64>;
 
 pub fn new_histogram() -> Option<Histogram> {
     Histogram::new_with_bounds(HIST_NS_MIN, HIST_NS_MAX, HIST_SIGFIG).ok()
+}
+
+/// Samples (µs) a shard buffers per command before adding them to the shared histogram.
+pub const LATENCY_PENDING_MAX: usize = 32;
+
+/// The per-command histograms, by full command name.
+static HISTOGRAMS: Mutex<std::collections::BTreeMap<&'static str, Histogram>> =
+    Mutex::new(std::collections::BTreeMap::new());
+
+/// Adds buffered samples (µs) of `name` to its histogram, emptying `pending`.
+pub fn flush_samples(name: &'static str, pending: &mut Vec<u32>) {
+    if pending.is_empty() {
+        return;
+    }
+    let Ok(mut all) = HISTOGRAMS.lock() else {
+        return pending.clear();
+    };
+    if !all.contains_key(name) {
+        let Some(h) = new_histogram() else {
+            return pending.clear();
+        };
+        all.insert(name, h);
+    }
+    if let Some(h) = all.get_mut(name) {
+        for us in pending.drain(..) {
+            record_us(h, u64::from(us));
+        }
+    }
+}
+
+/// Adds every shard's buffered samples to the histograms (before reading them).
+pub fn flush_shards(server: &Server) {
+    for s in &server.shards {
+        s.lock_data().cmd_stats.flush_latency();
+    }
+}
+
+/// Runs `f` over the histograms (call `flush_shards` first).
+pub fn with_histograms<R>(
+    f: impl FnOnce(&std::collections::BTreeMap<&'static str, Histogram>) -> R,
+) -> R {
+    match HISTOGRAMS.lock() {
+        Ok(all) => f(&all),
+        Err(_) => f(&std::collections::BTreeMap::new()),
+    }
+}
+
+/// Drops every histogram (CONFIG RESETSTAT, after the shards' buffers were reset).
+pub fn reset_histograms() {
+    if let Ok(mut all) = HISTOGRAMS.lock() {
+        all.clear();
+    }
 }
 
 /// Records a duration given in microseconds (Redis records `duration * 1000`).

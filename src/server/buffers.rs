@@ -573,6 +573,9 @@ fn account(server: &Server, shard: usize, c: &mut Client, mem: u64, replica: boo
         Ordering::Relaxed,
     );
     c.mem_counted = (mem, replica);
+    if replica || was_replica {
+        crate::storage::evict::set_not_counted(cm.replica_total());
+    }
 }
 
 /// Removes a closing client's memory from its shard's sums.

@@ -45,8 +45,9 @@ pub struct CmdStat {
     pub usec: u64,
     pub rejected_calls: u64,
     pub failed_calls: u64,
-    /// Latency histogram (`latency-tracking`), created at the first recorded call.
-    pub latency: Option<Box<crate::latency::Histogram>>,
+    /// Durations (µs) not yet added to the command's histogram (`latency-tracking`; see
+    /// `crate::latency`).
+    pub latency_pending: Vec<u32>,
 }
 
 #[derive(Default, Clone, Debug)]
@@ -74,11 +75,12 @@ impl CommandStats {
             s.failed_calls += 1;
         }
         if crate::latency::tracking() {
-            if s.latency.is_none() {
-                s.latency = crate::latency::new_histogram().map(Box::new);
-            }
-            if let Some(h) = s.latency.as_deref_mut() {
-                crate::latency::record_us(h, usec);
+            s.latency_pending
+                .push(u32::try_from(usec).unwrap_or(u32::MAX));
+            // The first call creates the histogram, as in Redis (so its memory shows in
+            // `used_memory` when Redis's would); later ones are added in batches.
+            if s.calls == 1 || s.latency_pending.len() >= crate::latency::LATENCY_PENDING_MAX {
+                crate::latency::flush_samples(name, &mut s.latency_pending);
             }
         }
         self.total_commands += 1;
@@ -104,22 +106,21 @@ impl CommandStats {
         }
     }
 
-    /// Adds another shard's figures; its latency histograms too when `histograms`.
-    pub fn merge(&mut self, o: &CommandStats, histograms: bool) {
+    /// Adds every command's buffered durations to the shared latency histograms.
+    pub fn flush_latency(&mut self) {
+        for (name, s) in self.cmds.iter_mut() {
+            crate::latency::flush_samples(name.0, &mut s.latency_pending);
+        }
+    }
+
+    /// Adds another shard's figures (not its buffered durations: see `flush_latency`).
+    pub fn merge(&mut self, o: &CommandStats) {
         for (k, v) in &o.cmds {
             let s = self.cmds.entry(*k).or_default();
             s.calls += v.calls;
             s.usec += v.usec;
             s.rejected_calls += v.rejected_calls;
             s.failed_calls += v.failed_calls;
-            if let Some(h) = v.latency.as_ref().filter(|_| histograms) {
-                match s.latency.as_deref_mut() {
-                    Some(mine) => {
-                        let _ = mine.add(&**h);
-                    }
-                    None => s.latency = Some(h.clone()),
-                }
-            }
         }
         for (k, v) in &o.errors {
             *self.errors.entry(k.clone()).or_default() += v;

@@ -460,6 +460,10 @@ impl<I: Io> Shard<I> {
         let prepared = dispatch::prepare(c, args, home, nshards, auth_required)
             .and_then(|p| crate::persistence::snapshot::admit(&self.server, &self.cfg, c, p))
             .and_then(|p| {
+                let (notes, poke) = (&mut self.pending_notes, &mut self.poke);
+                crate::storage::evict::admit_command(&self.server, &self.cfg, c, p, notes, poke)
+            })
+            .and_then(|p| {
                 match crate::replication::replica::reject(&self.cfg, &self.server, p.cmd) {
                     Some(e) => Err(dispatch::Rejected {
                         error: e.as_bytes().to_vec(),
@@ -756,9 +760,7 @@ impl<I: Io> Shard<I> {
             };
             ks.no_touch = c.no_touch;
             ks.prop.on = server.feed.active();
-            if crate::storage::evict::admit(&mut ks, cmd.flags, &mut out) {
-                ks.exec(f, args, &mut out);
-            }
+            ks.exec(f, args, &mut out);
             if ks.prop.on {
                 // Fed while the shards are still locked: see `replication::feed`.
                 self.poke |= server.feed.propagate(&ks.take_ops(), true);
@@ -920,6 +922,12 @@ impl<I: Io> Shard<I> {
             crate::commands::multi::unwatch_all(&server, c);
             Out::new(&mut c.out, c.proto)
                 .error("EXECABORT Transaction discarded because of previous errors.");
+            if !crate::scripting::running() {
+                // A failed call of EXEC and an EXECABORT error reply, as Redis counts them.
+                let st = &mut self.handle.lock_data().cmd_stats;
+                st.record("exec", 0, true);
+                st.record_error("EXECABORT");
+            }
             return;
         }
         // Every shard the transaction may touch, in ascending order.
@@ -1393,9 +1401,7 @@ impl<I: Io> Shard<I> {
                 let mut ks = Keyspace::one(&mut data, self.nshards, db, now_ms);
                 ks.no_touch = no_touch;
                 ks.prop.on = self.server.feed.active();
-                if crate::storage::evict::admit(&mut ks, rc.cmd.flags, &mut out) {
-                    ks.exec(f, &rc.args, &mut out);
-                }
+                ks.exec(f, &rc.args, &mut out);
                 if ks.prop.on {
                     self.poke |= self.server.feed.propagate(&ks.take_ops(), true);
                 }
@@ -1621,27 +1627,13 @@ impl<I: Io> Shard<I> {
             "expire-cycle",
             start.elapsed().as_millis() as u64,
         );
-        let evicted = {
-            let mut data = self.handle.lock_data();
-            let evicted = crate::storage::evict::cron(&mut data, self.nshards);
-            if !evicted.is_empty() && self.server.feed.active() {
-                // Fed while the shard is still locked, as every other deletion.
-                let ops = crate::storage::evict::deletions(&evicted);
-                self.poke |= self.server.feed.propagate(&ops, false);
+        if self.id == 0 {
+            // A maxmemory pass that ran out of time continues here (see `storage::evict`).
+            let mut notes = Vec::new();
+            self.poke |= crate::storage::evict::cron(&self.server, &self.cfg, &mut notes);
+            if !notes.is_empty() {
+                self.publish_notifications(notes);
             }
-            evicted
-        };
-        if !evicted.is_empty() && crate::pubsub::notify_enabled('e') {
-            let notes = evicted
-                .into_iter()
-                .map(|(db, k)| crate::pubsub::Notification {
-                    db,
-                    class: 'e',
-                    event: "evicted",
-                    key: Bytes::from(Vec::from(k)),
-                })
-                .collect();
-            self.publish_notifications(notes);
         }
         self.clients_cron();
         self.reap_idle_clients();

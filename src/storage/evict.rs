@@ -128,6 +128,11 @@ pub fn apply(cfg: &crate::config::Config) {
         .store(cfg.lfu_log_factor, Ordering::Relaxed);
     s.lfu_decay_time
         .store(cfg.lfu_decay_time, Ordering::Relaxed);
+    if cfg.maxmemory != 0 {
+        // Memory may be over the new limit: evict without waiting for a command (Redis's
+        // `updateMaxmemory`).
+        start_background();
+    }
 }
 
 /// Redis's LFU minutes clock: Unix minutes mod 2^16.
@@ -265,18 +270,70 @@ mod tests {
 }
 
 // ----- Eviction -----
+//
+// The budget is global (one `used_memory` for the process) and so is the choice of victims:
+// like Redis's `performEvictions`, which samples every database into one pool, a pass samples
+// every shard and evicts the best candidate among all of them, until memory is under the
+// limit. A pass therefore needs every shard: it runs before a command (`admit_command`, from
+// the connection's thread, holding no shard lock) and takes all the shard locks in ascending
+// order, as any multi-shard operation does (see `shard`'s opening comment). Under the limit
+// it costs one read of the memory counter and touches no other shard.
+//
+// Each shard keeps its own pool of the best candidates it has seen (Redis's EVPOOL_SIZE per
+// shard rather than one for the process): the pass refills each shard's pool with
+// `maxmemory-samples` keys per database, then evicts the best head among the pools. Scores
+// are comparable across shards (idle seconds, 255 - LFU counter, or the deadline), so this is
+// one pool of 16 per shard, never worse than Redis's single pool of 16.
+//
+// A pass stops after the tenacity time budget (`evictionTimeLimitUs`), checked every 16 keys
+// as Redis does; eviction then continues from shard 0's cron (Redis's eviction timer proc),
+// which also follows a CONFIG SET maxmemory.
 
 use super::db::{Entry, ShardData};
 use super::keyspace::Keyspace;
 use crate::protocol::Out;
+use std::sync::atomic::AtomicBool;
 
 /// Redis's `-OOM` error for a DENYOOM command that cannot get memory.
 pub const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
-/// Candidates the eviction pool keeps (Redis's EVPOOL_SIZE).
+/// Candidates each shard's eviction pool keeps (Redis's EVPOOL_SIZE).
 const POOL_SIZE: usize = 16;
+/// Evictions between two checks of the time budget (as Redis).
+const KEYS_PER_TIME_CHECK: usize = 16;
+/// Sampling rounds a pass tries when every sampled candidate turned out gone, before it
+/// reports that nothing is evictable.
+const SAMPLE_ROUNDS_MAX: usize = 16;
+
+/// What a pass concluded (Redis's EVICT_OK, EVICT_RUNNING, EVICT_FAIL).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Under the limit (or eviction does not apply now).
+    Ok,
+    /// Over the limit, but the time budget ran out: eviction continues in the cron.
+    Running,
+    /// Over the limit with nothing left that the policy may evict.
+    Fail,
+}
+
+/// A key a pass evicted: (shard id, db, key).
+pub type Evicted = (usize, usize, Box<[u8]>);
+
+/// Set when a pass stopped for time (or maxmemory was lowered): shard 0's cron continues.
+static RUNNING: AtomicBool = AtomicBool::new(false);
+
+/// Asks the cron to run a pass soon (CONFIG SET maxmemory, as Redis's
+/// `startEvictionTimeProc`).
+pub fn start_background() {
+    RUNNING.store(true, Ordering::Relaxed);
+}
+
+/// Whether the cron should run a pass.
+pub fn running() -> bool {
+    RUNNING.load(Ordering::Relaxed)
+}
 
 /// The best candidates seen so far, ascending by score (the best one last): Redis's eviction
-/// pool, one per shard, kept across calls so each round of sampling improves on the last.
+/// pool, one per shard, kept across passes so each round of sampling improves on the last.
 #[derive(Default, Debug)]
 pub struct Pool {
     candidates: Vec<(u64, usize, Box<[u8]>)>,
@@ -284,12 +341,13 @@ pub struct Pool {
 
 impl Pool {
     fn offer(&mut self, score: u64, db: usize, key: &[u8]) {
-        if self
+        if let Some(at) = self
             .candidates
             .iter()
-            .any(|(_, d, k)| *d == db && &**k == key)
+            .position(|(_, d, k)| *d == db && &**k == key)
         {
-            return;
+            // Sampled again: its score is fresher than the pooled one.
+            self.candidates.remove(at);
         }
         if self.candidates.len() >= POOL_SIZE {
             match self.candidates.first() {
@@ -301,6 +359,10 @@ impl Pool {
         }
         let at = self.candidates.partition_point(|(s, _, _)| *s < score);
         self.candidates.insert(at, (score, db, key.into()));
+    }
+
+    fn best_score(&self) -> Option<u64> {
+        self.candidates.last().map(|(s, _, _)| *s)
     }
 }
 
@@ -325,216 +387,348 @@ fn time_limit_us(tenacity: u32) -> Option<u64> {
     }
 }
 
-/// A random key of `shard` (in any db when `db` is None) for the random policies and for
-/// sampling: a random slot of the shard holding keys, then a random entry of it.
+/// Keys of `shard` the policy may evict.
+fn evictable(shard: &ShardData, volatile: bool) -> usize {
+    shard
+        .dbs
+        .iter()
+        .map(|d| if volatile { d.volatile } else { d.keys })
+        .sum()
+}
+
+/// Visits about `count` random keys of each database of `shard` (only keys with an expiry
+/// when `volatile`), as Redis's `dictGetSomeKeys`: from a random slot onwards, a share of
+/// each non-empty table proportional to its size (at least one key), so a shard whose keys
+/// sit in a few slots is sampled as well as one whose keys are spread over all of them.
 fn sample(
     shard: &ShardData,
-    nshards: usize,
     volatile: bool,
-    mut visit: impl FnMut(usize, &[u8], &Entry),
     count: usize,
+    mut visit: impl FnMut(usize, &[u8], &Entry),
 ) -> usize {
     let mut seen = 0;
     for (db_index, db) in shard.dbs.iter().enumerate() {
-        let pool = if volatile { db.volatile } else { db.keys };
-        if pool == 0 {
+        let total = if volatile { db.volatile } else { db.keys };
+        if total == 0 {
             continue;
         }
-        let owned = super::SLOTS.div_ceil(nshards.max(1));
-        let mut tries = 0;
-        while seen < count && tries < count * 16 {
-            tries += 1;
-            let slot = shard.id + (random_u64() as usize % owned) * nshards.max(1);
-            let Some(t) = db.table(slot as u16) else {
-                continue;
-            };
-            if volatile && t.volatile == 0 {
+        let start = random_u64() as usize % super::SLOTS;
+        let tables = db
+            .slots
+            .used_from(start)
+            .chain(db.slots.used_from(0).take_while(|(s, _)| *s < start));
+        let mut got = 0;
+        for (_, t) in tables {
+            if got >= count {
+                break;
+            }
+            let len = if volatile { t.volatile } else { t.len() };
+            if len == 0 {
                 continue;
             }
-            let Some((k, e)) = t.nth(random_u64() as usize % t.len()) else {
-                continue;
-            };
-            if volatile && e.expire_ms == 0 {
-                continue;
+            let share = (count * len).div_ceil(total).clamp(1, count - got);
+            for _ in 0..share {
+                let r = random_u64() as usize % t.len();
+                let found = if volatile {
+                    let mut it = t.iter().skip(r).chain(t.iter().take(r));
+                    it.find(|(_, e)| e.expire_ms != 0)
+                } else {
+                    t.nth(r)
+                };
+                if let Some((k, e)) = found {
+                    visit(db_index, k, e);
+                    got += 1;
+                }
             }
-            visit(db_index, k, e);
-            seen += 1;
         }
+        seen += got;
     }
     seen
 }
 
-/// Picks the next key to evict from `shard`: (db, key). None when nothing is evictable.
-fn pick(shard: &mut ShardData, nshards: usize, policy: Policy) -> Option<(usize, Box<[u8]>)> {
+/// The next key to evict among `shards` under `policy`: (index in `shards`, db, key). None
+/// when nothing is evictable.
+fn pick(shards: &mut [&mut ShardData], policy: Policy) -> Option<(usize, usize, Box<[u8]>)> {
     let volatile = policy.volatile_only();
-    let samples = SETTINGS.samples.load(Ordering::Relaxed).max(1) as usize;
     if matches!(policy, Policy::AllkeysRandom | Policy::VolatileRandom) {
-        let mut found = None;
-        sample(
-            shard,
-            nshards,
-            volatile,
-            |db, k, _| found = Some((db, k.into())),
-            1,
-        );
-        return found;
+        return pick_random(shards, volatile);
     }
+    let samples = SETTINGS.samples.load(Ordering::Relaxed).max(1) as usize;
     let now = crate::util::lru_secs();
-    let mut pool = std::mem::take(&mut shard.evict_pool);
-    sample(
-        shard,
-        nshards,
-        volatile,
-        |db, k, e| pool.offer(score(policy, e, now), db, k),
-        samples,
-    );
-    // The best candidate that still exists (a pooled key may have been deleted since).
-    let mut picked = None;
-    while let Some((_, db, key)) = pool.candidates.pop() {
-        let slot = super::key_slot(&key);
-        let live = shard
-            .dbs
-            .get(db)
-            .and_then(|d| d.get(slot, &key))
-            .is_some_and(|e| !volatile || e.expire_ms != 0);
-        if live {
-            picked = Some((db, key));
-            break;
+    for _ in 0..SAMPLE_ROUNDS_MAX {
+        let mut any = false;
+        for shard in shards.iter_mut() {
+            if evictable(shard, volatile) == 0 {
+                continue;
+            }
+            any = true;
+            let mut pool = std::mem::take(&mut shard.evict_pool);
+            sample(shard, volatile, samples, |db, k, e| {
+                pool.offer(score(policy, e, now), db, k)
+            });
+            shard.evict_pool = pool;
+        }
+        if !any {
+            return None;
+        }
+        // The best head among the pools that still names a live key (a pooled key may have
+        // been deleted or lost its expiry since it was sampled: a ghost, dropped).
+        loop {
+            let best = shards
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| s.evict_pool.best_score().map(|sc| (sc, i)))
+                .max();
+            let Some((_, i)) = best else { break };
+            let shard = &mut *shards[i];
+            let Some((_, db, key)) = shard.evict_pool.candidates.pop() else {
+                break;
+            };
+            let slot = super::key_slot(&key);
+            let live = shard
+                .dbs
+                .get(db)
+                .and_then(|d| d.get(slot, &key))
+                .is_some_and(|e| !volatile || e.expire_ms != 0);
+            if live {
+                return Some((i, db, key));
+            }
         }
     }
-    shard.evict_pool = pool;
-    picked
+    None
 }
 
-/// Whether memory is over the budget now.
+/// A random evictable key: a shard drawn in proportion to its evictable keys, then a random
+/// key of it (Redis draws from each database in turn).
+fn pick_random(shards: &mut [&mut ShardData], volatile: bool) -> Option<(usize, usize, Box<[u8]>)> {
+    let counts: Vec<usize> = shards.iter().map(|s| evictable(s, volatile)).collect();
+    let total: usize = counts.iter().sum();
+    if total == 0 {
+        return None;
+    }
+    let mut draw = random_u64() as usize % total;
+    let i = counts.iter().position(|&n| {
+        if draw < n {
+            true
+        } else {
+            draw -= n;
+            false
+        }
+    })?;
+    let mut found = None;
+    sample(shards[i], volatile, 1, |db, k, _| {
+        found = Some((db, k.into()))
+    });
+    found.map(|(db, key)| (i, db, key))
+}
+
+/// Bytes of `used_memory` that eviction does not count: replicas' output buffers (Redis's
+/// `freeMemoryGetNotCountedMemory`), kept current by `server::buffers` as they change.
+static NOT_COUNTED_BYTES: AtomicU64 = AtomicU64::new(0);
+
+pub fn set_not_counted(bytes: u64) {
+    NOT_COUNTED_BYTES.store(bytes, Ordering::Relaxed);
+}
+
+/// INFO memory `mem_not_counted_for_evict`.
+pub fn not_counted() -> u64 {
+    NOT_COUNTED_BYTES.load(Ordering::Relaxed)
+}
+
+/// Whether memory is over the budget now (what replicas' buffers hold aside, so that a slow
+/// replica does not make the master evict its dataset).
 pub fn over_budget() -> bool {
     let max = maxmemory();
-    max != 0 && crate::alloc::used_memory() as u64 > max
+    if max == 0 {
+        return false;
+    }
+    let used = crate::alloc::used_memory() as u64;
+    used > max && used.saturating_sub(not_counted()) > max
 }
 
-/// Redis's `performEvictions` for the shards a command locked, run before a data command when
-/// `maxmemory` is set. Returns false (after writing the OOM error) when the command is a
-/// DENYOOM one and memory could not be brought under the budget.
+/// Redis's `performEvictions` over `shards` (every shard of the server, locked): evicts the
+/// best candidates across all of them until memory is under the limit, nothing is evictable,
+/// or the time budget ran out. The evicted keys are appended to `evicted`.
+pub fn perform(shards: &mut [&mut ShardData], evicted: &mut Vec<Evicted>) -> Outcome {
+    if !over_budget() {
+        RUNNING.store(false, Ordering::Relaxed);
+        return Outcome::Ok;
+    }
+    let policy = policy();
+    if policy == Policy::Noeviction {
+        RUNNING.store(false, Ordering::Relaxed);
+        return Outcome::Fail;
+    }
+    let start = crate::util::now_us();
+    let limit_us = time_limit_us(SETTINGS.tenacity.load(Ordering::Relaxed));
+    let lazy = super::limits::lazy(&super::limits::LAZY.eviction);
+    let mut freed = 0usize;
+    let outcome = loop {
+        let Some((i, db, key)) = pick(shards, policy) else {
+            break Outcome::Fail;
+        };
+        let shard = &mut *shards[i];
+        if evict_key(shard, db, &key) {
+            evicted.push((shard.id, db, key));
+        }
+        freed += 1;
+        if !over_budget() {
+            break Outcome::Ok;
+        }
+        if freed.is_multiple_of(KEYS_PER_TIME_CHECK)
+            && limit_us.is_some_and(|l| crate::util::now_us().saturating_sub(start) > l)
+        {
+            break Outcome::Running;
+        }
+    };
+    RUNNING.store(outcome == Outcome::Running, Ordering::Relaxed);
+    if outcome == Outcome::Fail && lazy {
+        // Values being freed on the lazyfree thread may bring memory under the limit: wait
+        // for them a little, within the time budget (as Redis).
+        let limit = limit_us.unwrap_or(1000);
+        while super::lazyfree::stats().0 > 0 && crate::util::now_us().saturating_sub(start) < limit
+        {
+            if !over_budget() {
+                return Outcome::Ok;
+            }
+            std::thread::sleep(std::time::Duration::from_micros(limit.min(1000)));
+        }
+    }
+    outcome
+}
+
+/// Whether eviction applies now: not on a replica ignoring maxmemory, not while loading,
+/// not inside a running script, not while clients are paused (Redis's
+/// `isSafeToPerformEvictions`).
+fn safe_now(server: &crate::server::Server, cfg: &crate::config::Config) -> bool {
+    let ignored = crate::replication::replica::is_replica() && cfg.replica_ignore_maxmemory;
+    let loading = server.persistence.loading.load(Ordering::Relaxed);
+    !ignored
+        && !loading
+        && !crate::scripting::running()
+        && !server.paused_for(true, crate::util::now_ms())
+}
+
+/// A pass over every shard of `server`, taking their locks in ascending order; the evictions
+/// are propagated (fed while the shards are still locked, as every deletion) and their
+/// `evicted` events appended to `notes`. Returns the outcome and the replica shards to poke.
+/// The caller must hold no shard lock.
+pub fn perform_all(
+    server: &crate::server::Server,
+    notes: &mut Vec<crate::pubsub::Notification>,
+) -> (Outcome, u64) {
+    let mut guards = server.lock_all();
+    let mut parts: Vec<&mut ShardData> = guards.iter_mut().map(|g| &mut **g).collect();
+    let mut evicted = Vec::new();
+    let outcome = perform(&mut parts, &mut evicted);
+    let poke = if evicted.is_empty() {
+        0
+    } else {
+        server.feed.propagate(&deletions(&evicted), false)
+    };
+    drop(parts);
+    drop(guards);
+    notes.extend(notifications(evicted));
+    (outcome, poke)
+}
+
+/// Redis's maxmemory step of `processCommand`, before a command runs (from the connection's
+/// thread, holding no shard lock): a pass when over the limit, then Redis's OOM error for a
+/// deny-oom command (EXEC holding one, or anything but EXEC/DISCARD/QUIT/RESET queued inside
+/// MULTI) when nothing more could be evicted. Under the limit: one read of the counter.
+pub fn admit_command(
+    server: &crate::server::Server,
+    cfg: &crate::config::Config,
+    client: &crate::server::Client,
+    p: crate::server::dispatch::Prepared,
+    notes: &mut Vec<crate::pubsub::Notification>,
+    poke: &mut u64,
+) -> Result<crate::server::dispatch::Prepared, crate::server::dispatch::Rejected> {
+    if !over_budget() || !safe_now(server, cfg) {
+        return Ok(p);
+    }
+    let (outcome, shards) = perform_all(server, notes);
+    *poke |= shards;
+    if outcome != Outcome::Fail {
+        return Ok(p);
+    }
+    use crate::commands::flag::DENYOOM;
+    let queued_denyoom = p.cmd.name == "exec"
+        && client
+            .multi
+            .as_ref()
+            .is_some_and(|q| q.iter().any(|c| c.cmd.flags & DENYOOM != 0));
+    let in_multi =
+        client.multi.is_some() && !matches!(p.cmd.name, "exec" | "discard" | "quit" | "reset");
+    if p.cmd.flags & DENYOOM != 0 || queued_denyoom || in_multi {
+        return Err(crate::server::dispatch::Rejected {
+            error: OOM.as_bytes().to_vec(),
+            full_name: Some(p.full_name),
+        });
+    }
+    Ok(p)
+}
+
+/// Eviction for a keyspace that spans every shard (a script about to write, FUNCTION LOAD):
+/// a pass over them, then false (after writing the OOM error) when a deny-oom command cannot
+/// get memory. The evictions are recorded in the keyspace's propagation and notifications.
 pub fn admit(ks: &mut Keyspace, flags: u32, out: &mut Out) -> bool {
     if !over_budget() {
         return true;
     }
-    let denyoom = flags & crate::commands::flag::DENYOOM != 0;
-    let policy = policy();
-    if policy == Policy::Noeviction {
-        if denyoom {
-            out.error(OOM);
-            return false;
-        }
-        return true;
-    }
-    let start = crate::util::now_us();
-    let limit = time_limit_us(SETTINGS.tenacity.load(Ordering::Relaxed));
-    let nshards = ks.nshards();
-    let mut failed = false;
-    let mut evicted: Vec<(usize, Box<[u8]>)> = Vec::new();
-    while over_budget() {
-        let mut evicted_one = false;
-        for shard in ks.shards_mut() {
-            if let Some((db, key)) = pick(shard, nshards, policy) {
-                if evict_key(shard, db, &key) {
-                    evicted.push((db, key));
-                }
-                evicted_one = true;
-                if !over_budget() {
-                    break;
-                }
-            }
-        }
-        if !evicted_one {
-            failed = true;
-            break;
-        }
-        // Values being freed on the lazyfree thread will lower used_memory soon: let the
-        // command run rather than evict more than needed (Redis's EVICT_RUNNING).
-        if super::lazyfree::stats().0 > 0 {
-            break;
-        }
-        if limit.is_some_and(|l| crate::util::now_us().saturating_sub(start) > l) {
-            break;
-        }
-    }
+    let mut evicted = Vec::new();
+    let outcome = {
+        let mut parts = ks.shards_mut();
+        perform(&mut parts, &mut evicted)
+    };
     if ks.prop.on {
         // Each eviction reaches replicas and the AOF as its own DEL (or UNLINK).
         ks.prop.ops.extend(deletions(&evicted));
     }
-    if crate::pubsub::notify_enabled('e') {
-        for (db, key) in evicted {
-            ks.notifications.push(crate::pubsub::Notification {
-                db,
-                class: 'e',
-                event: "evicted",
-                key: bytes::Bytes::from(key.into_vec()),
-            });
-        }
-    }
-    // Keys elsewhere: their shards evict them in their cron (the budget is global), so this
-    // command is not refused for memory this shard cannot free.
-    let elsewhere = failed && keys_on_other_shards(ks);
-    if failed && denyoom && !elsewhere {
+    ks.notifications.extend(notifications(evicted));
+    if outcome == Outcome::Fail && flags & crate::commands::flag::DENYOOM != 0 {
         out.error(OOM);
         return false;
     }
     true
 }
 
-/// Evictable keys per shard as of each shard's last cron (lock-free view of the others).
-static SHARD_KEYS: [AtomicU64; 256] = [const { AtomicU64::new(0) }; 256];
-
-fn keys_on_other_shards(ks: &Keyspace) -> bool {
-    let mine: Vec<usize> = ks.shards().iter().map(|s| s.id).collect();
-    SHARD_KEYS
-        .iter()
-        .enumerate()
-        .take(ks.nshards())
-        .any(|(i, n)| !mine.contains(&i) && n.load(Ordering::Relaxed) > 0)
+/// The continuation of a pass that ran out of time (Redis's eviction timer proc), from shard
+/// 0's cron, holding no shard lock.
+pub fn cron(
+    server: &crate::server::Server,
+    cfg: &crate::config::Config,
+    notes: &mut Vec<crate::pubsub::Notification>,
+) -> u64 {
+    if !running() || maxmemory() == 0 || !safe_now(server, cfg) {
+        return 0;
+    }
+    perform_all(server, notes).1
 }
 
-/// A shard's periodic part of the global budget: publishes its key count, and evicts its own
-/// keys while the server is over `maxmemory` (memory may be held by another shard's keys'
-/// writers; every shard gives back from what it owns), within the tenacity time budget.
-///
-/// Returns the keys evicted, for the caller to propagate (`deletions`).
-pub fn cron(shard: &mut ShardData, nshards: usize) -> Vec<(usize, Box<[u8]>)> {
-    let policy = policy();
-    // What this shard could evict under the policy: every key, or the volatile ones.
-    let keys: usize = if policy.volatile_only() {
-        shard.dbs.iter().map(|d| d.volatile).sum()
-    } else {
-        shard.dbs.iter().map(|d| d.keys).sum()
-    };
-    if let Some(c) = SHARD_KEYS.get(shard.id) {
-        c.store(keys as u64, Ordering::Relaxed);
-    }
-    let mut evicted = Vec::new();
-    if policy == Policy::Noeviction || !over_budget() {
-        return evicted;
-    }
-    let start = crate::util::now_us();
-    let limit = time_limit_us(SETTINGS.tenacity.load(Ordering::Relaxed)).unwrap_or(u64::MAX);
-    while over_budget() && crate::util::now_us().saturating_sub(start) <= limit {
-        let Some((db, key)) = pick(shard, nshards, policy) else {
-            break;
-        };
-        if evict_key(shard, db, &key) {
-            evicted.push((db, key));
-        }
+/// The `evicted` keyspace events of a pass (when enabled).
+fn notifications(evicted: Vec<Evicted>) -> Vec<crate::pubsub::Notification> {
+    if evicted.is_empty() || !crate::pubsub::notify_enabled('e') {
+        return Vec::new();
     }
     evicted
+        .into_iter()
+        .map(|(_, db, key)| crate::pubsub::Notification {
+            db,
+            class: 'e',
+            event: "evicted",
+            key: bytes::Bytes::from(key.into_vec()),
+        })
+        .collect()
 }
 
 /// The propagated form of evictions: `DEL key` each (UNLINK under lazyfree-lazy-eviction), as
 /// Redis's propagateDeletion.
-pub fn deletions(evicted: &[(usize, Box<[u8]>)]) -> Vec<crate::replication::Op> {
+pub fn deletions(evicted: &[Evicted]) -> Vec<crate::replication::Op> {
     let lazy = super::limits::lazy(&super::limits::LAZY.eviction);
     evicted
         .iter()
-        .map(|(db, key)| {
+        .map(|(_, db, key)| {
             crate::replication::Op::new(
                 *db,
                 vec![

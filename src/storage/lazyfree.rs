@@ -34,6 +34,11 @@ pub fn stats() -> (u64, u64) {
     )
 }
 
+/// CONFIG RESETSTAT: `lazyfreed_objects` starts over (as Redis's `lazyfreeResetStats`).
+pub fn reset_stats() {
+    FREED.store(0, Ordering::Relaxed);
+}
+
 /// Something to drop on the helper thread, with the object count it stands for.
 struct Job {
     garbage: Box<dyn Send>,
@@ -81,6 +86,12 @@ pub fn free_effort(v: &Value) -> usize {
         Value::Hash(h) if !h.is_packed() => h.len(),
         Value::Set(s) if s.encoding() == "hashtable" => s.len(),
         Value::ZSet(z) if z.encoding() == "skiplist" => z.len(),
+        // Each node is an allocation, and so is each group and its pending entries (the
+        // first group's PEL stands for every group's, as in Redis: constant time).
+        Value::Stream(st) => {
+            let pel = st.groups.values().next().map_or(0, |g| g.pel.len());
+            st.node_count() + st.groups.len() * (1 + pel)
+        }
         _ => 1,
     }
 }
