@@ -881,7 +881,7 @@ fn store_points(
             .unwrap_or(std::cmp::Ordering::Equal)
             .then_with(|| a.0.cmp(&b.0))
     });
-    ks.set(dst, Value::ZSet(Box::new(ZSet::from_sorted(&pairs))));
+    ks.set(dst, Value::ZSet(ZSet::from_sorted(&pairs)));
     ks.signal_modified(dst);
     let event = if matches!(form, Form::Search | Form::SearchStore) {
         "geosearchstore"

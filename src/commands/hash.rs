@@ -146,7 +146,7 @@ fn update_or_create<R>(
             _ => Err(WrongType),
         },
         None => {
-            let mut h = Box::new(Hash::new());
+            let mut h = Hash::new();
             let result = f(&mut h);
             if !h.is_empty() {
                 ks.set(key, Value::Hash(h));

@@ -232,7 +232,7 @@ fn push_values<B: AsRef<[u8]>>(
     let mut l = List::new();
     values.iter().for_each(|v| l.push(end, v.as_ref(), fill));
     let len = l.len();
-    ks.set(key, Value::List(Box::new(l)));
+    ks.set(key, Value::List(l));
     Ok(Some(len))
 }
 

@@ -234,7 +234,7 @@ fn sort_generic(ks: &mut Keyspace, args: &Args, out: &mut Out, readonly: bool) {
 /// Looks the key up and takes its elements (`Err` for a value of another type), settling
 /// the LIMIT window and the cases where `dontsort` changes.
 fn load(ks: &mut Keyspace, key: &[u8], o: &mut Options) -> Result<Loaded, WrongType> {
-    let mut empty = Value::List(Box::default());
+    let mut empty = Value::List(Default::default());
     let value = match ks.lookup_read(key) {
         Some(entry) => &mut entry.value,
         None => &mut empty,
@@ -454,7 +454,7 @@ fn store(ks: &mut Keyspace, o: &Options, dst: &[u8], rows: &[Row], out: &mut Out
     }
     let stored = list.len();
     if stored > 0 {
-        ks.set(dst, Value::List(Box::new(list)));
+        ks.set(dst, Value::List(list));
         ks.signal_modified(dst);
         ks.notify('l', "sortstore", dst);
         ks.dirty(stored as u64);

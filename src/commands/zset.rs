@@ -407,7 +407,7 @@ fn zadd_generic(ks: &mut Keyspace, args: &Args, out: &mut Out, incr: bool) {
             let mut z = ZSet::new();
             let t = apply_zadd(&mut z, args, &p);
             if !z.is_empty() {
-                ks.set(key, Value::ZSet(Box::new(z)));
+                ks.set(key, Value::ZSet(z));
             }
             t
         }
@@ -609,7 +609,7 @@ fn randmember_count(z: &ZSet, count: i64, withscores: bool, out: &mut Out) {
         }
         let n = count.unsigned_abs() as usize;
         pairs_header(out, n, withscores);
-        if let ZSet::Listpack(_) = z {
+        if z.is_listpack() {
             // One walk of the (small) listpack, then draws by index.
             let all: Vec<(Item, f64)> = z.iter().collect();
             for _ in 0..n {

@@ -1126,6 +1126,9 @@ impl<I: Io> Shard<I> {
         {
             let parts: Vec<&mut ShardData> = guards.iter_mut().map(|g| &mut **g).collect();
             let mut ks = Keyspace::many(parts, nshards, db, crate::util::now_ms());
+            // On before the lookup: a key found expired here is deleted and its DEL
+            // propagated, as Redis's lookup in handleClientsBlockedOnKeys does.
+            ks.prop.on = server.feed.active();
             let has_data = match ks.peek(key).map(|e| &e.value) {
                 _ if w.req.wait_for == WaitFor::Stream => {
                     crate::commands::stream::waiter_ready(&mut ks, key, &w.args)
@@ -1139,6 +1142,13 @@ impl<I: Io> Shard<I> {
                 _ => false,
             };
             if !has_data {
+                if ks.prop.on {
+                    self.poke |= server.feed.propagate(&ks.take_ops(), false);
+                }
+                let notes = std::mem::take(&mut ks.notifications);
+                drop(ks);
+                drop(guards);
+                self.publish_notifications(notes);
                 return false;
             }
             if !w.claim() {
@@ -1151,7 +1161,6 @@ impl<I: Io> Shard<I> {
             }
             let mut out = Out::new(&mut bytes, w.proto);
             let start = crate::util::cycles::now();
-            ks.prop.on = server.feed.active();
             (w.req.serve)(&mut ks, key, &w.args, &mut out);
             error_code = out.last_error_code.take();
             if ks.prop.on {

@@ -20,6 +20,7 @@
 
 mod table;
 
+use super::compact::{Enc, PackedOr};
 use super::limits::{self, LIMITS};
 use super::listpack::{self, Item, Listpack};
 use std::fmt;
@@ -51,13 +52,8 @@ impl Limits {
 /// A hash value.
 #[derive(Clone)]
 pub struct Hash {
-    enc: Encoding,
-}
-
-#[derive(Clone)]
-enum Encoding {
-    Listpack(Listpack),
-    Table(Box<Table>),
+    /// One word: the listpack, or the boxed table (see `storage::compact`).
+    enc: PackedOr<Table>,
 }
 
 impl Default for Hash {
@@ -70,27 +66,27 @@ impl Hash {
     /// An empty hash, packed (Redis's `createHashObject`).
     pub fn new() -> Hash {
         Hash {
-            enc: Encoding::Listpack(Listpack::new()),
+            enc: PackedOr::packed(Listpack::new_forward()),
         }
     }
 
     /// The name OBJECT ENCODING reports.
     pub fn encoding(&self) -> &'static str {
-        match self.enc {
-            Encoding::Listpack(_) => "listpack",
-            Encoding::Table(_) => "hashtable",
+        match self.enc.get() {
+            Enc::Packed(_) => "listpack",
+            Enc::Big(_) => "hashtable",
         }
     }
 
     pub fn is_packed(&self) -> bool {
-        matches!(self.enc, Encoding::Listpack(_))
+        self.enc.is_packed()
     }
 
     /// Number of fields.
     pub fn len(&self) -> usize {
-        match &self.enc {
-            Encoding::Listpack(lp) => lp.len() / 2,
-            Encoding::Table(t) => t.len(),
+        match self.enc.get() {
+            Enc::Packed(lp) => lp.len() / 2,
+            Enc::Big(t) => t.len(),
         }
     }
 
@@ -99,13 +95,13 @@ impl Hash {
     }
 
     pub fn get(&self, field: &[u8]) -> Option<Item<'_>> {
-        match &self.enc {
-            Encoding::Listpack(lp) => {
+        match self.enc.get() {
+            Enc::Packed(lp) => {
                 let at = lp.find(0, field, 2)?;
                 let value_at = lp.next(at)?;
                 Some(lp.get_at(value_at).0)
             }
-            Encoding::Table(t) => t.get(field).map(Item::Str),
+            Enc::Big(t) => t.get(field).map(Item::Str),
         }
     }
 
@@ -121,7 +117,7 @@ impl Hash {
         inputs: impl IntoIterator<Item = &'a [u8]>,
         limits: &Limits,
     ) {
-        let Encoding::Listpack(lp) = &self.enc else {
+        let Enc::Packed(lp) = self.enc.get() else {
             return;
         };
         let packed_bytes = lp.bytes();
@@ -139,13 +135,13 @@ impl Hash {
 
     /// Sets `field` to `value`; true when the field is new (`hashTypeSet`).
     pub fn set(&mut self, field: &[u8], value: &[u8], limits: &Limits) -> bool {
-        if let Encoding::Listpack(_) = self.enc {
-            if field.len() > limits.value_bytes_max || value.len() > limits.value_bytes_max {
-                self.convert();
-            }
+        if self.enc.is_packed()
+            && (field.len() > limits.value_bytes_max || value.len() > limits.value_bytes_max)
+        {
+            self.convert();
         }
-        match &mut self.enc {
-            Encoding::Listpack(lp) => {
+        match self.enc.get_mut() {
+            Enc::Packed(lp) => {
                 if let Some(at) = lp.find(0, field, 2) {
                     if let Some(value_at) = lp.next(at) {
                         lp.replace_at(value_at, value);
@@ -159,7 +155,7 @@ impl Hash {
                 }
                 true
             }
-            Encoding::Table(t) => t.insert(field, value),
+            Enc::Big(t) => t.insert(field, value),
         }
     }
 
@@ -172,7 +168,7 @@ impl Hash {
         I: Iterator<Item = (&'a [u8], &'a [u8])> + Clone,
     {
         self.convert_for_inputs(pairs.clone().flat_map(|(f, v)| [f, v]), limits);
-        if let Encoding::Listpack(lp) = &mut self.enc {
+        if let Enc::Packed(lp) = self.enc.get_mut() {
             if lp.is_empty() && pairs.clone().count() <= limits.entries_max {
                 let bytes = pairs
                     .clone()
@@ -182,7 +178,7 @@ impl Hash {
             }
         }
         let created = pairs.filter(|(f, v)| self.set(f, v, limits)).count();
-        if let Encoding::Listpack(lp) = &mut self.enc {
+        if let Enc::Packed(lp) = self.enc.get_mut() {
             // Repeated fields in one command reserved more than they took.
             if lp.capacity() > lp.bytes() + lp.bytes() / 4 + 16 {
                 lp.shrink_to_fit();
@@ -193,8 +189,8 @@ impl Hash {
 
     /// Removes `field`; false when it was absent.
     pub fn remove(&mut self, field: &[u8]) -> bool {
-        match &mut self.enc {
-            Encoding::Listpack(lp) => {
+        match self.enc.get_mut() {
+            Enc::Packed(lp) => {
                 let Some(at) = lp.find(0, field, 2) else {
                     return false;
                 };
@@ -206,13 +202,13 @@ impl Hash {
                 }
                 true
             }
-            Encoding::Table(t) => t.remove(field),
+            Enc::Big(t) => t.remove(field),
         }
     }
 
     /// Listpack → hashtable (`hashTypeConvertListpack`). A no-op for tables.
     pub fn convert(&mut self) {
-        let Encoding::Listpack(lp) = &self.enc else {
+        let Enc::Packed(lp) = self.enc.get() else {
             return;
         };
         let mut t = Table::with_capacity(lp.len() / 2);
@@ -220,14 +216,14 @@ impl Hash {
             field.with_bytes(|f| value.with_bytes(|v| t.insert(f, v)));
         }
         debug_assert_eq!(t.len(), lp.len() / 2, "listpack with duplicate fields");
-        self.enc = Encoding::Table(Box::new(t));
+        self.enc = PackedOr::big(Box::new(t));
     }
 
     /// Every field and value: insertion order when packed, no particular order otherwise.
     pub fn iter(&self) -> Iter<'_> {
-        match &self.enc {
-            Encoding::Listpack(lp) => Iter::Packed(PackedPairs(lp.iter())),
-            Encoding::Table(t) => Iter::Table(t.iter()),
+        match self.enc.get() {
+            Enc::Packed(lp) => Iter::Packed(PackedPairs(lp.iter())),
+            Enc::Big(t) => Iter::Table(t.iter()),
         }
     }
 
@@ -240,16 +236,14 @@ impl Hash {
         count: usize,
         mut emit: impl FnMut(Item<'a>, Item<'a>),
     ) -> u64 {
-        match &self.enc {
-            Encoding::Listpack(lp) => {
+        match self.enc.get() {
+            Enc::Packed(lp) => {
                 for (f, v) in PackedPairs(lp.iter()) {
                     emit(f, v);
                 }
                 0
             }
-            Encoding::Table(t) => {
-                t.scan(cursor, count, &mut |f, v| emit(Item::Str(f), Item::Str(v)))
-            }
+            Enc::Big(t) => t.scan(cursor, count, &mut |f, v| emit(Item::Str(f), Item::Str(v))),
         }
     }
 
@@ -261,18 +255,18 @@ impl Hash {
 
     /// Heap bytes held (requested sizes; the allocator rounds up).
     pub fn heap_bytes(&self) -> usize {
-        match &self.enc {
-            Encoding::Listpack(lp) => lp.capacity(),
-            Encoding::Table(t) => std::mem::size_of::<Table>() + t.heap_bytes(),
+        match self.enc.get() {
+            Enc::Packed(lp) => lp.capacity(),
+            Enc::Big(t) => std::mem::size_of::<Table>() + t.heap_bytes(),
         }
     }
 
     /// Segment count and directory depth of a table, for tests.
     #[cfg(test)]
     fn table_shape(&self) -> Option<(usize, u32)> {
-        match &self.enc {
-            Encoding::Listpack(_) => None,
-            Encoding::Table(t) => Some(t.shape()),
+        match self.enc.get() {
+            Enc::Packed(_) => None,
+            Enc::Big(t) => Some(t.shape()),
         }
     }
 
@@ -286,7 +280,7 @@ impl Hash {
     #[cfg(test)]
     fn with_table_shape(segment_len_max: usize, depth_max: u32) -> Hash {
         Hash {
-            enc: Encoding::Table(Box::new(Table::with_shape(0, segment_len_max, depth_max))),
+            enc: PackedOr::big(Box::new(Table::with_shape(0, segment_len_max, depth_max))),
         }
     }
 }
@@ -299,16 +293,16 @@ pub struct Sampler {
 
 impl Sampler {
     pub fn new(hash: &Hash) -> Sampler {
-        let len_max = match &hash.enc {
-            Encoding::Listpack(_) => 0,
-            Encoding::Table(t) => t.segment_len_bound(),
+        let len_max = match hash.enc.get() {
+            Enc::Packed(_) => 0,
+            Enc::Big(t) => t.segment_len_bound(),
         };
         Sampler { len_max }
     }
 
     pub fn draw<'a>(&self, hash: &'a Hash, rng: &mut Rng) -> Option<(Item<'a>, Item<'a>)> {
-        match &hash.enc {
-            Encoding::Listpack(lp) => {
+        match hash.enc.get() {
+            Enc::Packed(lp) => {
                 let n = lp.len() / 2;
                 if n == 0 {
                     return None;
@@ -317,7 +311,7 @@ impl Sampler {
                 let value_at = lp.next(at)?;
                 Some((lp.get_at(at).0, lp.get_at(value_at).0))
             }
-            Encoding::Table(t) => t
+            Enc::Big(t) => t
                 .random(rng, self.len_max)
                 .map(|(f, v)| (Item::Str(f), Item::Str(v))),
         }

@@ -21,10 +21,11 @@ pub fn value_bytes(v: &Value) -> usize {
         Value::Str(RStr::Int(_)) => 0,
         Value::Str(RStr::Emb(b)) => good_size(b.alloc_len()),
         Value::Str(RStr::Raw(r)) => good_size(size_of::<Vec<u8>>()) + good_size(r.capacity()),
-        Value::List(l) => good_size(size_of::<super::list::List>()) + l.heap_bytes(),
-        Value::Hash(h) => good_size(size_of::<super::hash::Hash>()) + h.heap_bytes(),
+        // Lists, hashes and sorted sets sit in the `Value` word itself (`storage::compact`).
+        Value::List(l) => l.heap_bytes(),
+        Value::Hash(h) => h.heap_bytes(),
         Value::Set(s) => good_size(size_of::<super::set::Set>()) + s.heap_bytes(),
-        Value::ZSet(z) => good_size(size_of::<super::zset::ZSet>()) + z.heap_bytes(),
+        Value::ZSet(z) => z.heap_bytes(),
         Value::Stream(st) => good_size(size_of::<super::stream::Stream>()) + st.heap_bytes(),
     }
 }

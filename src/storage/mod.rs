@@ -10,6 +10,7 @@
 //! lazy expiry on access and counts hits, misses and changes.
 
 pub mod blocking;
+pub mod compact;
 pub mod db;
 pub mod evict;
 pub mod hash;

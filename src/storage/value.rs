@@ -10,10 +10,12 @@ pub const EMBSTR_LEN_MAX: usize = 44;
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
     Str(RStr),
-    List(Box<super::list::List>),
-    Hash(Box<super::hash::Hash>),
+    /// Lists, hashes and sorted sets are one word each (a listpack pointer, or a tagged
+    /// pointer to their big encoding: `storage::compact`), so they need no box of their own.
+    List(super::list::List),
+    Hash(super::hash::Hash),
     Set(Box<super::set::Set>),
-    ZSet(Box<super::zset::ZSet>),
+    ZSet(super::zset::ZSet),
     Stream(Box<super::stream::Stream>),
 }
 
@@ -190,5 +192,8 @@ mod tests {
     fn values_stay_two_words() {
         // Every key pays for a Value: keep it at 16 bytes.
         assert_eq!(std::mem::size_of::<Value>(), 16);
+        assert_eq!(std::mem::size_of::<super::super::list::List>(), 8);
+        assert_eq!(std::mem::size_of::<super::super::hash::Hash>(), 8);
+        assert_eq!(std::mem::size_of::<super::super::zset::ZSet>(), 8);
     }
 }

@@ -71,7 +71,7 @@ impl Harness {
     fn hash(&mut self, key: &str) -> Option<Hash> {
         let mut ks = Keyspace::one(&mut self.shard, 1, 0, NOW_MS);
         match ks.peek(key.as_bytes()).map(|e| &e.value) {
-            Some(Value::Hash(h)) => Some((**h).clone()),
+            Some(Value::Hash(h)) => Some((*h).clone()),
             _ => None,
         }
     }

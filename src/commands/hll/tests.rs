@@ -427,7 +427,7 @@ fn errors_match_redis() {
     ]);
     // A value of another type is the standard WRONGTYPE.
     let mut ks = Keyspace::one(&mut h.shard, 1, 0, 0);
-    ks.set(b"l", Value::List(Box::default()));
+    ks.set(b"l", Value::List(Default::default()));
     h.script(&[
         (
             "pfadd l a",

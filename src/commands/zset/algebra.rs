@@ -333,7 +333,7 @@ fn generic(
         return;
     }
     let n = result.len();
-    ks.set(dst, Value::ZSet(Box::new(ZSet::from_sorted(&result))));
+    ks.set(dst, Value::ZSet(ZSet::from_sorted(&result)));
     ks.signal_modified(dst);
     out.int(n as i64);
     let event = match op {

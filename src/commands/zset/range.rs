@@ -198,7 +198,7 @@ fn store_result(
         pairs.reverse();
     }
     let n = pairs.len();
-    ks.set(dst, Value::ZSet(Box::new(ZSet::from_sorted(&pairs))));
+    ks.set(dst, Value::ZSet(ZSet::from_sorted(&pairs)));
     ks.signal_modified(dst);
     ks.notify('z', "zrangestore", dst);
     ks.dirty(1);

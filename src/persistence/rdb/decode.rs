@@ -428,7 +428,7 @@ fn list_from_items<'a>(items: impl Iterator<Item = Item<'a>>) -> Option<Value> {
     for it in items {
         it.with_bytes(|b| list.push(End::Tail, b, fill));
     }
-    (!list.is_empty()).then(|| Value::List(Box::new(list)))
+    (!list.is_empty()).then(|| Value::List(list))
 }
 
 /// LIST: a count, then each element as a string.
@@ -440,7 +440,7 @@ fn read_linked_list<R: Read + ?Sized>(rd: &mut Reader<R>) -> Res<Option<Value>> 
         let b = rd.bytes()?;
         list.push(End::Tail, &b, fill);
     }
-    Ok((!list.is_empty()).then(|| Value::List(Box::new(list))))
+    Ok((!list.is_empty()).then(|| Value::List(list)))
 }
 
 /// LIST_QUICKLIST (ziplist nodes) and LIST_QUICKLIST_2 (listpack or plain nodes).
@@ -475,7 +475,7 @@ fn read_quicklist<R: Read + ?Sized>(rd: &mut Reader<R>, t: u8) -> Res<Option<Val
             it.with_bytes(|b| list.push(End::Tail, b, fill));
         }
     }
-    Ok((!list.is_empty()).then(|| Value::List(Box::new(list))))
+    Ok((!list.is_empty()).then(|| Value::List(list)))
 }
 
 /// SET: a count, then members. An intset while every member is an integer and the count is
@@ -546,7 +546,7 @@ fn read_hash<R: Read + ?Sized>(rd: &mut Reader<R>) -> Res<Option<Value>> {
             return Err(rd.corrupt(at, "duplicate hash field"));
         }
     }
-    Ok((!hash.is_empty()).then(|| Value::Hash(Box::new(hash))))
+    Ok((!hash.is_empty()).then(|| Value::Hash(hash)))
 }
 
 /// The (field, value) pairs of a packed hash blob of type `t`, validated.
@@ -597,7 +597,7 @@ fn hash_from_pairs<'a>(
             return Err("duplicate hash field");
         }
     }
-    Ok((!hash.is_empty()).then(|| Value::Hash(Box::new(hash))))
+    Ok((!hash.is_empty()).then(|| Value::Hash(hash)))
 }
 
 /// ZSET (scores as text) and ZSET_2 (binary doubles): a count, then member and score.
@@ -651,7 +651,7 @@ fn zset_from_pairs(mut pairs: Vec<(Vec<u8>, f64)>) -> Result<Option<Value>, &'st
     // Ties by member bytes: the sort above put equal scores in member order already.
     pairs.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
     normalize_zero_order(&mut pairs);
-    Ok((!pairs.is_empty()).then(|| Value::ZSet(Box::new(ZSet::from_sorted(&pairs)))))
+    Ok((!pairs.is_empty()).then(|| Value::ZSet(ZSet::from_sorted(&pairs))))
 }
 
 /// `total_cmp` orders -0 before 0, but a sorted set treats them as equal scores ordered by

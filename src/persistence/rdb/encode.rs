@@ -111,10 +111,8 @@ pub(crate) fn type_byte(v: &Value) -> u8 {
         Value::Set(_) => types::SET,
         Value::Hash(h) if h.is_packed() => types::HASH_LISTPACK,
         Value::Hash(_) => types::HASH,
-        Value::ZSet(z) => match **z {
-            ZSet::Listpack(_) => types::ZSET_LISTPACK,
-            ZSet::Skiplist(_) => types::ZSET_2,
-        },
+        Value::ZSet(z) if z.is_listpack() => types::ZSET_LISTPACK,
+        Value::ZSet(_) => types::ZSET_2,
         Value::Stream(_) => types::STREAM_LISTPACKS_2,
     }
 }
@@ -194,7 +192,7 @@ fn put_hash(out: &mut Vec<u8>, hash: &Hash, compress: bool) {
 /// with their scores as binary doubles, greatest first, as Redis walks its skiplist backwards
 /// (so its loader inserts each at the head).
 fn put_zset(out: &mut Vec<u8>, zset: &ZSet, compress: bool) {
-    if let ZSet::Listpack(_) = zset {
+    if zset.is_listpack() {
         put_string(out, &zset_listpack(zset.iter()), compress);
         return;
     }

@@ -67,7 +67,7 @@ pub(super) fn list_of(items: &[&[u8]]) -> Value {
     for it in items {
         l.push(End::Tail, it, Fill::new(-2));
     }
-    Value::List(Box::new(l))
+    Value::List(l)
 }
 
 pub(super) fn set_of<T: AsRef<[u8]>>(members: &[T]) -> Value {
@@ -83,7 +83,7 @@ pub(super) fn hash_of<T: AsRef<[u8]>>(pairs: &[(T, T)]) -> Value {
     for (f, v) in pairs {
         h.set(f.as_ref(), v.as_ref(), &HashLimits::current());
     }
-    Value::Hash(Box::new(h))
+    Value::Hash(h)
 }
 
 pub(super) fn zset_of<T: AsRef<[u8]>>(pairs: &[(f64, T)]) -> Value {
@@ -92,7 +92,7 @@ pub(super) fn zset_of<T: AsRef<[u8]>>(pairs: &[(f64, T)]) -> Value {
         z.add(*score, member.as_ref(), AddFlags::default())
             .expect("not NaN");
     }
-    Value::ZSet(Box::new(z))
+    Value::ZSet(z)
 }
 
 fn numbered(prefix: &str, n: usize) -> Vec<Vec<u8>> {

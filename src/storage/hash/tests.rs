@@ -432,7 +432,7 @@ fn build_hashes(keys: usize, fields: impl Fn(usize) -> usize) -> (Vec<super::sup
                 .collect();
             let mut h = Hash::new();
             total += h.set_all(args.iter().map(|(f, v)| (&f[..], &v[..])), &limits);
-            super::super::Value::Hash(Box::new(h))
+            super::super::Value::Hash(h)
         })
         .collect();
     (values, total)

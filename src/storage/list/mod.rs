@@ -6,8 +6,8 @@
 //! when positive. An element too large for any shared node gets a node of its own.
 //!
 //! Two representations, one behaviour. A list that fits in one node is just that listpack
-//! (`Repr::Packed`, no deque, no second allocation); past one node it becomes a deque of
-//! nodes with a cached length (`Repr::Nodes`). A list converts to nodes when a second node
+//! (`PackedOr` packed: one listpack, no deque, no second allocation); past one node it becomes a deque of
+//! nodes with a cached length (boxed). A list converts to nodes when a second node
 //! is needed and back when one node is left. `OBJECT ENCODING` says `quicklist` for both,
 //! because Redis 7.0 has no other list encoding (the `listpack` list encoding arrived in 7.2).
 //!
@@ -32,6 +32,7 @@
 //! plain) and Redis's "plain" nodes for single elements of 1 GiB or more (a listpack holds
 //! any length).
 
+use super::compact::{Enc, PackedOr};
 use super::limits::{self, LIMITS};
 use super::listpack::{Item, Listpack};
 use super::value::parse_canonical_i64;
@@ -119,21 +120,9 @@ impl Fill {
 /// A list value.
 #[derive(Clone, Debug, Default)]
 pub struct List {
-    repr: Repr,
-}
-
-#[derive(Clone, Debug)]
-enum Repr {
-    /// The whole list in one listpack (possibly empty).
-    Packed(Listpack),
-    /// Two or more non-empty nodes.
-    Nodes(Box<Quicklist>),
-}
-
-impl Default for Repr {
-    fn default() -> Self {
-        Repr::Packed(Listpack::new())
-    }
+    /// `Packed`: the whole list in one listpack (possibly empty); `Big`: two or more
+    /// non-empty nodes. One word either way (see `storage::compact`).
+    repr: PackedOr<Quicklist>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -190,9 +179,9 @@ impl List {
 
     /// Number of elements.
     pub fn len(&self) -> usize {
-        match &self.repr {
-            Repr::Packed(lp) => lp.len(),
-            Repr::Nodes(q) => q.len,
+        match self.repr.get() {
+            Enc::Packed(lp) => lp.len(),
+            Enc::Big(q) => q.len,
         }
     }
 
@@ -205,11 +194,11 @@ impl List {
         (0..self.node_count()).map(move |k| self.node(k))
     }
 
-    /// Heap bytes held by the list (for MEMORY USAGE; the `Box<List>` itself not included).
+    /// Heap bytes held by the list (for MEMORY USAGE; the `Value` word itself not included).
     pub fn heap_bytes(&self) -> usize {
-        match &self.repr {
-            Repr::Packed(lp) => lp.capacity(),
-            Repr::Nodes(q) => {
+        match self.repr.get() {
+            Enc::Packed(lp) => lp.capacity(),
+            Enc::Big(q) => {
                 std::mem::size_of::<Quicklist>()
                     + q.nodes.capacity() * std::mem::size_of::<Listpack>()
                     + q.nodes.iter().map(Listpack::capacity).sum::<usize>()
@@ -220,25 +209,25 @@ impl List {
     // ----- Node plumbing: the only code that knows the two representations. -----
 
     fn node_count(&self) -> usize {
-        match &self.repr {
-            Repr::Packed(lp) => usize::from(!lp.is_empty()),
-            Repr::Nodes(q) => q.nodes.len(),
+        match self.repr.get() {
+            Enc::Packed(lp) => usize::from(!lp.is_empty()),
+            Enc::Big(q) => q.nodes.len(),
         }
     }
 
     /// Node `k` (`k < node_count()`, or 0 for the empty list).
     fn node(&self, k: usize) -> &Listpack {
-        match &self.repr {
-            Repr::Packed(lp) => lp,
-            Repr::Nodes(q) => &q.nodes[k],
+        match self.repr.get() {
+            Enc::Packed(lp) => lp,
+            Enc::Big(q) => &q.nodes[k],
         }
     }
 
     /// Runs `f` on node `k`, keeping the cached length in step with what `f` did.
     fn edit<R>(&mut self, k: usize, f: impl FnOnce(&mut Listpack) -> R) -> R {
-        match &mut self.repr {
-            Repr::Packed(lp) => f(lp),
-            Repr::Nodes(q) => {
+        match self.repr.get_mut() {
+            Enc::Packed(lp) => f(lp),
+            Enc::Big(q) => {
                 let node = &mut q.nodes[k];
                 let before = node.len();
                 let r = f(node);
@@ -251,18 +240,18 @@ impl List {
     /// Makes `lp` (non-empty) node `k`, shifting later nodes up.
     fn insert_node(&mut self, k: usize, lp: Listpack) {
         debug_assert!(!lp.is_empty());
-        match &mut self.repr {
-            Repr::Packed(old) if old.is_empty() => *old = lp,
-            Repr::Packed(old) => {
+        match self.repr.get_mut() {
+            Enc::Packed(old) if old.is_empty() => *old = lp,
+            Enc::Packed(old) => {
                 let old = std::mem::take(old);
                 let len = old.len() + lp.len();
                 let nodes = if k == 0 { [lp, old] } else { [old, lp] };
-                self.repr = Repr::Nodes(Box::new(Quicklist {
+                self.repr = PackedOr::big(Box::new(Quicklist {
                     nodes: VecDeque::from(nodes),
                     len,
                 }));
             }
-            Repr::Nodes(q) => {
+            Enc::Big(q) => {
                 q.len += lp.len();
                 q.nodes.insert(k, lp);
             }
@@ -271,14 +260,14 @@ impl List {
 
     /// Removes node `k` and returns it; one node left means back to `Packed`.
     fn remove_node(&mut self, k: usize) -> Listpack {
-        match &mut self.repr {
-            Repr::Packed(lp) => std::mem::take(lp),
-            Repr::Nodes(q) => {
+        match self.repr.get_mut() {
+            Enc::Packed(lp) => std::mem::take(lp),
+            Enc::Big(q) => {
                 let lp = q.nodes.remove(k).unwrap_or_default();
                 q.len -= lp.len();
                 if q.nodes.len() == 1 {
                     let last = q.nodes.pop_front().unwrap_or_default();
-                    self.repr = Repr::Packed(last);
+                    self.repr = PackedOr::packed(last);
                 }
                 lp
             }
@@ -615,13 +604,13 @@ impl List {
 
     /// Checks the invariants listed at the top of this file (tests and debug checks).
     pub fn check(&self, fill: Fill) -> Result<(), String> {
-        match &self.repr {
-            Repr::Packed(lp) => {
+        match self.repr.get() {
+            Enc::Packed(lp) => {
                 if !fill.holds(lp) {
                     return Err(format!("packed node over the fill: {} entries", lp.len()));
                 }
             }
-            Repr::Nodes(q) => {
+            Enc::Big(q) => {
                 if q.nodes.len() < 2 {
                     return Err(format!("{} node(s) kept as a deque", q.nodes.len()));
                 }

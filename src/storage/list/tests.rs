@@ -212,12 +212,12 @@ fn one_node_stays_packed_and_converts_both_ways() {
     for v in [b"a", b"b", b"c"] {
         l.push(End::Tail, v, fill);
     }
-    assert!(matches!(l.repr, Repr::Packed(_)));
+    assert!(l.repr.is_packed());
     l.push(End::Tail, b"d", fill);
-    assert!(matches!(l.repr, Repr::Nodes(_)));
+    assert!(!l.repr.is_packed());
     assert_eq!(l.nodes().count(), 2);
     assert_eq!(l.pop(End::Tail), Some(b"d".to_vec()));
-    assert!(matches!(l.repr, Repr::Packed(_)));
+    assert!(l.repr.is_packed());
     assert_eq!(l.encoding(), "quicklist");
 }
 
@@ -293,7 +293,7 @@ fn memory_per_element(name: &str, element: fn(usize) -> String) {
             l.push(End::Tail, element(j).as_bytes(), fill);
         }
         elements += n;
-        *slot = Value::List(Box::new(l));
+        *slot = Value::List(l);
     }
     let grown = rss_bytes().saturating_sub(before);
     println!(

@@ -31,6 +31,7 @@ pub mod ranked;
 mod tests;
 pub mod tree;
 
+use super::compact::{Enc, PackedOr};
 use super::limits::{self, LIMITS};
 use super::listpack::{Item, Listpack};
 use ranked::RankedSet;
@@ -203,9 +204,9 @@ pub struct NotANumber;
 
 /// A sorted set.
 #[derive(Clone, Debug, PartialEq)]
-pub enum ZSet {
-    Listpack(Listpack),
-    Skiplist(Box<RankedSet>),
+pub struct ZSet {
+    /// One word: the listpack, or the boxed skiplist stand-in (see `storage::compact`).
+    enc: PackedOr<RankedSet>,
 }
 
 impl Default for ZSet {
@@ -244,21 +245,28 @@ impl ZSet {
     /// An empty set in the small encoding (Redis's `createZsetListpackObject`; the first
     /// insertion converts it at once when the thresholds forbid the listpack).
     pub fn new() -> ZSet {
-        ZSet::Listpack(Listpack::new())
+        ZSet {
+            enc: PackedOr::packed(Listpack::new_forward()),
+        }
     }
 
     /// The name OBJECT ENCODING reports.
     pub fn encoding(&self) -> &'static str {
-        match self {
-            ZSet::Listpack(_) => "listpack",
-            ZSet::Skiplist(_) => "skiplist",
+        match self.enc.get() {
+            Enc::Packed(_) => "listpack",
+            Enc::Big(_) => "skiplist",
         }
     }
 
+    /// Whether the set is in the listpack encoding.
+    pub fn is_listpack(&self) -> bool {
+        self.enc.is_packed()
+    }
+
     pub fn len(&self) -> usize {
-        match self {
-            ZSet::Listpack(lp) => lp.len() / 2,
-            ZSet::Skiplist(r) => r.len(),
+        match self.enc.get() {
+            Enc::Packed(lp) => lp.len() / 2,
+            Enc::Big(r) => r.len(),
         }
     }
 
@@ -280,36 +288,40 @@ impl ZSet {
             && longest <= limits.value
             && total <= LISTPACK_SAFETY_BYTES
         {
-            let mut lp = Listpack::new();
+            let mut lp = Listpack::new_forward();
             for (m, s) in pairs {
                 pack::push_back(&mut lp, m.as_ref(), *s);
             }
-            ZSet::Listpack(lp)
+            ZSet {
+                enc: PackedOr::packed(lp),
+            }
         } else {
             let mut r = RankedSet::with_capacity(pairs.len());
             for (m, s) in pairs {
                 r.push_back(m.as_ref(), *s);
             }
-            ZSet::Skiplist(Box::new(r))
+            ZSet {
+                enc: PackedOr::big(Box::new(r)),
+            }
         }
     }
 
     /// Moves a listpack set to the big encoding (`zsetConvert`).
     pub fn convert_to_skiplist(&mut self) {
-        let ZSet::Listpack(lp) = self else {
+        let Enc::Packed(lp) = self.enc.get() else {
             return;
         };
         let mut r = RankedSet::with_capacity(lp.len() / 2);
         for (m, s) in pack::iter_from(lp, 0, false) {
             m.with_bytes(|b| r.push_back(b, s));
         }
-        *self = ZSet::Skiplist(Box::new(r));
+        self.enc = PackedOr::big(Box::new(r));
     }
 
     pub fn score(&self, member: &[u8]) -> Option<f64> {
-        match self {
-            ZSet::Listpack(lp) => pack::find(lp, member).map(|(_, s)| s),
-            ZSet::Skiplist(r) => r.score(member),
+        match self.enc.get() {
+            Enc::Packed(lp) => pack::find(lp, member).map(|(_, s)| s),
+            Enc::Big(r) => r.score(member),
         }
     }
 
@@ -341,14 +353,14 @@ impl ZSet {
         if score == current {
             return Ok(Added::Same(score));
         }
-        match self {
-            ZSet::Listpack(lp) => {
+        match self.enc.get_mut() {
+            Enc::Packed(lp) => {
                 if let Some((off, _)) = pack::find(lp, member) {
                     lp.remove_range(off, 2);
                 }
                 pack::insert(lp, member, score);
             }
-            ZSet::Skiplist(r) => r.set_score(member, score),
+            Enc::Big(r) => r.set_score(member, score),
         }
         Ok(Added::Updated(score))
     }
@@ -356,7 +368,7 @@ impl ZSet {
     /// Inserts a member known to be absent, converting first when the listpack would pass a
     /// threshold.
     fn insert_new(&mut self, member: &[u8], score: f64) {
-        if let ZSet::Listpack(lp) = self {
+        if let Enc::Packed(lp) = self.enc.get_mut() {
             let limits = Limits::current();
             if lp.len() / 2 + 1 > limits.entries
                 || member.len() > limits.value
@@ -365,31 +377,31 @@ impl ZSet {
                 self.convert_to_skiplist();
             }
         }
-        match self {
-            ZSet::Listpack(lp) => pack::insert(lp, member, score),
-            ZSet::Skiplist(r) => r.insert(member, score),
+        match self.enc.get_mut() {
+            Enc::Packed(lp) => pack::insert(lp, member, score),
+            Enc::Big(r) => r.insert(member, score),
         }
     }
 
     /// Removes a member; false when it was absent.
     pub fn remove(&mut self, member: &[u8]) -> bool {
-        match self {
-            ZSet::Listpack(lp) => match pack::find(lp, member) {
+        match self.enc.get_mut() {
+            Enc::Packed(lp) => match pack::find(lp, member) {
                 Some((off, _)) => {
                     pack::remove_at(lp, off);
                     true
                 }
                 None => false,
             },
-            ZSet::Skiplist(r) => r.remove(member).is_some(),
+            Enc::Big(r) => r.remove(member).is_some(),
         }
     }
 
     /// The member's 0-based rank, from the lowest score or (`rev`) from the highest.
     pub fn rank(&self, member: &[u8], rev: bool) -> Option<usize> {
-        let rank = match self {
-            ZSet::Listpack(lp) => pack::rank(lp, member),
-            ZSet::Skiplist(r) => r.rank(member),
+        let rank = match self.enc.get() {
+            Enc::Packed(lp) => pack::rank(lp, member),
+            Enc::Big(r) => r.rank(member),
         }?;
         Some(if rev { self.len() - 1 - rank } else { rank })
     }
@@ -401,9 +413,9 @@ impl ZSet {
 
     /// Walks from a (forward) rank toward the end, or toward the start when `rev`.
     pub fn iter_from(&self, rank: usize, rev: bool) -> Iter<'_> {
-        match self {
-            ZSet::Listpack(lp) => Iter::Listpack(pack::iter_from(lp, rank, rev)),
-            ZSet::Skiplist(r) => Iter::Skiplist(r.iter_from(rank, rev)),
+        match self.enc.get() {
+            Enc::Packed(lp) => Iter::Listpack(pack::iter_from(lp, rank, rev)),
+            Enc::Big(r) => Iter::Skiplist(r.iter_from(rank, rev)),
         }
     }
 
@@ -415,9 +427,9 @@ impl ZSet {
     /// The rank of the first element satisfying `pred`: a forward scan in the listpack, a
     /// binary search (for `pred` false then true) in the big encoding.
     fn first_where(&self, pred: impl Fn(Item, f64) -> bool) -> Option<usize> {
-        match self {
-            ZSet::Listpack(lp) => pack::iter_from(lp, 0, false).position(|(m, s)| pred(m, s)),
-            ZSet::Skiplist(r) => {
+        match self.enc.get() {
+            Enc::Packed(lp) => pack::iter_from(lp, 0, false).position(|(m, s)| pred(m, s)),
+            Enc::Big(r) => {
                 let p = r.partition_point(|m, s| !pred(Item::Str(m), s));
                 (p < r.len()).then_some(p)
             }
@@ -427,13 +439,13 @@ impl ZSet {
     /// The rank of the last element satisfying `pred`: a backward scan in the listpack, a
     /// binary search (for `pred` true then false) in the big encoding.
     fn last_where(&self, pred: impl Fn(Item, f64) -> bool) -> Option<usize> {
-        match self {
-            ZSet::Listpack(lp) => {
+        match self.enc.get() {
+            Enc::Packed(lp) => {
                 let last = (lp.len() / 2).checked_sub(1)?;
                 let back = pack::iter_from(lp, last, true).position(|(m, s)| pred(m, s))?;
                 Some(last - back)
             }
-            ZSet::Skiplist(r) => r
+            Enc::Big(r) => r
                 .partition_point(|m, s| pred(Item::Str(m), s))
                 .checked_sub(1),
         }
@@ -510,12 +522,12 @@ impl ZSet {
         let Some(first) = self.first_in_range(range) else {
             return 0;
         };
-        match self {
-            ZSet::Listpack(_) => self
+        match self.enc.get() {
+            Enc::Packed(_) => self
                 .iter_from(first, false)
                 .take_while(|(_, s)| range.lte_max(*s))
                 .count(),
-            ZSet::Skiplist(_) => self
+            Enc::Big(_) => self
                 .last_in_range(range)
                 .map_or(self.len() - first, |last| last + 1 - first),
         }
@@ -526,12 +538,12 @@ impl ZSet {
         let Some(first) = self.first_in_lex(range) else {
             return 0;
         };
-        match self {
-            ZSet::Listpack(_) => self
+        match self.enc.get() {
+            Enc::Packed(_) => self
                 .iter_from(first, false)
                 .take_while(|(m, _)| range.item_lte_max(*m))
                 .count(),
-            ZSet::Skiplist(_) => self
+            Enc::Big(_) => self
                 .last_in_lex(range)
                 .map_or(self.len() - first, |last| (last + 1).saturating_sub(first)),
         }
@@ -539,9 +551,9 @@ impl ZSet {
 
     /// Removes the elements of ranks `start..start + n`.
     pub fn remove_ranks(&mut self, start: usize, n: usize) {
-        match self {
-            ZSet::Listpack(lp) => pack::remove_ranks(lp, start, n),
-            ZSet::Skiplist(r) => {
+        match self.enc.get_mut() {
+            Enc::Packed(lp) => pack::remove_ranks(lp, start, n),
+            Enc::Big(r) => {
                 for _ in 0..n {
                     if r.remove_at(start).is_none() {
                         break;
@@ -569,9 +581,9 @@ impl ZSet {
     /// first member not below the minimum, without the listpack's whole-range pre-check, as
     /// Redis's skiplist does).
     pub fn remove_lex_range(&mut self, range: &LexRange) -> usize {
-        let first = match self {
-            ZSet::Listpack(_) => self.first_in_lex(range),
-            ZSet::Skiplist(_) => self.first_where(|m, _| range.item_gte_min(m)),
+        let first = match self.enc.get() {
+            Enc::Packed(_) => self.first_in_lex(range),
+            Enc::Big(_) => self.first_where(|m, _| range.item_gte_min(m)),
         };
         let Some(first) = first else {
             return 0;
@@ -587,15 +599,15 @@ impl ZSet {
     /// Removes and returns the element with the lowest score, or the highest when `max`.
     pub fn pop(&mut self, max: bool) -> Option<(Vec<u8>, f64)> {
         let rank = if max { self.len().checked_sub(1)? } else { 0 };
-        match self {
-            ZSet::Listpack(lp) => {
+        match self.enc.get_mut() {
+            Enc::Packed(lp) => {
                 let off = pack::offset_of_rank(lp, rank)?;
                 let (m, s, _) = pack::pair_at(lp, off);
                 let member = m.to_vec();
                 pack::remove_at(lp, off);
                 Some((member, s))
             }
-            ZSet::Skiplist(r) => r.remove_at(rank).map(|(m, s)| (m.into_vec(), s)),
+            Enc::Big(r) => r.remove_at(rank).map(|(m, s)| (m.into_vec(), s)),
         }
     }
 
@@ -603,14 +615,14 @@ impl ZSet {
     /// big encoding walks its slots (see `ranked`). `f` gets each member and its score as
     /// Redis prints it there.
     pub fn scan(&self, cursor: u64, count: usize, mut f: impl FnMut(Item, &[u8])) -> u64 {
-        match self {
-            ZSet::Listpack(lp) => {
+        match self.enc.get() {
+            Enc::Packed(lp) => {
                 for (m, s) in pack::iter_from(lp, 0, false) {
                     f(m, listpack_score_text(s).as_bytes());
                 }
                 0
             }
-            ZSet::Skiplist(r) => r.scan(cursor, count, |m, s| {
+            Enc::Big(r) => r.scan(cursor, count, |m, s| {
                 f(
                     Item::Str(m),
                     crate::protocol::write::fmt_double(s).as_bytes(),
@@ -621,9 +633,9 @@ impl ZSet {
 
     /// Heap bytes held by the value (for memory accounting).
     pub fn heap_bytes(&self) -> usize {
-        match self {
-            ZSet::Listpack(lp) => lp.capacity(),
-            ZSet::Skiplist(r) => std::mem::size_of::<RankedSet>() + r.heap_bytes(),
+        match self.enc.get() {
+            Enc::Packed(lp) => lp.capacity(),
+            Enc::Big(r) => std::mem::size_of::<RankedSet>() + r.heap_bytes(),
         }
     }
 }

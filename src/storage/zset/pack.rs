@@ -5,7 +5,7 @@
 //! integers). Scores are stored in one of two forms:
 //! - an integer entry when the score is an integer Redis's `double2ll` accepts (|v| <= 2^62)
 //!   and it fits the entry header (|v| < 2^61): 2 to 10 bytes, like Redis's integer entries;
-//! - otherwise the score's 8 IEEE bytes as a string entry (10 bytes in all), where Redis
+//! - otherwise the score's 8 IEEE bytes as a string entry (9 bytes in all), where Redis
 //!   writes its `%.17g` text (usually 19 to 26 bytes). Both read back as the same double.
 //!
 //! Redis's quirk is kept: the listpack cannot hold -0 (it is written as the integer 0), so a
@@ -149,27 +149,47 @@ pub fn rank(lp: &Listpack, member: &[u8]) -> Option<usize> {
 /// Pairs in order (or reverse order) from a rank on.
 pub struct Iter<'a> {
     lp: &'a Listpack,
-    /// Offset of the next pair's member entry.
+    /// Offset of the next pair's member entry (forward iteration).
     off: usize,
     left: usize,
+    /// For reverse iteration: the member offsets of the pairs still to return, last on top
+    /// (the listpack has no back-lengths to walk backwards with).
+    back: Vec<usize>,
     rev: bool,
 }
 
 pub fn iter_from(lp: &Listpack, rank: usize, rev: bool) -> Iter<'_> {
     let pairs = lp.len() / 2;
+    let empty = Iter {
+        lp,
+        off: 0,
+        left: 0,
+        back: Vec::new(),
+        rev,
+    };
+    if rank >= pairs {
+        return empty;
+    }
+    if rev {
+        let mut back = Vec::with_capacity(rank + 1);
+        let mut off = 0;
+        for _ in 0..=rank {
+            back.push(off);
+            off = pair_at(lp, off).2;
+        }
+        return Iter {
+            left: rank + 1,
+            back,
+            ..empty
+        };
+    }
     match offset_of_rank(lp, rank) {
-        Some(off) if rank < pairs => Iter {
-            lp,
+        Some(off) => Iter {
             off,
-            left: if rev { rank + 1 } else { pairs - rank },
-            rev,
+            left: pairs - rank,
+            ..empty
         },
-        _ => Iter {
-            lp,
-            off: 0,
-            left: 0,
-            rev,
-        },
+        None => empty,
     }
 }
 
@@ -181,16 +201,13 @@ impl<'a> Iterator for Iter<'a> {
             return None;
         }
         self.left -= 1;
-        let (member, score, next) = pair_at(self.lp, self.off);
-        if self.left > 0 {
-            self.off = if self.rev {
-                // Back over the previous pair's score, then its member.
-                let prev_score = self.lp.prev(self.off)?;
-                self.lp.prev(prev_score)?
-            } else {
-                next
-            };
+        if self.rev {
+            let off = self.back.pop()?;
+            let (member, score, _) = pair_at(self.lp, off);
+            return Some((member, score));
         }
+        let (member, score, next) = pair_at(self.lp, self.off);
+        self.off = next;
         Some((member, score))
     }
 

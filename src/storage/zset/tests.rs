@@ -161,7 +161,7 @@ fn check(z: &ZSet, model: &Model, probe: &[ScoreRange]) {
         z.encoding(),
         if model.big { "skiplist" } else { "listpack" }
     );
-    if let ZSet::Skiplist(r) = z {
+    if let Enc::Big(r) = z.enc.get() {
         r.check();
     }
     let got: Vec<(Vec<u8>, f64)> = z.iter().map(|(m, s)| (m.to_vec(), s)).collect();
@@ -347,19 +347,20 @@ fn scores_keep_every_bit_in_the_listpack() {
                 Some(s.to_bits())
             );
         }
-        // Integers take listpack integer entries: two bytes for a small member and score.
+        // Integers take listpack integer entries: one byte each for a small member and score
+        // (sorted set listpacks carry no back-lengths).
         let mut small = ZSet::new();
         small.add(5.0, b"7", AddFlags::default()).expect("a number");
-        let ZSet::Listpack(lp) = &small else {
+        let Enc::Packed(lp) = small.enc.get() else {
             panic!("listpack")
         };
-        assert_eq!(lp.bytes(), 4);
-        // Other scores take 10 bytes, where Redis writes up to 26 characters.
+        assert_eq!(lp.bytes(), 2);
+        // Other scores take 9 bytes, where Redis writes up to 26 characters.
         small.add(0.1, b"8", AddFlags::default()).expect("a number");
-        let ZSet::Listpack(lp) = &small else {
+        let Enc::Packed(lp) = small.enc.get() else {
             panic!("listpack")
         };
-        assert_eq!(lp.bytes(), 4 + 2 + 10);
+        assert_eq!(lp.bytes(), 2 + 1 + 9);
     });
 }
 
@@ -402,7 +403,7 @@ fn big_sets_stay_consistent_through_churn() {
             }
         }
     }
-    let ZSet::Skiplist(r) = &z else {
+    let Enc::Big(r) = z.enc.get() else {
         panic!("skiplist")
     };
     r.check();
@@ -447,7 +448,7 @@ fn memory_per_element_probe() {
             .expect("a number");
         }
         elements += n;
-        if let ZSet::Listpack(lp) = &z {
+        if let Enc::Packed(lp) = z.enc.get() {
             cap += lp.capacity();
             len += lp.bytes();
         }
@@ -492,10 +493,7 @@ fn memory_per_key_probe() {
                 .expect("a number");
             }
             elements += n;
-            ks.set(
-                format!("z:{i}").as_bytes(),
-                crate::storage::Value::ZSet(Box::new(z)),
-            );
+            ks.set(format!("z:{i}").as_bytes(), crate::storage::Value::ZSet(z));
         }
     }
     let after = rss();
