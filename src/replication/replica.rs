@@ -360,6 +360,7 @@ impl<'a> Session<'a> {
             flags: Mutex::new("M".to_string()),
             kill: Default::default(),
             waiter: Mutex::new(None),
+            tracking: Default::default(),
         });
         Session {
             server,
@@ -426,6 +427,7 @@ impl<'a> Session<'a> {
             flags: Mutex::new("M".to_string()),
             kill: Default::default(),
             waiter: Mutex::new(None),
+            tracking: Default::default(),
         });
         self.client.shared = shared.clone();
         self.stream = Some(stream);

@@ -360,6 +360,32 @@ fn sample(
             visit(db_index, k, e);
             seen += 1;
         }
+        if seen < count {
+            // A sparse keyspace (a few keys over thousands of slots): random probes miss, so
+            // walk the owned slots from a random one (Redis's dictGetRandomKey always finds a
+            // key when there is one).
+            let start = random_u64() as usize % owned;
+            for i in 0..owned {
+                if seen >= count {
+                    break;
+                }
+                let slot = shard.id + ((start + i) % owned) * nshards.max(1);
+                let Some(t) = db.table(slot as u16) else {
+                    continue;
+                };
+                if t.is_empty() || (volatile && t.volatile == 0) {
+                    continue;
+                }
+                let found = (0..t.len().min(16)).find_map(|_| {
+                    t.nth(random_u64() as usize % t.len())
+                        .filter(|(_, e)| !volatile || e.expire_ms != 0)
+                });
+                if let Some((k, e)) = found {
+                    visit(db_index, k, e);
+                    seen += 1;
+                }
+            }
+        }
     }
     seen
 }
@@ -561,5 +587,8 @@ fn evict_key(shard: &mut ShardData, db: usize, key: &[u8]) -> bool {
     }
     shard.stats.evicted_keys += 1;
     shard.watch.touch(db, key, false);
+    if crate::tracking::active() {
+        shard.tracking.key_modified(shard.id, key, 0);
+    }
     true
 }
