@@ -1118,6 +1118,9 @@ impl<'a> Applier<'a> {
             }
             _ => {
                 self.run(client, args, Some(raw));
+                if crate::tracking::active() {
+                    crate::tracking::after_foreign(self.server);
+                }
             }
         }
         false
@@ -1135,6 +1138,9 @@ impl<'a> Applier<'a> {
         let poke = self.server.feed.apply_upstream(&unit, true, Some(raw));
         drop(holds);
         poke_shards(self.server, poke);
+        if crate::tracking::active() {
+            crate::tracking::after_foreign(self.server);
+        }
     }
 
     /// Runs one command with its reply discarded; re-feeds `raw` under its locks.

@@ -458,6 +458,33 @@ impl RemoteCtx {
     }
 }
 
+/// For threads that change keys outside the shard loops (the replica's link applying its
+/// master's stream): broadcasts the BCAST keys they queued and wakes the home shards of the
+/// clients they gave invalidations, through the mailboxes' slot for non-shard threads.
+pub fn after_foreign(server: &crate::server::Server) {
+    let touched = table::take_bcast_touched();
+    if touched != 0 {
+        for h in &server.shards {
+            if touched & (1u64 << (h.id % 64)) != 0 {
+                h.lock_data().tracking.broadcast();
+            }
+        }
+    }
+    if !has_wakes() {
+        return;
+    }
+    let mut wakes = take_wakes();
+    wakes.sort_unstable();
+    wakes.dedup();
+    let outside = server.nshards();
+    for (shard, token, id) in wakes {
+        if let Some(h) = server.shards.get(shard) {
+            let mut batch = vec![crate::shard::mesh::Msg::TrackingWake { token, id }];
+            h.mailbox.post(outside, &mut batch);
+        }
+    }
+}
+
 /// Registers a client in the directory (tracking clients and redirect targets).
 fn list(c: &Arc<ClientShared>) {
     if !c.tracking.listed.swap(true, Ordering::AcqRel) {
