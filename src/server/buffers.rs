@@ -478,6 +478,7 @@ pub fn figures(c: &Client, current: Option<&[bytes::Bytes]>) -> Figures {
         + multi_overhead
         + subs
         + watched
+        + crate::tracking::client_memory_bytes(&c.shared)
         + CLIENT_STRUCT_BYTES;
     Figures {
         qbuf,

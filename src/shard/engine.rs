@@ -401,12 +401,14 @@ impl<I: Io> Shard<I> {
                 }
             }
             let tracking = crate::tracking::active();
-            if tracking {
-                self.tracking_before(token);
-            }
+            let outer = if tracking {
+                self.tracking_before(token)
+            } else {
+                (0, false)
+            };
             let flow = self.execute(token, &mut args);
             if tracking || crate::tracking::active() {
-                self.tracking_after(token, &args);
+                self.tracking_after(token, &args, outer);
             }
             args.clear();
             match flow {

@@ -581,6 +581,17 @@ pub fn set_caching(c: &ClientShared, on: bool) {
     }
 }
 
+/// Memory a client's BCAST prefixes hold, counted in its `tot-mem` (client eviction), as
+/// Redis counts its prefix tree.
+pub fn client_memory_bytes(c: &ClientShared) -> usize {
+    if c.tracking.flags() & flags::BCAST == 0 {
+        return 0;
+    }
+    let prefixes = c.tracking.prefixes.lock();
+    prefixes.capacity() * std::mem::size_of::<Vec<u8>>()
+        + prefixes.iter().map(|p| p.capacity()).sum::<usize>()
+}
+
 /// CLIENT LIST `flags=` letters of a client's tracking state, in Redis's order.
 pub fn list_flags(c: &ClientShared) -> &'static str {
     let f = c.tracking.flags();

@@ -14,13 +14,18 @@ impl<I: Io> Shard<I> {
     /// Before a command: the client becomes the current client, the table is brought under
     /// its limit (Redis does it in `processCommand`), and invalidations produced so far reach
     /// the client ahead of the command's reply.
-    pub(super) fn tracking_before(&mut self, token: Token) {
+    ///
+    /// Returns the state to restore afterwards: a connection served while this thread's
+    /// script is busy runs nested inside the script caller's command.
+    pub(super) fn tracking_before(&mut self, token: Token) -> (u64, bool) {
+        let outer = tracking::current();
         let max_keys = self.cfg.tracking_table_max_keys as usize;
         let Some(c) = conn_mut(&mut self.conns, token) else {
-            return;
+            return outer;
         };
         tracking::set_current(c.id(), false);
-        if crate::storage::evict::over_budget() && !crate::scripting::running() {
+        let evicting = crate::storage::evict::policy() != crate::storage::evict::Policy::Noeviction;
+        if evicting && crate::storage::evict::over_budget() && !crate::scripting::running() {
             self.evict_everywhere();
         }
         if max_keys > 0 && tracking::total_keys() > max_keys && !crate::scripting::running() {
@@ -37,12 +42,19 @@ impl<I: Io> Shard<I> {
             }
         }
         tracking::set_in_call(true);
+        outer
     }
 
     /// After a command: keys read by a script are remembered, invalidations held for the
     /// client during its command are sent, BCAST keys are broadcast, the CLIENT CACHING mark
     /// is spent, and clients given invalidations are drained or woken.
-    pub(super) fn tracking_after(&mut self, token: Token, args: &[Bytes]) {
+    pub(super) fn tracking_after(&mut self, token: Token, args: &[Bytes], outer: (u64, bool)) {
+        if outer.0 != 0 {
+            // Nested in a busy script's command: what is held or queued is the script
+            // caller's, delivered when its command ends.
+            tracking::set_current(outer.0, outer.1);
+            return;
+        }
         tracking::set_in_call(false);
         if tracking::take_script_read() {
             self.track_script_keys(token, args);
