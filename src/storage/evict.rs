@@ -435,7 +435,10 @@ fn pick(shard: &mut ShardData, nshards: usize, policy: Policy) -> Option<(usize,
 /// Whether memory is over the budget now.
 pub fn over_budget() -> bool {
     let max = maxmemory();
-    max != 0 && crate::alloc::used_memory() as u64 > max
+    // Invalidations waiting for their connections are not the keyspace's memory (see
+    // `tracking::pending_bytes`).
+    max != 0
+        && crate::alloc::used_memory().saturating_sub(crate::tracking::pending_bytes()) as u64 > max
 }
 
 /// Redis's `performEvictions` for the shards a command locked, run before a data command when

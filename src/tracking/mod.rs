@@ -69,6 +69,16 @@ static TOTAL_ITEMS: AtomicUsize = AtomicUsize::new(0);
 static PREFIX_COUNT: AtomicUsize = AtomicUsize::new(0);
 /// Shard tables holding keys modified since their last broadcast.
 static BCAST_PENDING: AtomicUsize = AtomicUsize::new(0);
+/// Bytes of invalidations waiting in inboxes: left out of eviction's budget, as Redis leaves
+/// the invalidation messages an eviction produces out of the memory it counts as freed
+/// (otherwise evicting a key that many clients cache makes room for nothing, and eviction
+/// feeds itself until the keyspace is empty).
+static INBOX_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+/// Bytes of invalidations queued and not yet written to their connections.
+pub fn pending_bytes() -> usize {
+    INBOX_BYTES.load(Ordering::Relaxed)
+}
 
 /// Tracking clients and redirect targets by id.
 static DIRECTORY: LazyLock<RwLock<HashMap<u64, Arc<ClientShared>>>> =
@@ -105,6 +115,17 @@ enum Event {
     Invalidate { payload: Bytes, redirected: bool },
     /// The redirect target is gone (RESP3 clients are told).
     RedirBroken(u64),
+}
+
+impl Event {
+    /// What the event holds, for `INBOX_BYTES`.
+    fn bytes(&self) -> usize {
+        std::mem::size_of::<Event>()
+            + match self {
+                Event::Invalidate { payload, .. } => payload.len(),
+                Event::RedirBroken(_) => 0,
+            }
+    }
 }
 
 /// A client's tracking state, reachable from any thread through its `ClientShared`.
@@ -152,6 +173,7 @@ impl Handle {
     }
 
     fn push(&self, ev: Event) {
+        INBOX_BYTES.fetch_add(ev.bytes(), Ordering::Relaxed);
         self.inbox.lock().push(ev);
         self.pending.store(true, Ordering::Release);
     }
@@ -295,6 +317,8 @@ pub fn drain_into(shared: &ClientShared, proto: u8, subscribed: bool, out: &mut 
         shared.tracking.pending.store(false, Ordering::Release);
         std::mem::take(&mut *g)
     };
+    let held: usize = events.iter().map(Event::bytes).sum();
+    INBOX_BYTES.fetch_sub(held, Ordering::Relaxed);
     for ev in events {
         match ev {
             Event::Invalidate {
