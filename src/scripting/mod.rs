@@ -74,6 +74,8 @@ pub struct RunState {
     pub is_eval: AtomicBool,
     /// The busy threshold in ms for the running script (0: never busy).
     pub threshold_ms: AtomicU64,
+    /// The running script's "Slow script detected" line was logged.
+    pub busy_logged: AtomicBool,
     /// The running function's name or script's sha (FUNCTION STATS).
     pub name: Mutex<(String, Vec<bytes::Bytes>)>,
     done_lock: Mutex<()>,
@@ -87,6 +89,7 @@ pub static RUN: RunState = RunState {
     wrote: AtomicBool::new(false),
     is_eval: AtomicBool::new(true),
     threshold_ms: AtomicU64::new(5000),
+    busy_logged: AtomicBool::new(false),
     name: Mutex::new((String::new(), Vec::new())),
     done_lock: Mutex::new(()),
     done: Condvar::new(),
@@ -105,6 +108,27 @@ pub fn busy_error() -> &'static str {
 #[inline]
 pub fn running() -> bool {
     RUN.since_ms.load(Ordering::Relaxed) != 0
+}
+
+/// Logs, once per run, that the running script passed the busy threshold (Redis's
+/// `scriptInterrupt` line, which operators look for).
+pub(crate) fn log_slow_once() {
+    if RUN.busy_logged.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    let since = RUN.since_ms.load(Ordering::Acquire);
+    let elapsed = crate::util::now_ms().saturating_sub(since);
+    let (kill, name) = if RUN.is_eval.load(Ordering::Relaxed) {
+        ("SCRIPT KILL", format!("f_{}", RUN.name.lock().0))
+    } else {
+        ("FUNCTION KILL", RUN.name.lock().0.clone())
+    };
+    crate::log_warning!(
+        "Slow script detected: still in execution after {} milliseconds. You can try killing the script using the {} command. Script name is: {}.",
+        elapsed,
+        kill,
+        name
+    );
 }
 
 /// Whether a script runs and has passed the busy threshold.
@@ -164,6 +188,7 @@ fn publish_start(shard: usize, is_eval: bool, threshold_ms: u64) {
     RUN.is_eval.store(is_eval, Ordering::Relaxed);
     RUN.shard.store(shard, Ordering::Relaxed);
     RUN.threshold_ms.store(threshold_ms, Ordering::Relaxed);
+    RUN.busy_logged.store(false, Ordering::Relaxed);
     RUN.since_ms
         .store(crate::util::now_ms().max(1), Ordering::Release);
 }

@@ -286,6 +286,7 @@ pub fn set_hook(lua: &Lua) {
             ));
         }
         if super::busy() {
+            super::log_slow_once();
             super::pump_now();
             if super::RUN.kill.load(Ordering::Relaxed) {
                 crate::log_warning!("Lua script killed by user with SCRIPT KILL.");

@@ -641,7 +641,16 @@ impl<I: Io> Shard<I> {
             return Flow::Continue;
         };
         if crate::scripting::runs_script(cmd) {
-            return self.run_script(token, f, full, args, now_ms);
+            return self.run_script(token, f, full, args, now_ms, true);
+        }
+        if cmd.name == "debug"
+            && args
+                .get(1)
+                .is_some_and(|a| a.eq_ignore_ascii_case(b"loadaof"))
+        {
+            // The AOF's scripts run on this thread: a slow one serves the others -LOADING
+            // through the busy pump. Not top level: what it replays is not fed again.
+            return self.run_script(token, f, full, args, now_ms, false);
         }
         let server = self.server.clone();
         let shard = self.id;

@@ -270,8 +270,8 @@ impl<'a, 'g> Replayer<'a, 'g> {
 }
 
 /// Runs a script command (EVAL, EVALSHA, FCALL...) of the file as a client of its own would,
-/// its reply discarded (`loadSingleAppendOnlyFile`'s fake client). Only at start-up: no
-/// shard is held by the caller.
+/// its reply discarded (`loadSingleAppendOnlyFile`'s fake client). At start-up and for
+/// DEBUG LOADAOF: no shard is held by the caller.
 fn run_script(server: &Server, db: usize, cmd: &'static crate::commands::Cmd, argv: &[Bytes]) {
     let Kind::Conn(f) = cmd.kind else {
         return;
@@ -801,23 +801,34 @@ pub fn load_at_startup(server: &std::sync::Arc<Server>) -> Result<(), i32> {
 /// DEBUG LOADAOF: make the AOF durable, empty the dataset, load the AOF again, all with every
 /// shard held. A failed load exits the process, as Redis does.
 pub fn debug_loadaof(server: &Server) -> Result<(), String> {
-    let mut guards = server.lock_all();
-    super::rewrite::wait_durable(server);
-    for g in guards.iter_mut() {
-        for db in g.dbs.iter_mut() {
-            db.clear();
+    {
+        let mut guards = server.lock_all();
+        super::rewrite::wait_durable(server);
+        for g in guards.iter_mut() {
+            for db in g.dbs.iter_mut() {
+                db.clear();
+            }
         }
+        // Redis's `emptyData` here empties the function libraries too; the AOF brings them
+        // back.
+        crate::scripting::flush_libraries();
+        // Set before the shards are let go: from here on other connections get -LOADING, as
+        // from Redis's `startLoading`, while the load takes the shards one batch at a time.
+        server.persistence.loading.store(true, Ordering::SeqCst);
     }
-    // Redis's `emptyData` here empties the function libraries too; the AOF brings them back.
-    crate::scripting::flush_libraries();
     let cfg = server.config.load();
     let dir = std::path::PathBuf::from(&cfg.appenddirname);
-    let manifest = read_manifest(&dir, &cfg.appendfilename).map_err(|_| "ERR".to_string())?;
-    match load_all(server, manifest, &dir, Target::Held(&mut guards)) {
+    let Ok(manifest) = read_manifest(&dir, &cfg.appendfilename) else {
+        server.persistence.loading.store(false, Ordering::SeqCst);
+        return Err("ERR".to_string());
+    };
+    let result = load_all(server, manifest, &dir, Target::Batched(server));
+    for g in server.lock_all().iter_mut() {
+        g.stats.dirty = 0;
+    }
+    server.persistence.loading.store(false, Ordering::SeqCst);
+    match result {
         Ok(loaded) => {
-            for g in guards.iter_mut() {
-                g.stats.dirty = 0;
-            }
             // The manifest read from disk becomes the server's, as Redis's
             // `aofLoadManifestFromDisk` (after a rewrite with the AOF off it names no incr
             // file, and the next one is numbered 1 again).

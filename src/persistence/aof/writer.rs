@@ -349,18 +349,22 @@ impl Writer {
     }
 
     fn round_pipelined(&mut self) {
-        if !self.pending.is_empty() && !self.write_pending() {
-            std::thread::sleep(Duration::from_millis(RETRY_MS / 10));
-            return;
+        if !self.pending.is_empty() {
+            if let Err(e) = self.write_pending(false) {
+                self.failed(&e, "write");
+                std::thread::sleep(Duration::from_millis(RETRY_MS / 10));
+                return;
+            }
         }
         self.submit_sync();
         self.reap(false);
         self.sleep_in_ring();
     }
 
-    /// Writes the pending bytes without syncing them. Returns whether it worked.
-    fn write_pending(&mut self) -> bool {
-        let n = self.pending.len();
+    /// Writes the pending bytes at the file's end (then, with `sync`, fdatasyncs them as a
+    /// linked pair) and moves the offsets past them. Returns how many bytes went.
+    fn write_pending(&mut self, sync: bool) -> std::io::Result<u64> {
+        let n = self.pending.len() as u64;
         let sleep_us = self.aof().flush_sleep_us.load(Ordering::Relaxed);
         if sleep_us > 0 {
             std::thread::sleep(Duration::from_micros(sleep_us));
@@ -369,25 +373,18 @@ impl Writer {
             &self.file,
             self.file_off,
             &self.pending,
-            false,
+            sync,
             &mut self.foreign,
         );
         self.handle_foreign();
-        match res {
-            Ok(()) => {
-                self.file_off += n as u64;
-                self.pending_at += n as u64;
-                self.pending.clear();
-                let aof = self.aof();
-                aof.incr_size.fetch_add(n as u64, Ordering::Relaxed);
-                aof.written_total.fetch_add(n as u64, Ordering::Relaxed);
-                true
-            }
-            Err(e) => {
-                self.failed(&e, "write");
-                false
-            }
-        }
+        res?;
+        self.file_off += n;
+        self.pending_at += n;
+        self.pending.clear();
+        let aof = self.aof();
+        aof.incr_size.fetch_add(n, Ordering::Relaxed);
+        aof.written_total.fetch_add(n, Ordering::Relaxed);
+        Ok(n)
     }
 
     /// Submits an fdatasync covering everything written, unless one already covers it, too
@@ -568,24 +565,8 @@ impl Writer {
         let rewriting = aof.child_running.load(Ordering::Relaxed);
         let skip = rewriting && aof.no_fsync_on_rewrite.load(Ordering::Relaxed);
         let sync = force_sync || (self.policy() == AppendFsync::Always && !skip);
-        let n = self.pending.len();
-        let sleep_us = aof.flush_sleep_us.load(Ordering::Relaxed);
-        if sleep_us > 0 {
-            std::thread::sleep(Duration::from_micros(sleep_us));
-        }
-        let res = self.disk.write_at(
-            &self.file,
-            self.file_off,
-            &self.pending,
-            sync,
-            &mut self.foreign,
-        );
-        self.handle_foreign();
-        match res {
-            Ok(()) => {
-                self.file_off += n as u64;
-                self.pending_at += n as u64;
-                self.pending.clear();
+        match self.write_pending(sync) {
+            Ok(n) => {
                 if sync {
                     self.unsynced = false;
                     self.last_fsync = Instant::now();
@@ -594,8 +575,6 @@ impl Writer {
                 } else if n > 0 {
                     self.unsynced = true;
                 }
-                aof.incr_size.fetch_add(n as u64, Ordering::Relaxed);
-                aof.written_total.fetch_add(n as u64, Ordering::Relaxed);
                 self.recovered();
                 aof.publish_durable(&server, self.pending_at);
                 true

@@ -20,7 +20,9 @@ use std::time::{Duration, Instant};
 
 impl<I: Io> Shard<I> {
     /// Runs a script command (EVAL family, FCALL) with the connection taken out of `conns`
-    /// so the busy pump may serve the others.
+    /// so the busy pump may serve the others. `top` marks a script command of a client, whose
+    /// effects it feeds (`scripting::top_level`); DEBUG LOADAOF, which replays scripts, is
+    /// not one.
     pub(super) fn run_script(
         &mut self,
         token: Token,
@@ -28,6 +30,7 @@ impl<I: Io> Shard<I> {
         full: &'static str,
         args: &[Bytes],
         now_ms: u64,
+        top: bool,
     ) -> Flow {
         let server = self.server.clone();
         let shard = self.id;
@@ -50,7 +53,11 @@ impl<I: Io> Shard<I> {
             };
             let mut pump = || self.busy_pump();
             crate::scripting::with_busy_pump(&mut pump, || {
-                crate::scripting::top_level(|| f(&mut ctx, args, &mut out))
+                if top {
+                    crate::scripting::top_level(|| f(&mut ctx, args, &mut out))
+                } else {
+                    f(&mut ctx, args, &mut out)
+                }
             });
             let (d, n, r) = (ctx.deliveries, ctx.notes, ctx.ready_keys);
             (out.errors, out.last_error_code, d, n, r)
