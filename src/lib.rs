@@ -43,4 +43,5 @@ pub mod server;
 pub mod shard;
 pub mod storage;
 pub mod syscheck;
+pub mod tracking;
 pub mod util;

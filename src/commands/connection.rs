@@ -41,7 +41,7 @@ pub static COMMANDS: [Cmd; 10] = [
 
 const CS: u32 = flag::NOSCRIPT | flag::LOADING | flag::STALE;
 
-pub static CLIENT_SUBS: [Cmd; 14] = [
+pub static CLIENT_SUBS: [Cmd; 18] = [
     Cmd::conn("unblock", -3, CS | flag::ADMIN, client_unblock),
     Cmd::conn("id", 2, CS, client_id),
     Cmd::conn("setname", 3, CS, client_setname),
@@ -56,6 +56,20 @@ pub static CLIENT_SUBS: [Cmd; 14] = [
     Cmd::conn("unpause", 2, CS | flag::ADMIN, client_unpause),
     Cmd::conn("help", 2, CS, client_help),
     Cmd::conn("setinfo", 4, CS, client_setinfo),
+    Cmd::conn(
+        "tracking",
+        -3,
+        CS,
+        crate::tracking::command::client_tracking,
+    ),
+    Cmd::conn("caching", 3, CS, crate::tracking::command::client_caching),
+    Cmd::conn("getredir", 2, CS, crate::tracking::command::client_getredir),
+    Cmd::conn(
+        "trackinginfo",
+        2,
+        CS,
+        crate::tracking::command::client_trackinginfo,
+    ),
 ];
 
 fn ping(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
@@ -113,6 +127,7 @@ fn reset(ctx: &mut ConnCtx, _args: &[Bytes], out: &mut Out) {
     ctx.client.multi_error = false;
     super::multi::unwatch_all(ctx.server, ctx.client);
     super::pubsub::unsubscribe_all(ctx.server, ctx.shard, ctx.client);
+    crate::tracking::disable(&ctx.client.shared);
     let c = &mut *ctx.client;
     c.set_db(0);
     c.proto = 2;
@@ -387,7 +402,7 @@ fn format_line(
     let [qbuf, qbuf_free, argv_mem, multi_mem, rbs, rbp, obl, oll, omem, tot_mem] = snap.figures;
     let [sub, psub, ssub] = snap.subs;
     format!(
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs={} rbp={} obl={} oll={} omem={} tot-mem={} events=r cmd={} user=default redir=-1 resp={}",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs={} rbp={} obl={} oll={} omem={} tot-mem={} events=r cmd={} user=default redir={} resp={}",
         c.id,
         c.addr,
         c.laddr,
@@ -395,7 +410,7 @@ fn format_line(
         String::from_utf8_lossy(&c.name()),
         now_ms.saturating_sub(c.created_ms) / 1000,
         now_ms.saturating_sub(last) / 1000,
-        snap.flags_text(&role),
+        snap.flags_text(&role, crate::tracking::list_flags(c)),
         c.db.load(Ordering::Relaxed),
         sub,
         psub,
@@ -412,6 +427,7 @@ fn format_line(
         omem,
         tot_mem,
         cmd,
+        crate::tracking::list_redir(c),
         c.proto.load(Ordering::Relaxed),
     )
 }

@@ -379,6 +379,14 @@ fn debug_replybuffer(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
     }
 }
 
+/// DEBUG PAUSE-CRON: the shards skip their periodic work (expiry, eviction, client and
+/// tracking upkeep) while set.
+static CRON_PAUSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn cron_paused() -> bool {
+    CRON_PAUSED.load(Ordering::Relaxed)
+}
+
 fn debug(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
     if !debug_allowed(ctx) {
         out.error("ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.");
@@ -394,6 +402,11 @@ fn debug(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
         "set-disable-deny-scripts" if args.len() == 3 => {
             let on = parse::i64_arg(&args[2]).unwrap_or(0) != 0;
             crate::scripting::DISABLE_DENY_SCRIPTS.store(on, Ordering::Relaxed);
+            out.ok();
+        }
+        "pause-cron" if args.len() == 3 => {
+            let on = parse::i64_arg(&args[2]).unwrap_or(0) != 0;
+            CRON_PAUSED.store(on, Ordering::SeqCst);
             out.ok();
         }
         "set-active-expire" if args.len() == 3 => {
@@ -470,6 +483,8 @@ fn debug(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
                 "    Show low level info about the key and associated value.",
                 "PROTOCOL <type>",
                 "    Reply with a test value of the specified type.",
+                "PAUSE-CRON <0|1>",
+                "    Stop periodic cron job processing.",
                 "SET-ACTIVE-EXPIRE <0|1>",
                 "    Setting it to 0 disables expiring keys in background when they are not accessed.",
                 "SLEEP <seconds>",

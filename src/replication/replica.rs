@@ -360,6 +360,7 @@ impl<'a> Session<'a> {
             flags: Mutex::new("M".to_string()),
             kill: Default::default(),
             waiter: Mutex::new(None),
+            tracking: Default::default(),
         });
         Session {
             server,
@@ -426,6 +427,7 @@ impl<'a> Session<'a> {
             flags: Mutex::new("M".to_string()),
             kill: Default::default(),
             waiter: Mutex::new(None),
+            tracking: Default::default(),
         });
         self.client.shared = shared.clone();
         self.stream = Some(stream);
@@ -1116,6 +1118,9 @@ impl<'a> Applier<'a> {
             }
             _ => {
                 self.run(client, args, Some(raw));
+                if crate::tracking::active() {
+                    crate::tracking::after_foreign(self.server);
+                }
             }
         }
         false
@@ -1133,6 +1138,9 @@ impl<'a> Applier<'a> {
         let poke = self.server.feed.apply_upstream(&unit, true, Some(raw));
         drop(holds);
         poke_shards(self.server, poke);
+        if crate::tracking::active() {
+            crate::tracking::after_foreign(self.server);
+        }
     }
 
     /// Runs one command with its reply discarded; re-feeds `raw` under its locks.

@@ -405,6 +405,9 @@ fn run_command(rc: &mut RunCtx<'_, '_>, argv: &[Bytes]) -> Result<(Vec<u8>, u8),
             ks.no_touch = rc.ctx.client.no_touch;
             ks.prop.on = server.feed.active();
             ks.exec(f, argv, &mut out);
+            if cmd.flags & flag::READONLY != 0 {
+                crate::tracking::note_script_read();
+            }
             rc.ctx.propagate.append(&mut ks.prop.ops);
             rc.ctx.ready_keys.extend(ks.take_ready());
             rc.ctx.notes.append(&mut ks.notifications);

@@ -478,6 +478,7 @@ pub fn figures(c: &Client, current: Option<&[bytes::Bytes]>) -> Figures {
         + multi_overhead
         + subs
         + watched
+        + crate::tracking::client_memory_bytes(&c.shared)
         + CLIENT_STRUCT_BYTES;
     Figures {
         qbuf,
@@ -779,15 +780,20 @@ impl Snapshot {
 
     /// CLIENT LIST `flags=`: the fixed role flag (`S`, `O`, `M`), then the dynamic ones in
     /// Redis's order; `N` when there is none.
-    pub fn flags_text(&self, role: &str) -> String {
+    pub fn flags_text(&self, role: &str, tracking: &str) -> String {
         let mut f: String = role.chars().filter(|&ch| ch != 'N').collect();
         for (bit, ch) in [
             (flag::PUBSUB, 'P'),
             (flag::MULTI, 'x'),
             (flag::BLOCKED, 'b'),
-            (flag::CLOSE_AFTER_REPLY, 'c'),
-            (flag::NO_EVICT, 'e'),
         ] {
+            if self.flags & bit != 0 {
+                f.push(ch);
+            }
+        }
+        // `t`, `R`, `B`: tracking, broken redirect, broadcast mode.
+        f.push_str(tracking);
+        for (bit, ch) in [(flag::CLOSE_AFTER_REPLY, 'c'), (flag::NO_EVICT, 'e')] {
             if self.flags & bit != 0 {
                 f.push(ch);
             }

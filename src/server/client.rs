@@ -33,6 +33,8 @@ pub struct ClientShared {
     pub kill: AtomicBool,
     /// The waiter while the client is blocked (CLIENT UNBLOCK claims it from any thread).
     pub waiter: Mutex<Option<Arc<crate::storage::blocking::Waiter>>>,
+    /// Client-side caching state and pending invalidations (see `tracking`).
+    pub tracking: crate::tracking::Handle,
 }
 
 impl ClientShared {

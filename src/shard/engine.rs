@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 mod buffers;
 mod script_busy;
+mod tracking;
 
 /// Bytes read from a connection per loop turn before others get their turn.
 const CONN_TURN_CMDS_MAX: usize = 4096;
@@ -292,6 +293,7 @@ impl<I: Io> Shard<I> {
             flags: Mutex::new("N".to_string()),
             kill: Default::default(),
             waiter: Mutex::new(None),
+            tracking: Default::default(),
         });
         let auth = self.cfg.requirepass.is_none();
         srv.register_client(shared.clone());
@@ -320,6 +322,7 @@ impl<I: Io> Shard<I> {
         if c.subscriptions() > 0 {
             crate::commands::pubsub::unsubscribe_all(&self.server, self.id, &mut c);
         }
+        crate::tracking::forget(&c.shared);
         if let Some(w) = &c.blocked {
             w.claim();
             self.server.blocked_clients.fetch_sub(1, Ordering::Relaxed);
@@ -404,7 +407,16 @@ impl<I: Io> Shard<I> {
                     }
                 }
             }
+            let tracking = crate::tracking::active();
+            let outer = if tracking {
+                self.tracking_before(token)
+            } else {
+                (0, false)
+            };
             let flow = self.execute(token, &mut args);
+            if tracking || crate::tracking::active() {
+                self.tracking_after(token, &args, outer);
+            }
             args.clear();
             match flow {
                 Flow::Continue => {}
@@ -760,7 +772,16 @@ impl<I: Io> Shard<I> {
             };
             ks.no_touch = c.no_touch;
             ks.prop.on = server.feed.active();
+            // Eviction ran before the command (`evict::admit_command`); with tracking on,
+            // the invalidations it and earlier writes queued go out ahead of the reply.
+            let tracking = crate::tracking::active();
+            if tracking {
+                crate::tracking::before_exec(c, &mut out);
+            }
             ks.exec(f, args, &mut out);
+            if tracking {
+                crate::tracking::after_read(&mut ks, &c.shared, cmd, args);
+            }
             if ks.prop.on {
                 // Fed while the shards are still locked: see `replication::feed`.
                 self.poke |= server.feed.propagate(&ks.take_ops(), true);
@@ -839,10 +860,14 @@ impl<I: Io> Shard<I> {
         };
         let (db, proto, no_touch) = (c.db, c.proto, c.no_touch);
         let reply_room = crate::server::buffers::reply_room(c, &self.cfg);
+        let track_reads = crate::tracking::active()
+            && cmd.flags & crate::commands::flag::READONLY != 0
+            && c.shared.tracking.remembers_reads();
         let rc = RemoteCmd {
             cmd,
             full_name: full,
             args,
+            track_reads,
         };
         let batch = &mut self.outbox[dest];
         if let Some(Msg::Exec {
@@ -861,6 +886,7 @@ impl<I: Io> Shard<I> {
             no_touch,
             reply_room,
             cmds: vec![rc],
+            tracking: crate::tracking::remote_ctx(c),
         });
         self.handle.lock_data().cmd_stats.hops_out += 1;
     }
@@ -1004,6 +1030,9 @@ impl<I: Io> Shard<I> {
                         ks.no_block = true;
                         ks.prop.on = server.feed.active();
                         ks.exec(f, &q.args, &mut out);
+                        if crate::tracking::active() {
+                            crate::tracking::after_read(&mut ks, &c.shared, q.cmd, &q.args);
+                        }
                         unit.append(&mut ks.prop.ops);
                         self.ready_keys.extend(ks.take_ready());
                         notes.append(&mut ks.notifications);
@@ -1122,6 +1151,10 @@ impl<I: Io> Shard<I> {
         let mut guards = server.lock_shards(&ids);
         let mut bytes = Vec::new();
         let mut served_notes = Vec::new();
+        // The served client is the current client while its command runs, and gets its own
+        // invalidations after its reply (as Redis, which serves it as `current_client`).
+        let tracking = crate::tracking::active();
+        let outer = crate::tracking::current();
         let error_code;
         {
             let parts: Vec<&mut ShardData> = guards.iter_mut().map(|g| &mut **g).collect();
@@ -1161,6 +1194,9 @@ impl<I: Io> Shard<I> {
             }
             let mut out = Out::new(&mut bytes, w.proto);
             let start = crate::util::cycles::now();
+            if tracking {
+                crate::tracking::set_current(w.client_id, true);
+            }
             (w.req.serve)(&mut ks, key, &w.args, &mut out);
             error_code = out.last_error_code.take();
             if ks.prop.on {
@@ -1210,6 +1246,11 @@ impl<I: Io> Shard<I> {
                 bytes,
             });
         }
+        if tracking {
+            crate::tracking::set_in_call(false);
+            crate::tracking::flush_deferred();
+            crate::tracking::set_current(outer.0, outer.1);
+        }
         true
     }
 
@@ -1226,6 +1267,9 @@ impl<I: Io> Shard<I> {
             *g = None;
         }
         c.out.extend_from_slice(bytes);
+        if c.shared.tracking.has_pending() {
+            crate::tracking::drain_client(c);
+        }
         c.aof_hold = c
             .aof_hold
             .max(crate::persistence::aof::hold_point(&self.server));
@@ -1328,6 +1372,7 @@ impl<I: Io> Shard<I> {
     }
 
     fn flush_outbox(&mut self) {
+        self.process_wakes();
         crate::persistence::aof::kick(&self.server, &mut self.aof_rung);
         // Our own bit too: a poke keeps this loop from sleeping before its replicas got it.
         let poke = std::mem::take(&mut self.poke);
@@ -1367,7 +1412,9 @@ impl<I: Io> Shard<I> {
                     no_touch,
                     reply_room,
                     cmds,
-                } => self.exec_for_remote(conn, db, (proto, no_touch, reply_room), cmds),
+                    tracking,
+                } => self.exec_for_remote(conn, db, (proto, no_touch, reply_room), cmds, tracking),
+                Msg::TrackingWake { token, id } => self.wake_local(token, id),
                 Msg::Replies { conn, count, bytes } => self.on_replies(conn, count, bytes),
                 Msg::Unblocked { token, gen, bytes } => self.deliver_unblock(token, gen, &bytes),
                 Msg::Publish(d) => self.deliver_local(&d),
@@ -1395,6 +1442,7 @@ impl<I: Io> Shard<I> {
         db: usize,
         (proto, no_touch, reply_room): (u8, bool, usize),
         cmds: Vec<RemoteCmd>,
+        tracking: Option<crate::tracking::RemoteCtx>,
     ) {
         let mut bytes = Vec::new();
         let mut notes = Vec::new();
@@ -1410,7 +1458,10 @@ impl<I: Io> Shard<I> {
                 let mut ks = Keyspace::one(&mut data, self.nshards, db, now_ms);
                 ks.no_touch = no_touch;
                 ks.prop.on = self.server.feed.active();
-                ks.exec(f, &rc.args, &mut out);
+                match &tracking {
+                    None => ks.exec(f, &rc.args, &mut out),
+                    Some(t) => t.exec(&mut ks, rc, f, &mut out),
+                }
                 if ks.prop.on {
                     self.poke |= self.server.feed.propagate(&ks.take_ops(), true);
                 }
@@ -1418,6 +1469,10 @@ impl<I: Io> Shard<I> {
                 let id = data.id;
                 for (db, k) in data.blocking.ready.drain(..) {
                     self.ready_keys.push((id, db, k));
+                }
+                if tracking.is_some() {
+                    crate::tracking::table::take_bcast_touched();
+                    data.tracking.broadcast();
                 }
                 let us = crate::util::cycles::us_between(start, crate::util::cycles::now());
                 crate::latency::after_command(
@@ -1461,6 +1516,9 @@ impl<I: Io> Shard<I> {
             .aof_hold
             .max(crate::persistence::aof::hold_point(&self.server));
         c.inflight = c.inflight.saturating_sub(count);
+        if c.inflight == 0 && c.shared.tracking.has_pending() {
+            crate::tracking::drain_client(c);
+        }
         self.to_send.push(conn.token);
         if c.inflight == 0 && (c.parked.is_some() || !c.inbuf.is_empty()) {
             self.ready.push(conn.token);
@@ -1576,6 +1634,9 @@ impl<I: Io> Shard<I> {
         let hz = self.cfg.hz.clamp(1, 500);
         let period = Duration::from_millis(1000 / hz as u64);
         self.next_cron_ms = self.now_ms + period.as_millis() as u64;
+        if crate::commands::server::cron_paused() {
+            return;
+        }
         // Active expiry: up to a quarter of the period, in slices, as Redis's slow cycle.
         let budget = period / 4;
         let start = Instant::now();
@@ -1644,6 +1705,10 @@ impl<I: Io> Shard<I> {
                 self.publish_notifications(notes);
             }
         }
+        self.tracking_cron();
+        if !self.to_send.is_empty() {
+            self.flush_sends();
+        }
         self.clients_cron();
         self.reap_idle_clients();
     }
@@ -1676,6 +1741,7 @@ impl<I: Io> Shard<I> {
 fn blocked_waiter(c: &Client, home: usize, mut req: BlockRequest, args: &[Bytes]) -> Arc<Waiter> {
     let args = req.args.take().unwrap_or_else(|| args.to_vec());
     Arc::new(Waiter {
+        client_id: c.id(),
         conn: ConnRef {
             shard: home,
             token: c.token,

@@ -26,6 +26,8 @@ pub struct RemoteCmd {
     pub cmd: &'static Cmd,
     pub full_name: &'static str,
     pub args: Vec<Bytes>,
+    /// A read whose keys the owner remembers for the client (CLIENT TRACKING).
+    pub track_reads: bool,
 }
 
 pub enum Msg {
@@ -38,6 +40,8 @@ pub enum Msg {
         /// Reply bytes the connection may still take before its output limit closes it.
         reply_room: usize,
         cmds: Vec<RemoteCmd>,
+        /// Set while client-side caching is in use (see `tracking`).
+        tracking: Option<crate::tracking::RemoteCtx>,
     },
     /// The encoded replies of an `Exec`, concatenated in order.
     Replies {
@@ -55,6 +59,8 @@ pub enum Msg {
     },
     /// A pub/sub message for a subscriber of the receiving shard.
     Publish(crate::pubsub::Delivery),
+    /// Invalidations wait in the inbox of this connection of the receiving shard.
+    TrackingWake { token: u32, id: u64 },
     /// A MONITOR line for a monitoring connection of the receiving shard.
     Monitor {
         token: u32,

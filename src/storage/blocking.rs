@@ -61,6 +61,8 @@ pub struct BlockRequest {
 
 pub struct Waiter {
     pub conn: ConnRef,
+    /// The blocked client's id (it is the current client while it is served).
+    pub client_id: u64,
     pub claimed: AtomicBool,
     pub db: usize,
     pub proto: u8,

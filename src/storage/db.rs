@@ -296,6 +296,8 @@ pub struct ShardData {
     pub watch: super::watch::Registry,
     /// maxmemory's eviction pool (see `evict`).
     pub evict_pool: super::evict::Pool,
+    /// Client-side caching: who read which key of this shard (see `tracking`).
+    pub tracking: crate::tracking::Table,
 }
 
 impl ShardData {
@@ -308,6 +310,7 @@ impl ShardData {
             blocking: Default::default(),
             watch: Default::default(),
             evict_pool: Default::default(),
+            tracking: Default::default(),
         }
     }
 
@@ -339,7 +342,8 @@ impl ShardData {
                     continue;
                 }
                 examined += table.len();
-                let watched = !self.watch.is_empty() || dead.is_some();
+                let tracking = crate::tracking::active();
+                let watched = !self.watch.is_empty() || dead.is_some() || tracking;
                 let mut dead_keys: Vec<Box<[u8]>> = Vec::new();
                 let n = table.retain(|k, e| {
                     let dead = e.is_expired(now_ms);
@@ -350,6 +354,9 @@ impl ShardData {
                 });
                 for k in &dead_keys {
                     self.watch.touch(db_index, k, false);
+                    if tracking {
+                        self.tracking.key_modified(self.id, k, 0);
+                    }
                 }
                 if let Some(d) = dead.as_deref_mut() {
                     d.extend(dead_keys.into_iter().map(|k| (db_index, k)));

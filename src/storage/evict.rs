@@ -542,7 +542,10 @@ pub fn over_budget() -> bool {
     if max == 0 {
         return false;
     }
-    let used = crate::alloc::used_memory() as u64;
+    // Invalidations waiting for their connections are not the keyspace's memory (see
+    // `tracking::pending_bytes`), nor are replicas' output buffers.
+    let used = (crate::alloc::used_memory() as u64)
+        .saturating_sub(crate::tracking::pending_bytes() as u64);
     used > max && used.saturating_sub(not_counted()) > max
 }
 
@@ -755,5 +758,8 @@ fn evict_key(shard: &mut ShardData, db: usize, key: &[u8]) -> bool {
     }
     shard.stats.evicted_keys += 1;
     shard.watch.touch(db, key, false);
+    if crate::tracking::active() {
+        shard.tracking.key_modified(shard.id, key, 0);
+    }
     true
 }

@@ -208,6 +208,9 @@ impl<'a> Keyspace<'a> {
         if expired {
             shard.stats.expired_keys += 1;
             shard.watch.touch(db, key, false);
+            if crate::tracking::active() {
+                shard.tracking.key_modified(shard.id, key, 0);
+            }
             self.expired(db, key);
         }
         expired
@@ -332,6 +335,9 @@ impl<'a> Keyspace<'a> {
         if expired {
             stats_ref.expired_keys += 1;
             shard.watch.touch(db, key, false);
+            if crate::tracking::active() {
+                shard.tracking.key_modified(shard.id, key, 0);
+            }
             if crate::pubsub::notify_enabled('x') {
                 self.notifications.push(crate::pubsub::Notification {
                     db,
@@ -459,6 +465,9 @@ impl<'a> Keyspace<'a> {
     pub fn signal_modified(&mut self, key: &[u8]) {
         let (shard, slot, db) = self.db_of(key);
         shard.blocking.signal(db, key);
+        if crate::tracking::active() {
+            shard.tracking.key_written(shard.id, key);
+        }
         if !shard.watch.is_empty() {
             let exists = shard
                 .dbs
@@ -490,6 +499,7 @@ impl<'a> Keyspace<'a> {
             });
             blocking.signal_db(db);
         }
+        self.tracking_flushed();
     }
 
     /// SWAPDB of `a` and `b`, called before the swap: watched keys of either database are
@@ -523,6 +533,19 @@ impl<'a> Keyspace<'a> {
             blocking.signal_db(Some(a));
             blocking.signal_db(Some(b));
         }
+        self.tracking_flushed();
+    }
+
+    /// A flush or swap: every tracking client is told all keys are invalid, and the locked
+    /// shards' tracking tables (all shards: these commands lock them all) are emptied.
+    fn tracking_flushed(&mut self) {
+        if !crate::tracking::active() && crate::tracking::total_keys() == 0 {
+            return;
+        }
+        for s in self.shards_mut() {
+            s.tracking.clear();
+        }
+        crate::tracking::table::flushed();
     }
 
     /// Fires a keyspace notification (class letter, event name).

@@ -299,6 +299,7 @@ fn run_script(server: &Server, db: usize, cmd: &'static crate::commands::Cmd, ar
         flags: std::sync::Mutex::new("N".to_string()),
         kill: Default::default(),
         waiter: std::sync::Mutex::new(None),
+        tracking: Default::default(),
     });
     let mut client = crate::server::Client::new(u32::MAX, 0, -1, shared, true);
     client.db = db;
