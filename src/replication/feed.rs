@@ -66,6 +66,9 @@ pub struct ReplicaSink {
     /// The full synchronization's bytes (the +FULLRESYNC line, the RDB and its framing), fed
     /// by `replication::fullsync` and sent before any stream byte.
     pub rdb: parking_lot::Mutex<RdbOutbound>,
+    /// It attached with the old SYNC and never acknowledges (`CLIENT_PRE_PSYNC`): the
+    /// master does not time it out.
+    pub pre_psync: AtomicBool,
 }
 
 /// Where a replica is in its synchronization; its stream bytes wait in `pending` until it
@@ -113,6 +116,7 @@ impl ReplicaSink {
             ip: parking_lot::Mutex::new(String::new()),
             phase: AtomicU8::new(SyncPhase::Online as u8),
             rdb: parking_lot::Mutex::new(RdbOutbound::default()),
+            pre_psync: AtomicBool::new(false),
         }
     }
 
@@ -158,6 +162,8 @@ impl ReplicaSink {
                     return n;
                 }
                 r.data.shrink_to_fit();
+                // Its RDB went out: the replica's timeout counts from now (`replicaPutOnline`).
+                self.ack_ms.store(crate::util::now_ms(), Ordering::Relaxed);
                 if r.eof {
                     self.set_phase(SyncPhase::WaitAck);
                     return n;
@@ -509,6 +515,11 @@ impl ReplState {
             return None;
         }
         Some(b.tail((self.offset + 1 - from) as usize))
+    }
+
+    /// The last `n` bytes of the backlog, if there is one.
+    pub fn backlog_tail(&self, n: usize) -> Option<Vec<u8>> {
+        self.backlog.as_ref().map(|b| b.tail(n))
     }
 
     /// Appends raw bytes to the replication stream only (the master's PING is an op; this is

@@ -161,6 +161,78 @@ pub fn reject(
     None
 }
 
+/// The error a write command inside a script gets before the script wrote anything
+/// (`scriptVerifyWriteCommandAllow`): READONLY on a read-only replica (unless the script
+/// runs for our master), NOREPLICAS on a master short of good replicas.
+pub fn script_write_error(server: &Server, client: &Client) -> Option<&'static str> {
+    let cfg = server.config.load();
+    if is_replica() {
+        let from_master = client.shared.flags.lock().is_ok_and(|f| f.contains('M'));
+        if cfg.replica_read_only && !from_master {
+            return Some("READONLY You can't write against a read only replica.");
+        }
+        return None;
+    }
+    if cfg.min_replicas_to_write > 0 && !super::master::enough_good_replicas(&cfg, server) {
+        return Some("NOREPLICAS Not enough good replicas to write.");
+    }
+    None
+}
+
+/// A writable replica's active expiry (shard cron): the keys its own clients gave a deadline
+/// (`ShardData::replica_volatile`) are deleted once it passed, as Redis's `expireSlaveKeys`;
+/// the master's keys wait for the master's DEL. Keys gone or persisted leave the set. The
+/// deletions feed our AOF (never the replication stream: a replica's is its master's).
+/// Returns the shards to poke.
+pub fn expire_written_keys(server: &Server, data: &mut ShardData) -> u64 {
+    if data.replica_volatile.is_empty() {
+        return 0;
+    }
+    let now = crate::util::now_ms();
+    let mut dead: Vec<crate::storage::db::DeadKey> = Vec::new();
+    let ShardData {
+        replica_volatile,
+        dbs,
+        stats,
+        watch,
+        ..
+    } = data;
+    replica_volatile.retain(|(db, key)| {
+        let slot = crate::storage::key_slot(key);
+        let Some(d) = dbs.get_mut(*db) else {
+            return false;
+        };
+        match d.get(slot, key) {
+            Some(e) if e.is_expired(now) => {
+                d.remove(slot, key);
+                watch.touch(*db, key, false);
+                dead.push((*db, key.clone()));
+                false
+            }
+            Some(e) => e.expire_ms != 0,
+            None => false,
+        }
+    });
+    stats.expired_keys += dead.len() as u64;
+    if dead.is_empty() || !server.feed.active() {
+        return 0;
+    }
+    let lazy = crate::storage::limits::lazy(&crate::storage::limits::LAZY.expire);
+    let ops: Vec<crate::replication::Op> = dead
+        .into_iter()
+        .map(|(db, k)| {
+            crate::replication::Op::new(
+                db,
+                vec![
+                    crate::storage::keyspace::del_or_unlink(lazy),
+                    Bytes::from(Vec::from(k)),
+                ],
+            )
+        })
+        .collect();
+    server.feed.propagate(&ops, false)
+}
+
 /// Starts the link thread and applies `replicaof` from the configuration.
 pub fn start(server: Arc<Server>) {
     let cfg = server.config.load();
@@ -469,9 +541,17 @@ impl<'a> Session<'a> {
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                 let last = self.server.link.state.lock().last_io_ms;
                 if now.saturating_sub(last) > self.timeout_ms() {
-                    return Err(LinkError::Protocol(
-                        "MASTER timeout: no data nor PING received...".into(),
-                    ));
+                    // Redis's three texts, by the link's stage.
+                    let why = match self.server.link.state.lock().status {
+                        LinkStatus::Connecting | LinkStatus::Handshake => {
+                            "Timeout connecting to the MASTER..."
+                        }
+                        LinkStatus::Transfer => {
+                            "Timeout receiving bulk data from MASTER... If the problem persists try to set the 'repl-timeout' parameter in redis.conf to a larger value."
+                        }
+                        _ => "MASTER timeout: no data nor PING received...",
+                    };
+                    return Err(LinkError::Protocol(why.into()));
                 }
                 Ok(0)
             }
@@ -741,9 +821,13 @@ impl<'a> Session<'a> {
             ),
         };
         self.start_transfer(len.map_or(-1, |l| l as i64));
-        crate::log_notice!("MASTER <-> REPLICA sync: Loading DB in memory");
         let server = self.server;
         let cfg = server.config.load();
+        // Async loading (swapdb from the history we already hold, as Redis 7.0): the old
+        // dataset stays served meanwhile, since it is an earlier point of the same one.
+        let async_load = cfg.repl_diskless_load == crate::config::ReplDisklessLoad::Swapdb
+            && server.feed.with(|st| st.replid == replid);
+        crate::log_notice!("MASTER <-> REPLICA sync: Loading DB in memory");
         let key_delay_us = crate::persistence::snapshot::config_int(&cfg, "key-load-delay");
         let databases = cfg.databases;
         let p = &server.persistence;
@@ -752,7 +836,13 @@ impl<'a> Session<'a> {
         p.loading_total_bytes
             .store(len.unwrap_or(0), Ordering::Relaxed);
         p.loading_loaded_bytes.store(0, Ordering::Relaxed);
+        p.async_loading.store(async_load, Ordering::SeqCst);
         p.loading.store(true, Ordering::SeqCst);
+        let done_loading = || {
+            p.loading.store(false, Ordering::SeqCst);
+            p.async_loading.store(false, Ordering::SeqCst);
+        };
+        let mut functions = Vec::new();
         let mut entries = Vec::new();
         let mut stream_db = 0usize;
         let parsed = {
@@ -781,11 +871,20 @@ impl<'a> Session<'a> {
             };
             let r = crate::persistence::rdb::read_rdb(&mut reader, &mut sink, &mut aux);
             match (r, reader.error.take()) {
-                (_, Some(link_error)) => Err(link_error),
+                (_, Some(link_error)) => {
+                    // A short read: what Redis's `rdbReportReadError` logs.
+                    crate::log_warning!(
+                        "Internal error in RDB reading offset 0, function at rdb.c:0 -> Unexpected EOF reading RDB file"
+                    );
+                    Err(link_error)
+                }
                 (Err(e), None) => Err(LinkError::Protocol(format!(
                     "Failed trying to load the MASTER synchronization DB from socket: {e}"
                 ))),
-                (Ok(_), None) => Ok(()),
+                (Ok(stats), None) => {
+                    functions = stats.functions;
+                    Ok(())
+                }
             }
         };
         let checked = parsed.and_then(|()| match &mark {
@@ -793,7 +892,7 @@ impl<'a> Session<'a> {
             None => Ok(()),
         });
         if let Err(e) = checked {
-            server.persistence.loading.store(false, Ordering::SeqCst);
+            done_loading();
             crate::log_warning!(
                 "Failed trying to load the MASTER synchronization DB from socket, discarding the received data"
             );
@@ -801,7 +900,7 @@ impl<'a> Session<'a> {
         }
         let _applying = server.link.apply.lock();
         if server.link.state.lock().epoch != self.epoch {
-            server.persistence.loading.store(false, Ordering::SeqCst);
+            done_loading();
             return Err(LinkError::Aborted);
         }
         let aof_was_on = {
@@ -812,7 +911,10 @@ impl<'a> Session<'a> {
             crate::persistence::aof::rewrite::stop_appendonly(server);
         }
         let keys = install(server, entries);
-        server.persistence.loading.store(false, Ordering::SeqCst);
+        // The master's function libraries replace ours (after the shard locks: the VM is
+        // always taken before them).
+        install_functions(&functions);
+        done_loading();
         crate::log_notice!("Done loading RDB, keys loaded: {}, keys expired: 0.", keys);
         if aof_was_on && crate::persistence::aof::rewrite::start_appendonly(server).is_err() {
             crate::log_warning!(
@@ -978,13 +1080,26 @@ fn install(server: &Server, entries: Vec<crate::persistence::rdb::LoadedEntry>) 
             for db in shard.dbs.iter_mut() {
                 db.clear();
             }
+            shard.replica_volatile.clear();
         }
+        // The master's keys: none is this replica's to expire.
+        ks.loading = true;
         for e in entries {
             ks.db = e.db;
             ks.insert_entry(&e.key, e.entry);
         }
     });
     n
+}
+
+/// Replaces the function libraries with those of the master's RDB.
+fn install_functions(functions: &[Vec<u8>]) {
+    crate::scripting::flush_libraries();
+    for code in functions {
+        if let Err(e) = crate::scripting::load_library(code) {
+            crate::log_warning!("Failed loading a function library from the RDB: {}", e);
+        }
+    }
 }
 
 /// Flushes every database and loads an RDB from memory, under every shard lock. Returns the
@@ -998,7 +1113,9 @@ fn load_rdb(server: &Server, data: &[u8]) -> LinkResult<usize> {
             for db in shard.dbs.iter_mut() {
                 db.clear();
             }
+            shard.replica_volatile.clear();
         }
+        ks.loading = true;
         let mut sink = |e: crate::persistence::rdb::LoadedEntry| {
             if e.db >= databases {
                 return Err(crate::persistence::rdb::RdbError::Corrupt {
@@ -1023,12 +1140,7 @@ fn load_rdb(server: &Server, data: &[u8]) -> LinkResult<usize> {
         Ok(stats) => {
             // A full sync replaces the function libraries too (after the shard locks are
             // released: the VM is always taken before them).
-            crate::scripting::flush_libraries();
-            for code in &stats.functions {
-                if let Err(e) = crate::scripting::load_library(code) {
-                    crate::log_warning!("Failed loading a function library from the RDB: {}", e);
-                }
-            }
+            install_functions(&stats.functions);
             crate::log_notice!(
                 "Done loading RDB, keys loaded: {}, keys expired: 0.",
                 stats.keys
@@ -1143,10 +1255,8 @@ impl<'a> Applier<'a> {
         let p = match dispatch::prepare(client, args, 0, nshards, false) {
             Ok(p) => p,
             Err(rej) => {
-                crate::log_warning!(
-                    "Command from MASTER rejected: {}",
-                    String::from_utf8_lossy(&rej.error)
-                );
+                let name = crate::commands::lookup(&args[0]).map(|c| c.name);
+                critical_error(server, &rej.error, rej.full_name.or(name));
                 if let Some(raw) = raw {
                     self.feed_plain(raw);
                 }
@@ -1170,6 +1280,9 @@ impl<'a> Applier<'a> {
                     propagate: Vec::new(),
                 };
                 f(&mut ctx, args, &mut out);
+                if self.scratch.first() == Some(&b'-') {
+                    critical_error(server, &self.scratch, Some(p.full_name));
+                }
                 let deliveries = std::mem::take(&mut ctx.deliveries);
                 let ops = std::mem::take(&mut ctx.propagate);
                 let poke = self.feed_applied(ops, raw);
@@ -1194,6 +1307,10 @@ impl<'a> Applier<'a> {
             // backlog and sub-replicas get).
             ks.prop.on = server.feed.active();
             ks.exec(f, args, &mut out);
+            if self.scratch.first() == Some(&b'-') {
+                // Logged before the command reaches our backlog (its dump is the context).
+                critical_error(server, &self.scratch, Some(full_name));
+            }
             // Blocked clients of the replica are not woken by the master's writes yet.
             drop(ks.take_ready());
             let ops = ks.take_ops();
@@ -1217,6 +1334,26 @@ impl<'a> Applier<'a> {
                 0
             }
         }
+    }
+}
+
+/// A command of our master's stream failed here: logged as Redis's `afterErrorReply` does
+/// (the replies to the master are never sent), with the latest bytes of the backlog, which
+/// do not hold the failed command yet.
+fn critical_error(server: &Server, reply: &[u8], name: Option<&str>) {
+    let mut e = reply.strip_prefix(b"-").unwrap_or(reply);
+    if let Some(end) = e.iter().position(|&b| b == b'\r') {
+        e = &e[..end];
+    }
+    let e = &e[..e.len().min(4096)];
+    crate::log_warning!(
+        "== CRITICAL == This replica is sending an error to its master: '{}' after processing the command '{}'",
+        String::from_utf8_lossy(e),
+        name.unwrap_or("<unknown>")
+    );
+    let tail = server.feed.with(|st| st.backlog_tail(256));
+    if let Some(tail) = tail.filter(|t| !t.is_empty()) {
+        crate::log_warning!("Latest backlog is: '{}'", crate::util::repr(&tail));
     }
 }
 

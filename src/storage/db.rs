@@ -225,6 +225,9 @@ pub struct ShardData {
     pub watch: super::watch::Registry,
     /// maxmemory's eviction pool (see `evict`).
     pub evict_pool: super::evict::Pool,
+    /// Keys a writable replica's own clients gave a deadline: the replica expires them itself
+    /// (`replication::replica::expire_written_keys`), as Redis's `slaveKeysWithExpire`.
+    pub replica_volatile: std::collections::HashSet<DeadKey>,
 }
 
 impl ShardData {
@@ -237,6 +240,7 @@ impl ShardData {
             blocking: Default::default(),
             watch: Default::default(),
             evict_pool: Default::default(),
+            replica_volatile: Default::default(),
         }
     }
 
