@@ -269,6 +269,9 @@ pub struct ReplState {
     pub second_replid_offset: i64,
     /// `master_repl_offset`: bytes fed to the replication stream so far.
     pub offset: u64,
+    /// The offset right after the last write fed (not counting the GETACKs and PINGs the
+    /// master adds itself): what WAIT waits for, as Redis's client `woff` excludes them.
+    pub write_offset: u64,
     pub backlog: Option<Backlog>,
     /// The stream's selected database; `None` forces a SELECT before the next op.
     repl_db: Option<usize>,
@@ -332,6 +335,7 @@ impl Feed {
                 replid2: "0".repeat(40),
                 second_replid_offset: -1,
                 offset: 0,
+                write_offset: 0,
                 backlog: None,
                 repl_db: None,
                 replicas: Vec::new(),
@@ -423,6 +427,7 @@ impl ReplState {
             aof_ts_secs,
             scratch,
             offset,
+            write_offset,
             upstream,
             ..
         } = self;
@@ -432,6 +437,7 @@ impl ReplState {
             encode_unit(scratch, repl_db, ops, wrap, false);
             backlog.append(scratch);
             *offset += scratch.len() as u64;
+            *write_offset = *offset;
             replicas.retain(|r| !r.closed.load(Ordering::Relaxed));
             for r in replicas.iter() {
                 r.pending.lock().extend_from_slice(scratch);
@@ -459,6 +465,14 @@ impl ReplState {
     /// its backlog and sub-replicas, so offsets match along a chain). Returns the shards to
     /// poke, as `propagate`.
     pub fn feed_raw(&mut self, data: &[u8]) -> u64 {
+        let poke = self.feed_control(data);
+        self.write_offset = self.offset;
+        poke
+    }
+
+    /// Appends bytes the master adds to the stream itself (REPLCONF GETACK, PING): like
+    /// `feed_raw`, but WAIT does not wait for them.
+    pub fn feed_control(&mut self, data: &[u8]) -> u64 {
         self.offset += data.len() as u64;
         let mut poke = 0u64;
         if let Some(backlog) = &mut self.backlog {

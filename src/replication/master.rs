@@ -330,7 +330,7 @@ fn request_acks(server: &crate::server::Server) -> u64 {
         if st.upstream || st.backlog.is_none() {
             return 0;
         }
-        st.feed_raw(&cmd)
+        st.feed_control(&cmd)
     })
 }
 
@@ -355,7 +355,9 @@ pub fn wait(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
             return;
         }
     };
-    let target = ctx.server.feed.with(|st| st.offset);
+    // The last write's offset (Redis waits for the client's own last write, `woff`; this
+    // is the last write of any client, never past the GETACKs and PINGs we added).
+    let target = ctx.server.feed.with(|st| st.write_offset.min(st.offset));
     let have = acked(ctx.server, target);
     if have as i64 >= n {
         out.int(have as i64);
@@ -424,7 +426,7 @@ pub fn cron(server: &crate::server::Server) {
         if st.upstream || st.backlog.is_none() || st.replicas.is_empty() {
             return 0;
         }
-        st.feed_raw(&ping)
+        st.feed_control(&ping)
     });
     poke_shards(server, poke);
 }

@@ -1482,6 +1482,11 @@ impl<I: Io> Shard<I> {
             let Some(sink) = c.replica.clone() else {
                 continue;
             };
+            // A killed replica (CLIENT KILL inside a transaction) gets nothing more of the
+            // stream, not even what was fed after the kill in the same EXEC.
+            if c.shared.kill.load(Ordering::Relaxed) {
+                continue;
+            }
             if sink.drain_into(&mut c.out) > 0 {
                 self.to_send.push(t);
             }
