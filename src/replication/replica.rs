@@ -49,7 +49,7 @@ use std::time::Duration;
 /// timeouts, and sends its ACK.
 const POLL_MS: u64 = 100;
 /// Bytes read from the socket at once.
-const READ_CHUNK_BYTES: usize = 64 * 1024;
+const READ_CHUNK_BYTES: usize = 256 * 1024;
 /// The EOF marker of a diskless transfer (`$EOF:<40 bytes>`).
 const EOF_MARK_BYTES: usize = 40;
 /// A handshake reply line longer than this is a protocol error.
@@ -404,6 +404,8 @@ struct Session<'a> {
     stream: Option<TcpStream>,
     /// Received, unprocessed bytes.
     buf: Vec<u8>,
+    /// What each socket read fills (then appended to `buf`).
+    chunk: Vec<u8>,
     /// The pseudo-client commands from the master run as (flag M in CLIENT LIST).
     client: Client,
     last_ack_ms: u64,
@@ -438,6 +440,7 @@ impl<'a> Session<'a> {
             epoch,
             stream: None,
             buf: Vec::new(),
+            chunk: Vec::new(),
             client: Client::new(u32::MAX, 0, -1, shared, true),
             last_ack_ms: 0,
         }
@@ -528,13 +531,20 @@ impl<'a> Session<'a> {
         if self.aborted() {
             return Err(LinkError::Aborted);
         }
-        let mut chunk = vec![0u8; READ_CHUNK_BYTES];
-        let r = self.stream()?.read(&mut chunk);
+        // Into the session's read chunk, allocated once.
+        if self.chunk.is_empty() {
+            self.chunk = vec![0u8; READ_CHUNK_BYTES];
+        }
+        let stream = self
+            .stream
+            .as_mut()
+            .ok_or_else(|| LinkError::Protocol("not connected".into()))?;
+        let r = stream.read(&mut self.chunk);
         let now = crate::util::now_ms();
         match r {
             Ok(0) => Err(LinkError::Protocol("connection lost".into())),
             Ok(n) => {
-                self.buf.extend_from_slice(&chunk[..n]);
+                self.buf.extend_from_slice(&self.chunk[..n]);
                 self.server.link.state.lock().last_io_ms = now;
                 Ok(n)
             }
@@ -711,6 +721,9 @@ impl<'a> Session<'a> {
         {
             return self.full_sync_streaming(spec, replid, offset);
         }
+        if dataset_empty(self.server) {
+            return self.full_sync_into_empty(spec, replid, offset);
+        }
         let data = if let Some(mark) = spec.strip_prefix("EOF:") {
             let mark = mark.as_bytes().to_vec();
             if mark.len() != EOF_MARK_BYTES {
@@ -759,13 +772,17 @@ impl<'a> Session<'a> {
         if aof_was_on {
             crate::persistence::aof::rewrite::stop_appendonly(server);
         }
-        if self.server.config.load().repl_diskless_load == crate::config::ReplDisklessLoad::Disabled
-        {
-            save_transfer(self.server, &data);
-        }
+        let to_disk = self.server.config.load().repl_diskless_load
+            == crate::config::ReplDisklessLoad::Disabled;
         crate::log_notice!("MASTER <-> REPLICA sync: Flushing old data");
         crate::log_notice!("MASTER <-> REPLICA sync: Loading DB in memory");
-        let loaded = load_rdb(self.server, &data);
+        // The file is written by another thread while the dataset loads from memory.
+        let loaded = std::thread::scope(|s| {
+            if to_disk {
+                s.spawn(|| save_transfer(server, &data));
+            }
+            load_rdb(server, &data)
+        });
         drop(data);
         if aof_was_on && crate::persistence::aof::rewrite::start_appendonly(server).is_err() {
             crate::log_warning!(
@@ -850,6 +867,7 @@ impl<'a> Session<'a> {
                 session: self,
                 left: len,
                 error: None,
+                pos: 0,
             };
             let mut sink = |e: crate::persistence::rdb::LoadedEntry| {
                 if e.db >= databases {
@@ -921,6 +939,152 @@ impl<'a> Session<'a> {
                 "Failed enabling the AOF after successful master synchronization! Trying it again in one second."
             );
         }
+        self.after_load(replid, offset, stream_db.min(databases.saturating_sub(1)));
+        Ok(())
+    }
+
+    /// `repl-diskless-load disabled` with nothing to lose (an empty dataset, as for a fresh
+    /// replica): the RDB is loaded while it arrives, in batches under the shard locks, so
+    /// loading overlaps the master's save (diskless) or the transfer (disk) instead of
+    /// following it; the bytes are kept and written to `dbfilename` at the end, as the
+    /// disabled mode does. There is no old dataset to serve meanwhile: clients get
+    /// `-LOADING` from the first byte. A failed transfer leaves the dataset empty again.
+    fn full_sync_into_empty(&mut self, spec: &str, replid: &str, offset: u64) -> LinkResult<()> {
+        let mark = match spec.strip_prefix("EOF:") {
+            Some(m) if m.len() == EOF_MARK_BYTES => Some(m.as_bytes().to_vec()),
+            Some(_) => return Err(LinkError::Protocol("bad EOF marker".into())),
+            None => None,
+        };
+        let len = match &mark {
+            Some(_) => None,
+            None => Some(
+                spec.parse::<u64>()
+                    .map_err(|_| LinkError::Protocol(format!("bad bulk length {spec}")))?,
+            ),
+        };
+        self.start_transfer(len.map_or(-1, |l| l as i64));
+        match len {
+            Some(len) => crate::log_notice!(
+                "MASTER <-> REPLICA sync: receiving {} bytes from master to disk",
+                len
+            ),
+            None => crate::log_notice!(
+                "MASTER <-> REPLICA sync: receiving streamed RDB from master with EOF to disk"
+            ),
+        }
+        let server = self.server;
+        let cfg = server.config.load();
+        let databases = cfg.databases;
+        let p = &server.persistence;
+        p.loading_start_secs
+            .store(crate::util::now_ms() / 1000, Ordering::Relaxed);
+        p.loading_total_bytes
+            .store(len.unwrap_or(0), Ordering::Relaxed);
+        p.loading_loaded_bytes.store(0, Ordering::Relaxed);
+        p.loading.store(true, Ordering::SeqCst);
+        let aof_was_on = {
+            use crate::persistence::aof::AofState;
+            server.aof.state.lock().aof_state != AofState::Off
+        };
+        if aof_was_on {
+            crate::persistence::aof::rewrite::stop_appendonly(server);
+        }
+        crate::log_notice!("MASTER <-> REPLICA sync: Loading DB in memory");
+        let mut copy = Vec::new();
+        let mut stream_db = 0usize;
+        let mut functions = Vec::new();
+        let mut keys = 0usize;
+        let parsed = {
+            let mut reader = TeeReader {
+                inner: LinkReader {
+                    session: self,
+                    left: len,
+                    error: None,
+                    pos: 0,
+                },
+                copy: &mut copy,
+            };
+            let mut batch: Vec<crate::persistence::rdb::LoadedEntry> = Vec::new();
+            let mut sink = |e: crate::persistence::rdb::LoadedEntry| {
+                if e.db >= databases {
+                    return Err(crate::persistence::rdb::RdbError::Corrupt {
+                        offset: 0,
+                        reason: format!("database {} out of range", e.db),
+                    });
+                }
+                batch.push(e);
+                if batch.len() >= LOAD_BATCH_KEYS {
+                    keys += batch.len();
+                    insert_batch(server, std::mem::take(&mut batch));
+                }
+                Ok(())
+            };
+            let mut aux = |k: &[u8], v: &[u8]| {
+                if k == b"repl-stream-db" {
+                    if let Some(n) = std::str::from_utf8(v).ok().and_then(|s| s.parse().ok()) {
+                        stream_db = n;
+                    }
+                }
+            };
+            let r = crate::persistence::rdb::read_rdb(&mut reader, &mut sink, &mut aux);
+            drop(sink);
+            keys += batch.len();
+            insert_batch(server, batch);
+            match (r, reader.inner.error.take()) {
+                (_, Some(link_error)) => {
+                    crate::log_warning!(
+                        "Internal error in RDB reading offset 0, function at rdb.c:0 -> Unexpected EOF reading RDB file"
+                    );
+                    Err(link_error)
+                }
+                (Err(e), None) => Err(LinkError::Protocol(format!(
+                    "Failed trying to load the MASTER synchronization DB: {e}"
+                ))),
+                (Ok(stats), None) => {
+                    functions = stats.functions;
+                    Ok(())
+                }
+            }
+        };
+        let checked = parsed.and_then(|()| match &mark {
+            Some(mark) => self.expect_mark(mark),
+            None => Ok(()),
+        });
+        let current = server.link.state.lock().epoch == self.epoch;
+        let _applying = server.link.apply.lock();
+        let outcome = match checked {
+            Err(e) => Err(e),
+            Ok(()) if !current || server.link.state.lock().epoch != self.epoch => {
+                Err(LinkError::Aborted)
+            }
+            Ok(()) => Ok(()),
+        };
+        if let Err(e) = outcome {
+            // Back to the empty dataset this started from.
+            server.with_all(0, |ks| {
+                for shard in ks.shards_mut() {
+                    for db in shard.dbs.iter_mut() {
+                        db.clear();
+                    }
+                }
+            });
+            p.loading.store(false, Ordering::SeqCst);
+            if aof_was_on && crate::persistence::aof::rewrite::start_appendonly(server).is_err() {
+                crate::log_warning!("Failed enabling the AOF after a failed synchronization.");
+            }
+            return Err(e);
+        }
+        install_functions(&functions);
+        p.loading.store(false, Ordering::SeqCst);
+        crate::log_notice!("Done loading RDB, keys loaded: {}, keys expired: 0.", keys);
+        std::thread::scope(|s| {
+            s.spawn(|| save_transfer(server, &copy));
+            if aof_was_on && crate::persistence::aof::rewrite::start_appendonly(server).is_err() {
+                crate::log_warning!(
+                    "Failed enabling the AOF after successful master synchronization! Trying it again in one second."
+                );
+            }
+        });
         self.after_load(replid, offset, stream_db.min(databases.saturating_sub(1)));
         Ok(())
     }
@@ -1040,12 +1204,25 @@ struct LinkReader<'s, 'a> {
     session: &'s mut Session<'a>,
     left: Option<u64>,
     error: Option<LinkError>,
+    /// Bytes of `session.buf` already handed out (dropped from it when the reader is: a
+    /// drain per read would move the rest of the buffer every time).
+    pos: usize,
+}
+
+impl Drop for LinkReader<'_, '_> {
+    fn drop(&mut self) {
+        self.session.buf.drain(..self.pos);
+    }
 }
 
 impl Read for LinkReader<'_, '_> {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
         if self.left == Some(0) || out.is_empty() {
             return Ok(0);
+        }
+        if self.pos == self.session.buf.len() {
+            self.session.buf.clear();
+            self.pos = 0;
         }
         while self.session.buf.is_empty() {
             match self.session.fill() {
@@ -1059,13 +1236,55 @@ impl Read for LinkReader<'_, '_> {
                 }
             }
         }
-        let mut n = out.len().min(self.session.buf.len());
+        let avail = &self.session.buf[self.pos..];
+        let mut n = out.len().min(avail.len());
         if let Some(left) = self.left {
             n = n.min(left as usize);
             self.left = Some(left - n as u64);
         }
-        out[..n].copy_from_slice(&self.session.buf[..n]);
-        self.session.buf.drain(..n);
+        out[..n].copy_from_slice(&avail[..n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Keys inserted per lock round while a full sync loads into an empty dataset.
+const LOAD_BATCH_KEYS: usize = 4096;
+
+/// Whether every database of every shard is empty.
+fn dataset_empty(server: &Server) -> bool {
+    server.with_all(0, |ks| {
+        ks.shards_mut()
+            .iter()
+            .all(|s| s.dbs.iter().all(|d| d.keys == 0))
+    })
+}
+
+/// Inserts loaded entries into the live dataset (they are the master's: none is ours to
+/// expire).
+fn insert_batch(server: &Server, entries: Vec<crate::persistence::rdb::LoadedEntry>) {
+    if entries.is_empty() {
+        return;
+    }
+    server.with_all(0, |ks| {
+        ks.loading = true;
+        for e in entries {
+            ks.db = e.db;
+            ks.insert_entry(&e.key, e.entry);
+        }
+    });
+}
+
+/// A reader that keeps a copy of what it read (the transfer, for `dbfilename`).
+struct TeeReader<'c, R> {
+    inner: R,
+    copy: &'c mut Vec<u8>,
+}
+
+impl<R: Read> Read for TeeReader<'_, R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(out)?;
+        self.copy.extend_from_slice(&out[..n]);
         Ok(n)
     }
 }
