@@ -1027,7 +1027,6 @@ impl<'a> Session<'a> {
                 }
             };
             let r = crate::persistence::rdb::read_rdb(&mut reader, &mut sink, &mut aux);
-            drop(sink);
             keys += batch.len();
             insert_batch(server, batch);
             match (r, reader.inner.error.take()) {
