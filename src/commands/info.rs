@@ -227,7 +227,7 @@ fn render(ctx: &mut ConnCtx, sections: &[String]) -> String {
             "commandstats" => {
                 t.push_str("# Commandstats\r\n");
                 let mut v: Vec<_> = stats.cmds.iter().collect();
-                v.sort_by_key(|(k, _)| **k);
+                v.sort_by_key(|(k, _)| k.0);
                 for (k, s) in v {
                     let per = if s.calls > 0 {
                         s.usec as f64 / s.calls as f64
@@ -237,7 +237,7 @@ fn render(ctx: &mut ConnCtx, sections: &[String]) -> String {
                     let _ = write!(
                         t,
                         "cmdstat_{}:calls={},usec={},usec_per_call={:.2},rejected_calls={},failed_calls={}\r\n",
-                        k, s.calls, s.usec, per, s.rejected_calls, s.failed_calls
+                        k.0, s.calls, s.usec, per, s.rejected_calls, s.failed_calls
                     );
                 }
             }
@@ -245,10 +245,10 @@ fn render(ctx: &mut ConnCtx, sections: &[String]) -> String {
                 t.push_str("# Latencystats\r\n");
                 let percentiles = ctx.config().latency_tracking_info_percentiles.clone();
                 let mut v: Vec<_> = stats.cmds.iter().collect();
-                v.sort_by_key(|(k, _)| **k);
+                v.sort_by_key(|(k, _)| k.0);
                 for (k, s) in v {
                     if let Some(h) = &s.latency {
-                        t.push_str(&crate::latency::percentiles_line(k, h, &percentiles));
+                        t.push_str(&crate::latency::percentiles_line(k.0, h, &percentiles));
                     }
                 }
             }

@@ -216,12 +216,12 @@ fn merged_histograms(ctx: &ConnCtx) -> BTreeMap<&'static str, crate::latency::Hi
         let d = s.lock_data();
         for (name, st) in &d.cmd_stats.cmds {
             let Some(h) = &st.latency else { continue };
-            match all.get_mut(name) {
+            match all.get_mut(name.0) {
                 Some(mine) => {
                     let _ = mine.add(&**h);
                 }
                 None => {
-                    all.insert(name, (**h).clone());
+                    all.insert(name.0, (**h).clone());
                 }
             }
         }

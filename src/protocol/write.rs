@@ -234,6 +234,12 @@ pub fn fmt_g17(d: f64) -> String {
             "0".to_string()
         };
     }
+    // Integral values below 1e17 print every digit and no exponent: the integer's own
+    // decimal form, without the slow exact-digits float formatting (scripts pass loop
+    // counters as arguments all the time).
+    if d.fract() == 0.0 && d.abs() < 1e17 {
+        return (d as i64).to_string();
+    }
     let precision = 17usize;
     let sci = format!("{:.*e}", precision - 1, d);
     let (mantissa, exp) = match sci.split_once('e') {
@@ -306,6 +312,12 @@ mod tests {
         assert_eq!(fmt_double(f64::INFINITY), "inf");
         assert_eq!(fmt_double(f64::NEG_INFINITY), "-inf");
         assert_eq!(fmt_double(-3.0), "-3");
+        // Around the integral fast path's bound.
+        assert_eq!(fmt_g17(1e16), "10000000000000000");
+        assert_eq!(fmt_g17(99999999999999984.0), "99999999999999984");
+        assert_eq!(fmt_g17(1e17), "1e+17");
+        assert_eq!(fmt_g17(-123456.0), "-123456");
+        assert_eq!(fmt_g17(f64::NAN), format!("{:.16e}", f64::NAN));
     }
 
     #[test]

@@ -1,6 +1,43 @@
 //! Command and error statistics, kept per shard and summed for INFO.
 
 use hashbrown::HashMap;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+
+/// A command's full name. Nearly every name comes from the command table's one static
+/// string per command (`dispatch::full_name`), so equality tries the address before the
+/// bytes, and the short name is hashed inline: no SipHash and no `memcmp` call per command.
+#[derive(Clone, Copy, Debug)]
+pub struct CmdName(pub &'static str);
+
+impl PartialEq for CmdName {
+    fn eq(&self, o: &CmdName) -> bool {
+        std::ptr::eq(self.0, o.0) || self.0 == o.0
+    }
+}
+
+impl Eq for CmdName {}
+
+impl Hash for CmdName {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        h.write(self.0.as_bytes());
+    }
+}
+
+/// A small multiplicative hash for command names (a few bytes, not attacker-chosen: they are
+/// the table's names).
+#[derive(Default)]
+pub struct NameHasher(u64);
+
+impl Hasher for NameHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
 
 #[derive(Default, Clone, Debug)]
 pub struct CmdStat {
@@ -15,7 +52,7 @@ pub struct CmdStat {
 #[derive(Default, Clone, Debug)]
 pub struct CommandStats {
     /// Keyed by the full name (`get`, `config|get`).
-    pub cmds: HashMap<&'static str, CmdStat>,
+    pub cmds: HashMap<CmdName, CmdStat, BuildHasherDefault<NameHasher>>,
     /// Error replies by code (`ERR`, `WRONGTYPE`).
     pub errors: HashMap<String, u64>,
     pub total_commands: u64,
@@ -30,7 +67,7 @@ pub struct CommandStats {
 
 impl CommandStats {
     pub fn record(&mut self, name: &'static str, usec: u64, failed: bool) {
-        let s = self.cmds.entry(name).or_default();
+        let s = self.cmds.entry(CmdName(name)).or_default();
         s.calls += 1;
         s.usec += usec;
         if failed {
@@ -50,12 +87,12 @@ impl CommandStats {
     /// A blocked command answered with an error when unblocked (Redis's
     /// `updateStatsOnUnblock`): its call was counted when it blocked.
     pub fn record_failed(&mut self, name: &'static str) {
-        self.cmds.entry(name).or_default().failed_calls += 1;
+        self.cmds.entry(CmdName(name)).or_default().failed_calls += 1;
     }
 
     pub fn record_rejected(&mut self, name: Option<&'static str>) {
         if let Some(name) = name {
-            self.cmds.entry(name).or_default().rejected_calls += 1;
+            self.cmds.entry(CmdName(name)).or_default().rejected_calls += 1;
         }
     }
 
@@ -70,7 +107,7 @@ impl CommandStats {
     /// Adds another shard's figures; its latency histograms too when `histograms`.
     pub fn merge(&mut self, o: &CommandStats, histograms: bool) {
         for (k, v) in &o.cmds {
-            let s = self.cmds.entry(k).or_default();
+            let s = self.cmds.entry(*k).or_default();
             s.calls += v.calls;
             s.usec += v.usec;
             s.rejected_calls += v.rejected_calls;

@@ -38,6 +38,8 @@ pub struct Shard<I: Io> {
     free: Vec<u32>,
     /// Connections with unprocessed input.
     ready: Vec<Token>,
+    /// The previous turn's `ready`, kept for its capacity.
+    ready_spare: Vec<Token>,
     /// Connections with output to hand to the backend.
     to_send: Vec<Token>,
     accepted: Vec<RawFd>,
@@ -103,6 +105,7 @@ impl<I: Io> Shard<I> {
             gens: Vec::new(),
             free: Vec::new(),
             ready: Vec::new(),
+            ready_spare: Vec::new(),
             to_send: Vec::new(),
             accepted: Vec::new(),
             closed: Vec::new(),
@@ -215,10 +218,14 @@ impl<I: Io> Shard<I> {
             self.answer_waits();
         }
         self.expire_blocked();
-        let ready = std::mem::take(&mut self.ready);
-        for t in ready {
+        // Swapped with last turn's vector, not taken: a fresh one would allocate every turn.
+        let spare = std::mem::take(&mut self.ready_spare);
+        let mut ready = std::mem::replace(&mut self.ready, spare);
+        for &t in &ready {
             self.process_client(t);
         }
+        ready.clear();
+        self.ready_spare = ready;
         self.flush_outbox();
         if !self.replicas.is_empty() {
             self.pump_replicas();
@@ -774,6 +781,9 @@ impl<I: Io> Shard<I> {
             server.blocked_clients.fetch_add(1, Ordering::Relaxed);
         }
         for g in guards.iter_mut() {
+            if g.blocking.ready.is_empty() {
+                continue;
+            }
             let id = g.id;
             for (db, k) in g.blocking.ready.drain(..) {
                 self.ready_keys.push((id, db, k));

@@ -93,10 +93,14 @@ impl ShardCell {
 
     fn borrow(&self) -> DataGuard<'_> {
         let guard = self.lock.lock();
-        let was = self.borrowed.swap(true, Ordering::Acquire);
+        // Only the lock's holder reads or writes the flag (the lock orders it between
+        // threads), so plain loads and stores do: no second atomic read-modify-write per
+        // command.
+        let was = self.borrowed.load(Ordering::Relaxed);
         // An invariant of the engine, not of input: a thread never asks for a shard's data
         // while it is already using it (transactions borrow per command).
         assert!(!was, "shard data borrowed twice by one thread");
+        self.borrowed.store(true, Ordering::Relaxed);
         DataGuard {
             _guard: guard,
             cell: self,
@@ -121,7 +125,7 @@ impl std::ops::DerefMut for DataGuard<'_> {
 
 impl Drop for DataGuard<'_> {
     fn drop(&mut self) {
-        self.cell.borrowed.store(false, Ordering::Release);
+        self.cell.borrowed.store(false, Ordering::Relaxed);
     }
 }
 

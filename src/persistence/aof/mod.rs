@@ -10,13 +10,14 @@
 //! The propagation layer (`replication::feed`) encodes every write into the feed's AOF buffer,
 //! with its own SELECT state and MULTI/EXEC around multi-op units. One writer thread owns the
 //! incr file: it swaps the buffer out, writes it at the file's end and fsyncs per
-//! `appendfsync`, through its own io_uring (linked write→fdatasync) or plain system calls.
+//! `appendfsync`, through its own io_uring or plain system calls.
 //! Shards never block on the disk.
 //!
 //! `appendfsync always` is group commit. The engine records, per client, the AOF stream offset
 //! when its commands of the turn ended (`hold_point`); `flush_sends` keeps the client's
 //! replies until the writer's `durable` offset reaches it, and the writer pokes the waiting
-//! shards after each fsync. The loop keeps serving other connections meanwhile. Replies of
+//! shards after each fsync. With io_uring the writer keeps several fdatasyncs in flight,
+//! each covering everything written before it was submitted (see `writer::Writer::run`). The loop keeps serving other connections meanwhile. Replies of
 //! hops and of woken blocked clients are held the same way (conservatively: the stream's end
 //! when they arrive). Every reply is held while it could depend on a non-durable write, so
 //! no acknowledged write is lost to a crash.
@@ -77,21 +78,82 @@ pub enum AofState {
     WaitRewrite,
 }
 
-/// The writer's wake-up: shards ring it when the stream grew; it sleeps on a condvar.
-#[derive(Default)]
+/// The writer's wake-up: shards ring it when the stream grew. The writer sleeps either on the
+/// condvar (plain system calls) or in its io_uring, watching an eventfd (`eventfd`), so that
+/// it also wakes for fsync completions.
 pub struct Bell {
     rung: Mutex<bool>,
     cv: Condvar,
     sleeping: AtomicBool,
+    /// The eventfd rung alongside the condvar; -1 until the writer asks for one.
+    efd: AtomicI32,
+}
+
+impl Default for Bell {
+    fn default() -> Self {
+        Bell {
+            rung: Mutex::new(false),
+            cv: Condvar::new(),
+            sleeping: AtomicBool::new(false),
+            efd: AtomicI32::new(-1),
+        }
+    }
 }
 
 impl Bell {
     pub fn ring(&self) {
         if self.sleeping.load(Ordering::SeqCst) {
+            let fd = self.efd.load(Ordering::Acquire);
+            if fd >= 0 {
+                let one: u64 = 1;
+                // SAFETY: an 8-byte write from a local to our own eventfd, which is never
+                // closed once created. A full counter (EAGAIN) already means "rung".
+                unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+            }
             let mut g = self.rung.lock();
             *g = true;
             self.cv.notify_one();
         }
+    }
+
+    /// The bell's eventfd (non-blocking), created at the first call; None if the system
+    /// refuses one.
+    fn eventfd(&self) -> Option<i32> {
+        let fd = self.efd.load(Ordering::Acquire);
+        if fd >= 0 {
+            return Some(fd);
+        }
+        // SAFETY: eventfd(2) with constant flags; the fd is kept for the process's life.
+        let new = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if new < 0 {
+            return None;
+        }
+        match self
+            .efd
+            .compare_exchange(-1, new, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => Some(new),
+            Err(existing) => {
+                // SAFETY: `new` is ours and unpublished.
+                unsafe { libc::close(new) };
+                Some(existing)
+            }
+        }
+    }
+
+    /// Empties the eventfd's counter after it was seen readable.
+    fn drain_eventfd(&self) {
+        let fd = self.efd.load(Ordering::Acquire);
+        if fd >= 0 {
+            let mut v: u64 = 0;
+            // SAFETY: an 8-byte read into a local from our non-blocking eventfd.
+            unsafe { libc::read(fd, (&mut v as *mut u64).cast(), 8) };
+        }
+    }
+
+    /// Marks the writer asleep (before it re-checks for work and sleeps elsewhere).
+    fn set_sleeping(&self, on: bool) {
+        self.sleeping.store(on, Ordering::SeqCst);
     }
 
     /// Sleeps up to `timeout` unless rung or `work()` says there is something to do.

@@ -5,9 +5,9 @@
 //! the feed's lock, while their shard locks are still held) and, once per loop turn, ring the
 //! writer's bell if the stream grew. The writer takes everything the buffer holds in one swap,
 //! writes it at the file's end with an explicit offset, and (for `appendfsync always`) fsyncs
-//! it: through its own io_uring as one linked write→fdatasync pair, or with plain
-//! `pwrite`/`fdatasync` when io_uring is unavailable. Whatever accumulated meanwhile goes in
-//! the next round, so under load one fsync covers many clients' writes (group commit).
+//! it: through its own io_uring, with several fdatasyncs in flight (`Writer::run`), or with
+//! plain `pwrite`/`fdatasync` when io_uring is unavailable. Whatever accumulated meanwhile
+//! goes in the next round, so under load one fsync covers many clients' writes (group commit).
 //!
 //! Offsets. Every byte ever appended to the AOF stream has a position (`Feed::aof_end` counts
 //! them). The writer publishes `durable`: every byte before it is on disk (fsynced under
@@ -42,7 +42,16 @@ const IDLE_WAKE_MS: u64 = 100;
 /// The largest single write submitted.
 const WRITE_CHUNK_BYTES: usize = 1 << 30;
 /// io_uring entries of the writer's ring.
-const RING_ENTRIES: u32 = 8;
+const RING_ENTRIES: u32 = 16;
+/// Under `always`, at most this many fdatasyncs in flight at once (see `Writer::run`).
+const SYNCS_IN_FLIGHT_MAX: usize = 4;
+
+/// Completion tags on the writer's ring.
+const UD_WRITE: u64 = 1;
+const UD_SYNC: u64 = 2;
+const UD_BELL: u64 = 3;
+/// An unlinked fdatasync; the low bits are the stream offset it makes durable.
+const UD_FSYNC_TO: u64 = 1 << 63;
 
 /// A control message for the writer.
 pub enum Ctl {
@@ -81,16 +90,24 @@ impl Disk {
     }
 
     /// Writes `data` at `off`, then (with `sync`) fdatasyncs, as one linked pair on the ring.
-    fn write_at(&mut self, f: &File, off: u64, data: &[u8], sync: bool) -> std::io::Result<()> {
+    /// Completions of other operations seen meanwhile go to `foreign`.
+    fn write_at(
+        &mut self,
+        f: &File,
+        off: u64,
+        data: &[u8],
+        sync: bool,
+        foreign: &mut Vec<(u64, i32)>,
+    ) -> std::io::Result<()> {
         match self {
-            Disk::Uring(ring) => uring_write(ring, f, off, data, sync),
+            Disk::Uring(ring) => uring_write(ring, f, off, data, sync, foreign),
             Disk::Plain => plain_write(f, off, data, sync),
         }
     }
 
-    fn sync(&mut self, f: &File) -> std::io::Result<()> {
+    fn sync(&mut self, f: &File, foreign: &mut Vec<(u64, i32)>) -> std::io::Result<()> {
         match self {
-            Disk::Uring(ring) => uring_write(ring, f, 0, &[], true),
+            Disk::Uring(ring) => uring_write(ring, f, 0, &[], true, foreign),
             Disk::Plain => f.sync_data(),
         }
     }
@@ -118,10 +135,9 @@ fn uring_write(
     mut off: u64,
     mut data: &[u8],
     sync: bool,
+    foreign: &mut Vec<(u64, i32)>,
 ) -> std::io::Result<()> {
     use io_uring::{opcode, squeue, types};
-    const UD_WRITE: u64 = 1;
-    const UD_SYNC: u64 = 2;
     let fd = types::Fd(f.as_raw_fd());
     loop {
         let piece = &data[..data.len().min(WRITE_CHUNK_BYTES)];
@@ -160,11 +176,15 @@ fn uring_write(
                 ring.submit_and_wait(1)?;
                 continue;
             };
-            seen += 1;
             match cqe.user_data() {
                 UD_WRITE => wres = Some(cqe.result()),
-                _ => sres = Some(cqe.result()),
+                UD_SYNC => sres = Some(cqe.result()),
+                other => {
+                    foreign.push((other, cqe.result()));
+                    continue;
+                }
             }
+            seen += 1;
         }
         if let Some(r) = wres {
             if r < 0 {
@@ -204,6 +224,17 @@ struct Writer {
     unsynced: bool,
     last_fsync: Instant,
     failing_since: Option<Instant>,
+    /// Ring completions that belong to the writer's own bookkeeping, seen while waiting for
+    /// something else.
+    foreign: Vec<(u64, i32)>,
+    /// Pipelined `always` (see `run`): fdatasyncs in flight, the stream offset the newest of
+    /// them covers, the offset known durable, when a failed one may be retried, and whether
+    /// the bell's eventfd is watched on the ring.
+    syncs_in_flight: usize,
+    sync_submitted_to: u64,
+    synced_to: u64,
+    sync_retry_at: Option<Instant>,
+    bell_armed: bool,
 }
 
 /// Starts the writer thread on `file` (already positioned at its end, `file_off`). Stream
@@ -230,6 +261,12 @@ pub fn spawn(
                 unsynced: false,
                 last_fsync: Instant::now(),
                 failing_since: None,
+                foreign: Vec::new(),
+                syncs_in_flight: 0,
+                sync_submitted_to: start,
+                synced_to: start,
+                sync_retry_at: None,
+                bell_armed: false,
             };
             w.run();
         })
@@ -240,10 +277,22 @@ impl Writer {
         &self.server.aof
     }
 
+    /// The writer's loop.
+    ///
+    /// Under `always` with io_uring the fsyncs are pipelined: the writer writes what the
+    /// shards appended, submits an fdatasync for everything written so far without waiting
+    /// for it, and goes on taking and writing new bytes, with up to `SYNCS_IN_FLIGHT_MAX`
+    /// fdatasyncs in flight. Each completion makes durable what was written before it was
+    /// submitted. The disk gets concurrent flushes, which it completes several at a time,
+    /// instead of one after another, and the shards' writes never wait for a flush to start.
+    /// It sleeps in the ring, on fsync completions and on the bell's eventfd together.
+    /// Otherwise (other policies, or no io_uring) each round is one write, then, under
+    /// `always`, one linked fdatasync waited for.
     fn run(&mut self) {
         loop {
             let (ctls, fresh) = self.take();
             for ctl in ctls {
+                self.settle_syncs();
                 match ctl {
                     Ctl::Switch { tail, file } => {
                         self.pending.extend_from_slice(&tail);
@@ -263,6 +312,11 @@ impl Writer {
             }
             self.pending.extend_from_slice(&fresh);
             self.spare = fresh;
+            if self.pipelined() {
+                self.round_pipelined();
+                continue;
+            }
+            self.settle_syncs();
             if !self.pending.is_empty() {
                 self.flush(false);
             }
@@ -280,6 +334,194 @@ impl Writer {
                     feed.aof_end() != taken || aof.ctl_pending.load(Ordering::SeqCst)
                 });
             }
+        }
+    }
+
+    /// Whether this round runs pipelined fsyncs (see `run`).
+    fn pipelined(&self) -> bool {
+        let aof = self.aof();
+        let skip = aof.child_running.load(Ordering::Relaxed)
+            && aof.no_fsync_on_rewrite.load(Ordering::Relaxed);
+        matches!(self.disk, Disk::Uring(_))
+            && self.policy() == AppendFsync::Always
+            && !skip
+            && aof.bell.eventfd().is_some()
+    }
+
+    fn round_pipelined(&mut self) {
+        if !self.pending.is_empty() {
+            if let Err(e) = self.write_pending(false) {
+                self.failed(&e, "write");
+                std::thread::sleep(Duration::from_millis(RETRY_MS / 10));
+                return;
+            }
+        }
+        self.submit_sync();
+        self.reap(false);
+        self.sleep_in_ring();
+    }
+
+    /// Writes the pending bytes at the file's end (then, with `sync`, fdatasyncs them as a
+    /// linked pair) and moves the offsets past them. Returns how many bytes went.
+    fn write_pending(&mut self, sync: bool) -> std::io::Result<u64> {
+        let n = self.pending.len() as u64;
+        let sleep_us = self.aof().flush_sleep_us.load(Ordering::Relaxed);
+        if sleep_us > 0 {
+            std::thread::sleep(Duration::from_micros(sleep_us));
+        }
+        let res = self.disk.write_at(
+            &self.file,
+            self.file_off,
+            &self.pending,
+            sync,
+            &mut self.foreign,
+        );
+        self.handle_foreign();
+        res?;
+        self.file_off += n;
+        self.pending_at += n;
+        self.pending.clear();
+        let aof = self.aof();
+        aof.incr_size.fetch_add(n, Ordering::Relaxed);
+        aof.written_total.fetch_add(n, Ordering::Relaxed);
+        Ok(n)
+    }
+
+    /// Submits an fdatasync covering everything written, unless one already covers it, too
+    /// many are in flight, or a failed one is waiting for its retry time.
+    fn submit_sync(&mut self) {
+        if self.syncs_in_flight >= SYNCS_IN_FLIGHT_MAX || self.pending_at <= self.sync_submitted_to
+        {
+            return;
+        }
+        if let Some(at) = self.sync_retry_at {
+            if Instant::now() < at {
+                return;
+            }
+            self.sync_retry_at = None;
+        }
+        let Disk::Uring(ring) = &mut self.disk else {
+            return;
+        };
+        use io_uring::{opcode, types};
+        let to = self.pending_at;
+        let sqe = opcode::Fsync::new(types::Fd(self.file.as_raw_fd()))
+            .flags(types::FsyncFlags::DATASYNC)
+            .build()
+            .user_data(UD_FSYNC_TO | to);
+        // SAFETY: an fsync references no memory of ours.
+        if unsafe { ring.submission().push(&sqe) }.is_err() {
+            // Full: submit what is queued and try again next round.
+            let _ = ring.submit();
+            return;
+        }
+        if ring.submit().is_ok() {
+            self.syncs_in_flight += 1;
+            self.sync_submitted_to = to;
+        }
+    }
+
+    /// Collects the ring's completions (waiting for one with `block`) and acts on them.
+    fn reap(&mut self, block: bool) {
+        let Disk::Uring(ring) = &mut self.disk else {
+            return;
+        };
+        if block {
+            if let Err(e) = ring.submit_and_wait(1) {
+                if e.raw_os_error() != Some(libc::EINTR) {
+                    log_warning!("AOF writer: waiting for the ring failed: {}", e);
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
+        self.foreign
+            .extend(ring.completion().map(|c| (c.user_data(), c.result())));
+        self.handle_foreign();
+    }
+
+    fn handle_foreign(&mut self) {
+        if self.foreign.is_empty() {
+            return;
+        }
+        let server = self.server.clone();
+        let aof = &server.aof;
+        for (ud, res) in std::mem::take(&mut self.foreign) {
+            if ud == UD_BELL {
+                self.bell_armed = false;
+                aof.bell.drain_eventfd();
+                continue;
+            }
+            if ud & UD_FSYNC_TO == 0 {
+                continue;
+            }
+            self.syncs_in_flight = self.syncs_in_flight.saturating_sub(1);
+            let to = ud & !UD_FSYNC_TO;
+            if res < 0 {
+                self.failed(&std::io::Error::from_raw_os_error(-res), "fsync");
+                // Everything not yet known durable is synced again after the retry delay.
+                self.sync_submitted_to = self.synced_to;
+                self.sync_retry_at = Some(Instant::now() + Duration::from_millis(RETRY_MS));
+                continue;
+            }
+            if to > self.synced_to {
+                self.synced_to = to;
+                self.last_fsync = Instant::now();
+                self.recovered();
+                if to > aof.durable() {
+                    aof.publish_durable(&server, to);
+                }
+            }
+        }
+    }
+
+    /// Sleeps in the ring until the bell rings, an fsync completes or the idle period ends,
+    /// unless there is work already.
+    fn sleep_in_ring(&mut self) {
+        let server = self.server.clone();
+        let aof = &server.aof;
+        let Some(efd) = aof.bell.eventfd() else {
+            return;
+        };
+        let Disk::Uring(ring) = &mut self.disk else {
+            return;
+        };
+        use io_uring::{opcode, types};
+        if !self.bell_armed {
+            let poll = opcode::PollAdd::new(types::Fd(efd), libc::POLLIN as u32)
+                .build()
+                .user_data(UD_BELL);
+            // SAFETY: a poll references no memory of ours.
+            if unsafe { ring.submission().push(&poll) }.is_ok() {
+                self.bell_armed = true;
+            }
+        }
+        aof.bell.set_sleeping(true);
+        let work = server.feed.aof_end() != self.pending_at
+            || aof.ctl_pending.load(Ordering::SeqCst)
+            || (self.pending_at > self.sync_submitted_to
+                && self.syncs_in_flight < SYNCS_IN_FLIGHT_MAX
+                && self.sync_retry_at.is_none());
+        if work {
+            let _ = ring.submit();
+        } else {
+            let mut wait = Duration::from_millis(IDLE_WAKE_MS);
+            if let Some(at) = self.sync_retry_at {
+                wait = wait.min(at.saturating_duration_since(Instant::now()));
+            }
+            let ts = types::Timespec::from(wait);
+            let args = types::SubmitArgs::new().timespec(&ts);
+            // ETIME (the idle period ended), EINTR and EBUSY only mean "look again".
+            let _ = ring.submitter().submit_with_args(1, &args);
+        }
+        aof.bell.set_sleeping(false);
+        self.reap(false);
+    }
+
+    /// Waits until no fdatasync is in flight (before a file switch, a stop, or leaving the
+    /// pipelined mode).
+    fn settle_syncs(&mut self) {
+        while self.syncs_in_flight > 0 {
+            self.reap(true);
         }
     }
 
@@ -323,27 +565,16 @@ impl Writer {
         let rewriting = aof.child_running.load(Ordering::Relaxed);
         let skip = rewriting && aof.no_fsync_on_rewrite.load(Ordering::Relaxed);
         let sync = force_sync || (self.policy() == AppendFsync::Always && !skip);
-        let n = self.pending.len();
-        let sleep_us = aof.flush_sleep_us.load(Ordering::Relaxed);
-        if sleep_us > 0 {
-            std::thread::sleep(Duration::from_micros(sleep_us));
-        }
-        let res = self
-            .disk
-            .write_at(&self.file, self.file_off, &self.pending, sync);
-        match res {
-            Ok(()) => {
-                self.file_off += n as u64;
-                self.pending_at += n as u64;
-                self.pending.clear();
+        match self.write_pending(sync) {
+            Ok(n) => {
                 if sync {
                     self.unsynced = false;
                     self.last_fsync = Instant::now();
+                    self.synced_to = self.pending_at;
+                    self.sync_submitted_to = self.sync_submitted_to.max(self.pending_at);
                 } else if n > 0 {
                     self.unsynced = true;
                 }
-                aof.incr_size.fetch_add(n as u64, Ordering::Relaxed);
-                aof.written_total.fetch_add(n as u64, Ordering::Relaxed);
                 self.recovered();
                 aof.publish_durable(&server, self.pending_at);
                 true
@@ -376,7 +607,9 @@ impl Writer {
             return;
         }
         self.last_fsync = Instant::now();
-        match self.disk.sync(&self.file) {
+        let res = self.disk.sync(&self.file, &mut self.foreign);
+        self.handle_foreign();
+        match res {
             Ok(()) => {
                 self.unsynced = false;
                 self.recovered();
