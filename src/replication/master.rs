@@ -477,7 +477,13 @@ pub fn enough_good_replicas(cfg: &crate::config::Config, server: &crate::server:
         st.replicas
             .iter()
             .filter(|r| !r.closed.load(Ordering::Relaxed))
-            .filter(|r| r.phase() == super::feed::SyncPhase::Online)
+            // Online for Redis too: a diskless replica waiting to send its first ACK.
+            .filter(|r| {
+                matches!(
+                    r.phase(),
+                    super::feed::SyncPhase::Online | super::feed::SyncPhase::WaitAck
+                )
+            })
             .filter(|r| now.saturating_sub(r.ack_ms.load(Ordering::Relaxed)) <= max_lag_ms)
             .count()
     });
