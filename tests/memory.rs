@@ -139,8 +139,10 @@ fn memory_usage_is_close_to_redis() {
     for (i, (r, s)) in usage[0].iter().zip(&usage[1]).enumerate() {
         assert!(*s > 0, "key {i}: {s}");
         let ratio = *s as f64 / *r as f64;
+        // Below Redis is expected for small collections: a 4-element list is one listpack in
+        // the value word here (77 bytes with its key), a quicklist and a node there (160).
         assert!(
-            (0.5..=1.6).contains(&ratio),
+            (0.4..=1.6).contains(&ratio),
             "key {i}: redis {r} shardis {s}"
         );
     }

@@ -95,11 +95,16 @@ fn config_set(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
         .map(|p| (&p[0][..], &p[1][..]))
         .collect();
     let cfg = ctx.config();
-    match cfg.set(&pairs) {
+    let set_ctx = crate::config::SetContext {
+        loading: ctx.server.persistence.loading.load(Ordering::Relaxed),
+        ..Default::default()
+    };
+    match cfg.set_with(&pairs, &set_ctx) {
         Ok(new) => {
             crate::log::init(&new.logfile, &new.loglevel);
             crate::storage::limits::apply(&new);
             ctx.server.config.store(new);
+            crate::replication::master::config_changed(ctx.server);
             if let Err(e) = crate::persistence::aof::rewrite::config_changed(ctx.server) {
                 ctx.server.config.store((*cfg).clone());
                 return out.error(&e);
@@ -396,7 +401,12 @@ fn debug(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
     match sub.as_str() {
         "sleep" if args.len() == 3 => {
             let secs = parse::parse_f64(&args[2]).unwrap_or(0.0).max(0.0);
-            std::thread::sleep(std::time::Duration::from_secs_f64(secs));
+            // The whole server sleeps, as Redis's single thread does: every shard lock is
+            // held, so the other shards stop at their next command or cron step.
+            let db = ctx.client.db;
+            ctx.server.with_all(db, |_| {
+                std::thread::sleep(std::time::Duration::from_secs_f64(secs))
+            });
             out.ok();
         }
         "set-disable-deny-scripts" if args.len() == 3 => {
@@ -418,7 +428,8 @@ fn debug(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
             let key = args[2].clone();
             let line = ctx.server.with_all(ctx.client.db, |ks| {
                 ks.no_touch = true;
-                ks.peek(&key).map(|e| {
+                // The raw lookup: a logically expired key still shows (Redis's dictFind).
+                ks.peek_raw(&key).map(|e| {
                     let ser = match &e.value {
                         Value::Str(s) => s.len(),
                         _ => 0,
@@ -438,6 +449,10 @@ fn debug(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
             }
         }
         "protocol" if args.len() == 3 => debug_protocol(&args[2], out),
+        "replicate" if args.len() >= 3 => {
+            crate::replication::master::debug_replicate(ctx.server, &args[2..]);
+            out.ok();
+        }
         "set-skip-checksum-validation" if args.len() == 3 => {
             let on = parse::i64_arg(&args[2]).unwrap_or(0) != 0;
             crate::persistence::rdb::set_skip_checksum(on);

@@ -46,6 +46,10 @@ pub struct Persistence {
     pub bgsave_failed: AtomicBool,
     /// A dataset is being loaded (INFO `loading`, `-LOADING`).
     pub loading: AtomicBool,
+    /// The dataset loading (with `loading`) is a replica's async load (`repl-diskless-load
+    /// swapdb` from its own master's history): the old dataset is served meanwhile, and only
+    /// commands Redis flags `no-async-loading` get `-LOADING`.
+    pub async_loading: AtomicBool,
     pub latest_fork_usec: AtomicU64,
     pub total_forks: AtomicU64,
     /// Start-up load progress (INFO `loading_*`).
@@ -86,6 +90,7 @@ impl Default for Persistence {
             }),
             bgsave_failed: AtomicBool::new(false),
             loading: AtomicBool::new(false),
+            async_loading: AtomicBool::new(false),
             latest_fork_usec: AtomicU64::new(0),
             total_forks: AtomicU64::new(0),
             loading_start_secs: AtomicU64::new(0),
@@ -155,6 +160,11 @@ pub fn admit(
                 .multi
                 .as_ref()
                 .is_some_and(|q| q.iter().any(|c| c.cmd.flags & flag::LOADING == 0)));
+    let deny_loading = if server.persistence.async_loading.load(Ordering::Relaxed) {
+        no_async_loading(p.cmd.name)
+    } else {
+        deny_loading
+    };
     if loading && deny_loading {
         return Err(crate::server::dispatch::Rejected {
             error: b"LOADING Redis is loading the dataset in memory".to_vec(),
@@ -162,6 +172,16 @@ pub fn admit(
         });
     }
     Ok(p)
+}
+
+/// The commands Redis 7.0 flags `no-async-loading` (refused while a replica loads its
+/// master's RDB asynchronously).
+#[cold]
+fn no_async_loading(name: &str) -> bool {
+    matches!(
+        name,
+        "bgrewriteaof" | "bgsave" | "psync" | "replicaof" | "save" | "slaveof" | "sync"
+    )
 }
 
 /// The MISCONF error writes get while the disk is failing (`writeCommandsDeniedByDiskError`
@@ -742,10 +762,12 @@ pub fn info_section(server: &Server, dirty: u64) -> String {
         None => (0, 0, 0, 0.0, 0, 0, -1),
     };
     let p = &server.persistence;
-    let loading = p.loading.load(Ordering::Relaxed) as u8;
+    let async_loading = p.async_loading.load(Ordering::Relaxed);
+    let loading = (p.loading.load(Ordering::Relaxed) && !async_loading) as u8;
+    let async_loading = async_loading as u8;
     let lastsave = server.lastsave_secs.load(Ordering::Relaxed);
     let mut text = format!(
-        "# Persistence\r\nloading:{loading}\r\nasync_loading:0\r\ncurrent_cow_peak:{cow_peak}\r\n\
+        "# Persistence\r\nloading:{loading}\r\nasync_loading:{async_loading}\r\ncurrent_cow_peak:{cow_peak}\r\n\
          current_cow_size:{cow}\r\ncurrent_cow_size_age:{cow_age}\r\ncurrent_fork_perc:{perc:.2}\r\n\
          current_save_keys_processed:{processed}\r\ncurrent_save_keys_total:{total}\r\n\
          rdb_changes_since_last_save:{dirty}\r\nrdb_bgsave_in_progress:{}\r\n\

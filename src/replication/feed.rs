@@ -66,6 +66,9 @@ pub struct ReplicaSink {
     /// The full synchronization's bytes (the +FULLRESYNC line, the RDB and its framing), fed
     /// by `replication::fullsync` and sent before any stream byte.
     pub rdb: parking_lot::Mutex<RdbOutbound>,
+    /// It attached with the old SYNC and never acknowledges (`CLIENT_PRE_PSYNC`): the
+    /// master does not time it out.
+    pub pre_psync: AtomicBool,
 }
 
 /// Where a replica is in its synchronization; its stream bytes wait in `pending` until it
@@ -113,6 +116,7 @@ impl ReplicaSink {
             ip: parking_lot::Mutex::new(String::new()),
             phase: AtomicU8::new(SyncPhase::Online as u8),
             rdb: parking_lot::Mutex::new(RdbOutbound::default()),
+            pre_psync: AtomicBool::new(false),
         }
     }
 
@@ -158,6 +162,8 @@ impl ReplicaSink {
                     return n;
                 }
                 r.data.shrink_to_fit();
+                // Its RDB went out: the replica's timeout counts from now (`replicaPutOnline`).
+                self.ack_ms.store(crate::util::now_ms(), Ordering::Relaxed);
                 if r.eof {
                     self.set_phase(SyncPhase::WaitAck);
                     return n;
@@ -263,6 +269,9 @@ pub struct ReplState {
     pub second_replid_offset: i64,
     /// `master_repl_offset`: bytes fed to the replication stream so far.
     pub offset: u64,
+    /// The offset right after the last write fed (not counting the GETACKs and PINGs the
+    /// master adds itself): what WAIT waits for, as Redis's client `woff` excludes them.
+    pub write_offset: u64,
     pub backlog: Option<Backlog>,
     /// The stream's selected database; `None` forces a SELECT before the next op.
     repl_db: Option<usize>,
@@ -326,6 +335,7 @@ impl Feed {
                 replid2: "0".repeat(40),
                 second_replid_offset: -1,
                 offset: 0,
+                write_offset: 0,
                 backlog: None,
                 repl_db: None,
                 replicas: Vec::new(),
@@ -417,6 +427,7 @@ impl ReplState {
             aof_ts_secs,
             scratch,
             offset,
+            write_offset,
             upstream,
             ..
         } = self;
@@ -426,6 +437,7 @@ impl ReplState {
             encode_unit(scratch, repl_db, ops, wrap, false);
             backlog.append(scratch);
             *offset += scratch.len() as u64;
+            *write_offset = *offset;
             replicas.retain(|r| !r.closed.load(Ordering::Relaxed));
             for r in replicas.iter() {
                 r.pending.lock().extend_from_slice(scratch);
@@ -453,6 +465,14 @@ impl ReplState {
     /// its backlog and sub-replicas, so offsets match along a chain). Returns the shards to
     /// poke, as `propagate`.
     pub fn feed_raw(&mut self, data: &[u8]) -> u64 {
+        let poke = self.feed_control(data);
+        self.write_offset = self.offset;
+        poke
+    }
+
+    /// Appends bytes the master adds to the stream itself (REPLCONF GETACK, PING): like
+    /// `feed_raw`, but WAIT does not wait for them.
+    pub fn feed_control(&mut self, data: &[u8]) -> u64 {
         self.offset += data.len() as u64;
         let mut poke = 0u64;
         if let Some(backlog) = &mut self.backlog {
@@ -509,6 +529,11 @@ impl ReplState {
             return None;
         }
         Some(b.tail((self.offset + 1 - from) as usize))
+    }
+
+    /// The last `n` bytes of the backlog, if there is one.
+    pub fn backlog_tail(&self, n: usize) -> Option<Vec<u8>> {
+        self.backlog.as_ref().map(|b| b.tail(n))
     }
 
     /// Appends raw bytes to the replication stream only (the master's PING is an op; this is

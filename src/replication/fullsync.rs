@@ -173,6 +173,14 @@ fn attach(server: &Server, ss: &mut SyncState, sink: &Arc<ReplicaSink>, psync: b
 /// Shard 0's cron: starts a fork replicas wait for, and keeps waiting links alive.
 pub fn cron(server: &Server) {
     let now = crate::util::now_ms();
+    let cfg = server.config.load();
+    REPL_TIMEOUT_MS.store(
+        cfg.repl_timeout_secs.max(1) as u64 * 1000,
+        Ordering::Relaxed,
+    );
+    if cfg.save.is_empty() {
+        kill_useless_child(server);
+    }
     {
         let mut ss = SYNC.lock();
         ss.waiting
@@ -190,6 +198,26 @@ pub fn cron(server: &Server) {
         }
     }
     start_pending(server);
+}
+
+/// `repl-timeout` for the diskless reader thread (refreshed by the cron).
+static REPL_TIMEOUT_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(60_000);
+
+/// A disk save started for replicas that all went away is killed when no save rule wants
+/// the file either (Redis's `freeClient` with `anyOtherSlaveWaitRdb`), so the next full sync
+/// or BGSAVE can fork at once.
+fn kill_useless_child(server: &Server) {
+    let pst = server.persistence.state();
+    let ss = SYNC.lock();
+    let Some(ch) = ss.child.as_ref().filter(|c| !c.socket) else {
+        return;
+    };
+    if !ch.sinks.iter().all(|s| s.closed.load(Ordering::Relaxed)) {
+        return;
+    }
+    if let Some(c) = pst.child.as_ref().filter(|c| c.pid == ch.pid) {
+        c.kill();
+    }
 }
 
 /// A keep-alive newline for a replica whose RDB has not started yet.
@@ -406,7 +434,28 @@ fn copy_pipe(
     let mut file = std::fs::File::from(fd);
     let mut buf = vec![0u8; CHUNK_BYTES];
     let mut tail: Vec<u8> = Vec::with_capacity(EOF_MARK_BYTES * 2);
+    // Since when each replica's queue has been full (Redis's `repl_last_partial_write`).
+    let mut stalled_since: Vec<Option<u64>> = vec![None; sinks.len()];
     loop {
+        let now = crate::util::now_ms();
+        let timeout_ms = REPL_TIMEOUT_MS.load(Ordering::Relaxed);
+        for (s, since) in sinks.iter().zip(stalled_since.iter_mut()) {
+            if s.closed.load(Ordering::Relaxed) {
+                continue;
+            }
+            if s.rdb.lock().data.len() < QUEUE_BYTES_MAX {
+                *since = None;
+                continue;
+            }
+            let t = *since.get_or_insert(now);
+            if now.saturating_sub(t) > timeout_ms {
+                crate::log_warning!(
+                    "Disconnecting timedout replica (full sync): {}",
+                    super::master::sink_name(s)
+                );
+                kill_sink(shards, s);
+            }
+        }
         let live: Vec<&Arc<ReplicaSink>> = sinks
             .iter()
             .filter(|s| !s.closed.load(Ordering::Relaxed))
@@ -578,7 +627,7 @@ fn poke(shards: &[Arc<ShardHandle>], sink: &ReplicaSink) {
 }
 
 /// Closes a replica's connection (its shard closes it on its next turn).
-fn kill_sink(shards: &[Arc<ShardHandle>], sink: &ReplicaSink) {
+pub fn kill_sink(shards: &[Arc<ShardHandle>], sink: &ReplicaSink) {
     sink.closed.store(true, Ordering::Relaxed);
     if let Some(h) = shards.get(sink.conn.shard) {
         let mut batch = vec![crate::shard::mesh::Msg::Kill {

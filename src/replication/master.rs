@@ -52,15 +52,79 @@ pub fn psync(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
         );
     }
     let replid = args.get(1).map(|a| String::from_utf8_lossy(a).into_owned());
-    let offset = args
-        .get(2)
-        .and_then(|a| std::str::from_utf8(a).ok())
-        .and_then(|s| s.parse::<i64>().ok());
+    let offset = match args.get(2).map(|a| parse::i64_arg(a)) {
+        Some(Ok(o)) => Some(o),
+        Some(Err(_)) if !super::failover::active() && sync_allowed() => {
+            out.error(crate::commands::err::NOT_INT);
+            crate::log_warning!(
+                "Replica {} asks for synchronization but with a wrong offset",
+                replica_name(ctx)
+            );
+            return;
+        }
+        _ => None,
+    };
     start_replica(
         ctx,
         Some((replid.unwrap_or_default(), offset.unwrap_or(-1))),
         out,
     );
+}
+
+/// Whether a replica could sync with us now (not a replica whose link is down).
+fn sync_allowed() -> bool {
+    !super::replica::is_replica() || super::replica::link_up()
+}
+
+/// The replica's name in logs (`replicationGetSlaveName`).
+fn replica_name(ctx: &ConnCtx) -> String {
+    let ip = match &ctx.client.replica_announced_ip {
+        Some(ip) => ip.clone(),
+        None => {
+            let a = &ctx.client.shared.addr;
+            a.rsplit_once(':')
+                .map_or(a.as_str(), |(h, _)| h)
+                .to_string()
+        }
+    };
+    match ctx.client.replica_listening_port {
+        Some(p) if p != 0 => format!("{ip}:{p}"),
+        _ => format!("{ip}:<unknown-replica-port>"),
+    }
+}
+
+/// A connection that became a replica sent a command other than REPLCONF: Redis refuses
+/// keyspace commands ("Replica can't interact with the keyspace") and disconnects a replica
+/// whose command generated any reply, since a reply would corrupt its stream. Returns the
+/// error to log as the reply that was refused, or `None` for REPLCONF (and a repeated
+/// SYNC/PSYNC, ignored), which run normally. The caller closes the connection.
+#[cold]
+pub fn replica_command(
+    prepared: &Result<crate::server::dispatch::Prepared, crate::server::dispatch::Rejected>,
+) -> Option<String> {
+    use crate::commands::flag;
+    let (full_name, error) = match prepared {
+        Ok(p) if matches!(p.cmd.name, "replconf" | "sync" | "psync") => return None,
+        Ok(p) if p.cmd.flags & (flag::WRITE | flag::READONLY | flag::MAY_REPLICATE) != 0 => (
+            p.full_name,
+            Some("ERR Replica can't interact with the keyspace".to_string()),
+        ),
+        Ok(p) => (p.full_name, None),
+        Err(r) => (
+            r.full_name.unwrap_or("<unknown>"),
+            Some(String::from_utf8_lossy(&r.error).into_owned()),
+        ),
+    };
+    if let Some(e) = &error {
+        crate::log_warning!(
+            "== CRITICAL == This master is sending an error to its replica: '{}' after processing the command '{}'",
+            e.strip_prefix("ERR ").unwrap_or(e),
+            full_name
+        );
+    }
+    Some(format!(
+        "Replica generated a reply to command '{full_name}'"
+    ))
 }
 
 fn start_replica(ctx: &mut ConnCtx, psync: Option<(String, i64)>, out: &mut Out) {
@@ -78,6 +142,7 @@ fn start_replica(ctx: &mut ConnCtx, psync: Option<(String, i64)>, out: &mut Out)
         gen: ctx.client.gen,
     };
     let sink = Arc::new(ReplicaSink::new(me));
+    sink.pre_psync.store(psync.is_none(), Ordering::Relaxed);
     *sink.ip.lock() = match &ctx.client.replica_announced_ip {
         Some(ip) => ip.clone(),
         None => {
@@ -265,7 +330,7 @@ fn request_acks(server: &crate::server::Server) -> u64 {
         if st.upstream || st.backlog.is_none() {
             return 0;
         }
-        st.feed_raw(&cmd)
+        st.feed_control(&cmd)
     })
 }
 
@@ -290,7 +355,9 @@ pub fn wait(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
             return;
         }
     };
-    let target = ctx.server.feed.with(|st| st.offset);
+    // The last write's offset (Redis waits for the client's own last write, `woff`; this
+    // is the last write of any client, never past the GETACKs and PINGs we added).
+    let target = ctx.server.feed.with(|st| st.write_offset.min(st.offset));
     let have = acked(ctx.server, target);
     if have as i64 >= n {
         out.int(have as i64);
@@ -309,6 +376,21 @@ pub fn wait(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
     });
 }
 
+/// DEBUG REPLICATE cmd [arg ...]: feeds a command to the replicas only (not the AOF, not run
+/// here), in the stream's current database, as Redis's does (a way to make replicas diverge
+/// in tests).
+pub fn debug_replicate(server: &crate::server::Server, argv: &[Bytes]) {
+    let mut cmd = Vec::new();
+    super::feed::encode_command(&mut cmd, argv);
+    let poke = server.feed.with(|st| {
+        if st.upstream || st.backlog.is_none() {
+            return 0;
+        }
+        st.feed_raw(&cmd)
+    });
+    poke_shards(server, poke);
+}
+
 fn poke_shards(server: &crate::server::Server, poke: u64) {
     for (i, h) in server.shards.iter().enumerate() {
         if poke & (1u64 << (i % 64)) != 0 {
@@ -321,6 +403,7 @@ fn poke_shards(server: &crate::server::Server, poke: u64) {
 /// `repl-ping-replica-period` so they can tell a quiet master from a dead link.
 pub fn cron(server: &crate::server::Server) {
     super::failover::cron(server);
+    drop_timed_out(server);
     super::fullsync::cron(server);
     backlog_cron(server);
     static LAST_PING_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -343,9 +426,43 @@ pub fn cron(server: &crate::server::Server) {
         if st.upstream || st.backlog.is_none() || st.replicas.is_empty() {
             return 0;
         }
-        st.feed_raw(&ping)
+        st.feed_control(&ping)
     });
     poke_shards(server, poke);
+}
+
+/// Disconnects replicas that acknowledged nothing for `repl-timeout` (Redis's
+/// "streaming sync" timeout; replicas of the old SYNC never acknowledge and are spared).
+/// A replica stalled during a diskless full sync is `fullsync`'s.
+fn drop_timed_out(server: &crate::server::Server) {
+    use super::feed::SyncPhase;
+    let timeout_ms = server.config.load().repl_timeout_secs.max(1) as u64 * 1000;
+    let now = crate::util::now_ms();
+    let dead: Vec<Arc<ReplicaSink>> = server.feed.with(|st| {
+        st.replicas
+            .iter()
+            .filter(|r| !r.closed.load(Ordering::Relaxed) && !r.pre_psync.load(Ordering::Relaxed))
+            .filter(|r| matches!(r.phase(), SyncPhase::Online | SyncPhase::WaitAck))
+            .filter(|r| now.saturating_sub(r.ack_ms.load(Ordering::Relaxed)) > timeout_ms)
+            .cloned()
+            .collect()
+    });
+    for r in dead {
+        crate::log_warning!(
+            "Disconnecting timedout replica (streaming sync): {}",
+            sink_name(&r)
+        );
+        super::fullsync::kill_sink(&server.shards, &r);
+    }
+}
+
+/// A replica's name in logs from its sink (`replicationGetSlaveName`).
+pub fn sink_name(sink: &ReplicaSink) -> String {
+    let ip = sink.ip.lock().clone();
+    match sink.listening_port.load(Ordering::Relaxed) {
+        0 => format!("{ip}:<unknown-replica-port>"),
+        p => format!("{ip}:{p}"),
+    }
 }
 
 /// `min-replicas-to-write`: whether enough replicas acknowledged within
@@ -360,11 +477,29 @@ pub fn enough_good_replicas(cfg: &crate::config::Config, server: &crate::server:
         st.replicas
             .iter()
             .filter(|r| !r.closed.load(Ordering::Relaxed))
-            .filter(|r| r.phase() == super::feed::SyncPhase::Online)
+            // Online for Redis too: a diskless replica waiting to send its first ACK.
+            .filter(|r| {
+                matches!(
+                    r.phase(),
+                    super::feed::SyncPhase::Online | super::feed::SyncPhase::WaitAck
+                )
+            })
             .filter(|r| now.saturating_sub(r.ack_ms.load(Ordering::Relaxed)) <= max_lag_ms)
             .count()
     });
     good >= cfg.min_replicas_to_write as usize
+}
+
+/// CONFIG SET changed the configuration: a new `repl-backlog-size` applies at once (a
+/// smaller backlog forgets its oldest bytes now, as Redis's resize does, so a replica
+/// reconnecting right after cannot continue from them).
+pub fn config_changed(server: &crate::server::Server) {
+    let size = server.config.load().repl_backlog_size as usize;
+    server.feed.with(|st| {
+        if let Some(b) = st.backlog.as_mut() {
+            b.resize(size);
+        }
+    });
 }
 
 /// Applies `repl-backlog-size` changes (CONFIG SET) and frees the backlog of a master left

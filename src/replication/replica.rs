@@ -49,7 +49,7 @@ use std::time::Duration;
 /// timeouts, and sends its ACK.
 const POLL_MS: u64 = 100;
 /// Bytes read from the socket at once.
-const READ_CHUNK_BYTES: usize = 64 * 1024;
+const READ_CHUNK_BYTES: usize = 256 * 1024;
 /// The EOF marker of a diskless transfer (`$EOF:<40 bytes>`).
 const EOF_MARK_BYTES: usize = 40;
 /// A handshake reply line longer than this is a protocol error.
@@ -159,6 +159,78 @@ pub fn reject(
         return Some("READONLY You can't write against a read only replica.");
     }
     None
+}
+
+/// The error a write command inside a script gets before the script wrote anything
+/// (`scriptVerifyWriteCommandAllow`): READONLY on a read-only replica (unless the script
+/// runs for our master), NOREPLICAS on a master short of good replicas.
+pub fn script_write_error(server: &Server, client: &Client) -> Option<&'static str> {
+    let cfg = server.config.load();
+    if is_replica() {
+        let from_master = client.shared.flags.lock().is_ok_and(|f| f.contains('M'));
+        if cfg.replica_read_only && !from_master {
+            return Some("READONLY You can't write against a read only replica.");
+        }
+        return None;
+    }
+    if cfg.min_replicas_to_write > 0 && !super::master::enough_good_replicas(&cfg, server) {
+        return Some("NOREPLICAS Not enough good replicas to write.");
+    }
+    None
+}
+
+/// A writable replica's active expiry (shard cron): the keys its own clients gave a deadline
+/// (`ShardData::replica_volatile`) are deleted once it passed, as Redis's `expireSlaveKeys`;
+/// the master's keys wait for the master's DEL. Keys gone or persisted leave the set. The
+/// deletions feed our AOF (never the replication stream: a replica's is its master's).
+/// Returns the shards to poke.
+pub fn expire_written_keys(server: &Server, data: &mut ShardData) -> u64 {
+    if data.replica_volatile.is_empty() {
+        return 0;
+    }
+    let now = crate::util::now_ms();
+    let mut dead: Vec<crate::storage::db::DeadKey> = Vec::new();
+    let ShardData {
+        replica_volatile,
+        dbs,
+        stats,
+        watch,
+        ..
+    } = data;
+    replica_volatile.retain(|(db, key)| {
+        let slot = crate::storage::key_slot(key);
+        let Some(d) = dbs.get_mut(*db) else {
+            return false;
+        };
+        match d.get(slot, key) {
+            Some(e) if e.is_expired(now) => {
+                d.remove(slot, key);
+                watch.touch(*db, key, false);
+                dead.push((*db, key.clone()));
+                false
+            }
+            Some(e) => e.expire_ms != 0,
+            None => false,
+        }
+    });
+    stats.expired_keys += dead.len() as u64;
+    if dead.is_empty() || !server.feed.active() {
+        return 0;
+    }
+    let lazy = crate::storage::limits::lazy(&crate::storage::limits::LAZY.expire);
+    let ops: Vec<crate::replication::Op> = dead
+        .into_iter()
+        .map(|(db, k)| {
+            crate::replication::Op::new(
+                db,
+                vec![
+                    crate::storage::keyspace::del_or_unlink(lazy),
+                    Bytes::from(Vec::from(k)),
+                ],
+            )
+        })
+        .collect();
+    server.feed.propagate(&ops, false)
 }
 
 /// Starts the link thread and applies `replicaof` from the configuration.
@@ -332,6 +404,8 @@ struct Session<'a> {
     stream: Option<TcpStream>,
     /// Received, unprocessed bytes.
     buf: Vec<u8>,
+    /// What each socket read fills (then appended to `buf`).
+    chunk: Vec<u8>,
     /// The pseudo-client commands from the master run as (flag M in CLIENT LIST).
     client: Client,
     last_ack_ms: u64,
@@ -367,6 +441,7 @@ impl<'a> Session<'a> {
             epoch,
             stream: None,
             buf: Vec::new(),
+            chunk: Vec::new(),
             client: Client::new(u32::MAX, 0, -1, shared, true),
             last_ack_ms: 0,
         }
@@ -458,22 +533,37 @@ impl<'a> Session<'a> {
         if self.aborted() {
             return Err(LinkError::Aborted);
         }
-        let mut chunk = vec![0u8; READ_CHUNK_BYTES];
-        let r = self.stream()?.read(&mut chunk);
+        // Into the session's read chunk, allocated once.
+        if self.chunk.is_empty() {
+            self.chunk = vec![0u8; READ_CHUNK_BYTES];
+        }
+        let stream = self
+            .stream
+            .as_mut()
+            .ok_or_else(|| LinkError::Protocol("not connected".into()))?;
+        let r = stream.read(&mut self.chunk);
         let now = crate::util::now_ms();
         match r {
             Ok(0) => Err(LinkError::Protocol("connection lost".into())),
             Ok(n) => {
-                self.buf.extend_from_slice(&chunk[..n]);
+                self.buf.extend_from_slice(&self.chunk[..n]);
                 self.server.link.state.lock().last_io_ms = now;
                 Ok(n)
             }
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                 let last = self.server.link.state.lock().last_io_ms;
                 if now.saturating_sub(last) > self.timeout_ms() {
-                    return Err(LinkError::Protocol(
-                        "MASTER timeout: no data nor PING received...".into(),
-                    ));
+                    // Redis's three texts, by the link's stage.
+                    let why = match self.server.link.state.lock().status {
+                        LinkStatus::Connecting | LinkStatus::Handshake => {
+                            "Timeout connecting to the MASTER..."
+                        }
+                        LinkStatus::Transfer => {
+                            "Timeout receiving bulk data from MASTER... If the problem persists try to set the 'repl-timeout' parameter in redis.conf to a larger value."
+                        }
+                        _ => "MASTER timeout: no data nor PING received...",
+                    };
+                    return Err(LinkError::Protocol(why.into()));
                 }
                 Ok(0)
             }
@@ -633,6 +723,9 @@ impl<'a> Session<'a> {
         {
             return self.full_sync_streaming(spec, replid, offset);
         }
+        if dataset_empty(self.server) {
+            return self.full_sync_into_empty(spec, replid, offset);
+        }
         let data = if let Some(mark) = spec.strip_prefix("EOF:") {
             let mark = mark.as_bytes().to_vec();
             if mark.len() != EOF_MARK_BYTES {
@@ -681,13 +774,17 @@ impl<'a> Session<'a> {
         if aof_was_on {
             crate::persistence::aof::rewrite::stop_appendonly(server);
         }
-        if self.server.config.load().repl_diskless_load == crate::config::ReplDisklessLoad::Disabled
-        {
-            save_transfer(self.server, &data);
-        }
+        let to_disk = self.server.config.load().repl_diskless_load
+            == crate::config::ReplDisklessLoad::Disabled;
         crate::log_notice!("MASTER <-> REPLICA sync: Flushing old data");
         crate::log_notice!("MASTER <-> REPLICA sync: Loading DB in memory");
-        let loaded = load_rdb(self.server, &data);
+        // The file is written by another thread while the dataset loads from memory.
+        let loaded = std::thread::scope(|s| {
+            if to_disk {
+                s.spawn(|| save_transfer(server, &data));
+            }
+            load_rdb(server, &data)
+        });
         drop(data);
         if aof_was_on && crate::persistence::aof::rewrite::start_appendonly(server).is_err() {
             crate::log_warning!(
@@ -743,9 +840,13 @@ impl<'a> Session<'a> {
             ),
         };
         self.start_transfer(len.map_or(-1, |l| l as i64));
-        crate::log_notice!("MASTER <-> REPLICA sync: Loading DB in memory");
         let server = self.server;
         let cfg = server.config.load();
+        // Async loading (swapdb from the history we already hold, as Redis 7.0): the old
+        // dataset stays served meanwhile, since it is an earlier point of the same one.
+        let async_load = cfg.repl_diskless_load == crate::config::ReplDisklessLoad::Swapdb
+            && server.feed.with(|st| st.replid == replid);
+        crate::log_notice!("MASTER <-> REPLICA sync: Loading DB in memory");
         let key_delay_us = crate::persistence::snapshot::config_int(&cfg, "key-load-delay");
         let databases = cfg.databases;
         let p = &server.persistence;
@@ -754,7 +855,13 @@ impl<'a> Session<'a> {
         p.loading_total_bytes
             .store(len.unwrap_or(0), Ordering::Relaxed);
         p.loading_loaded_bytes.store(0, Ordering::Relaxed);
+        p.async_loading.store(async_load, Ordering::SeqCst);
         p.loading.store(true, Ordering::SeqCst);
+        let done_loading = || {
+            p.loading.store(false, Ordering::SeqCst);
+            p.async_loading.store(false, Ordering::SeqCst);
+        };
+        let mut functions = Vec::new();
         let mut entries = Vec::new();
         let mut stream_db = 0usize;
         let parsed = {
@@ -762,6 +869,7 @@ impl<'a> Session<'a> {
                 session: self,
                 left: len,
                 error: None,
+                pos: 0,
             };
             let mut sink = |e: crate::persistence::rdb::LoadedEntry| {
                 if e.db >= databases {
@@ -783,11 +891,20 @@ impl<'a> Session<'a> {
             };
             let r = crate::persistence::rdb::read_rdb(&mut reader, &mut sink, &mut aux);
             match (r, reader.error.take()) {
-                (_, Some(link_error)) => Err(link_error),
+                (_, Some(link_error)) => {
+                    // A short read: what Redis's `rdbReportReadError` logs.
+                    crate::log_warning!(
+                        "Internal error in RDB reading offset 0, function at rdb.c:0 -> Unexpected EOF reading RDB file"
+                    );
+                    Err(link_error)
+                }
                 (Err(e), None) => Err(LinkError::Protocol(format!(
                     "Failed trying to load the MASTER synchronization DB from socket: {e}"
                 ))),
-                (Ok(_), None) => Ok(()),
+                (Ok(stats), None) => {
+                    functions = stats.functions;
+                    Ok(())
+                }
             }
         };
         let checked = parsed.and_then(|()| match &mark {
@@ -795,7 +912,7 @@ impl<'a> Session<'a> {
             None => Ok(()),
         });
         if let Err(e) = checked {
-            server.persistence.loading.store(false, Ordering::SeqCst);
+            done_loading();
             crate::log_warning!(
                 "Failed trying to load the MASTER synchronization DB from socket, discarding the received data"
             );
@@ -803,7 +920,7 @@ impl<'a> Session<'a> {
         }
         let _applying = server.link.apply.lock();
         if server.link.state.lock().epoch != self.epoch {
-            server.persistence.loading.store(false, Ordering::SeqCst);
+            done_loading();
             return Err(LinkError::Aborted);
         }
         let aof_was_on = {
@@ -814,13 +931,161 @@ impl<'a> Session<'a> {
             crate::persistence::aof::rewrite::stop_appendonly(server);
         }
         let keys = install(server, entries);
-        server.persistence.loading.store(false, Ordering::SeqCst);
+        // The master's function libraries replace ours (after the shard locks: the VM is
+        // always taken before them).
+        install_functions(&functions);
+        done_loading();
         crate::log_notice!("Done loading RDB, keys loaded: {}, keys expired: 0.", keys);
         if aof_was_on && crate::persistence::aof::rewrite::start_appendonly(server).is_err() {
             crate::log_warning!(
                 "Failed enabling the AOF after successful master synchronization! Trying it again in one second."
             );
         }
+        self.after_load(replid, offset, stream_db.min(databases.saturating_sub(1)));
+        Ok(())
+    }
+
+    /// `repl-diskless-load disabled` with nothing to lose (an empty dataset, as for a fresh
+    /// replica): the RDB is loaded while it arrives, in batches under the shard locks, so
+    /// loading overlaps the master's save (diskless) or the transfer (disk) instead of
+    /// following it; the bytes are kept and written to `dbfilename` at the end, as the
+    /// disabled mode does. There is no old dataset to serve meanwhile: clients get
+    /// `-LOADING` from the first byte. A failed transfer leaves the dataset empty again.
+    fn full_sync_into_empty(&mut self, spec: &str, replid: &str, offset: u64) -> LinkResult<()> {
+        let mark = match spec.strip_prefix("EOF:") {
+            Some(m) if m.len() == EOF_MARK_BYTES => Some(m.as_bytes().to_vec()),
+            Some(_) => return Err(LinkError::Protocol("bad EOF marker".into())),
+            None => None,
+        };
+        let len = match &mark {
+            Some(_) => None,
+            None => Some(
+                spec.parse::<u64>()
+                    .map_err(|_| LinkError::Protocol(format!("bad bulk length {spec}")))?,
+            ),
+        };
+        self.start_transfer(len.map_or(-1, |l| l as i64));
+        match len {
+            Some(len) => crate::log_notice!(
+                "MASTER <-> REPLICA sync: receiving {} bytes from master to disk",
+                len
+            ),
+            None => crate::log_notice!(
+                "MASTER <-> REPLICA sync: receiving streamed RDB from master with EOF to disk"
+            ),
+        }
+        let server = self.server;
+        let cfg = server.config.load();
+        let databases = cfg.databases;
+        let p = &server.persistence;
+        p.loading_start_secs
+            .store(crate::util::now_ms() / 1000, Ordering::Relaxed);
+        p.loading_total_bytes
+            .store(len.unwrap_or(0), Ordering::Relaxed);
+        p.loading_loaded_bytes.store(0, Ordering::Relaxed);
+        p.loading.store(true, Ordering::SeqCst);
+        let aof_was_on = {
+            use crate::persistence::aof::AofState;
+            server.aof.state.lock().aof_state != AofState::Off
+        };
+        if aof_was_on {
+            crate::persistence::aof::rewrite::stop_appendonly(server);
+        }
+        crate::log_notice!("MASTER <-> REPLICA sync: Loading DB in memory");
+        let mut copy = Vec::new();
+        let mut stream_db = 0usize;
+        let mut functions = Vec::new();
+        let mut keys = 0usize;
+        let parsed = {
+            let mut reader = TeeReader {
+                inner: LinkReader {
+                    session: self,
+                    left: len,
+                    error: None,
+                    pos: 0,
+                },
+                copy: &mut copy,
+            };
+            let mut batch: Vec<crate::persistence::rdb::LoadedEntry> = Vec::new();
+            let mut sink = |e: crate::persistence::rdb::LoadedEntry| {
+                if e.db >= databases {
+                    return Err(crate::persistence::rdb::RdbError::Corrupt {
+                        offset: 0,
+                        reason: format!("database {} out of range", e.db),
+                    });
+                }
+                batch.push(e);
+                if batch.len() >= LOAD_BATCH_KEYS {
+                    keys += batch.len();
+                    insert_batch(server, std::mem::take(&mut batch));
+                }
+                Ok(())
+            };
+            let mut aux = |k: &[u8], v: &[u8]| {
+                if k == b"repl-stream-db" {
+                    if let Some(n) = std::str::from_utf8(v).ok().and_then(|s| s.parse().ok()) {
+                        stream_db = n;
+                    }
+                }
+            };
+            let r = crate::persistence::rdb::read_rdb(&mut reader, &mut sink, &mut aux);
+            keys += batch.len();
+            insert_batch(server, batch);
+            match (r, reader.inner.error.take()) {
+                (_, Some(link_error)) => {
+                    crate::log_warning!(
+                        "Internal error in RDB reading offset 0, function at rdb.c:0 -> Unexpected EOF reading RDB file"
+                    );
+                    Err(link_error)
+                }
+                (Err(e), None) => Err(LinkError::Protocol(format!(
+                    "Failed trying to load the MASTER synchronization DB: {e}"
+                ))),
+                (Ok(stats), None) => {
+                    functions = stats.functions;
+                    Ok(())
+                }
+            }
+        };
+        let checked = parsed.and_then(|()| match &mark {
+            Some(mark) => self.expect_mark(mark),
+            None => Ok(()),
+        });
+        let current = server.link.state.lock().epoch == self.epoch;
+        let _applying = server.link.apply.lock();
+        let outcome = match checked {
+            Err(e) => Err(e),
+            Ok(()) if !current || server.link.state.lock().epoch != self.epoch => {
+                Err(LinkError::Aborted)
+            }
+            Ok(()) => Ok(()),
+        };
+        if let Err(e) = outcome {
+            // Back to the empty dataset this started from.
+            server.with_all(0, |ks| {
+                for shard in ks.shards_mut() {
+                    for db in shard.dbs.iter_mut() {
+                        db.clear();
+                    }
+                }
+            });
+            p.loading.store(false, Ordering::SeqCst);
+            if aof_was_on && crate::persistence::aof::rewrite::start_appendonly(server).is_err() {
+                crate::log_warning!("Failed enabling the AOF after a failed synchronization.");
+            }
+            return Err(e);
+        }
+        install_functions(&functions);
+        p.loading.store(false, Ordering::SeqCst);
+        crate::log_notice!("Done loading RDB, keys loaded: {}, keys expired: 0.", keys);
+        std::thread::scope(|s| {
+            s.spawn(|| save_transfer(server, &copy));
+            if aof_was_on && crate::persistence::aof::rewrite::start_appendonly(server).is_err() {
+                crate::log_warning!(
+                    "Failed enabling the AOF after successful master synchronization! Trying it again in one second."
+                );
+            }
+        });
         self.after_load(replid, offset, stream_db.min(databases.saturating_sub(1)));
         Ok(())
     }
@@ -940,12 +1205,25 @@ struct LinkReader<'s, 'a> {
     session: &'s mut Session<'a>,
     left: Option<u64>,
     error: Option<LinkError>,
+    /// Bytes of `session.buf` already handed out (dropped from it when the reader is: a
+    /// drain per read would move the rest of the buffer every time).
+    pos: usize,
+}
+
+impl Drop for LinkReader<'_, '_> {
+    fn drop(&mut self) {
+        self.session.buf.drain(..self.pos);
+    }
 }
 
 impl Read for LinkReader<'_, '_> {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
         if self.left == Some(0) || out.is_empty() {
             return Ok(0);
+        }
+        if self.pos == self.session.buf.len() {
+            self.session.buf.clear();
+            self.pos = 0;
         }
         while self.session.buf.is_empty() {
             match self.session.fill() {
@@ -959,13 +1237,55 @@ impl Read for LinkReader<'_, '_> {
                 }
             }
         }
-        let mut n = out.len().min(self.session.buf.len());
+        let avail = &self.session.buf[self.pos..];
+        let mut n = out.len().min(avail.len());
         if let Some(left) = self.left {
             n = n.min(left as usize);
             self.left = Some(left - n as u64);
         }
-        out[..n].copy_from_slice(&self.session.buf[..n]);
-        self.session.buf.drain(..n);
+        out[..n].copy_from_slice(&avail[..n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Keys inserted per lock round while a full sync loads into an empty dataset.
+const LOAD_BATCH_KEYS: usize = 4096;
+
+/// Whether every database of every shard is empty.
+fn dataset_empty(server: &Server) -> bool {
+    server.with_all(0, |ks| {
+        ks.shards_mut()
+            .iter()
+            .all(|s| s.dbs.iter().all(|d| d.keys == 0))
+    })
+}
+
+/// Inserts loaded entries into the live dataset (they are the master's: none is ours to
+/// expire).
+fn insert_batch(server: &Server, entries: Vec<crate::persistence::rdb::LoadedEntry>) {
+    if entries.is_empty() {
+        return;
+    }
+    server.with_all(0, |ks| {
+        ks.loading = true;
+        for e in entries {
+            ks.db = e.db;
+            ks.insert_entry(&e.key, e.entry);
+        }
+    });
+}
+
+/// A reader that keeps a copy of what it read (the transfer, for `dbfilename`).
+struct TeeReader<'c, R> {
+    inner: R,
+    copy: &'c mut Vec<u8>,
+}
+
+impl<R: Read> Read for TeeReader<'_, R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(out)?;
+        self.copy.extend_from_slice(&out[..n]);
         Ok(n)
     }
 }
@@ -980,13 +1300,26 @@ fn install(server: &Server, entries: Vec<crate::persistence::rdb::LoadedEntry>) 
             for db in shard.dbs.iter_mut() {
                 db.clear();
             }
+            shard.replica_volatile.clear();
         }
+        // The master's keys: none is this replica's to expire.
+        ks.loading = true;
         for e in entries {
             ks.db = e.db;
             ks.insert_entry(&e.key, e.entry);
         }
     });
     n
+}
+
+/// Replaces the function libraries with those of the master's RDB.
+fn install_functions(functions: &[Vec<u8>]) {
+    crate::scripting::flush_libraries();
+    for code in functions {
+        if let Err(e) = crate::scripting::load_library(code) {
+            crate::log_warning!("Failed loading a function library from the RDB: {}", e);
+        }
+    }
 }
 
 /// Flushes every database and loads an RDB from memory, under every shard lock. Returns the
@@ -1000,7 +1333,9 @@ fn load_rdb(server: &Server, data: &[u8]) -> LinkResult<usize> {
             for db in shard.dbs.iter_mut() {
                 db.clear();
             }
+            shard.replica_volatile.clear();
         }
+        ks.loading = true;
         let mut sink = |e: crate::persistence::rdb::LoadedEntry| {
             if e.db >= databases {
                 return Err(crate::persistence::rdb::RdbError::Corrupt {
@@ -1025,12 +1360,7 @@ fn load_rdb(server: &Server, data: &[u8]) -> LinkResult<usize> {
         Ok(stats) => {
             // A full sync replaces the function libraries too (after the shard locks are
             // released: the VM is always taken before them).
-            crate::scripting::flush_libraries();
-            for code in &stats.functions {
-                if let Err(e) = crate::scripting::load_library(code) {
-                    crate::log_warning!("Failed loading a function library from the RDB: {}", e);
-                }
-            }
+            install_functions(&stats.functions);
             crate::log_notice!(
                 "Done loading RDB, keys loaded: {}, keys expired: 0.",
                 stats.keys
@@ -1151,10 +1481,8 @@ impl<'a> Applier<'a> {
         let p = match dispatch::prepare(client, args, 0, nshards, false) {
             Ok(p) => p,
             Err(rej) => {
-                crate::log_warning!(
-                    "Command from MASTER rejected: {}",
-                    String::from_utf8_lossy(&rej.error)
-                );
+                let name = crate::commands::lookup(&args[0]).map(|c| c.name);
+                critical_error(server, &rej.error, rej.full_name.or(name));
                 if let Some(raw) = raw {
                     self.feed_plain(raw);
                 }
@@ -1178,6 +1506,9 @@ impl<'a> Applier<'a> {
                     propagate: Vec::new(),
                 };
                 f(&mut ctx, args, &mut out);
+                if self.scratch.first() == Some(&b'-') {
+                    critical_error(server, &self.scratch, Some(p.full_name));
+                }
                 let deliveries = std::mem::take(&mut ctx.deliveries);
                 let ops = std::mem::take(&mut ctx.propagate);
                 let poke = self.feed_applied(ops, raw);
@@ -1202,6 +1533,10 @@ impl<'a> Applier<'a> {
             // backlog and sub-replicas get).
             ks.prop.on = server.feed.active();
             ks.exec(f, args, &mut out);
+            if self.scratch.first() == Some(&b'-') {
+                // Logged before the command reaches our backlog (its dump is the context).
+                critical_error(server, &self.scratch, Some(full_name));
+            }
             // Blocked clients of the replica are not woken by the master's writes yet.
             drop(ks.take_ready());
             let ops = ks.take_ops();
@@ -1225,6 +1560,26 @@ impl<'a> Applier<'a> {
                 0
             }
         }
+    }
+}
+
+/// A command of our master's stream failed here: logged as Redis's `afterErrorReply` does
+/// (the replies to the master are never sent), with the latest bytes of the backlog, which
+/// do not hold the failed command yet.
+fn critical_error(server: &Server, reply: &[u8], name: Option<&str>) {
+    let mut e = reply.strip_prefix(b"-").unwrap_or(reply);
+    if let Some(end) = e.iter().position(|&b| b == b'\r') {
+        e = &e[..end];
+    }
+    let e = &e[..e.len().min(4096)];
+    crate::log_warning!(
+        "== CRITICAL == This replica is sending an error to its master: '{}' after processing the command '{}'",
+        String::from_utf8_lossy(e),
+        name.unwrap_or("<unknown>")
+    );
+    let tail = server.feed.with(|st| st.backlog_tail(256));
+    if let Some(tail) = tail.filter(|t| !t.is_empty()) {
+        crate::log_warning!("Latest backlog is: '{}'", crate::util::repr(&tail));
     }
 }
 

@@ -379,6 +379,10 @@ fn run_command(rc: &mut RunCtx<'_, '_>, argv: &[Bytes]) -> Result<(Vec<u8>, u8),
         if let Some(e) = crate::persistence::snapshot::disk_error(server) {
             return Ok((format!("-{e}\r\n").into_bytes(), rc.resp));
         }
+        // A read-only replica, or a master short of good replicas (`min-replicas-to-write`).
+        if let Some(e) = crate::replication::replica::script_write_error(server, rc.ctx.client) {
+            return Ok((format!("-{e}\r\n").into_bytes(), rc.resp));
+        }
     }
     if cmd.flags & flag::WRITE != 0 {
         super::RUN.wrote.store(true, Ordering::Relaxed);

@@ -484,6 +484,15 @@ impl<I: Io> Shard<I> {
                     None => Ok(p),
                 }
             });
+        if c.replica.is_some() {
+            if let Some(why) = crate::replication::master::replica_command(&prepared) {
+                let line = crate::commands::connection::client_line(&c.shared, self.now_ms, None);
+                crate::log_warning!("{}, disconnecting it: {}", why, line);
+                c.closing = true;
+                self.closed.push(token);
+                return Flow::Stop;
+            }
+        }
         if c.inflight > 0 {
             let same = matches!(&prepared, Ok(p) if p.route == Route::Remote(c.inflight_shard));
             if !same {
@@ -1565,6 +1574,11 @@ impl<I: Io> Shard<I> {
             let Some(sink) = c.replica.clone() else {
                 continue;
             };
+            // A killed replica (CLIENT KILL inside a transaction) gets nothing more of the
+            // stream, not even what was fed after the kill in the same EXEC.
+            if c.shared.kill.load(Ordering::Relaxed) {
+                continue;
+            }
             if sink.drain_into(&mut c.out) > 0 {
                 self.to_send.push(t);
             }
@@ -1691,6 +1705,12 @@ impl<I: Io> Shard<I> {
             if deleted < 64 || start.elapsed() >= budget {
                 break;
             }
+        }
+        if crate::replication::replica::is_replica()
+            && self.server.active_expire.load(Ordering::Relaxed)
+        {
+            let mut d = self.handle.lock_data();
+            self.poke |= crate::replication::replica::expire_written_keys(&self.server, &mut d);
         }
         crate::latency::add_sample(
             &self.server,

@@ -298,6 +298,9 @@ pub struct ShardData {
     pub evict_pool: super::evict::Pool,
     /// Client-side caching: who read which key of this shard (see `tracking`).
     pub tracking: crate::tracking::Table,
+    /// Keys a writable replica's own clients gave a deadline: the replica expires them itself
+    /// (`replication::replica::expire_written_keys`), as Redis's `slaveKeysWithExpire`.
+    pub replica_volatile: std::collections::HashSet<DeadKey>,
 }
 
 impl ShardData {
@@ -311,6 +314,7 @@ impl ShardData {
             watch: Default::default(),
             evict_pool: Default::default(),
             tracking: Default::default(),
+            replica_volatile: Default::default(),
         }
     }
 

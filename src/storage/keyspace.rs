@@ -196,7 +196,8 @@ impl<'a> Keyspace<'a> {
 
     /// Deletes `key` if it has expired. Returns true when it was deleted.
     fn expire_if_needed(&mut self, key: &[u8]) -> bool {
-        if self.loading {
+        // On a replica only the master deletes what expired (its commands see such keys).
+        if self.loading || (self.from_master && replica_expiry()) {
             return false;
         }
         let now = self.now_ms;
@@ -379,6 +380,11 @@ impl<'a> Keyspace<'a> {
 
     /// Looks a key up for writing: lazy expiry, no statistics.
     pub fn lookup_write(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        if replica_expiry() && !self.from_master {
+            // A write on a writable replica deletes the logically expired key it replaces
+            // (Redis's `expireIfNeeded` with `LOOKUP_WRITE`).
+            self.expire_if_needed(key);
+        }
         let touch = !self.no_touch;
         self.live(key, false, touch)
     }
@@ -414,6 +420,9 @@ impl<'a> Keyspace<'a> {
     }
 
     pub fn insert_entry(&mut self, key: &[u8], entry: Entry) -> Option<Entry> {
+        if entry.expire_ms != 0 {
+            self.remember_replica_volatile(key);
+        }
         let now = self.now_ms;
         let (shard, slot, db) = self.db_of(key);
         let old = shard.dbs.get_mut(db)?.insert(slot, key, entry);
@@ -432,6 +441,15 @@ impl<'a> Keyspace<'a> {
         old
     }
 
+    /// A writable replica's own client gives `key` a deadline: the replica must expire it
+    /// itself, its master knows nothing of it.
+    fn remember_replica_volatile(&mut self, key: &[u8]) {
+        if replica_expiry() && !self.from_master && !self.loading {
+            let (shard, _, db) = self.db_of(key);
+            shard.replica_volatile.insert((db, key.into()));
+        }
+    }
+
     /// Deletes a key (after lazy expiry). Returns the removed entry.
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
         self.expire_if_needed(key);
@@ -442,6 +460,9 @@ impl<'a> Keyspace<'a> {
     /// Sets (or with 0 clears) a key's absolute expiry in ms. False when the key is absent.
     pub fn set_expire(&mut self, key: &[u8], expire_ms: u64) -> bool {
         self.expire_if_needed(key);
+        if expire_ms != 0 {
+            self.remember_replica_volatile(key);
+        }
         let (shard, slot, db) = self.db_of(key);
         shard
             .dbs

@@ -68,9 +68,12 @@ pub fn compress(input: &[u8], out_max: usize) -> Option<Vec<u8>> {
         }
         push_literals(&mut out, &input[lit_start..ip]);
         push_reference(&mut out, ip - candidate - 1, len);
-        // Index the positions inside the match so later data can refer to them.
-        for p in ip + 1..(ip + len).min(input.len() + 1 - MATCH_LEN_MIN) {
-            table[hash3(&input[p..], bits)] = p as u32;
+        // Index the match's last two positions only, as liblzf's default (VERY_FAST) mode
+        // does: indexing every position inside long matches cost more than it saved.
+        for p in (ip + len).saturating_sub(2).max(ip + 1)..ip + len {
+            if p + MATCH_LEN_MIN <= input.len() {
+                table[hash3(&input[p..], bits)] = p as u32;
+            }
         }
         ip += len;
         lit_start = ip;
@@ -163,10 +166,14 @@ pub fn decompress(input: &[u8], out_len: usize) -> Result<Vec<u8>, LzfError> {
         if out.len() + len > out_len {
             return Err(LzfError::LengthMismatch);
         }
-        // Byte by byte: the source may overlap what this copy writes (run-length style).
-        for k in 0..len {
-            let b = out.get(from + k).copied().ok_or(LzfError::BadReference)?;
-            out.push(b);
+        // The source may overlap what this copy writes (run-length style): the bytes from
+        // `from` repeat with period `distance`, so each pass copies everything written since
+        // `from` so far, doubling the window until `len` bytes are there.
+        let mut left = len;
+        while left > 0 {
+            let n = left.min(out.len() - from);
+            out.extend_from_within(from..from + n);
+            left -= n;
         }
     }
     if out.len() != out_len {
