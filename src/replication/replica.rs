@@ -890,22 +890,7 @@ impl<'a> Session<'a> {
                 }
             };
             let r = crate::persistence::rdb::read_rdb(&mut reader, &mut sink, &mut aux);
-            match (r, reader.error.take()) {
-                (_, Some(link_error)) => {
-                    // A short read: what Redis's `rdbReportReadError` logs.
-                    crate::log_warning!(
-                        "Internal error in RDB reading offset 0, function at rdb.c:0 -> Unexpected EOF reading RDB file"
-                    );
-                    Err(link_error)
-                }
-                (Err(e), None) => Err(LinkError::Protocol(format!(
-                    "Failed trying to load the MASTER synchronization DB from socket: {e}"
-                ))),
-                (Ok(stats), None) => {
-                    functions = stats.functions;
-                    Ok(())
-                }
-            }
+            rdb_read_outcome(r, reader.error.take(), "from socket", &mut functions)
         };
         let checked = parsed.and_then(|()| match &mark {
             Some(mark) => self.expect_mark(mark),
@@ -1031,21 +1016,7 @@ impl<'a> Session<'a> {
             let r = crate::persistence::rdb::read_rdb(&mut reader, &mut sink, &mut aux);
             keys += batch.len();
             insert_batch(server, batch);
-            match (r, reader.inner.error.take()) {
-                (_, Some(link_error)) => {
-                    crate::log_warning!(
-                        "Internal error in RDB reading offset 0, function at rdb.c:0 -> Unexpected EOF reading RDB file"
-                    );
-                    Err(link_error)
-                }
-                (Err(e), None) => Err(LinkError::Protocol(format!(
-                    "Failed trying to load the MASTER synchronization DB: {e}"
-                ))),
-                (Ok(stats), None) => {
-                    functions = stats.functions;
-                    Ok(())
-                }
-            }
+            rdb_read_outcome(r, reader.inner.error.take(), "", &mut functions)
         };
         let checked = parsed.and_then(|()| match &mark {
             Some(mark) => self.expect_mark(mark),
@@ -1653,4 +1624,33 @@ pub fn replicaof_command(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
         ctx.client.shared.addr
     );
     out.ok();
+}
+
+/// What reading the master's RDB came to: the link's own failure first (a short read, logged
+/// as Redis's `rdbReportReadError` logs it), then the RDB's; on success the function
+/// libraries it carried go to `functions`. `how` qualifies the error text (" from socket").
+fn rdb_read_outcome(
+    r: Result<crate::persistence::rdb::RdbStats, crate::persistence::rdb::RdbError>,
+    link_error: Option<LinkError>,
+    how: &str,
+    functions: &mut Vec<Vec<u8>>,
+) -> Result<(), LinkError> {
+    match (r, link_error) {
+        (_, Some(link_error)) => {
+            crate::log_warning!(
+                "Internal error in RDB reading offset 0, function at rdb.c:0 -> Unexpected EOF reading RDB file"
+            );
+            Err(link_error)
+        }
+        (Err(e), None) => {
+            let sep = if how.is_empty() { "" } else { " " };
+            Err(LinkError::Protocol(format!(
+                "Failed trying to load the MASTER synchronization DB{sep}{how}: {e}"
+            )))
+        }
+        (Ok(stats), None) => {
+            *functions = stats.functions;
+            Ok(())
+        }
+    }
 }
