@@ -468,28 +468,26 @@ fn aof_commands(path: &Path) -> Vec<Vec<String>> {
     cmds
 }
 
-fn latest_incr(dir: &Path) -> std::path::PathBuf {
+/// The file of type `kind` (`b` base, `i` incr) the manifest names: the last one of that type.
+fn manifest_file(dir: &Path, kind: &str) -> std::path::PathBuf {
     let m = std::fs::read_to_string(dir.join("appendonlydir/appendonly.aof.manifest"))
         .expect("manifest");
+    let suffix = format!("type {kind}");
     let name = m
         .lines()
-        .rfind(|l| l.ends_with("type i"))
+        .rfind(|l| l.ends_with(&suffix))
         .and_then(|l| l.split(' ').nth(1))
-        .expect("an incr file")
+        .expect("a file of that type")
         .to_string();
     dir.join("appendonlydir").join(name)
 }
 
+fn latest_incr(dir: &Path) -> std::path::PathBuf {
+    manifest_file(dir, "i")
+}
+
 fn base_file(dir: &Path) -> std::path::PathBuf {
-    let m = std::fs::read_to_string(dir.join("appendonlydir/appendonly.aof.manifest"))
-        .expect("manifest");
-    let name = m
-        .lines()
-        .find(|l| l.ends_with("type b"))
-        .and_then(|l| l.split(' ').nth(1))
-        .expect("a base file")
-        .to_string();
-    dir.join("appendonlydir").join(name)
+    manifest_file(dir, "b")
 }
 
 /// FLUSHDB and FLUSHALL reach the AOF even when there was nothing to flush (Redis forces

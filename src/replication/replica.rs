@@ -827,18 +827,7 @@ impl<'a> Session<'a> {
     /// when the whole transfer arrived intact, so a failed transfer leaves it as it was.
     /// Clients get `-LOADING` meanwhile.
     fn full_sync_streaming(&mut self, spec: &str, replid: &str, offset: u64) -> LinkResult<()> {
-        let mark = match spec.strip_prefix("EOF:") {
-            Some(m) if m.len() == EOF_MARK_BYTES => Some(m.as_bytes().to_vec()),
-            Some(_) => return Err(LinkError::Protocol("bad EOF marker".into())),
-            None => None,
-        };
-        let len = match &mark {
-            Some(_) => None,
-            None => Some(
-                spec.parse::<u64>()
-                    .map_err(|_| LinkError::Protocol(format!("bad bulk length {spec}")))?,
-            ),
-        };
+        let (mark, len) = transfer_spec(spec)?;
         self.start_transfer(len.map_or(-1, |l| l as i64));
         let server = self.server;
         let cfg = server.config.load();
@@ -937,18 +926,7 @@ impl<'a> Session<'a> {
     /// disabled mode does. There is no old dataset to serve meanwhile: clients get
     /// `-LOADING` from the first byte. A failed transfer leaves the dataset empty again.
     fn full_sync_into_empty(&mut self, spec: &str, replid: &str, offset: u64) -> LinkResult<()> {
-        let mark = match spec.strip_prefix("EOF:") {
-            Some(m) if m.len() == EOF_MARK_BYTES => Some(m.as_bytes().to_vec()),
-            Some(_) => return Err(LinkError::Protocol("bad EOF marker".into())),
-            None => None,
-        };
-        let len = match &mark {
-            Some(_) => None,
-            None => Some(
-                spec.parse::<u64>()
-                    .map_err(|_| LinkError::Protocol(format!("bad bulk length {spec}")))?,
-            ),
-        };
+        let (mark, len) = transfer_spec(spec)?;
         self.start_transfer(len.map_or(-1, |l| l as i64));
         match len {
             Some(len) => crate::log_notice!(
@@ -1652,5 +1630,18 @@ fn rdb_read_outcome(
             *functions = stats.functions;
             Ok(())
         }
+    }
+}
+
+/// The transfer announced after +FULLRESYNC: `$EOF:<40-byte mark>` (diskless, ends with the
+/// mark) or `$<length>`. Returns (mark, length), one of them set.
+fn transfer_spec(spec: &str) -> LinkResult<(Option<Vec<u8>>, Option<u64>)> {
+    match spec.strip_prefix("EOF:") {
+        Some(m) if m.len() == EOF_MARK_BYTES => Ok((Some(m.as_bytes().to_vec()), None)),
+        Some(_) => Err(LinkError::Protocol("bad EOF marker".into())),
+        None => spec
+            .parse::<u64>()
+            .map(|len| (None, Some(len)))
+            .map_err(|_| LinkError::Protocol(format!("bad bulk length {spec}"))),
     }
 }
