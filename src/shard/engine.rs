@@ -469,7 +469,7 @@ impl<I: Io> Shard<I> {
         if args.is_empty() {
             return Flow::Continue;
         }
-        let prepared = dispatch::prepare(c, args, home, nshards, auth_required)
+        let mut prepared = dispatch::prepare(c, args, home, nshards, auth_required)
             .and_then(|p| crate::persistence::snapshot::admit(&self.server, &self.cfg, c, p))
             .and_then(|p| {
                 let (notes, poke) = (&mut self.pending_notes, &mut self.poke);
@@ -508,8 +508,12 @@ impl<I: Io> Shard<I> {
                 if p.cmd.flags & crate::commands::flag::ALLOW_BUSY == 0
                     || !matches!(p.cmd.kind, Kind::Conn(_))
                 {
-                    Out::new(&mut c.out, c.proto).error(crate::scripting::busy_error());
-                    return Flow::Continue;
+                    // A rejection like any other: it flags an open transaction, and a
+                    // rejected EXEC discards it (Redis's `rejectCommand`).
+                    prepared = Err(dispatch::Rejected {
+                        error: crate::scripting::busy_error().as_bytes().to_vec(),
+                        full_name: Some(p.full_name),
+                    });
                 }
             }
         }
