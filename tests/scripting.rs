@@ -487,6 +487,41 @@ fn allow_stale_functions_on_a_stale_replica() {
     assert!(matches!(c.call(&["FCALL", "f3", "0"]), R::Null));
 }
 
+/// MONITOR shows EVAL and FCALL (skip-monitor commands Redis feeds itself) before the
+/// commands they run, which appear as `[db lua] ...`, whichever shard the monitor is on.
+#[test]
+fn monitor_shows_scripts_then_their_commands() {
+    let server = TestServer::start(ServerKind::Shardis, &["--shards", "2"]);
+    let mut c = server.conn();
+    let lib = "#!lua name=m\nredis.register_function('mf', function() return redis.call('set', 'foo', 'bar') end)";
+    assert!(matches!(c.call(&["FUNCTION", "LOAD", lib]), R::Bulk(_)));
+    // Monitors on several connections cover both shards.
+    let mut mons: Vec<RespConn> = (0..4).map(|_| server.conn()).collect();
+    for m in mons.iter_mut() {
+        assert!(matches!(m.call(&["MONITOR"]), R::Status(s) if s == b"OK"));
+    }
+    c.call(&["EVAL", "redis.call('set', KEYS[1], ARGV[1])", "1", "k", "v"]);
+    c.call(&["FCALL", "mf", "0"]);
+    for m in mons.iter_mut() {
+        let lines: Vec<String> = (0..4)
+            .map(|_| match common::decode(&m.read_reply()) {
+                Ok(R::Status(s)) => String::from_utf8_lossy(&s).into_owned(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert!(
+            lines[0].contains(r#""EVAL" "redis.call('set', KEYS[1], ARGV[1])" "1" "k" "v""#),
+            "{lines:?}"
+        );
+        assert!(lines[1].ends_with(r#"[0 lua] "set" "k" "v""#), "{lines:?}");
+        assert!(lines[2].contains(r#""FCALL" "mf" "0""#), "{lines:?}");
+        assert!(
+            lines[3].ends_with(r#"[0 lua] "set" "foo" "bar""#),
+            "{lines:?}"
+        );
+    }
+}
+
 /// FUNCTION LIST WITHCODE, decoded, with each library's functions sorted: Redis lists a
 /// library's functions in its own hash order.
 fn function_list(c: &mut RespConn) -> common::Reply {

@@ -396,6 +396,9 @@ fn run_command(rc: &mut RunCtx<'_, '_>, argv: &[Bytes]) -> Result<(Vec<u8>, u8),
     if cmd.flags & flag::WRITE != 0 {
         super::RUN.wrote.store(true, Ordering::Relaxed);
     }
+    if cmd.flags & (flag::SKIP_MONITOR | flag::ADMIN) == 0 {
+        super::monitor_script_command(server, rc.ctx.client.db, argv);
+    }
     let nshards = server.nshards();
     let now_ms = rc.ctx.now_ms;
     let start = crate::util::cycles::now();
