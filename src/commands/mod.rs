@@ -235,9 +235,38 @@ pub fn all() -> impl Iterator<Item = &'static Cmd> {
         .chain(cluster::COMMANDS.iter())
 }
 
+static TABLE: OnceLock<HashMap<&'static str, &'static Cmd>> = OnceLock::new();
+
 fn table() -> &'static HashMap<&'static str, &'static Cmd> {
-    static TABLE: OnceLock<HashMap<&'static str, &'static Cmd>> = OnceLock::new();
     TABLE.get_or_init(|| all().map(|c| (c.name, c)).collect())
+}
+
+/// `rename-command OLD NEW` lines of the config: the command answers to NEW only (to nothing
+/// with an empty NEW); replies, statistics and ACL keep its real name, as in Redis. Applied
+/// once at start-up, before any lookup. Errors are Redis's start-up reports.
+pub fn apply_renames(lines: &[crate::config::FileDirective]) -> Result<(), String> {
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let mut map: HashMap<&'static str, &'static Cmd> = all().map(|c| (c.name, c)).collect();
+    for d in lines {
+        let (Some(old), Some(new)) = (d.args.get(1), d.args.get(2)) else {
+            continue;
+        };
+        let Some(cmd) = map.remove(old.to_ascii_lowercase().as_str()) else {
+            return Err(d.fatal_error("No such command in rename-command"));
+        };
+        if !new.is_empty() {
+            let new = new.to_ascii_lowercase();
+            if map.contains_key(new.as_str()) {
+                return Err(d.fatal_error("Target command name already exists"));
+            }
+            map.insert(Box::leak(new.into_boxed_str()), cmd);
+        }
+    }
+    TABLE
+        .set(map)
+        .map_err(|_| "rename-command: the command table was already in use".to_string())
 }
 
 /// Looks a command up by name, case-insensitively, without allocating for names up to 32

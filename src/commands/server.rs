@@ -97,7 +97,7 @@ fn config_set(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
     let cfg = ctx.config();
     let set_ctx = crate::config::SetContext {
         loading: ctx.server.persistence.loading.load(Ordering::Relaxed),
-        ..Default::default()
+        client_is_local: is_local_client(ctx),
     };
     match cfg.set_with(&pairs, &set_ctx) {
         Ok(new) => {
@@ -359,11 +359,15 @@ fn debug_allowed(ctx: &ConnCtx) -> bool {
     match ctx.config().enable_debug_command {
         ProtectedAction::Yes => true,
         ProtectedAction::No => false,
-        ProtectedAction::Local => {
-            let a = &ctx.client.shared.addr;
-            a.starts_with("127.") || a.starts_with("::1")
-        }
+        ProtectedAction::Local => is_local_client(ctx),
     }
+}
+
+/// A loopback or unix-socket connection (Redis's `islocalClient`), for the `local` setting of
+/// `enable-debug-command` and `enable-protected-configs`.
+fn is_local_client(ctx: &ConnCtx) -> bool {
+    let a = &ctx.client.shared.addr;
+    a.starts_with("127.") || a.starts_with("::1") || a.starts_with("[::1]") || a.starts_with('/')
 }
 
 /// DEBUG REPLYBUFFER RESIZING <0|1> | PEAK-RESET-TIME <never|reset|ms>: whether idle
@@ -461,6 +465,16 @@ fn debug(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
         "reload" => super::persistence::debug_reload(ctx, args, out),
         "loadaof" => super::aof::debug_loadaof(ctx, args, out),
         "aof-flush-sleep" if args.len() == 3 => super::aof::debug_flush_sleep(ctx, args, out),
+        "config-rewrite-force-all" => match ctx.config().rewrite_with(true) {
+            Ok(()) => out.ok(),
+            Err(e) => {
+                let why = e
+                    .strip_prefix("ERR Rewriting config file: ")
+                    .or_else(|| e.strip_prefix("ERR "))
+                    .unwrap_or(&e);
+                out.error(&format!("ERR CONFIG-REWRITE-FORCE-ALL failed: {why}"));
+            }
+        },
         "populate" if args.len() >= 3 => super::persistence::debug_populate(ctx, args, out),
         "digest" if args.len() == 2 => {
             let d = dataset_digest(ctx);

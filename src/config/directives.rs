@@ -829,9 +829,10 @@ pub(crate) static TABLE: &[Directive] = &[
     special! {"replicaof" | "slaveof", IMM | MULTI_ARG, ReplicaOf, Engine},
     special! {"latency-tracking-info-percentiles", MOD | MULTI_ARG, LatencyTrackingInfoPercentiles,
     Engine},
-    // shardis's own.
-    num! {"shards", IMM, 0, SHARDS_MAX, 0, Int S, Engine, shards as usize},
-    choice! {"io-backend", IMM, IO_BACKEND, 0, Engine, io_backend_code, set_io_backend},
+    // shardis's own: hidden from `CONFIG GET *` (like Redis's hidden configs) so a glob
+    // lists what Redis lists; asked by name they answer.
+    num! {"shards", IMM | HIDDEN, 0, SHARDS_MAX, 0, Int S, Engine, shards as usize},
+    choice! {"io-backend", IMM | HIDDEN, IO_BACKEND, 0, Engine, io_backend_code, set_io_backend},
 ];
 
 /// Finds a directive by name or alias, in any case. The flag tells whether the alias matched

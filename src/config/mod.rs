@@ -576,8 +576,8 @@ impl Config {
 
     /// Primary names of the directives set to something other than Redis's default that the
     /// engine does not honour yet (`Support::Pending`), followed by the file-only directives
-    /// kept for subsystems that do not exist yet (`rename-command`, `user`, `loadmodule`, module
-    /// options, `sentinel`). The server logs them at start-up so nothing is silently ignored.
+    /// kept for subsystems that do not exist yet (`user`, `loadmodule`, module options,
+    /// `sentinel`). The server logs them at start-up so nothing is silently ignored.
     pub fn unimplemented_in_use(&self) -> Vec<String> {
         let defaults = Config::default();
         let mut names: Vec<String> = directives::TABLE
@@ -587,7 +587,6 @@ impl Config {
             .map(|d| d.name.to_string())
             .collect();
         let kept = [
-            ("rename-command", &self.rename_commands),
             ("user", &self.acl_users),
             ("loadmodule", &self.loadmodules),
             ("sentinel", &self.sentinel_directives),

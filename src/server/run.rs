@@ -281,6 +281,10 @@ pub fn run(mut cfg: Config) -> i32 {
             return 1;
         }
     }
+    if let Err(e) = crate::commands::apply_renames(&cfg.rename_commands) {
+        eprintln!("{}", e);
+        return 1;
+    }
     adjust_open_files_limit(&mut cfg);
     crate::storage::limits::apply(&cfg);
     crate::util::cycles::calibrate();
