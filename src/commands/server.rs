@@ -554,7 +554,7 @@ fn debug_htstats_key(ctx: &mut ConnCtx, key: &Bytes, out: &mut Out) {
     enum Found {
         Missing,
         Compact,
-        Table(crate::storage::htstats::HtStats),
+        Table(Box<crate::storage::htstats::HtStats>),
     }
     let found = ctx.server.with_all(ctx.client.db, |ks| {
         let now = crate::util::now_ms();
@@ -568,7 +568,7 @@ fn debug_htstats_key(ctx: &mut ConnCtx, key: &Bytes, out: &mut Out) {
                     Value::ZSet(z) => z.table_stats(),
                     _ => None,
                 };
-                stats.map_or(Found::Compact, Found::Table)
+                stats.map_or(Found::Compact, |s| Found::Table(Box::new(s)))
             }
         }
     });
