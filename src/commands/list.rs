@@ -550,10 +550,6 @@ fn lpos(ks: &mut Keyspace, args: &Args, out: &mut Out) {
     } else {
         len.min(o.maxlen as usize)
     };
-    let want = match o.count {
-        None | Some(0) => usize::MAX,
-        Some(c) => usize::try_from(c).unwrap_or(usize::MAX),
-    };
     let mut found = Vec::new();
     let mut matches: i64 = 0;
     let start = if forward { 0 } else { len.wrapping_sub(1) };
@@ -562,7 +558,14 @@ fn lpos(ks: &mut Keyspace, args: &Args, out: &mut Out) {
             matches += 1;
             if matches >= rank {
                 found.push(if forward { i } else { len - 1 - i });
-                if o.count.is_none() || found.len() >= want {
+                // Redis's `matches - rank + 1 >= count`, overflow included: with the most
+                // negative rank it never holds, and every match is returned.
+                let enough = match o.count {
+                    None => true,
+                    Some(0) => false,
+                    Some(c) => matches.wrapping_sub(rank).wrapping_add(1) >= c,
+                };
+                if enough {
                     break;
                 }
             }

@@ -29,6 +29,7 @@ pub mod latency;
 pub mod list;
 pub mod long_double;
 pub mod memory;
+pub mod migrate;
 pub mod multi;
 pub mod object;
 pub mod persistence;
@@ -212,6 +213,7 @@ pub fn all() -> impl Iterator<Item = &'static Cmd> {
         .chain(hash::COMMANDS.iter())
         .chain(multi::COMMANDS.iter())
         .chain(dump::COMMANDS.iter())
+        .chain(migrate::COMMANDS.iter())
         .chain(pubsub::COMMANDS.iter())
         .chain(connection::COMMANDS.iter())
         .chain(expire::COMMANDS.iter())

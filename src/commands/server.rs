@@ -453,6 +453,8 @@ fn debug(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
             }
         }
         "protocol" if args.len() == 3 => debug_protocol(&args[2], out),
+        "htstats" if args.len() == 3 => debug_htstats(ctx, &args[2], out),
+        "htstats-key" if args.len() == 3 => debug_htstats_key(ctx, &args[2], out),
         "replicate" if args.len() >= 3 => {
             crate::replication::master::debug_replicate(ctx.server, &args[2..]);
             out.ok();
@@ -526,6 +528,74 @@ fn debug(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
             "ERR unknown subcommand '{}'. Try DEBUG HELP.",
             String::from_utf8_lossy(&args[1])
         )),
+    }
+}
+
+/// DEBUG HTSTATS dbid: the keyspace's tables over every shard, then its keys with a deadline
+/// (we keep deadlines in the keys' own entries, not in a second table: the "expires" figures
+/// are those entries within the same tables). See `storage::htstats`.
+fn debug_htstats(ctx: &mut ConnCtx, arg: &[u8], out: &mut Out) {
+    let Ok(dbid) = parse::i64_arg(arg) else {
+        out.error(err::NOT_INT);
+        return;
+    };
+    if dbid < 0 || dbid as usize >= ctx.config().databases {
+        out.error("ERR Out of range database");
+        return;
+    }
+    let mut keys = crate::storage::htstats::HtStats::default();
+    let mut expires = crate::storage::htstats::HtStats::default();
+    for g in ctx.server.lock_all() {
+        let Some(db) = g.dbs.get(dbid as usize) else {
+            continue;
+        };
+        for (_, table) in db.used_slots_from(0) {
+            table.add_stats(&mut keys, false);
+            if db.volatile > 0 {
+                table.add_stats(&mut expires, true);
+            }
+        }
+    }
+    let mut text = String::from("[Dictionary HT]\n");
+    keys.write(&mut text);
+    text.push_str("[Expires HT]\n");
+    expires.write(&mut text);
+    out.verbatim(text.as_bytes(), "txt");
+}
+
+/// DEBUG HTSTATS-KEY key: the shape of the hash table behind a set, hash or sorted set.
+fn debug_htstats_key(ctx: &mut ConnCtx, key: &Bytes, out: &mut Out) {
+    enum Found {
+        Missing,
+        Compact,
+        Table(Box<crate::storage::htstats::HtStats>),
+    }
+    let found = ctx.server.with_all(ctx.client.db, |ks| {
+        let now = crate::util::now_ms();
+        match ks.peek_raw(key) {
+            None => Found::Missing,
+            Some(e) if e.expire_ms != 0 && e.expire_ms <= now => Found::Missing,
+            Some(e) => {
+                let stats = match &e.value {
+                    Value::Set(s) => s.table_stats(),
+                    Value::Hash(h) => h.table_stats(),
+                    Value::ZSet(z) => z.table_stats(),
+                    _ => None,
+                };
+                stats.map_or(Found::Compact, |s| Found::Table(Box::new(s)))
+            }
+        }
+    });
+    match found {
+        Found::Missing => out.error(err::NO_KEY),
+        Found::Compact => out.error(
+            "ERR The value stored at the specified key is not represented using an hash table",
+        ),
+        Found::Table(stats) => {
+            let mut text = String::new();
+            stats.write(&mut text);
+            out.verbatim(text.as_bytes(), "txt");
+        }
     }
 }
 

@@ -1664,6 +1664,7 @@ impl<I: Io> Shard<I> {
         let start = Instant::now();
         if self.id == 0 {
             crate::replication::master::cron(&self.server);
+            crate::commands::migrate::cron();
         }
         // A replica never expires keys: its master's DELs do.
         // Nor while a dataset loads: a key's deadline may be moved by a later command of

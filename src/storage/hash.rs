@@ -261,6 +261,14 @@ impl Hash {
         }
     }
 
+    /// The hash table's shape, or `None` for a listpack (DEBUG HTSTATS-KEY).
+    pub fn table_stats(&self) -> Option<crate::storage::htstats::HtStats> {
+        match self.enc.get() {
+            Enc::Packed(_) => None,
+            Enc::Big(t) => Some(t.stats()),
+        }
+    }
+
     /// Segment count and directory depth of a table, for tests.
     #[cfg(test)]
     fn table_shape(&self) -> Option<(usize, u32)> {

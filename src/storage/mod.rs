@@ -15,6 +15,7 @@ pub mod db;
 pub mod evict;
 pub mod hash;
 pub mod hll;
+pub mod htstats;
 pub mod keyspace;
 pub mod lazyfree;
 pub mod limits;

@@ -204,6 +204,22 @@ impl SlotTable {
         self.one.is_none() && self.map.is_empty()
     }
 
+    /// Adds this table's buckets and keys to `stats` (DEBUG HTSTATS): a lone key is held
+    /// inline in one bucket; `volatile_only` counts only keys with a deadline.
+    pub fn add_stats(&self, stats: &mut crate::storage::htstats::HtStats, volatile_only: bool) {
+        let used = if volatile_only {
+            self.iter().filter(|(_, e)| e.expire_ms != 0).count()
+        } else {
+            self.len()
+        };
+        let buckets = if self.one.is_some() {
+            1
+        } else {
+            crate::storage::htstats::hashbrown_buckets(self.map.capacity())
+        };
+        stats.open(buckets, used as u64);
+    }
+
     /// Buckets allocated (for memory accounting).
     pub fn capacity(&self) -> usize {
         self.map.capacity()

@@ -14,7 +14,7 @@
 //! Blocking pops follow the lists family: usually right after a ZADD onto their first key, so
 //! they take the non-blocking path, now and then alone, where they may wait out their timeout.
 
-use super::{Args, Check, Cmd, Collection, Gen, GenFn, KeySet, KnownBug, WakeKind, Waker};
+use super::{Args, Check, Cmd, Collection, Gen, GenFn, KeySet, WakeKind, Waker};
 
 /// The sorted-set family's own names: `{z}` keys share a shard, `zset:*` spread.
 pub const KEYS: KeySet = KeySet {
@@ -434,13 +434,7 @@ fn maybe_limit(g: &mut Gen, args: Args) -> Args {
 /// only from a lex key (the scores stay 0).
 fn zrangestore(g: &mut Gen) -> Cmd {
     let kind = range_kind(g);
-    // Other sources may hold -0 scores: KnownBug::ZrangestoreKeepsNegativeZero. Lex keys'
-    // scores are all +0.
-    let src = if g.avoids(KnownBug::ZrangestoreKeepsNegativeZero) {
-        lex_key(g)
-    } else {
-        range_source(g, kind)
-    };
+    let src = range_source(g, kind);
     let dst = if LEX_KEYS.names.contains(&src.as_slice()) && g.rng.chance(1, 2) {
         lex_key(g)
     } else {

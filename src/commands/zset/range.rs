@@ -194,6 +194,20 @@ fn store_result(
         }
         return out.int(0);
     }
+    // Redis inserts the range, in the order it emits it, into a destination that starts as
+    // a listpack when the range fits its entry count (`zsetTypeCreate(length, 0)`) and turns
+    // into a skiplist at the first member too long for it. A listpack keeps a -0 score as the
+    // integer 0, so the members inserted before that point lose the sign; later ones keep it.
+    let limits = crate::storage::zset::Limits::current();
+    if pairs.len() <= limits.entries {
+        if let Some(cut) = pairs.iter().position(|(m, _)| m.len() > limits.value) {
+            for (_, score) in &mut pairs[..cut] {
+                if *score == 0.0 {
+                    *score = 0.0;
+                }
+            }
+        }
+    }
     if rev {
         pairs.reverse();
     }

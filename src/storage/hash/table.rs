@@ -176,6 +176,16 @@ impl Table {
         self.len
     }
 
+    /// Buckets and pairs over every segment (DEBUG HTSTATS-KEY).
+    pub fn stats(&self) -> crate::storage::htstats::HtStats {
+        let mut stats = crate::storage::htstats::HtStats::default();
+        for seg in &self.segments {
+            let buckets = crate::storage::htstats::hashbrown_buckets(seg.pairs.capacity());
+            stats.open(buckets, seg.pairs.len() as u64);
+        }
+        stats
+    }
+
     fn hash(&self, field: &[u8]) -> u64 {
         self.hasher.hash_one(field)
     }

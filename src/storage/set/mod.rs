@@ -141,6 +141,14 @@ impl Set {
         }
     }
 
+    /// The hash table's shape, or `None` for an intset (DEBUG HTSTATS-KEY).
+    pub fn table_stats(&self) -> Option<crate::storage::htstats::HtStats> {
+        match &self.repr {
+            Repr::Int(_) => None,
+            Repr::Table(t) => Some(t.chain_stats()),
+        }
+    }
+
     /// Number of members.
     pub fn len(&self) -> usize {
         match &self.repr {

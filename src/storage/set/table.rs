@@ -85,6 +85,21 @@ impl MemberTable {
         self.slots.len()
     }
 
+    /// The bucket array's shape, chain by chain (DEBUG HTSTATS-KEY).
+    pub fn chain_stats(&self) -> crate::storage::htstats::HtStats {
+        let mut stats = crate::storage::htstats::HtStats::default();
+        for &head in self.buckets.iter() {
+            let mut len = 0;
+            let mut cur = head;
+            while cur != NIL {
+                len += 1;
+                cur = self.slots[cur as usize].next;
+            }
+            stats.bucket(len);
+        }
+        stats
+    }
+
     pub fn is_empty(&self) -> bool {
         self.slots.is_empty()
     }

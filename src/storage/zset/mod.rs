@@ -263,6 +263,14 @@ impl ZSet {
         self.enc.is_packed()
     }
 
+    /// The member index's shape, or `None` for a listpack (DEBUG HTSTATS-KEY).
+    pub fn table_stats(&self) -> Option<crate::storage::htstats::HtStats> {
+        match self.enc.get() {
+            Enc::Packed(_) => None,
+            Enc::Big(r) => Some(r.index_stats()),
+        }
+    }
+
     pub fn len(&self) -> usize {
         match self.enc.get() {
             Enc::Packed(lp) => lp.len() / 2,

@@ -106,6 +106,14 @@ impl RankedSet {
         self.tree.len()
     }
 
+    /// The member index's shape (DEBUG HTSTATS-KEY).
+    pub fn index_stats(&self) -> crate::storage::htstats::HtStats {
+        let mut stats = crate::storage::htstats::HtStats::default();
+        let buckets = crate::storage::htstats::hashbrown_buckets(self.index.capacity());
+        stats.open(buckets, self.index.len() as u64);
+        stats
+    }
+
     pub fn is_empty(&self) -> bool {
         self.tree.is_empty()
     }
