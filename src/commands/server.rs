@@ -361,7 +361,7 @@ fn debug_allowed(ctx: &ConnCtx) -> bool {
         ProtectedAction::No => false,
         ProtectedAction::Local => {
             let a = &ctx.client.shared.addr;
-            a.starts_with("127.") || a.starts_with("::1")
+            ctx.client.shared.unix || a.starts_with("127.") || a.starts_with("::1")
         }
     }
 }

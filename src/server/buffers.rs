@@ -780,7 +780,7 @@ impl Snapshot {
 
     /// CLIENT LIST `flags=`: the fixed role flag (`S`, `O`, `M`), then the dynamic ones in
     /// Redis's order; `N` when there is none.
-    pub fn flags_text(&self, role: &str, tracking: &str) -> String {
+    pub fn flags_text(&self, role: &str, tracking: &str, unix: bool) -> String {
         let mut f: String = role.chars().filter(|&ch| ch != 'N').collect();
         for (bit, ch) in [
             (flag::PUBSUB, 'P'),
@@ -793,10 +793,14 @@ impl Snapshot {
         }
         // `t`, `R`, `B`: tracking, broken redirect, broadcast mode.
         f.push_str(tracking);
-        for (bit, ch) in [(flag::CLOSE_AFTER_REPLY, 'c'), (flag::NO_EVICT, 'e')] {
-            if self.flags & bit != 0 {
-                f.push(ch);
-            }
+        if self.flags & flag::CLOSE_AFTER_REPLY != 0 {
+            f.push('c');
+        }
+        if unix {
+            f.push('U');
+        }
+        if self.flags & flag::NO_EVICT != 0 {
+            f.push('e');
         }
         if f.is_empty() {
             f.push('N');

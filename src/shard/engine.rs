@@ -271,14 +271,24 @@ impl<I: Io> Shard<I> {
         };
         self.gens[token as usize] = self.gens[token as usize].wrapping_add(1);
         let gen = self.gens[token as usize];
-        set_keepalive(fd, self.cfg.tcp_keepalive_secs);
-        let (addr, laddr) = peer_names(fd);
+        let (addr, laddr, unix) = match peer_names(fd) {
+            Some(names) => (names.0, names.1, false),
+            // A Unix socket client: Redis names both ends `<unixsocket>:0`.
+            None => {
+                let path = self.cfg.unixsocket.as_deref().unwrap_or_default();
+                (format!("{path}:0"), format!("{path}:0"), true)
+            }
+        };
+        if !unix {
+            set_keepalive(fd, self.cfg.tcp_keepalive_secs);
+        }
         let shared = Arc::new(ClientShared {
             id: srv.next_client_id.fetch_add(1, Ordering::Relaxed),
             shard: self.id,
             token,
             addr,
             laddr,
+            unix,
             fd,
             created_ms: crate::util::now_ms(),
             name: Mutex::new(Vec::new()),
@@ -909,7 +919,12 @@ impl<I: Io> Shard<I> {
             us / 1_000_000,
             us % 1_000_000,
             c.db,
-            c.shared.addr
+            if c.shared.unix {
+                // Redis: `[0 unix:/path]`.
+                format!("unix:{}", c.shared.addr.trim_end_matches(":0"))
+            } else {
+                c.shared.addr.clone()
+            }
         );
         for a in args {
             line.push(' ');
@@ -1830,8 +1845,13 @@ fn set_keepalive(fd: RawFd, secs: u64) {
     }
 }
 
-fn peer_names(fd: RawFd) -> (String, String) {
-    use nix::sys::socket::{getpeername, getsockname, SockaddrStorage};
+/// The peer's and our own `ip:port`, or `None` for a Unix domain socket.
+fn peer_names(fd: RawFd) -> Option<(String, String)> {
+    use nix::sys::socket::{getpeername, getsockname, SockaddrLike, SockaddrStorage};
+    let local = getsockname::<SockaddrStorage>(fd).ok();
+    if local.as_ref().and_then(|a| a.family()) == Some(nix::sys::socket::AddressFamily::Unix) {
+        return None;
+    }
     let fmt = |a: Option<SockaddrStorage>| -> String {
         let Some(a) = a else { return "?:0".to_string() };
         if let Some(v4) = a.as_sockaddr_in() {
@@ -1842,8 +1862,5 @@ fn peer_names(fd: RawFd) -> (String, String) {
             "?:0".to_string()
         }
     };
-    (
-        fmt(getpeername::<SockaddrStorage>(fd).ok()),
-        fmt(getsockname::<SockaddrStorage>(fd).ok()),
-    )
+    Some((fmt(getpeername::<SockaddrStorage>(fd).ok()), fmt(local)))
 }
