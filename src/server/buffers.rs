@@ -207,7 +207,9 @@ pub fn on_send_done(c: &mut Client) {
 
 /// The pending output the limits and `omem` count (a replica's RDB payload excluded).
 pub fn counted_output(c: &Client) -> usize {
-    pending_output(c).saturating_sub(c.obuf_exempt_bytes)
+    // A replica's share of the shared replication buffer counts as its output.
+    let shared = c.replica.as_ref().map_or(0, |s| s.lag() as usize);
+    pending_output(c).saturating_sub(c.obuf_exempt_bytes) + shared
 }
 
 /// The hard limit in bytes that applies to a client now (`usize::MAX`: none).

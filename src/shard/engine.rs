@@ -347,9 +347,7 @@ impl<I: Io> Shard<I> {
             self.server
                 .connected_replicas
                 .fetch_sub(1, Ordering::Relaxed);
-            self.server
-                .feed
-                .with(|st| st.replicas.retain(|r| !Arc::ptr_eq(r, sink)));
+            self.server.feed.with(|st| st.detach_replica(sink));
         }
         if c.monitor {
             if let Ok(mut m) = self.server.monitors.lock() {
@@ -1594,7 +1592,7 @@ impl<I: Io> Shard<I> {
             if c.shared.kill.load(Ordering::Relaxed) {
                 continue;
             }
-            if sink.drain_into(&mut c.out) > 0 {
+            if sink.drain_into(&self.server.feed, &mut c.out) > 0 {
                 self.to_send.push(t);
             }
         }
