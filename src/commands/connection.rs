@@ -429,7 +429,7 @@ fn format_line(
         String::from_utf8_lossy(&c.name()),
         now_ms.saturating_sub(c.created_ms) / 1000,
         now_ms.saturating_sub(last) / 1000,
-        snap.flags_text(&role, crate::tracking::list_flags(c)),
+        snap.flags_text(&role, crate::tracking::list_flags(c), c.unix),
         c.db.load(Ordering::Relaxed),
         sub,
         psub,

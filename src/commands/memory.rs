@@ -137,9 +137,10 @@ pub fn info_section(ctx: &ConnCtx, t: &mut String) {
     let total_system = total_system_memory();
     let policy = crate::storage::evict::policy().name();
     let lazy = crate::storage::lazyfree::stats();
+    let repl_mem = crate::replication::feed::memory(&ctx.server.feed);
     let _ = write!(
         t,
-        "# Memory\r\nused_memory:{used}\r\nused_memory_human:{used_h}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{rss_h}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{peak_h}\r\nused_memory_peak_perc:{peak_perc:.2}%\r\nused_memory_overhead:{overhead}\r\nused_memory_startup:{startup}\r\nused_memory_dataset:{dataset}\r\nused_memory_dataset_perc:{dataset_perc:.2}%\r\nallocator_allocated:{used}\r\nallocator_active:{committed}\r\nallocator_resident:{committed}\r\ntotal_system_memory:{total_system}\r\ntotal_system_memory_human:{total_system_h}\r\n{scripting}maxmemory:{maxmemory}\r\nmaxmemory_human:{maxmemory_h}\r\nmaxmemory_policy:{policy}\r\nallocator_frag_ratio:{afrag:.2}\r\nallocator_frag_bytes:{afrag_b}\r\nallocator_rss_ratio:1.00\r\nallocator_rss_bytes:0\r\nrss_overhead_ratio:{rss_ratio:.2}\r\nrss_overhead_bytes:{rss_b}\r\nmem_fragmentation_ratio:{frag:.2}\r\nmem_fragmentation_bytes:{frag_b}\r\nmem_not_counted_for_evict:{not_counted}\r\nmem_replication_backlog:0\r\nmem_total_replication_buffers:0\r\nmem_clients_slaves:{clients_slaves}\r\nmem_clients_normal:{clients_normal}\r\nmem_cluster_links:0\r\nmem_aof_buffer:0\r\nmem_allocator:mimalloc-{mi_version}\r\nactive_defrag_running:0\r\nlazyfree_pending_objects:{lazy_pending}\r\nlazyfreed_objects:{lazy_done}\r\n",
+        "# Memory\r\nused_memory:{used}\r\nused_memory_human:{used_h}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{rss_h}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{peak_h}\r\nused_memory_peak_perc:{peak_perc:.2}%\r\nused_memory_overhead:{overhead}\r\nused_memory_startup:{startup}\r\nused_memory_dataset:{dataset}\r\nused_memory_dataset_perc:{dataset_perc:.2}%\r\nallocator_allocated:{used}\r\nallocator_active:{committed}\r\nallocator_resident:{committed}\r\ntotal_system_memory:{total_system}\r\ntotal_system_memory_human:{total_system_h}\r\n{scripting}maxmemory:{maxmemory}\r\nmaxmemory_human:{maxmemory_h}\r\nmaxmemory_policy:{policy}\r\nallocator_frag_ratio:{afrag:.2}\r\nallocator_frag_bytes:{afrag_b}\r\nallocator_rss_ratio:1.00\r\nallocator_rss_bytes:0\r\nrss_overhead_ratio:{rss_ratio:.2}\r\nrss_overhead_bytes:{rss_b}\r\nmem_fragmentation_ratio:{frag:.2}\r\nmem_fragmentation_bytes:{frag_b}\r\nmem_not_counted_for_evict:{not_counted}\r\nmem_replication_backlog:{repl_backlog}\r\nmem_total_replication_buffers:{repl_buffers}\r\nmem_clients_slaves:{clients_slaves}\r\nmem_clients_normal:{clients_normal}\r\nmem_cluster_links:0\r\nmem_aof_buffer:0\r\nmem_allocator:mimalloc-{mi_version}\r\nactive_defrag_running:0\r\nlazyfree_pending_objects:{lazy_pending}\r\nlazyfreed_objects:{lazy_done}\r\n",
         used = r.used,
         used_h = human(r.used as u64),
         rss = r.rss,
@@ -167,7 +168,9 @@ pub fn info_section(ctx: &ConnCtx, t: &mut String) {
         lazy_pending = lazy.0,
         lazy_done = lazy.1,
         scripting = crate::scripting::info_memory_fields(),
-        clients_slaves = ctx.server.client_mem.replica_total(),
+        repl_backlog = repl_mem.backlog,
+        repl_buffers = repl_mem.total,
+        clients_slaves = repl_mem.replicas + ctx.server.client_mem.replica_total(),
         not_counted = crate::storage::evict::not_counted(),
         clients_normal = ctx.server.client_mem.normal_total(),
     );

@@ -603,7 +603,7 @@ pub(crate) static TABLE: &[Directive] = &[
     yesno! {"lua-enable-deprecated-api", IMM | HIDDEN, false, Pending},
     // Strings.
     text! {"aclfile", IMM, Some(""), EMPTY, None, Pending, string aclfile},
-    text! {"unixsocket", IMM, None, NULL, None, Pending, opt unixsocket},
+    text! {"unixsocket", IMM, None, NULL, None, Engine, opt unixsocket},
     text! {"pidfile", IMM, None, NULL, None, Engine, nullable pidfile},
     text! {"replica-announce-ip" | "slave-announce-ip", MOD, None, NULL, None, Engine,
     opt replica_announce_ip},
@@ -745,7 +745,7 @@ pub(crate) static TABLE: &[Directive] = &[
     repl_diskless_sync_max_replicas as u32},
     // Unsigned ints.
     num! {"maxclients", MOD, 1, UINT_MAX, 10000, Int U, Engine, maxclients as usize},
-    num! {"unixsocketperm", IMM, 0, 0o777, 0, Octal U, Pending, unixsocketperm as u32},
+    num! {"unixsocketperm", IMM, 0, 0o777, 0, Octal U, Engine, unixsocketperm as u32},
     num! {"socket-mark-id", IMM, 0, UINT_MAX, 0, Int U, Pending},
     // Unsigned longs (range-checked as signed by Redis).
     num! {"active-defrag-max-scan-fields", MOD, 1, LONG_MAX, 1000, Int S, Inert},

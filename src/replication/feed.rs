@@ -49,8 +49,12 @@ impl Op {
 /// A connection on some shard that receives the replication stream.
 pub struct ReplicaSink {
     pub conn: crate::shard::mesh::ConnRef,
-    /// Stream bytes not yet moved to the connection's output by its shard.
-    pub pending: parking_lot::Mutex<Vec<u8>>,
+    /// The stream offset up to which the replica's shard moved the stream to the connection's
+    /// output: its reference into the shared buffer (`Backlog`). `UNREGISTERED` until the
+    /// sink joins `ReplState::replicas`.
+    pub pos: AtomicU64,
+    /// The stream's end offset, published by the feed (`Feed::end`).
+    stream_end: Arc<AtomicU64>,
     /// The replica's last acknowledged offset (REPLCONF ACK).
     pub ack_offset: AtomicU64,
     /// Unix ms of the last ACK.
@@ -103,12 +107,18 @@ pub struct RdbOutbound {
 /// The connection's output takes synchronization bytes only while it holds fewer than this,
 /// so a slow replica's output stays bounded while a whole RDB is being sent.
 const RDB_OUT_BYTES_MAX: usize = 1 << 20;
+/// The connection's output takes stream bytes from the shared buffer only up to this: the
+/// rest stays shared (referenced, not copied) until the socket takes it.
+const STREAM_OUT_BYTES_MAX: usize = 1 << 20;
+/// `ReplicaSink::pos` of a sink that does not reference the buffer yet.
+pub const UNREGISTERED: u64 = u64::MAX;
 
 impl ReplicaSink {
-    pub fn new(conn: crate::shard::mesh::ConnRef) -> ReplicaSink {
+    pub fn new(conn: crate::shard::mesh::ConnRef, feed: &Feed) -> ReplicaSink {
         ReplicaSink {
             conn,
-            pending: parking_lot::Mutex::new(Vec::new()),
+            pos: AtomicU64::new(UNREGISTERED),
+            stream_end: feed.end.clone(),
             ack_offset: AtomicU64::new(0),
             ack_ms: AtomicU64::new(crate::util::now_ms()),
             closed: AtomicBool::new(false),
@@ -143,9 +153,20 @@ impl ReplicaSink {
         );
     }
 
+    /// Stream bytes fed but not yet moved to the connection: the replica's share of the shared
+    /// buffer, which its output limit counts (Redis's `getClientOutputBufferMemoryUsage`).
+    pub fn lag(&self) -> u64 {
+        let pos = self.pos.load(Ordering::Acquire);
+        if pos == UNREGISTERED {
+            return 0;
+        }
+        self.stream_end.load(Ordering::Acquire).saturating_sub(pos)
+    }
+
     /// Moves what the replica may receive now into `out`: the synchronization bytes while a
-    /// full sync is under way (bounded by `RDB_OUT_BYTES_MAX`), then the pending stream.
-    pub fn drain_into(&self, out: &mut Vec<u8>) -> usize {
+    /// full sync is under way (bounded by `RDB_OUT_BYTES_MAX`), then the stream from the
+    /// shared buffer (bounded by `STREAM_OUT_BYTES_MAX`).
+    pub fn drain_into(&self, feed: &Feed, out: &mut Vec<u8>) -> usize {
         let mut n = 0;
         match self.phase() {
             SyncPhase::Online => {}
@@ -171,40 +192,65 @@ impl ReplicaSink {
                 self.set_phase(SyncPhase::Online);
             }
         }
-        n + self.drain_stream(out)
+        n + self.drain_stream(feed, out)
     }
 
-    fn drain_stream(&self, out: &mut Vec<u8>) -> usize {
-        let mut p = self.pending.lock();
-        let n = p.len();
-        if out.is_empty() {
-            std::mem::swap(out, &mut *p);
-        } else {
-            out.extend_from_slice(&p);
-            p.clear();
+    fn drain_stream(&self, feed: &Feed, out: &mut Vec<u8>) -> usize {
+        if self.lag() == 0 || out.len() >= STREAM_OUT_BYTES_MAX {
+            return 0;
         }
+        let room = STREAM_OUT_BYTES_MAX - out.len();
+        let st = feed.state.lock();
+        let pos = self.pos.load(Ordering::Acquire);
+        let Some(b) = st.backlog.as_ref().filter(|_| pos != UNREGISTERED) else {
+            return 0;
+        };
+        let n = b.copy_from(pos, room, out);
+        self.pos.store(pos + n as u64, Ordering::Release);
         n
     }
 }
 
-/// The replication backlog: the last `size` bytes of the stream, as a ring.
+/// Stream bytes per block of the shared buffer, the unit it grows and is trimmed by (Redis's
+/// `PROTO_REPLY_CHUNK_BYTES`); a larger write gets larger blocks, up to a sixteenth of the
+/// backlog.
+const BLOCK_BYTES: usize = 16 * 1024;
+/// What one block costs beside its bytes, counted in `mem_total_replication_buffers` (Redis
+/// counts its `replBufBlock` header and list node the same way).
+const BLOCK_OVERHEAD: usize = 64;
+/// Blocks one trim frees at most, so a call never holds the feed's lock long; the cron
+/// finishes what a large release left (Redis trims incrementally too).
+const TRIM_BLOCKS_MAX: usize = 1024;
+
+struct Block {
+    /// Stream offset before the block's first byte.
+    start: u64,
+    data: Vec<u8>,
+}
+
+/// The shared replication buffer (Redis 7.0's `repl_buffer_blocks`): one list of blocks that
+/// is both the backlog and every replica's pending output. A replica holds only its position
+/// (`ReplicaSink::pos`); the blocks before the oldest position still needed are freed once the
+/// backlog keeps at least `size` bytes without them. So replicas never copy the stream in
+/// advance, and a slow replica makes the backlog grow beyond `repl-backlog-size` (which a
+/// reconnecting replica may then use for a partial resync) until it catches up or is dropped.
 pub struct Backlog {
-    buf: Vec<u8>,
+    blocks: std::collections::VecDeque<Block>,
     size: usize,
-    /// Where the next byte goes in `buf`.
-    idx: usize,
-    /// Bytes held (at most `size`).
-    histlen: usize,
+    /// Stream offset after the last byte (equals `master_repl_offset`).
+    end: u64,
+    /// Allocated bytes of all blocks plus their overhead (`mem_total_replication_buffers`).
+    mem: usize,
 }
 
 impl Backlog {
-    pub fn new(size: usize) -> Backlog {
-        let size = size.max(16 * 1024);
+    /// An empty backlog whose first byte will be stream offset `offset + 1`.
+    pub fn new(size: usize, offset: u64) -> Backlog {
         Backlog {
-            buf: Vec::new(),
-            size,
-            idx: 0,
-            histlen: 0,
+            blocks: Default::default(),
+            size: size.max(16 * 1024),
+            end: offset,
+            mem: 0,
         }
     }
 
@@ -212,52 +258,103 @@ impl Backlog {
         self.size
     }
 
+    /// Bytes held (`repl_backlog_histlen`); may exceed `size` while replicas need them.
     pub fn histlen(&self) -> usize {
-        self.histlen
+        self.blocks
+            .front()
+            .map_or(0, |b| (self.end - b.start) as usize)
+    }
+
+    /// `mem_total_replication_buffers`.
+    pub fn mem(&self) -> usize {
+        self.mem
+    }
+
+    /// The stream offset of the first byte held (`repl_backlog_first_byte_offset`).
+    pub fn first_byte(&self) -> u64 {
+        self.blocks.front().map_or(self.end, |b| b.start) + 1
     }
 
     fn append(&mut self, mut data: &[u8]) {
-        if self.buf.len() < self.size {
-            // Grow lazily up to `size` so an idle backlog costs nothing.
-            let want = (self.buf.len() + data.len()).min(self.size);
-            self.buf.resize(want, 0);
-        }
-        if data.len() > self.size {
-            data = &data[data.len() - self.size..];
-        }
         while !data.is_empty() {
-            let room = self.size - self.idx;
+            let room = self
+                .blocks
+                .back()
+                .map_or(0, |b| b.data.capacity() - b.data.len());
+            if room == 0 {
+                // At most a sixteenth of the backlog (Redis's cap): a huge write spans several
+                // blocks, so the backlog can free its head once replicas are past it, instead of
+                // keeping one block a reconnecting replica could never be fed from in bounds.
+                let cap = (self.size / 16).max(BLOCK_BYTES);
+                let data_vec = Vec::with_capacity(data.len().clamp(BLOCK_BYTES, cap));
+                self.mem += data_vec.capacity() + BLOCK_OVERHEAD;
+                self.blocks.push_back(Block {
+                    start: self.end,
+                    data: data_vec,
+                });
+                continue;
+            }
             let n = room.min(data.len());
-            self.buf[self.idx..self.idx + n].copy_from_slice(&data[..n]);
-            self.idx = (self.idx + n) % self.size;
+            if let Some(b) = self.blocks.back_mut() {
+                b.data.extend_from_slice(&data[..n]);
+            }
+            self.end += n as u64;
             data = &data[n..];
-            self.histlen = (self.histlen + n).min(self.size);
         }
+    }
+
+    /// Frees leading blocks that no replica still needs (`min_ref`: the lowest replica
+    /// position) while at least `size` bytes stay held.
+    fn trim(&mut self, min_ref: u64, max_blocks: usize) {
+        let mut freed = 0;
+        while freed < max_blocks && self.blocks.len() > 1 {
+            let Some(first) = self.blocks.front() else {
+                break;
+            };
+            let len = first.data.len();
+            if self.histlen() - len < self.size || first.start + len as u64 > min_ref {
+                break;
+            }
+            let cap = first.data.capacity();
+            self.blocks.pop_front();
+            self.mem -= cap + BLOCK_OVERHEAD;
+            freed += 1;
+        }
+    }
+
+    /// Appends to `out` up to `max` stream bytes from offset `from` (the bytes after it; `from`
+    /// at least `first_byte() - 1`). Returns how many.
+    fn copy_from(&self, from: u64, max: usize, out: &mut Vec<u8>) -> usize {
+        let mut i = self
+            .blocks
+            .partition_point(|b| b.start <= from)
+            .saturating_sub(1);
+        let mut at = from;
+        let stop = self.end.min(from.saturating_add(max as u64));
+        while at < stop {
+            let Some(b) = self.blocks.get(i) else { break };
+            let lo = (at - b.start) as usize;
+            let hi = ((stop - b.start) as usize).min(b.data.len());
+            if lo < hi {
+                out.extend_from_slice(&b.data[lo..hi]);
+                at += (hi - lo) as u64;
+            }
+            i += 1;
+        }
+        (at - from) as usize
     }
 
     /// The last `len` bytes held (len ≤ histlen).
     fn tail(&self, len: usize) -> Vec<u8> {
-        let len = len.min(self.histlen);
-        let start = (self.idx + self.size - len) % self.size;
+        let len = len.min(self.histlen());
         let mut v = Vec::with_capacity(len);
-        if start + len <= self.size {
-            v.extend_from_slice(&self.buf[start..start + len]);
-        } else {
-            v.extend_from_slice(&self.buf[start..]);
-            v.extend_from_slice(&self.buf[..len - (self.size - start)]);
-        }
+        self.copy_from(self.end - len as u64, len, &mut v);
         v
     }
 
-    /// Changes the size, keeping the most recent bytes that fit.
+    /// Changes the size; the next trim frees what the new size and the replicas allow.
     pub fn resize(&mut self, size: usize) {
-        let size = size.max(16 * 1024);
-        if size == self.size {
-            return;
-        }
-        let keep = self.tail(self.histlen.min(size));
-        *self = Backlog::new(size);
-        self.append(&keep);
+        self.size = size.max(16 * 1024);
     }
 }
 
@@ -314,6 +411,9 @@ pub fn timestamp_annotation(unix_secs: u64) -> String {
 
 pub struct Feed {
     active: AtomicBool,
+    /// The replication stream's end offset (`master_repl_offset` while there is a backlog),
+    /// readable without the lock; replicas compare their position with it.
+    end: Arc<AtomicU64>,
     /// `ReplState::aof_total`, readable without the lock (stored under it).
     aof_end: AtomicU64,
     state: parking_lot::Mutex<ReplState>,
@@ -329,6 +429,7 @@ impl Feed {
     pub fn new() -> Feed {
         Feed {
             active: AtomicBool::new(false),
+            end: Arc::new(AtomicU64::new(0)),
             aof_end: AtomicU64::new(0),
             state: parking_lot::Mutex::new(ReplState {
                 replid: crate::server::random_hex(40),
@@ -364,7 +465,14 @@ impl Feed {
         let r = f(&mut st);
         self.active
             .store(st.backlog.is_some() || st.aof.is_some(), Ordering::Relaxed);
+        self.publish_end(&st);
         r
+    }
+
+    fn publish_end(&self, st: &ReplState) {
+        let end = st.backlog.as_ref().map_or(st.offset, |b| b.end);
+        self.end.store(end, Ordering::Release);
+        REPL_BUF_EXCESS.store(st.buffer_excess() as u64, Ordering::Relaxed);
     }
 
     /// Appends one execution unit to the stream. `wrap`: several ops that must apply
@@ -379,6 +487,9 @@ impl Feed {
         let poke = st.feed(ops, wrap);
         if st.aof.is_some() {
             self.aof_end.store(st.aof_total, Ordering::SeqCst);
+        }
+        if poke != 0 || st.backlog.is_some() {
+            self.publish_end(&st);
         }
         poke
     }
@@ -402,10 +513,12 @@ impl Feed {
             }
             self.aof_end.store(st.aof_total, Ordering::SeqCst);
         }
-        match raw {
+        let poke = match raw {
             Some(raw) => st.feed_raw(raw),
             None => 0,
-        }
+        };
+        self.publish_end(&st);
+        poke
     }
 
     /// The AOF stream's end offset: bytes ever appended to it.
@@ -440,9 +553,9 @@ impl ReplState {
             *write_offset = *offset;
             replicas.retain(|r| !r.closed.load(Ordering::Relaxed));
             for r in replicas.iter() {
-                r.pending.lock().extend_from_slice(scratch);
                 poke |= 1u64 << (r.conn.shard % 64);
             }
+            backlog.trim(min_ref(replicas), TRIM_BLOCKS_MAX);
         }
         if let Some(buf) = aof {
             let before = buf.len();
@@ -475,13 +588,13 @@ impl ReplState {
     pub fn feed_control(&mut self, data: &[u8]) -> u64 {
         self.offset += data.len() as u64;
         let mut poke = 0u64;
+        self.replicas.retain(|r| !r.closed.load(Ordering::Relaxed));
         if let Some(backlog) = &mut self.backlog {
             backlog.append(data);
-        }
-        self.replicas.retain(|r| !r.closed.load(Ordering::Relaxed));
-        for r in self.replicas.iter() {
-            r.pending.lock().extend_from_slice(data);
-            poke |= 1u64 << (r.conn.shard % 64);
+            backlog.trim(min_ref(&self.replicas), TRIM_BLOCKS_MAX);
+            for r in self.replicas.iter() {
+                poke |= 1u64 << (r.conn.shard % 64);
+            }
         }
         poke
     }
@@ -489,7 +602,7 @@ impl ReplState {
     /// Starts a new history (a full sync from a master, or a fresh master): an empty backlog
     /// whose first byte will be `offset + 1`.
     pub fn reset_backlog(&mut self, size: usize) {
-        self.backlog = Some(Backlog::new(size));
+        self.backlog = Some(Backlog::new(size, self.offset));
         self.repl_db = None;
     }
 
@@ -507,7 +620,7 @@ impl ReplState {
     /// Creates the backlog if there is none (the first replica attaching).
     pub fn ensure_backlog(&mut self, size: usize) {
         if self.backlog.is_none() {
-            self.backlog = Some(Backlog::new(size));
+            self.backlog = Some(Backlog::new(size, self.offset));
             // Redis starts a fresh history: the first byte of the backlog is offset+1.
             self.repl_db = None;
         }
@@ -516,19 +629,57 @@ impl ReplState {
     /// The offset of the first byte the backlog holds (`repl_backlog_first_byte_offset`).
     pub fn backlog_first_byte(&self) -> u64 {
         match &self.backlog {
-            Some(b) => self.offset + 1 - b.histlen() as u64,
+            Some(b) => b.first_byte(),
             None => 0,
         }
+    }
+
+    /// Registers a replica that will receive the stream after offset `from` (the fork point
+    /// of its full sync, or where its partial resync continues).
+    pub fn attach_replica(&mut self, sink: Arc<ReplicaSink>, from: u64) {
+        sink.pos.store(from, Ordering::Release);
+        self.replicas.push(sink);
+    }
+
+    /// A replica went away: it no longer holds the buffer's blocks.
+    pub fn detach_replica(&mut self, sink: &Arc<ReplicaSink>) {
+        self.replicas.retain(|r| !Arc::ptr_eq(r, sink));
+        self.trim_backlog();
+    }
+
+    /// Frees what neither the backlog's size nor a replica still needs (after a replica left
+    /// or caught up, a resize, and from the cron).
+    pub fn trim_backlog(&mut self) {
+        self.replicas.retain(|r| !r.closed.load(Ordering::Relaxed));
+        let min = min_ref(&self.replicas);
+        if let Some(b) = self.backlog.as_mut() {
+            b.trim(min, TRIM_BLOCKS_MAX);
+        }
+    }
+
+    /// The shared buffer's bytes beyond the backlog's own size (what replicas hold there):
+    /// INFO's `mem_clients_slaves` part and what eviction does not count.
+    pub fn buffer_excess(&self) -> usize {
+        self.backlog
+            .as_ref()
+            .map_or(0, |b| b.mem().saturating_sub(b.size()))
     }
 
     /// The stream from offset `from` (the next byte a replica needs) if the backlog still
     /// holds it.
     pub fn backlog_from(&self, from: u64) -> Option<Vec<u8>> {
         let b = self.backlog.as_ref()?;
-        if from > self.offset + 1 || from < self.backlog_first_byte() {
+        if from > b.end + 1 || from < b.first_byte() {
             return None;
         }
-        Some(b.tail((self.offset + 1 - from) as usize))
+        Some(b.tail((b.end + 1 - from) as usize))
+    }
+
+    /// Whether the backlog holds the stream from offset `from` on.
+    pub fn backlog_has(&self, from: u64) -> bool {
+        self.backlog
+            .as_ref()
+            .is_some_and(|b| from <= b.end + 1 && from >= b.first_byte())
     }
 
     /// The last `n` bytes of the backlog, if there is one.
@@ -541,6 +692,67 @@ impl ReplState {
     pub fn feed_ops(&mut self, ops: &[Op], wrap: bool) -> u64 {
         self.feed(ops, wrap)
     }
+}
+
+/// The lowest position of the registered replicas (`u64::MAX` when none references the
+/// buffer).
+fn min_ref(replicas: &[Arc<ReplicaSink>]) -> u64 {
+    replicas
+        .iter()
+        .filter(|r| !r.closed.load(Ordering::Relaxed))
+        .map(|r| r.pos.load(Ordering::Acquire))
+        .min()
+        .unwrap_or(u64::MAX)
+}
+
+/// INFO memory's view of the shared replication buffer (Redis's `getMemoryOverheadData`):
+/// with replicas attached, what exceeds `repl-backlog-size` is theirs.
+pub struct ReplMemory {
+    /// `mem_replication_backlog`.
+    pub backlog: u64,
+    /// `mem_total_replication_buffers`.
+    pub total: u64,
+    /// The replicas' part of `mem_clients_slaves`.
+    pub replicas: u64,
+}
+
+pub fn memory(feed: &Feed) -> ReplMemory {
+    feed.with(|st| {
+        let Some(b) = &st.backlog else {
+            return ReplMemory {
+                backlog: 0,
+                total: 0,
+                replicas: 0,
+            };
+        };
+        let (mem, size) = (b.mem() as u64, b.size() as u64);
+        let attached = st
+            .replicas
+            .iter()
+            .any(|r| !r.closed.load(Ordering::Relaxed));
+        if attached && mem > size {
+            ReplMemory {
+                backlog: size,
+                total: mem,
+                replicas: mem - size,
+            }
+        } else {
+            ReplMemory {
+                backlog: mem,
+                total: mem,
+                replicas: 0,
+            }
+        }
+    })
+}
+
+/// `ReplState::buffer_excess` as last published, for eviction (`storage::evict`).
+static REPL_BUF_EXCESS: AtomicU64 = AtomicU64::new(0);
+
+/// The shared replication buffer's memory beyond `repl-backlog-size`: replicas' share, which
+/// eviction leaves out of `used_memory` as Redis's `freeMemoryGetNotCountedMemory` does.
+pub fn buffer_excess() -> u64 {
+    REPL_BUF_EXCESS.load(Ordering::Relaxed)
 }
 
 /// Appends `argv` as a RESP multibulk.
@@ -641,16 +853,39 @@ mod tests {
     }
 
     #[test]
-    fn backlog_keeps_the_most_recent_bytes() {
-        let mut b = Backlog::new(16 * 1024);
-        let data: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
-        b.append(&data[..10_000]);
-        b.append(&data[10_000..]);
-        assert_eq!(b.histlen(), 16 * 1024);
-        assert_eq!(b.tail(100), &data[data.len() - 100..]);
+    fn backlog_keeps_at_least_its_size_and_what_replicas_need() {
+        let mut b = Backlog::new(16 * 1024, 1000);
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        // A replica still needs everything after offset 1000: nothing is freed.
+        for piece in data.chunks(1000) {
+            b.append(piece);
+        }
+        b.trim(1000, usize::MAX);
+        assert_eq!(b.histlen(), data.len());
+        assert_eq!(b.first_byte(), 1001);
+        assert!(b.mem() >= data.len());
+        let mut out = Vec::new();
+        assert_eq!(b.copy_from(1000 + 5000, 30_000, &mut out), 30_000);
+        assert_eq!(out, &data[5000..35_000]);
+        // It caught up: the backlog keeps between `size` and `size` plus a block.
+        b.trim(1000 + data.len() as u64, usize::MAX);
+        assert!(
+            b.histlen() >= 16 * 1024 && b.histlen() < 32 * 1024,
+            "{}",
+            b.histlen()
+        );
         assert_eq!(b.tail(16 * 1024), &data[data.len() - 16 * 1024..]);
-        b.resize(20 * 1024);
-        assert_eq!(b.tail(16 * 1024), &data[data.len() - 16 * 1024..]);
+        assert!(b.mem() < 48 * 1024, "{}", b.mem());
+        // A big write spans blocks of at most max(16 KiB, size / 16): the backlog trims back
+        // to about its size.
+        b.append(&vec![7u8; 100_000]);
+        b.trim(u64::MAX, usize::MAX);
+        assert!(
+            b.histlen() >= 16 * 1024 && b.histlen() < 32 * 1024,
+            "{}",
+            b.histlen()
+        );
+        assert!(b.tail(16 * 1024) == vec![7u8; 16 * 1024]);
     }
 
     #[test]

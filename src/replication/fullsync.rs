@@ -153,9 +153,8 @@ fn attach(server: &Server, ss: &mut SyncState, sink: &Arc<ReplicaSink>, psync: b
         }) else {
             return false;
         };
-        let copy = src.pending.lock().clone();
-        *sink.pending.lock() = copy;
-        st.replicas.push(sink.clone());
+        let from = src.pos.load(Ordering::Acquire);
+        st.attach_replica(sink.clone(), from);
         true
     });
     if !attached {
@@ -291,8 +290,8 @@ pub fn start_pending(server: &Server) {
         }
         st.reset_repl_db();
         for w in &waiting {
-            w.sink.pending.lock().clear();
-            st.replicas.push(w.sink.clone());
+            let at = st.offset;
+            st.attach_replica(w.sink.clone(), at);
         }
         let db = if st.upstream { st.stream_db } else { 0 };
         (st.replid.clone(), st.offset, db)
@@ -745,6 +744,9 @@ pub fn restore_identity(
         let Some(id) = saved else {
             return;
         };
+        // The saved history continues: the backlog starts at the saved offset, after which
+        // the DELs of keys that expired while the server was down are fed.
+        st.offset += id.offset;
         st.ensure_backlog(cfg.repl_backlog_size as usize);
         let ops: Vec<super::Op> = expired
             .iter()
@@ -763,7 +765,6 @@ pub fn restore_identity(
         }
         st.replid2 = id.replid;
         st.second_replid_offset = id.offset as i64 + 1;
-        st.offset += id.offset;
         st.no_replicas_since_ms = crate::util::now_ms();
     });
 }

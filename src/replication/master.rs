@@ -141,7 +141,7 @@ fn start_replica(ctx: &mut ConnCtx, psync: Option<(String, i64)>, out: &mut Out)
         token: ctx.client.token,
         gen: ctx.client.gen,
     };
-    let sink = Arc::new(ReplicaSink::new(me));
+    let sink = Arc::new(ReplicaSink::new(me, &ctx.server.feed));
     sink.pre_psync.store(psync.is_none(), Ordering::Relaxed);
     *sink.ip.lock() = match &ctx.client.replica_announced_ip {
         Some(ip) => ip.clone(),
@@ -179,30 +179,32 @@ fn start_replica(ctx: &mut ConnCtx, psync: Option<(String, i64)>, out: &mut Out)
                 }
                 return None;
             }
-            if st.backlog_from(*from as u64).is_none() {
+            if !st.backlog_has(*from as u64) {
                 crate::log_notice!(
                     "Unable to partial resync with replica for lack of backlog (Replica request was: {}).",
                     from
                 );
+                return None;
             }
-            let data = st.backlog_from(*from as u64)?;
-            st.replicas.push(sink.clone());
-            Some((st.replid.clone(), data))
+            // The replica references the shared buffer from there on; its shard moves the
+            // bytes to the connection after the +CONTINUE line, nothing is copied now.
+            let len = st.offset + 1 - *from as u64;
+            st.attach_replica(sink.clone(), *from as u64 - 1);
+            Some((st.replid.clone(), len))
         });
-        if let Some((id, data)) = cont {
+        if let Some((id, len)) = cont {
             let line = if psync2 {
                 format!("+CONTINUE {id}\r\n")
             } else {
                 "+CONTINUE\r\n".to_string()
             };
             out.raw(line.as_bytes());
-            out.raw(&data);
             super::info::SYNC_PARTIAL_OK.fetch_add(1, Ordering::Relaxed);
             become_replica(ctx, sink);
             crate::log_notice!(
                 "Partial resynchronization request from {} accepted. Sending {} bytes of backlog starting from offset {}.",
                 ctx.client.shared.addr,
-                data.len(),
+                len,
                 from
             );
             return;
@@ -499,6 +501,7 @@ pub fn config_changed(server: &crate::server::Server) {
         if let Some(b) = st.backlog.as_mut() {
             b.resize(size);
         }
+        st.trim_backlog();
     });
 }
 
@@ -515,6 +518,7 @@ fn backlog_cron(server: &crate::server::Server) {
             return;
         };
         b.resize(cfg.repl_backlog_size as usize);
+        st.trim_backlog();
         let alone = st.replicas.iter().all(|r| r.closed.load(Ordering::Relaxed)) && !waiting;
         if !alone || st.upstream || super::replica::is_replica() {
             st.no_replicas_since_ms = 0;

@@ -420,6 +420,7 @@ impl<'a> Session<'a> {
             token: u32::MAX,
             addr: "?:0".to_string(),
             laddr: "?:0".to_string(),
+            unix: false,
             fd: -1,
             created_ms: now,
             name: Mutex::new(Vec::new()),
@@ -485,6 +486,7 @@ impl<'a> Session<'a> {
         let shared = Arc::new(ClientShared {
             addr: addr.to_string(),
             laddr: local,
+            unix: false,
             id: shared.id,
             shard: 0,
             token: u32::MAX,

@@ -207,7 +207,9 @@ pub fn on_send_done(c: &mut Client) {
 
 /// The pending output the limits and `omem` count (a replica's RDB payload excluded).
 pub fn counted_output(c: &Client) -> usize {
-    pending_output(c).saturating_sub(c.obuf_exempt_bytes)
+    // A replica's share of the shared replication buffer counts as its output.
+    let shared = c.replica.as_ref().map_or(0, |s| s.lag() as usize);
+    pending_output(c).saturating_sub(c.obuf_exempt_bytes) + shared
 }
 
 /// The hard limit in bytes that applies to a client now (`usize::MAX`: none).
@@ -780,7 +782,7 @@ impl Snapshot {
 
     /// CLIENT LIST `flags=`: the fixed role flag (`S`, `O`, `M`), then the dynamic ones in
     /// Redis's order; `N` when there is none.
-    pub fn flags_text(&self, role: &str, tracking: &str) -> String {
+    pub fn flags_text(&self, role: &str, tracking: &str, unix: bool) -> String {
         let mut f: String = role.chars().filter(|&ch| ch != 'N').collect();
         for (bit, ch) in [
             (flag::PUBSUB, 'P'),
@@ -793,10 +795,14 @@ impl Snapshot {
         }
         // `t`, `R`, `B`: tracking, broken redirect, broadcast mode.
         f.push_str(tracking);
-        for (bit, ch) in [(flag::CLOSE_AFTER_REPLY, 'c'), (flag::NO_EVICT, 'e')] {
-            if self.flags & bit != 0 {
-                f.push(ch);
-            }
+        if self.flags & flag::CLOSE_AFTER_REPLY != 0 {
+            f.push('c');
+        }
+        if unix {
+            f.push('U');
+        }
+        if self.flags & flag::NO_EVICT != 0 {
+            f.push('e');
         }
         if f.is_empty() {
             f.push('N');

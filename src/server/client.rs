@@ -14,6 +14,8 @@ pub struct ClientShared {
     pub token: u32,
     pub addr: String,
     pub laddr: String,
+    /// Connected over the `unixsocket` (flag `U`, counts as local).
+    pub unix: bool,
     pub fd: i32,
     pub created_ms: u64,
     pub name: Mutex<Vec<u8>>,

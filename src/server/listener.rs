@@ -106,3 +106,44 @@ fn bind_socket(addr: SocketAddr, reuseport: bool) -> io::Result<RawFd> {
         Ok(fd)
     }
 }
+
+/// Creates the nonblocking, listening Unix domain socket at `path` (`unixsocket`), removing a
+/// stale file first as Redis does, and applying `perm` (`unixsocketperm`, 0 = leave the umask's
+/// mode). One socket serves every shard: each adds it to its accept set and the kernel hands
+/// each connection to one of them.
+pub fn listen_unix(path: &str, perm: u32, backlog: i32) -> io::Result<RawFd> {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = std::ffi::OsStr::new(path).as_bytes();
+    // SAFETY: `sockaddr_un` is plain data; zeroed is a valid value.
+    let mut sun: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    if bytes.is_empty() || bytes.len() >= sun.sun_path.len() || bytes.contains(&0) {
+        return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+    }
+    sun.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (d, &s) in sun.sun_path.iter_mut().zip(bytes) {
+        *d = s as libc::c_char;
+    }
+    let _ = std::fs::remove_file(path);
+    // SAFETY: plain socket syscalls on a descriptor we create and own; `sun` is initialized
+    // and its size passed; the path is NUL-terminated (zeroed tail).
+    unsafe {
+        let fd = libc::socket(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        );
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+        let failed = libc::bind(fd, &sun as *const _ as *const libc::sockaddr, len) < 0
+            || (perm != 0 && libc::chmod(sun.sun_path.as_ptr(), perm as libc::mode_t) < 0)
+            || libc::listen(fd, backlog) < 0;
+        if failed {
+            let e = io::Error::last_os_error();
+            libc::close(fd);
+            return Err(e);
+        }
+        Ok(fd)
+    }
+}

@@ -63,6 +63,10 @@ fn banner(cfg: &Config, shards: usize) {
 /// that no other process holds the port (see `listener::probe`).
 fn listeners(cfg: &Config, probe: bool) -> Result<Vec<RawFd>, String> {
     let mut fds = Vec::new();
+    if cfg.port == 0 {
+        // No TCP at all (Redis's `port 0`): only the Unix socket, if any, listens.
+        return Ok(fds);
+    }
     for spec in &cfg.bind {
         let (ip, optional) = listener::parse_bind(spec);
         let Some(ip) = ip else {
@@ -252,12 +256,23 @@ fn wait_for_shutdown(server: &Server, sigs: &SigSet) {
     }
 }
 
+/// Removes the `unixsocket` file at exit, as Redis does.
+fn remove_unix_socket(cfg: &Config) {
+    if let Some(path) = cfg.unixsocket.as_deref().filter(|p| !p.is_empty()) {
+        log_notice!("Removing the unix socket file.");
+        if let Err(e) = std::fs::remove_file(path) {
+            log_warning!("Error removing the unix socket file: {}", e);
+        }
+    }
+}
+
 /// The end of a shutdown decided while the caller holds every shard (`guards`, kept held
 /// until the process is gone): remove the pid file, log, exit.
 pub fn exit_after_shutdown(server: &Server, guards: &[crate::shard::DataGuard<'_>]) -> ! {
     let _still_held = guards;
     let cfg = server.config.load();
     let pidfile = pidfile_path(&cfg);
+    remove_unix_socket(&cfg);
     if !pidfile.is_empty() {
         log_notice!("Removing the pid file.");
         let _ = std::fs::remove_file(&pidfile);
@@ -329,6 +344,24 @@ pub fn run(mut cfg: Config) -> i32 {
                 return 1;
             }
         }
+    }
+    let unixsocket = cfg.unixsocket.clone().filter(|p| !p.is_empty());
+    if let Some(path) = &unixsocket {
+        match listener::listen_unix(path, cfg.unixsocketperm, cfg.tcp_backlog as i32) {
+            Ok(fd) => per_shard_fds.iter_mut().for_each(|f| f.push(fd)),
+            Err(e) => {
+                let why = e.to_string();
+                log_warning!(
+                    "Failed opening Unix socket: {}",
+                    why.split(" (os error").next().unwrap_or_default()
+                );
+                return 1;
+            }
+        }
+    }
+    if per_shard_fds.iter().all(|f| f.is_empty()) {
+        log_warning!("Configured to not listen anywhere, exiting.");
+        return 1;
     }
     let backend = cfg.io_backend;
     let server = Arc::new(Server::new(cfg.clone(), handles));
@@ -436,13 +469,19 @@ pub fn run(mut cfg: Config) -> i32 {
     write_pidfile(&pidfile);
     crate::replication::replica::start(server.clone());
     crate::alloc::mark_startup();
-    log_notice!("Ready to accept connections tcp");
+    if cfg.port != 0 {
+        log_notice!("Ready to accept connections tcp");
+    }
+    if let Some(path) = &unixsocket {
+        log_notice!("The server is now ready to accept connections at {}", path);
+    }
 
     wait_for_shutdown(&server, &sigs);
     server.request_shutdown();
     for t in threads {
         let _ = t.join();
     }
+    remove_unix_socket(&cfg);
     if !pidfile.is_empty() {
         log_notice!("Removing the pid file.");
         let _ = std::fs::remove_file(&pidfile);

@@ -271,14 +271,24 @@ impl<I: Io> Shard<I> {
         };
         self.gens[token as usize] = self.gens[token as usize].wrapping_add(1);
         let gen = self.gens[token as usize];
-        set_keepalive(fd, self.cfg.tcp_keepalive_secs);
-        let (addr, laddr) = peer_names(fd);
+        let (addr, laddr, unix) = match peer_names(fd) {
+            Some(names) => (names.0, names.1, false),
+            // A Unix socket client: Redis names both ends `<unixsocket>:0`.
+            None => {
+                let path = self.cfg.unixsocket.as_deref().unwrap_or_default();
+                (format!("{path}:0"), format!("{path}:0"), true)
+            }
+        };
+        if !unix {
+            set_keepalive(fd, self.cfg.tcp_keepalive_secs);
+        }
         let shared = Arc::new(ClientShared {
             id: srv.next_client_id.fetch_add(1, Ordering::Relaxed),
             shard: self.id,
             token,
             addr,
             laddr,
+            unix,
             fd,
             created_ms: crate::util::now_ms(),
             name: Mutex::new(Vec::new()),
@@ -337,9 +347,7 @@ impl<I: Io> Shard<I> {
             self.server
                 .connected_replicas
                 .fetch_sub(1, Ordering::Relaxed);
-            self.server
-                .feed
-                .with(|st| st.replicas.retain(|r| !Arc::ptr_eq(r, sink)));
+            self.server.feed.with(|st| st.detach_replica(sink));
         }
         if c.monitor {
             if let Ok(mut m) = self.server.monitors.lock() {
@@ -919,7 +927,13 @@ impl<I: Io> Shard<I> {
     /// Sends a MONITOR line for a command to every monitoring connection.
     fn feed_monitors(&mut self, token: Token, args: &[Bytes]) {
         let Some(c) = self.client(token) else { return };
-        let line = crate::commands::connection::monitor_line(c.db, &c.shared.addr, args);
+        let addr: std::borrow::Cow<'_, str> = if c.shared.unix {
+            // Redis: `[0 unix:/path]`.
+            format!("unix:{}", c.shared.addr.trim_end_matches(":0")).into()
+        } else {
+            c.shared.addr.as_str().into()
+        };
+        let line = crate::commands::connection::monitor_line(c.db, &addr, args);
         self.send_monitor_line(line);
     }
 
@@ -1587,7 +1601,7 @@ impl<I: Io> Shard<I> {
             if c.shared.kill.load(Ordering::Relaxed) {
                 continue;
             }
-            if sink.drain_into(&mut c.out) > 0 {
+            if sink.drain_into(&self.server.feed, &mut c.out) > 0 {
                 self.to_send.push(t);
             }
         }
@@ -1839,8 +1853,13 @@ fn set_keepalive(fd: RawFd, secs: u64) {
     }
 }
 
-fn peer_names(fd: RawFd) -> (String, String) {
-    use nix::sys::socket::{getpeername, getsockname, SockaddrStorage};
+/// The peer's and our own `ip:port`, or `None` for a Unix domain socket.
+fn peer_names(fd: RawFd) -> Option<(String, String)> {
+    use nix::sys::socket::{getpeername, getsockname, SockaddrLike, SockaddrStorage};
+    let local = getsockname::<SockaddrStorage>(fd).ok();
+    if local.as_ref().and_then(|a| a.family()) == Some(nix::sys::socket::AddressFamily::Unix) {
+        return None;
+    }
     let fmt = |a: Option<SockaddrStorage>| -> String {
         let Some(a) = a else { return "?:0".to_string() };
         if let Some(v4) = a.as_sockaddr_in() {
@@ -1851,8 +1870,5 @@ fn peer_names(fd: RawFd) -> (String, String) {
             "?:0".to_string()
         }
     };
-    (
-        fmt(getpeername::<SockaddrStorage>(fd).ok()),
-        fmt(getsockname::<SockaddrStorage>(fd).ok()),
-    )
+    Some((fmt(getpeername::<SockaddrStorage>(fd).ok()), fmt(local)))
 }

@@ -532,7 +532,7 @@ pub fn set_not_counted(bytes: u64) {
 
 /// INFO memory `mem_not_counted_for_evict`.
 pub fn not_counted() -> u64 {
-    NOT_COUNTED_BYTES.load(Ordering::Relaxed)
+    NOT_COUNTED_BYTES.load(Ordering::Relaxed) + crate::replication::feed::buffer_excess()
 }
 
 /// Whether memory is over the budget now (what replicas' buffers hold aside, so that a slow

@@ -285,6 +285,7 @@ fn run_script(server: &Server, db: usize, cmd: &'static crate::commands::Cmd, ar
         token: u32::MAX,
         addr: "?:0".to_string(),
         laddr: "?:0".to_string(),
+        unix: false,
         fd: -1,
         created_ms: now,
         name: std::sync::Mutex::new(Vec::new()),
