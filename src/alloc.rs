@@ -223,13 +223,20 @@ pub fn purge() {
     unsafe { ffi::mi_collect(true) }
 }
 
-/// Lets mimalloc give back, at most once a second per thread, what it freed and kept: purges
-/// whose delay expired happen only on allocator activity, so a shard that goes idle right
-/// after freeing large blocks (a flood of big query buffers, a dropped client) would keep
-/// them resident. Called from the shards' cron.
-pub fn collect_now_and_then(now_ms: u64) {
+/// Lets mimalloc give back what it freed and kept: purges whose delay expired happen only on
+/// allocator activity, so a shard that goes idle right after freeing large blocks (a flood of
+/// big query buffers, a dropped client) would keep them resident. Called from the shards'
+/// cron; collects at most once a second per thread, and only once the shard has had no
+/// command to run for a second: a collection visits every page of the thread's heap and
+/// frees the pages that emptied, which after a lazy free of a big value or database (blocks
+/// the `lazyfree` thread returned to this shard's pages) takes milliseconds, a stall no
+/// client may see. A busy shard allocates, and allocation collects pages incrementally.
+pub fn collect_when_quiet(now_ms: u64, last_busy_ms: u64) {
     thread_local! {
         static LAST: Cell<u64> = const { Cell::new(0) };
+    }
+    if now_ms.saturating_sub(last_busy_ms) < 1000 {
+        return;
     }
     let due = LAST
         .try_with(|last| {
@@ -241,9 +248,14 @@ pub fn collect_now_and_then(now_ms: u64) {
         })
         .unwrap_or(false);
     if due {
-        // SAFETY: mi_collect may be called from any thread at any time.
-        unsafe { ffi::mi_collect(false) }
+        collect();
     }
+}
+
+/// One collection of the calling thread's heap (mimalloc's `mi_collect(false)`).
+pub fn collect() {
+    // SAFETY: mi_collect may be called from any thread at any time.
+    unsafe { ffi::mi_collect(false) }
 }
 
 /// mimalloc's statistics report as text (MEMORY MALLOC-STATS).

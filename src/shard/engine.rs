@@ -51,6 +51,8 @@ pub struct Shard<I: Io> {
     cfg: Arc<Config>,
     cfg_gen: u64,
     next_cron_ms: u64,
+    /// When a client last had a command to run (the allocator's collection waits for quiet).
+    last_busy_ms: u64,
     /// Commands sent to other shards this turn, added to the statistics once per turn.
     hops_out_pending: u64,
     /// Connections waiting for CLIENT PAUSE to end.
@@ -115,6 +117,7 @@ impl<I: Io> Shard<I> {
             cfg,
             cfg_gen,
             next_cron_ms: 0,
+            last_busy_ms: 0,
             hops_out_pending: 0,
             paused: Vec::new(),
             blocked: Vec::new(),
@@ -222,6 +225,9 @@ impl<I: Io> Shard<I> {
         // Swapped with last turn's vector, not taken: a fresh one would allocate every turn.
         let spare = std::mem::take(&mut self.ready_spare);
         let mut ready = std::mem::replace(&mut self.ready, spare);
+        if !ready.is_empty() {
+            self.last_busy_ms = self.now_ms;
+        }
         for &t in &ready {
             self.process_client(t);
         }
@@ -1666,7 +1672,7 @@ impl<I: Io> Shard<I> {
 
     fn cron(&mut self) {
         crate::util::refresh_lru_secs();
-        crate::alloc::collect_now_and_then(self.now_ms);
+        crate::alloc::collect_when_quiet(self.now_ms, self.last_busy_ms);
         let hz = self.cfg.hz.clamp(1, 500);
         let period = Duration::from_millis(1000 / hz as u64);
         self.next_cron_ms = self.now_ms + period.as_millis() as u64;

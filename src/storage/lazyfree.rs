@@ -52,10 +52,15 @@ fn queue() -> Option<Sender<Job>> {
         let spawned = std::thread::Builder::new()
             .name("lazyfree".into())
             .spawn(move || {
-                for job in rx {
+                while let Ok(job) = rx.recv() {
                     drop(job.garbage);
                     PENDING.fetch_sub(job.objects, Ordering::Relaxed);
                     FREED.fetch_add(job.objects, Ordering::Relaxed);
+                    if PENDING.load(Ordering::Relaxed) == 0 {
+                        // The queue is drained: purge the arenas' emptied ranges (program
+                        // wide) here rather than in a shard's loop.
+                        crate::alloc::collect();
+                    }
                 }
             });
         if spawned.is_err() {

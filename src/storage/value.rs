@@ -22,11 +22,11 @@ pub enum Value {
 #[derive(Clone, Debug, PartialEq)]
 pub enum RStr {
     Int(i64),
-    /// Short strings behind one thin pointer (the length lives in the allocation), so that a
-    /// `Value` is two words.
+    /// Immutable strings behind one thin pointer (the length lives in the allocation), so
+    /// that a `Value` is two words: "embstr" up to 44 bytes, "raw" beyond.
     Emb(super::thin::ThinBytes),
-    /// Boxed so the variant stays one word: raw strings are long, one more small allocation
-    /// matters less than a wider `Value` in every key.
+    /// Strings changed in place (APPEND, SETRANGE, SETBIT...), with room to grow; boxed so
+    /// the variant stays one word.
     Raw(Box<Vec<u8>>),
 }
 
@@ -47,7 +47,10 @@ impl Value {
     pub fn encoding(&self) -> &'static str {
         match self {
             Value::Str(RStr::Int(_)) => "int",
-            Value::Str(RStr::Emb(_)) => "embstr",
+            // Redis embeds strings of up to 44 bytes; longer immutable ones share our thin
+            // layout but are "raw" to clients, as in Redis.
+            Value::Str(RStr::Emb(b)) if b.len() <= EMBSTR_LEN_MAX => "embstr",
+            Value::Str(RStr::Emb(_)) => "raw",
             Value::Str(RStr::Raw(_)) => "raw",
             Value::List(l) => l.encoding(),
             Value::Hash(h) => h.encoding(),
@@ -57,8 +60,8 @@ impl Value {
         }
     }
 
-    /// A string value as SET creates it: int-encoded when it is a canonical i64, else embstr
-    /// or raw by length.
+    /// A string value as SET creates it: int-encoded when it is a canonical i64, else one
+    /// thin allocation (embstr or raw by length).
     pub fn from_bytes(b: &[u8]) -> Value {
         Value::Str(RStr::from_bytes(b))
     }
@@ -71,11 +74,11 @@ impl RStr {
                 return RStr::Int(n);
             }
         }
-        if b.len() <= EMBSTR_LEN_MAX {
-            RStr::Emb(b.into())
-        } else {
-            RStr::Raw(Box::new(b.to_vec()))
-        }
+        // Every string a client sets is one thin allocation, whatever its length: the
+        // keyspace's values are mostly never modified in place, and a boxed vector would cost
+        // a second allocation (24 bytes) per key. The first in-place change (APPEND,
+        // SETRANGE...) moves it to `Raw` (`make_raw`).
+        RStr::Emb(b.into())
     }
 
     /// A raw-encoded string owning `v`.
