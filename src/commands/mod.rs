@@ -233,6 +233,7 @@ pub fn all() -> impl Iterator<Item = &'static Cmd> {
         .chain(replication::COMMANDS.iter())
         .chain(stream::COMMANDS.iter())
         .chain(cluster::COMMANDS.iter())
+        .chain(crate::acl::command::COMMANDS.iter())
 }
 
 fn table() -> &'static HashMap<&'static str, &'static Cmd> {

@@ -369,6 +369,7 @@ fn run_command(rc: &mut RunCtx<'_, '_>, argv: &[Bytes]) -> Result<(Vec<u8>, u8),
     if cmd.flags & flag::NOSCRIPT != 0 && !super::DISABLE_DENY_SCRIPTS.load(Ordering::Relaxed) {
         return Err("This Redis command is not allowed from script");
     }
+    crate::acl::script_check(rc.ctx.client, cmd, full, argv)?;
     if rc.read_only && cmd.flags & (flag::WRITE | flag::MAY_REPLICATE) != 0 {
         return Err("Write commands are not allowed from read-only scripts.");
     }
