@@ -48,8 +48,12 @@ pub fn authenticate(
             Ok(())
         }
         _ => {
-            let info =
-                crate::commands::connection::client_line(&ctx.client.shared, ctx.now_ms, None);
+            let current = String::from_utf8_lossy(cmd_name).to_ascii_lowercase();
+            let info = crate::commands::connection::client_line(
+                &ctx.client.shared,
+                ctx.now_ms,
+                Some(&current),
+            );
             super::log(
                 Denied::Auth,
                 Context::Toplevel,
@@ -282,7 +286,7 @@ fn genpass(_ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
     out.bulk_str(&hex[..chars]);
 }
 
-fn log(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
+fn log(_ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
     if args.len() > 3 {
         return out.error(&crate::commands::err::wrong_args("acl|log"));
     }
@@ -297,6 +301,7 @@ fn log(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
             Err(e) => return out.error(e),
         }
     }
+    let now_ms = crate::util::now_ms();
     let t = table().read();
     let n = (count as usize).min(t.log.len());
     out.array(n);
@@ -322,7 +327,7 @@ fn log(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
         out.bulk_str("username");
         out.bulk(&e.username);
         out.bulk_str("age-seconds");
-        out.double(ctx.now_ms.saturating_sub(e.created_ms) as f64 / 1000.0);
+        out.double(now_ms.saturating_sub(e.created_ms) as f64 / 1000.0);
         out.bulk_str("client-info");
         out.bulk_str(&e.client_info);
     }

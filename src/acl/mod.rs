@@ -690,7 +690,7 @@ impl User {
         match first {
             b'>' | b'#' => {
                 let hash = if first == b'>' {
-                    sha256::hex(op[1..].as_bytes())
+                    sha256::hex(&op.as_bytes()[1..])
                 } else {
                     check_hash(&op[1..])?
                 };
@@ -702,7 +702,7 @@ impl User {
             }
             b'<' | b'!' => {
                 let hash = if first == b'<' {
-                    sha256::hex(op[1..].as_bytes())
+                    sha256::hex(&op.as_bytes()[1..])
                 } else {
                     check_hash(&op[1..])?
                 };
@@ -1061,7 +1061,10 @@ pub fn check_logged(
     context: Context,
 ) -> Result<(), Denied> {
     user.check(cmd, args).map_err(|(reason, pos)| {
-        let info = crate::commands::connection::client_line(&c.shared, crate::util::now_ms(), None);
+        // The client line names the denied command (a script's caller keeps its own).
+        let current = (context != Context::Lua).then_some(full);
+        let info =
+            crate::commands::connection::client_line(&c.shared, crate::util::now_ms(), current);
         log(
             reason,
             context,
@@ -1131,6 +1134,65 @@ pub fn script_check(
         Err(Denied::Key) => Err("The user executing the script can't access at least one of the keys mentioned in the command arguments"),
         Err(Denied::Channel) => Err("The user executing the script can't publish to the channel mentioned in the command"),
         Err(Denied::Auth) => Err("The user executing the script lacking the permissions for the command"),
+    }
+}
+
+/// Start-up: the `user` directives or the ACL file, then `requirepass` and the ACL settings.
+pub fn init(cfg: &crate::config::Config) -> Result<(), String> {
+    apply_config(cfg);
+    if !cfg.acl_users.is_empty() && !cfg.aclfile.is_empty() {
+        return Err("Configuring Redis with users defined in redis.conf and at the same setting an ACL file path is invalid. This setup is very likely to lead to configuration errors and security holes, please define either an ACL file or declare users directly in your redis.conf, but not both.".into());
+    }
+    if !cfg.acl_users.is_empty() {
+        let text: String = cfg
+            .acl_users
+            .iter()
+            .map(|d| {
+                let words: Vec<String> = d.args.iter().map(|a| quote_word(a)).collect();
+                words.join(" ") + "\n"
+            })
+            .collect();
+        let mut users = file::parse_users(&text, "redis.conf")
+            .map_err(|e| format!("Error in user declaration '{}'", e.trim_end()))?;
+        let mut t = table().write();
+        if let Some(d) = users.remove("default") {
+            t.users.insert("default".into(), d);
+            t.synced_requirepass = Some(None);
+        }
+        t.users.extend(users);
+        changed(&t);
+    }
+    if !cfg.aclfile.is_empty() {
+        file::load(&cfg.aclfile)
+            .map_err(|e| format!("Aborting Redis startup because of ACL errors: {e}"))?;
+    }
+    // Redis applies `requirepass` after the users: it sets the default user's password.
+    if cfg.requirepass.is_some() {
+        sync_requirepass(&cfg.requirepass);
+    } else {
+        let mut t = table().write();
+        t.synced_requirepass = Some(None);
+        changed(&t);
+    }
+    Ok(())
+}
+
+fn quote_word(a: &str) -> String {
+    if a.bytes()
+        .any(|b| b.is_ascii_whitespace() || b == b'"' || b == b'\'')
+    {
+        format!("{a:?}")
+    } else {
+        a.to_string()
+    }
+}
+
+/// Settings that may change at run time (CONFIG SET).
+pub fn apply_config(cfg: &crate::config::Config) {
+    LOG_MAX_LEN.store(cfg.acllog_max_len, Ordering::Relaxed);
+    set_pubsub_default_all(cfg.acl_pubsub_default == 1);
+    if table().read().synced_requirepass.is_some() {
+        sync_requirepass(&cfg.requirepass);
     }
 }
 
@@ -1213,64 +1275,5 @@ mod tests {
         assert_eq!(u.apply("~a"), Err(RuleError::KeysAfterAll));
         let args = vec!["(~a".to_string(), "+get".to_string()];
         assert!(u.apply_all(&args).is_err());
-    }
-}
-
-/// Start-up: the `user` directives or the ACL file, then `requirepass` and the ACL settings.
-pub fn init(cfg: &crate::config::Config) -> Result<(), String> {
-    apply_config(cfg);
-    if !cfg.acl_users.is_empty() && !cfg.aclfile.is_empty() {
-        return Err("Configuring Redis with users defined in redis.conf and at the same setting an ACL file path is invalid. This setup is very likely to lead to configuration errors and security holes, please define either an ACL file or declare users directly in your redis.conf, but not both.".into());
-    }
-    if !cfg.acl_users.is_empty() {
-        let text: String = cfg
-            .acl_users
-            .iter()
-            .map(|d| {
-                let words: Vec<String> = d.args.iter().map(|a| quote_word(a)).collect();
-                words.join(" ") + "\n"
-            })
-            .collect();
-        let mut users = file::parse_users(&text, "redis.conf")
-            .map_err(|e| format!("Error in user declaration '{}'", e.trim_end()))?;
-        let mut t = table().write();
-        if let Some(d) = users.remove("default") {
-            t.users.insert("default".into(), d);
-            t.synced_requirepass = Some(None);
-        }
-        t.users.extend(users);
-        changed(&t);
-    }
-    if !cfg.aclfile.is_empty() {
-        file::load(&cfg.aclfile)
-            .map_err(|e| format!("Aborting Redis startup because of ACL errors: {e}"))?;
-    }
-    // Redis applies `requirepass` after the users: it sets the default user's password.
-    if cfg.requirepass.is_some() {
-        sync_requirepass(&cfg.requirepass);
-    } else {
-        let mut t = table().write();
-        t.synced_requirepass = Some(None);
-        changed(&t);
-    }
-    Ok(())
-}
-
-fn quote_word(a: &str) -> String {
-    if a.bytes()
-        .any(|b| b.is_ascii_whitespace() || b == b'"' || b == b'\'')
-    {
-        format!("{a:?}")
-    } else {
-        a.to_string()
-    }
-}
-
-/// Settings that may change at run time (CONFIG SET).
-pub fn apply_config(cfg: &crate::config::Config) {
-    LOG_MAX_LEN.store(cfg.acllog_max_len, Ordering::Relaxed);
-    set_pubsub_default_all(cfg.acl_pubsub_default == 1);
-    if table().read().synced_requirepass.is_some() {
-        sync_requirepass(&cfg.requirepass);
     }
 }
