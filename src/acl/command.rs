@@ -99,6 +99,15 @@ pub fn reset_client(ctx: &mut ConnCtx) {
     ctx.client.acl = super::default_perms();
 }
 
+/// `addReplySubcommandSyntaxError`.
+fn sub_syntax(args: &[Bytes]) -> String {
+    let shown: Vec<u8> = args[1].iter().take(128).copied().collect();
+    format!(
+        "ERR unknown subcommand or wrong number of arguments for '{}'. Try ACL HELP.",
+        String::from_utf8_lossy(&shown)
+    )
+}
+
 fn arg_str(a: &[u8]) -> String {
     String::from_utf8_lossy(a).into_owned()
 }
@@ -118,9 +127,11 @@ fn setuser(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
     if let Err(e) = u.apply_all(&rules) {
         return out.error(&format!("ERR {e}"));
     }
-    t.users.insert(name, Arc::new(u));
+    let u = Arc::new(u);
+    t.users.insert(name.clone(), u.clone());
     changed(&t);
     drop(t);
+    kill_revoked_subscribers(ctx, &name, &u);
     refresh_self(ctx);
     out.ok();
 }
@@ -144,6 +155,41 @@ pub fn kill_clients_of(ctx: &mut ConnCtx, names: &[String]) {
         if ids.contains(&c.id) {
             crate::commands::connection::kill(ctx, &c, me);
         }
+    }
+}
+
+/// Disconnects `name`'s clients subscribed to a channel or pattern its rules no longer allow
+/// (`ACLKillPubsubClientsIfNeeded`).
+fn kill_revoked_subscribers(ctx: &mut ConnCtx, name: &str, user: &User) {
+    if user.selectors.iter().any(|s| s.all_channels) {
+        return;
+    }
+    let ids = super::clients_of(name);
+    if ids.is_empty() {
+        return;
+    }
+    let clients: Vec<_> = ctx
+        .server
+        .client_list()
+        .into_iter()
+        .filter(|c| ids.contains(&c.id))
+        .collect();
+    let mut doomed: Vec<u64> = Vec::new();
+    ctx.server.pubsub.read().each(|kind, channel, conn| {
+        let pattern = kind == crate::pubsub::Kind::Pattern;
+        if user.channel_allowed(channel, pattern) {
+            return;
+        }
+        for c in &clients {
+            // Shard and token name a live connection (`ClientShared::gen` is not kept).
+            if c.shard == conn.shard && c.token == conn.token {
+                doomed.push(c.id);
+            }
+        }
+    });
+    let me = ctx.client.id();
+    for c in clients.iter().filter(|c| doomed.contains(&c.id)) {
+        crate::commands::connection::kill(ctx, c, me);
     }
 }
 
@@ -233,7 +279,7 @@ fn cat(_ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
         return;
     };
     if args.len() > 3 {
-        return out.error(&crate::commands::err::wrong_args("acl|cat"));
+        return out.error(&sub_syntax(args));
     }
     let Some(bit) = super::category_bit(&arg_str(name)) else {
         let shown: Vec<u8> = name.iter().take(128).copied().collect();
@@ -259,7 +305,7 @@ fn genpass(_ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
     let mut bits = 256;
     if let Some(a) = args.get(2) {
         if args.len() > 3 {
-            return out.error(&crate::commands::err::wrong_args("acl|genpass"));
+            return out.error(&sub_syntax(args));
         }
         match parse::i64_arg(a) {
             Ok(n) => bits = n,
@@ -288,7 +334,7 @@ fn genpass(_ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
 
 fn log(_ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
     if args.len() > 3 {
-        return out.error(&crate::commands::err::wrong_args("acl|log"));
+        return out.error(&sub_syntax(args));
     }
     let mut count: i64 = 10;
     if let Some(a) = args.get(2) {

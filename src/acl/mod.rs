@@ -141,7 +141,7 @@ pub struct Selector {
     firstargs: BTreeMap<usize, Vec<String>>,
     all_keys: bool,
     patterns: Vec<(Vec<u8>, u8)>,
-    all_channels: bool,
+    pub(crate) all_channels: bool,
     channels: Vec<Vec<u8>>,
 }
 
@@ -298,23 +298,26 @@ impl Selector {
             return Err(RuleError::KeysAfterAll);
         }
         let (flags, pat) = if b[0] == b'%' {
+            // `%RW` without `~` is accepted as Redis 7.0 does: an empty pattern.
             let mut flags = 0u8;
             let mut i = 1;
-            let mut ok = false;
+            let mut bad = false;
             while i < b.len() {
                 match b[i].to_ascii_uppercase() {
                     b'R' if flags & PERM_READ == 0 => flags |= PERM_READ,
                     b'W' if flags & PERM_WRITE == 0 => flags |= PERM_WRITE,
                     b'~' => {
-                        ok = true;
                         i += 1;
                         break;
                     }
-                    _ => break,
+                    _ => {
+                        bad = true;
+                        break;
+                    }
                 }
                 i += 1;
             }
-            if flags == 0 || !ok {
+            if flags == 0 || bad {
                 return Err(RuleError::Syntax);
             }
             (flags, &b[i..])
@@ -785,6 +788,14 @@ impl User {
             }
         }
         s
+    }
+
+    /// `ACLUserCheckChannelPerm`: some selector allows the channel (a pattern subscription
+    /// needs the same pattern, literally).
+    pub fn channel_allowed(&self, channel: &[u8], pattern: bool) -> bool {
+        self.selectors
+            .iter()
+            .any(|s| s.channel_allowed(channel, pattern))
     }
 
     pub fn check_password(&self, pass: &[u8]) -> bool {
