@@ -1129,6 +1129,22 @@ pub fn exec_check(
     Some(format!("NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. This command is no longer allowed for the following reason: {why}"))
 }
 
+/// `redis.acl_check_cmd`: whether the client's user may run `argv` (no log entry).
+pub fn allowed(c: &crate::server::Client, argv: &[Bytes]) -> bool {
+    let Some(user) = c.acl.as_ref() else {
+        return true;
+    };
+    let Some(mut cmd) = argv.first().and_then(|n| commands::lookup(n)) else {
+        return false;
+    };
+    if !cmd.subcommands.is_empty() {
+        if let Some(s) = argv.get(1).and_then(|a| cmd.find_sub(a)) {
+            cmd = s;
+        }
+    }
+    user.check(cmd, argv).is_ok()
+}
+
 /// A script's `redis.call` check (`scriptVerifyACL`): the error text, if denied.
 pub fn script_check(
     c: &crate::server::Client,
