@@ -399,6 +399,129 @@ fn busy_script_and_script_kill() {
     );
 }
 
+/// A BUSY rejection is a rejection like any other for a connection in MULTI: MULTI itself
+/// is allowed, a rejected command flags the transaction (EXEC then aborts with "previous
+/// errors"), and a rejected EXEC discards it, as Redis's `rejectCommand` does.
+#[test]
+fn busy_rejections_flag_and_abort_transactions() {
+    let server = TestServer::start(ServerKind::Shardis, &["--shards", "2"]);
+    let mut admin = server.conn();
+    admin.call(&["CONFIG", "SET", "busy-reply-threshold", "10"]);
+    admin.call(&["SET", "xx", "1"]);
+    let mut runner = server.conn();
+    let mut c = server.conn();
+    let status = |r: R, want: &[u8]| matches!(&r, R::Status(s) if s == want);
+
+    // MULTI during the busy script, a rejected INCR, then EXEC after the kill.
+    runner.send(&[b"EVAL", b"while true do end", b"0"]);
+    wait_until("BUSY reply", Duration::from_secs(20), || {
+        is_busy(&admin.call(&["PING"]))
+    });
+    assert!(status(c.call(&["MULTI"]), b"OK"));
+    assert!(is_busy(&c.call(&["INCR", "xx"])));
+    assert!(status(admin.call(&["SCRIPT", "KILL"]), b"OK"));
+    runner.read_reply();
+    wait_until("PONG after kill", Duration::from_secs(20), || {
+        status(c.call(&["PING", "x"]), b"QUEUED")
+    });
+    let r = c.call(&["EXEC"]);
+    assert!(
+        matches!(&r, R::Error(e) if e.starts_with(b"EXECABORT Transaction discarded because of previous errors")),
+        "{r:?}"
+    );
+    assert!(matches!(admin.call(&["GET", "xx"]), R::Bulk(v) if v == b"1"));
+
+    // EXEC itself rejected: the transaction is discarded and the connection leaves MULTI.
+    assert!(status(c.call(&["MULTI"]), b"OK"));
+    assert!(status(c.call(&["INCR", "xx"]), b"QUEUED"));
+    runner.send(&[b"EVAL", b"while true do end", b"0"]);
+    wait_until("BUSY reply", Duration::from_secs(20), || {
+        is_busy(&admin.call(&["PING"]))
+    });
+    let r = c.call(&["EXEC"]);
+    assert!(
+        matches!(&r, R::Error(e) if e.starts_with(b"EXECABORT Transaction discarded because of: BUSY")),
+        "{r:?}"
+    );
+    assert!(status(admin.call(&["SCRIPT", "KILL"]), b"OK"));
+    runner.read_reply();
+    wait_until(
+        "PONG after kill",
+        Duration::from_secs(20),
+        || matches!(c.call(&["PING", "asdf"]), R::Bulk(v) if v == b"asdf"),
+    );
+    assert!(matches!(admin.call(&["GET", "xx"]), R::Bulk(v) if v == b"1"));
+}
+
+/// On a stale replica (link down, `replica-serve-stale-data no`) an `allow-stale` function
+/// runs, but its calls of data commands fail (`scriptVerifyAllowStale`); commands flagged
+/// STALE (INFO) still work, and a function without the flag gets MASTERDOWN.
+#[test]
+fn allow_stale_functions_on_a_stale_replica() {
+    let server = TestServer::start(ServerKind::Shardis, &["--shards", "2"]);
+    let mut c = server.conn();
+    let lib = "#!lua name=test\n\
+        redis.register_function{function_name='f1', callback=function() return 'hello' end, flags={'no-writes'}}\n\
+        redis.register_function{function_name='f2', callback=function() return 'hello' end, flags={'allow-stale', 'no-writes'}}\n\
+        redis.register_function{function_name='f3', callback=function() return redis.call('get', 'x') end, flags={'allow-stale', 'no-writes'}}\n\
+        redis.register_function{function_name='f4', callback=function() return redis.call('info', 'server') end, flags={'allow-stale', 'no-writes'}}";
+    assert!(matches!(c.call(&["FUNCTION", "LOAD", lib]), R::Bulk(v) if v == b"test"));
+    c.call(&["CONFIG", "SET", "replica-serve-stale-data", "no"]);
+    // Nothing listens on port 1: the link stays down.
+    c.call(&["REPLICAOF", "127.0.0.1", "1"]);
+    let r = c.call(&["FCALL", "f1", "0"]);
+    assert!(
+        matches!(&r, R::Error(e) if e.starts_with(b"MASTERDOWN")),
+        "{r:?}"
+    );
+    assert!(matches!(c.call(&["FCALL", "f2", "0"]), R::Bulk(v) if v == b"hello"));
+    let r = c.call(&["FCALL", "f3", "0"]);
+    assert!(
+        matches!(&r, R::Error(e) if e.starts_with(b"ERR ") && String::from_utf8_lossy(e).contains("Can not execute the command on a stale replica")),
+        "{r:?}"
+    );
+    assert!(
+        matches!(c.call(&["FCALL", "f4", "0"]), R::Bulk(v) if String::from_utf8_lossy(&v).contains("redis_version"))
+    );
+    c.call(&["REPLICAOF", "NO", "ONE"]);
+    assert!(matches!(c.call(&["FCALL", "f3", "0"]), R::Null));
+}
+
+/// MONITOR shows EVAL and FCALL (skip-monitor commands Redis feeds itself) before the
+/// commands they run, which appear as `[db lua] ...`, whichever shard the monitor is on.
+#[test]
+fn monitor_shows_scripts_then_their_commands() {
+    let server = TestServer::start(ServerKind::Shardis, &["--shards", "2"]);
+    let mut c = server.conn();
+    let lib = "#!lua name=m\nredis.register_function('mf', function() return redis.call('set', 'foo', 'bar') end)";
+    assert!(matches!(c.call(&["FUNCTION", "LOAD", lib]), R::Bulk(_)));
+    // Monitors on several connections cover both shards.
+    let mut mons: Vec<RespConn> = (0..4).map(|_| server.conn()).collect();
+    for m in mons.iter_mut() {
+        assert!(matches!(m.call(&["MONITOR"]), R::Status(s) if s == b"OK"));
+    }
+    c.call(&["EVAL", "redis.call('set', KEYS[1], ARGV[1])", "1", "k", "v"]);
+    c.call(&["FCALL", "mf", "0"]);
+    for m in mons.iter_mut() {
+        let lines: Vec<String> = (0..4)
+            .map(|_| match common::decode(&m.read_reply()) {
+                Ok(R::Status(s)) => String::from_utf8_lossy(&s).into_owned(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert!(
+            lines[0].contains(r#""EVAL" "redis.call('set', KEYS[1], ARGV[1])" "1" "k" "v""#),
+            "{lines:?}"
+        );
+        assert!(lines[1].ends_with(r#"[0 lua] "set" "k" "v""#), "{lines:?}");
+        assert!(lines[2].contains(r#""FCALL" "mf" "0""#), "{lines:?}");
+        assert!(
+            lines[3].ends_with(r#"[0 lua] "set" "foo" "bar""#),
+            "{lines:?}"
+        );
+    }
+}
+
 /// FUNCTION LIST WITHCODE, decoded, with each library's functions sorted: Redis lists a
 /// library's functions in its own hash order.
 fn function_list(c: &mut RespConn) -> common::Reply {

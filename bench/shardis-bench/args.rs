@@ -18,6 +18,9 @@ usage: shardis-bench [options]
   -c, --connections N      connections in all (50)
       --threads N          client threads (1); connections are spread over them
   -P, --pipeline N         requests in flight per connection (1)
+      --batches            closed loop as redis-benchmark: send -P requests, wait for all
+                           their replies, and count each one's latency up to the batch's
+                           first read (for calibrating against redis-benchmark)
   -d, --duration SECS      measured duration (10) ...
   -n, --requests N         ... or a request count (overrides --duration)
       --warmup SECS        unmeasured warm-up before measuring (0)
@@ -59,6 +62,8 @@ pub struct Opts {
     pub connections: usize,
     pub threads: usize,
     pub pipeline: usize,
+    /// redis-benchmark's lock-step pipelining and first-read latency (`--batches`).
+    pub batches: bool,
     pub duration_secs: f64,
     pub requests: Option<u64>,
     pub warmup_secs: f64,
@@ -97,6 +102,7 @@ impl Default for Opts {
             connections: 50,
             threads: 1,
             pipeline: 1,
+            batches: false,
             duration_secs: 10.0,
             requests: None,
             warmup_secs: 0.0,
@@ -148,11 +154,12 @@ pub fn parse(args: &[String]) -> Result<Option<Opts>, String> {
         if a == "--help" {
             return Ok(None);
         }
-        let flags_without_value = ["--cluster", "--no-progress", "--no-server-cpu"];
+        let flags_without_value = ["--cluster", "--no-progress", "--no-server-cpu", "--batches"];
         if flags_without_value.contains(&a) {
             match a {
                 "--cluster" => o.cluster = true,
                 "--no-progress" => o.progress = false,
+                "--batches" => o.batches = true,
                 _ => o.server_cpu = false,
             }
             i += 1;

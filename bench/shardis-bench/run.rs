@@ -125,6 +125,8 @@ struct Conn {
     backlog: VecDeque<u64>,
     next_due_ns: u64,
     per_conn_rate: f64,
+    /// With `--batches`: when the current batch's first reply bytes were read.
+    batch_first_read_ns: Option<u64>,
 }
 
 /// Opens a connection and runs the handshake (HELLO, AUTH, SELECT) in blocking mode.
@@ -324,6 +326,9 @@ impl<'a> Loop<'a> {
 
     /// Closed loop: top connection `c` up to the pipeline depth.
     fn fill_closed(&mut self, c: usize) -> Result<(), String> {
+        if self.o.batches && self.conns[c].inflight > 0 {
+            return Ok(());
+        }
         while self.conns[c].inflight < self.o.pipeline && self.may_issue() {
             self.issue(c, now_ns())?;
         }
@@ -400,6 +405,8 @@ impl<'a> Loop<'a> {
     }
 
     fn on_readable(&mut self, c: usize, node: usize) -> Result<(), String> {
+        // redis-benchmark reads its clock when the socket turns readable, before reading.
+        let readable_ns = now_ns();
         let mut chunk = [0u8; READ_CHUNK_BYTES];
         loop {
             let Some(Some(s)) = self.conns[c].socks.get_mut(node) else {
@@ -419,6 +426,13 @@ impl<'a> Loop<'a> {
             }
         }
         let now = now_ns();
+        // redis-benchmark's latency: every reply of a batch counts up to the batch's first
+        // read event, reading and parsing excluded.
+        let reply_ns = if self.o.batches && self.o.rate.is_none() {
+            *self.conns[c].batch_first_read_ns.get_or_insert(readable_ns)
+        } else {
+            now
+        };
         let record_from = self.shared.record_from_ns.load(Ordering::Relaxed);
         let mut pos = 0;
         let mut redirects: Vec<(Pending, String)> = Vec::new();
@@ -451,7 +465,9 @@ impl<'a> Loop<'a> {
                 }
                 completed += 1;
                 if p.intended_ns >= record_from {
-                    let lat = now.saturating_sub(p.intended_ns).clamp(1, LATENCY_NS_MAX);
+                    let lat = reply_ns
+                        .saturating_sub(p.intended_ns)
+                        .clamp(1, LATENCY_NS_MAX);
                     let _ = self.hist.record(lat);
                     n_rec += 1;
                     sum += lat;
@@ -467,6 +483,9 @@ impl<'a> Loop<'a> {
             self.shared.lat_max_ns.fetch_max(max, Ordering::Relaxed);
         }
         self.conns[c].inflight -= completed;
+        if self.conns[c].inflight == 0 {
+            self.conns[c].batch_first_read_ns = None;
+        }
         for (p, e) in redirects {
             self.redirect(c, p, &e)?;
         }
@@ -655,6 +674,7 @@ pub fn thread_main(o: Arc<Opts>, shared: Arc<Shared>, plan: ThreadPlan) -> Threa
             backlog: VecDeque::new(),
             next_due_ns: 0,
             per_conn_rate,
+            batch_first_read_ns: None,
         })
         .collect();
     let mut lp = Loop {

@@ -94,6 +94,25 @@ fn echo(_ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
     out.bulk(&args[1]);
 }
 
+/// One MONITOR line: `+<secs>.<micros> [<db> <addr>] "arg" ...`, with `addr` the client's
+/// address, or `lua` for a command a script ran.
+pub fn monitor_line(db: usize, addr: &str, args: &[Bytes]) -> Bytes {
+    let us = crate::util::now_us();
+    let mut line = format!(
+        "+{}.{:06} [{} {}]",
+        us / 1_000_000,
+        us % 1_000_000,
+        db,
+        addr
+    );
+    for a in args {
+        line.push(' ');
+        line.push_str(&crate::util::repr(a));
+    }
+    line.push_str("\r\n");
+    Bytes::from(line)
+}
+
 fn monitor(ctx: &mut ConnCtx, _args: &[Bytes], out: &mut Out) {
     if ctx.client.monitor {
         return;

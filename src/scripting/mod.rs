@@ -106,6 +106,35 @@ pub fn busy_error() -> &'static str {
 
 /// Whether a script is running (on any thread).
 #[inline]
+/// EVAL and its variants, FCALL and FCALL_RO: the commands that feed MONITOR themselves.
+pub fn is_script_call(name: &str) -> bool {
+    matches!(
+        name,
+        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro"
+    )
+}
+
+thread_local! {
+    /// MONITOR lines of the commands the running script called, sent by the engine after
+    /// the script's own line.
+    static MONITOR_LINES: std::cell::RefCell<Vec<bytes::Bytes>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Records the MONITOR line of a command a script runs (`[db lua] ...`).
+pub fn monitor_script_command(server: &Server, db: usize, args: &[bytes::Bytes]) {
+    if server.monitor_count.load(Ordering::Relaxed) == 0 {
+        return;
+    }
+    let line = crate::commands::connection::monitor_line(db, "lua", args);
+    MONITOR_LINES.with(|l| l.borrow_mut().push(line));
+}
+
+/// The MONITOR lines recorded on this thread since the last call.
+pub fn take_monitor_lines() -> Vec<bytes::Bytes> {
+    MONITOR_LINES.with(|l| std::mem::take(&mut *l.borrow_mut()))
+}
+
 pub fn running() -> bool {
     RUN.since_ms.load(Ordering::Relaxed) != 0
 }

@@ -384,6 +384,15 @@ fn run_command(rc: &mut RunCtx<'_, '_>, argv: &[Bytes]) -> Result<(Vec<u8>, u8),
     if cmd.flags & flag::NOSCRIPT != 0 && !super::DISABLE_DENY_SCRIPTS.load(Ordering::Relaxed) {
         return Err("This Redis command is not allowed from script");
     }
+    // A script allowed to run on a stale replica (`allow-stale`) still may not reach data
+    // (`scriptVerifyAllowStale`).
+    if cmd.flags & flag::STALE == 0
+        && crate::replication::replica::is_replica()
+        && !crate::replication::replica::link_up()
+        && !rc.ctx.server.config.load().replica_serve_stale_data
+    {
+        return Err("Can not execute the command on a stale replica");
+    }
     crate::acl::script_check(rc.ctx.client, cmd, full, argv)?;
     if rc.read_only && cmd.flags & (flag::WRITE | flag::MAY_REPLICATE) != 0 {
         return Err("Write commands are not allowed from read-only scripts.");
@@ -402,6 +411,9 @@ fn run_command(rc: &mut RunCtx<'_, '_>, argv: &[Bytes]) -> Result<(Vec<u8>, u8),
     }
     if cmd.flags & flag::WRITE != 0 {
         super::RUN.wrote.store(true, Ordering::Relaxed);
+    }
+    if cmd.flags & (flag::SKIP_MONITOR | flag::ADMIN) == 0 {
+        super::monitor_script_command(server, rc.ctx.client.db, argv);
     }
     let nshards = server.nshards();
     let now_ms = rc.ctx.now_ms;

@@ -484,7 +484,7 @@ impl<I: Io> Shard<I> {
         if args.is_empty() {
             return Flow::Continue;
         }
-        let prepared = dispatch::prepare(c, args, home, nshards, auth_required)
+        let mut prepared = dispatch::prepare(c, args, home, nshards, auth_required)
             .and_then(|p| crate::acl::admit(c, p, args))
             .and_then(|p| crate::persistence::snapshot::admit(&self.server, &self.cfg, c, p))
             .and_then(|p| {
@@ -524,8 +524,12 @@ impl<I: Io> Shard<I> {
                 if p.cmd.flags & crate::commands::flag::ALLOW_BUSY == 0
                     || !matches!(p.cmd.kind, Kind::Conn(_))
                 {
-                    Out::new(&mut c.out, c.proto).error(crate::scripting::busy_error());
-                    return Flow::Continue;
+                    // A rejection like any other: it flags an open transaction, and a
+                    // rejected EXEC discards it (Redis's `rejectCommand`).
+                    prepared = Err(dispatch::Rejected {
+                        error: crate::scripting::busy_error().as_bytes().to_vec(),
+                        full_name: Some(p.full_name),
+                    });
                 }
             }
         }
@@ -572,11 +576,15 @@ impl<I: Io> Shard<I> {
             self.paused.push(token);
             return Flow::Park(std::mem::take(args));
         }
-        if self.server.monitor_count.load(Ordering::Relaxed) > 0
-            && p.cmd.flags & (crate::commands::flag::SKIP_MONITOR | crate::commands::flag::ADMIN)
+        let monitored = self.server.monitor_count.load(Ordering::Relaxed) > 0;
+        if monitored
+            && (p.cmd.flags & (crate::commands::flag::SKIP_MONITOR | crate::commands::flag::ADMIN)
                 == 0
+                || crate::scripting::is_script_call(p.cmd.name))
         {
-            self.feed_monitors(token, args, now_ms);
+            // Scripts and functions are skip-monitor commands that Redis feeds itself, so
+            // that the commands they run appear after them.
+            self.feed_monitors(token, args);
         }
         let Some(c) = conn_mut(&mut self.conns, token) else {
             return Flow::Stop;
@@ -623,7 +631,15 @@ impl<I: Io> Shard<I> {
         c.reply_skip_next = false;
         let out_before = c.out.len();
         let flow = match p.route {
-            Route::Conn => self.run_conn(token, p.cmd, p.full_name, args, now_ms),
+            Route::Conn => {
+                let flow = self.run_conn(token, p.cmd, p.full_name, args, now_ms);
+                if monitored {
+                    for line in crate::scripting::take_monitor_lines() {
+                        self.send_monitor_line(line);
+                    }
+                }
+                flow
+            }
             Route::Local => {
                 self.run_data(token, p.cmd, p.full_name, args, &[home], now_ms);
                 Flow::Continue
@@ -917,22 +933,14 @@ impl<I: Io> Shard<I> {
     }
 
     /// Sends a MONITOR line for a command to every monitoring connection.
-    fn feed_monitors(&mut self, token: Token, args: &[Bytes], now_ms: u64) {
+    fn feed_monitors(&mut self, token: Token, args: &[Bytes]) {
         let Some(c) = self.client(token) else { return };
-        let us = crate::util::now_us().max(now_ms * 1000);
-        let mut line = format!(
-            "+{}.{:06} [{} {}]",
-            us / 1_000_000,
-            us % 1_000_000,
-            c.db,
-            c.shared.addr
-        );
-        for a in args {
-            line.push(' ');
-            line.push_str(&crate::util::repr(a));
-        }
-        line.push_str("\r\n");
-        let line = Bytes::from(line);
+        let line = crate::commands::connection::monitor_line(c.db, &c.shared.addr, args);
+        self.send_monitor_line(line);
+    }
+
+    /// Hands a MONITOR line to every monitoring connection, in order with earlier lines.
+    fn send_monitor_line(&mut self, line: Bytes) {
         let monitors = self
             .server
             .monitors

@@ -316,7 +316,12 @@ impl Writer {
                 self.round_pipelined();
                 continue;
             }
-            self.settle_syncs();
+            if self.policy() == AppendFsync::Always {
+                self.settle_syncs();
+            } else if self.syncs_in_flight > 0 {
+                // An everysec fdatasync runs on the ring while writes go on.
+                self.reap(false);
+            }
             if !self.pending.is_empty() {
                 self.flush(false);
             }
@@ -369,15 +374,21 @@ impl Writer {
         if sleep_us > 0 {
             std::thread::sleep(Duration::from_micros(sleep_us));
         }
-        let res = self.disk.write_at(
-            &self.file,
-            self.file_off,
-            &self.pending,
-            sync,
-            &mut self.foreign,
-        );
-        self.handle_foreign();
-        res?;
+        if sync {
+            let res = self.disk.write_at(
+                &self.file,
+                self.file_off,
+                &self.pending,
+                sync,
+                &mut self.foreign,
+            );
+            self.handle_foreign();
+            res?;
+        } else {
+            // A buffered write to the page cache: io_uring would hand it to a worker thread
+            // (the file system may block), a second thread switch for nothing.
+            plain_write(&self.file, self.file_off, &self.pending, false)?;
+        }
         self.file_off += n;
         self.pending_at += n;
         self.pending.clear();
@@ -457,6 +468,7 @@ impl Writer {
             self.syncs_in_flight = self.syncs_in_flight.saturating_sub(1);
             let to = ud & !UD_FSYNC_TO;
             if res < 0 {
+                self.unsynced = true;
                 self.failed(&std::io::Error::from_raw_os_error(-res), "fsync");
                 // Everything not yet known durable is synced again after the retry delay.
                 self.sync_submitted_to = self.synced_to;
@@ -604,6 +616,18 @@ impl Writer {
         if aof.child_running.load(Ordering::Relaxed)
             && aof.no_fsync_on_rewrite.load(Ordering::Relaxed)
         {
+            return;
+        }
+        if matches!(self.disk, Disk::Uring(_)) {
+            // In the background, as Redis's bio thread does: writes (and the replies held
+            // for them) do not wait for the flush. `handle_foreign` sees it complete.
+            if self.syncs_in_flight == 0 {
+                self.submit_sync();
+                if self.syncs_in_flight > 0 {
+                    self.unsynced = false;
+                    self.last_fsync = Instant::now();
+                }
+            }
             return;
         }
         self.last_fsync = Instant::now();
