@@ -29,6 +29,7 @@
 #[global_allocator]
 static GLOBAL: alloc::Counting = alloc::Counting;
 
+pub mod acl;
 pub mod alloc;
 pub mod commands;
 pub mod config;

@@ -20,7 +20,8 @@ pub static COMMANDS: [Cmd; 10] = [
     Cmd::conn("echo", 2, flag::FAST | flag::STALE, echo).with_acl(&["fast", "connection"]),
     Cmd::conn("quit", -1, CONN, quit).with_acl(&["fast", "connection"]),
     Cmd::conn("reset", 1, CONN, reset).with_acl(&["fast", "connection"]),
-    Cmd::conn("auth", -2, CONN & !flag::FAST, auth).with_acl(&["fast", "connection"]),
+    Cmd::conn("auth", -2, CONN & !flag::FAST, crate::acl::command::auth)
+        .with_acl(&["fast", "connection"]),
     Cmd::conn("hello", -1, CONN & !flag::FAST, hello).with_acl(&["fast", "connection"]),
     Cmd::conn(
         "select",
@@ -155,49 +156,11 @@ fn reset(ctx: &mut ConnCtx, _args: &[Bytes], out: &mut Out) {
     c.no_evict = false;
     c.reply_off = false;
     c.reply_skip_next = false;
-    c.authenticated = ctx.server.config.load().requirepass.is_none();
     if let Ok(mut n) = c.shared.name.lock() {
         n.clear();
     }
+    crate::acl::command::reset_client(ctx);
     out.simple("RESET");
-}
-
-/// Checks a password for the default user; sets the client authenticated on success.
-fn check_password(ctx: &mut ConnCtx, user: Option<&[u8]>, pass: &[u8]) -> Result<(), String> {
-    let cfg = ctx.config();
-    let user_ok = user.is_none_or(|u| u == b"default");
-    match &cfg.requirepass {
-        None if user_ok => {
-            ctx.client.authenticated = true;
-            Ok(())
-        }
-        Some(p) if user_ok && p.as_slice() == pass => {
-            ctx.client.authenticated = true;
-            Ok(())
-        }
-        _ => Err("WRONGPASS invalid username-password pair or user is disabled.".to_string()),
-    }
-}
-
-fn auth(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
-    if args.len() > 3 {
-        out.error(err::SYNTAX);
-        return;
-    }
-    let cfg = ctx.config();
-    if args.len() == 2 && cfg.requirepass.is_none() {
-        out.error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?");
-        return;
-    }
-    let (user, pass) = if args.len() == 3 {
-        (Some(&args[1][..]), &args[2])
-    } else {
-        (None, &args[1])
-    };
-    match check_password(ctx, user, pass) {
-        Ok(()) => out.ok(),
-        Err(e) => out.error(&e),
-    }
 }
 
 fn hello(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
@@ -224,8 +187,8 @@ fn hello(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
         let more = args.len() - i - 1;
         if parse::eq(&args[i], "auth") && more >= 2 {
             let (u, p) = (args[i + 1].clone(), args[i + 2].clone());
-            if let Err(e) = check_password(ctx, Some(&u), &p) {
-                out.error(&e);
+            if let Err(e) = crate::acl::command::authenticate(ctx, Some(&u), &p, &args[0]) {
+                out.error(e);
                 return;
             }
             i += 3;
@@ -421,7 +384,7 @@ fn format_line(
     let [qbuf, qbuf_free, argv_mem, multi_mem, rbs, rbp, obl, oll, omem, tot_mem] = snap.figures;
     let [sub, psub, ssub] = snap.subs;
     format!(
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs={} rbp={} obl={} oll={} omem={} tot-mem={} events=r cmd={} user=default redir={} resp={}",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs={} rbp={} obl={} oll={} omem={} tot-mem={} events=r cmd={} user={} redir={} resp={}",
         c.id,
         c.addr,
         c.laddr,
@@ -446,6 +409,7 @@ fn format_line(
         omem,
         tot_mem,
         cmd,
+        crate::acl::client_user(c.id),
         crate::tracking::list_redir(c),
         c.proto.load(Ordering::Relaxed),
     )
@@ -539,6 +503,7 @@ fn client_kill(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
     let mut laddr: Option<String> = None;
     let mut skipme = true;
     let mut ty: Option<String> = None;
+    let mut user: Option<String> = None;
     for pair in args[2..].chunks(2) {
         let v = String::from_utf8_lossy(&pair[1]).to_string();
         if parse::eq(&pair[0], "id") {
@@ -561,10 +526,11 @@ fn client_kill(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
             }
             ty = Some(t);
         } else if parse::eq(&pair[0], "user") {
-            if v != "default" {
+            if !crate::acl::table().read().users.contains_key(&v) {
                 out.error(&format!("ERR No such user '{}'", v));
                 return;
             }
+            user = Some(v);
         } else if parse::eq(&pair[0], "skipme") {
             match v.to_ascii_lowercase().as_str() {
                 "yes" => skipme = true,
@@ -585,6 +551,9 @@ fn client_kill(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
             || addr.as_ref().is_some_and(|a| *a != c.addr)
             || laddr.as_ref().is_some_and(|a| *a != c.laddr)
             || ty.as_deref().is_some_and(|t| !type_matches(c, t))
+            || user
+                .as_deref()
+                .is_some_and(|u| crate::acl::client_user(c.id) != u)
             || (skipme && c.id == me)
         {
             continue;
@@ -611,7 +580,7 @@ fn type_matches(c: &ClientShared, ty: &str) -> bool {
     actual == ty || (ty == "slave" && actual == "replica")
 }
 
-fn kill(ctx: &mut ConnCtx, c: &ClientShared, me: u64) {
+pub(crate) fn kill(ctx: &mut ConnCtx, c: &ClientShared, me: u64) {
     if c.id == me {
         ctx.client.close_after_reply = true;
         return;

@@ -235,6 +235,7 @@ pub fn all() -> impl Iterator<Item = &'static Cmd> {
         .chain(replication::COMMANDS.iter())
         .chain(stream::COMMANDS.iter())
         .chain(cluster::COMMANDS.iter())
+        .chain(crate::acl::command::COMMANDS.iter())
 }
 
 static TABLE: OnceLock<HashMap<&'static str, &'static Cmd>> = OnceLock::new();

@@ -87,7 +87,7 @@ pub fn spec(full: &str) -> Option<&'static Spec> {
 }
 
 /// ACL categories, Redis's order (`ACLCommandCategories`).
-const CATEGORIES: &[&str] = &[
+pub const CATEGORIES: &[&str] = &[
     "keyspace",
     "read",
     "write",

@@ -602,7 +602,7 @@ pub(crate) static TABLE: &[Directive] = &[
     yesno! {"replica-ignore-disk-write-errors", MOD, false, Pending},
     yesno! {"lua-enable-deprecated-api", IMM | HIDDEN, false, Pending},
     // Strings.
-    text! {"aclfile", IMM, Some(""), EMPTY, None, Pending, string aclfile},
+    text! {"aclfile", IMM, Some(""), EMPTY, None, Engine, string aclfile},
     text! {"unixsocket", IMM, None, NULL, None, Engine, opt unixsocket},
     text! {"pidfile", IMM, None, NULL, None, Engine, nullable pidfile},
     text! {"replica-announce-ip" | "slave-announce-ip", MOD, None, NULL, None, Engine,
@@ -640,7 +640,8 @@ pub(crate) static TABLE: &[Directive] = &[
     |c: &Config| c.maxmemory_policy as u32, set_maxmemory_policy},
     choice! {"appendfsync", MOD, APPENDFSYNC, 1, Pending, appendfsync_code, set_appendfsync},
     choice! {"oom-score-adj", MOD, OOM_SCORE_ADJ, 0, Pending},
-    choice! {"acl-pubsub-default", MOD, ACL_PUBSUB_DEFAULT, 0, Pending},
+    choice! {"acl-pubsub-default", MOD, ACL_PUBSUB_DEFAULT, 0, Engine,
+    |c| c.acl_pubsub_default, |c, v| c.acl_pubsub_default = v},
     choice! {"sanitize-dump-payload", MOD, SANITIZE_DUMP_PAYLOAD, 0, Engine},
     choice! {"enable-protected-configs", IMM, PROTECTED_ACTION, 0, Engine,
     |c: &Config| protected_code(c.enable_protected_configs),
@@ -750,7 +751,7 @@ pub(crate) static TABLE: &[Directive] = &[
     // Unsigned longs (range-checked as signed by Redis).
     num! {"active-defrag-max-scan-fields", MOD, 1, LONG_MAX, 1000, Int S, Inert},
     num! {"slowlog-max-len", MOD, 0, LONG_MAX, 128, Int S, Engine, slowlog_max_len as u64},
-    num! {"acllog-max-len", MOD, 0, LONG_MAX, 128, Int S, Pending, acllog_max_len as u64},
+    num! {"acllog-max-len", MOD, 0, LONG_MAX, 128, Int S, Engine, acllog_max_len as u64},
     // Long longs.
     num! {"busy-reply-threshold" | "lua-time-limit", MOD, 0, LONG_MAX, 5000, Int S, Pending,
     busy_reply_threshold_ms as u64},

@@ -59,7 +59,7 @@ mod command;
 mod directives;
 mod load;
 mod rewrite;
-mod values;
+pub(crate) mod values;
 
 #[cfg(test)]
 mod tests;
@@ -274,6 +274,8 @@ pub struct Config {
     pub enable_module_command: ProtectedAction,
     /// `shutdown::*` flags.
     pub shutdown_on_sigint: u32,
+    /// `acl-pubsub-default`: 1 allchannels, 0 resetchannels.
+    pub acl_pubsub_default: u32,
     /// `shutdown::*` flags.
     pub shutdown_on_sigterm: u32,
     pub shutdown_timeout_secs: u32,
@@ -445,6 +447,7 @@ impl Default for Config {
             enable_debug_command: ProtectedAction::No,
             enable_module_command: ProtectedAction::No,
             shutdown_on_sigint: 0,
+            acl_pubsub_default: 0,
             shutdown_on_sigterm: 0,
             shutdown_timeout_secs: 10,
             oom_score_adj_values: [0, 200, 800],
@@ -576,7 +579,7 @@ impl Config {
 
     /// Primary names of the directives set to something other than Redis's default that the
     /// engine does not honour yet (`Support::Pending`), followed by the file-only directives
-    /// kept for subsystems that do not exist yet (`user`, `loadmodule`, module options,
+    /// kept for subsystems that do not exist yet (`loadmodule`, module options,
     /// `sentinel`). The server logs them at start-up so nothing is silently ignored.
     pub fn unimplemented_in_use(&self) -> Vec<String> {
         let defaults = Config::default();
@@ -587,7 +590,6 @@ impl Config {
             .map(|d| d.name.to_string())
             .collect();
         let kept = [
-            ("user", &self.acl_users),
             ("loadmodule", &self.loadmodules),
             ("sentinel", &self.sentinel_directives),
         ];

@@ -449,7 +449,7 @@ fn lines_for_other_subsystems_are_kept() {
     assert_eq!(c.module_configs[0].args, args(&["mod.opt", "3"]));
     assert_eq!(
         c.unimplemented_in_use(),
-        args(&["user", "loadmodule", "mod.opt"])
+        args(&["loadmodule", "mod.opt"])
     );
 }
 

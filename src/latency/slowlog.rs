@@ -43,6 +43,7 @@ fn redacted(cmd: &Cmd, args: &[Bytes]) -> Vec<usize> {
             }
             v
         }
+        "setuser" if args.first().is_some_and(|a| eq(a, "acl")) => (2..args.len()).collect(),
         "set" if args.first().is_some_and(|a| eq(a, "config")) => {
             let mut v = Vec::new();
             let mut j = 2;

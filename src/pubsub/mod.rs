@@ -50,6 +50,21 @@ impl Registry {
         }
     }
 
+    /// Calls `f` for every subscription (ACL revocations look for forbidden ones).
+    pub fn each(&self, mut f: impl FnMut(Kind, &Bytes, &ConnRef)) {
+        for (kind, map) in [
+            (Kind::Channel, &self.channels),
+            (Kind::Pattern, &self.patterns),
+            (Kind::Shard, &self.shard_channels),
+        ] {
+            for (name, conns) in map {
+                for c in conns {
+                    f(kind, name, c);
+                }
+            }
+        }
+    }
+
     pub fn subscribe(&mut self, kind: Kind, name: &Bytes, conn: ConnRef) {
         let v = self.map(kind).entry(name.clone()).or_default();
         if !v.contains(&conn) {

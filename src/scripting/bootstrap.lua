@@ -116,7 +116,7 @@ redis.acl_check_cmd = raiser(function(...)
   if not prims.incontext() then return error_table('redis.acl_check_cmd can only be called inside a script invocation'), true end
   if select('#', ...) < 1 then return error_table('Please specify at least one argument for this redis lib call'), true end
   if not prims.cmdexists(tostring((...))) then return error_table('Invalid command passed to redis.acl_check_cmd()'), true end
-  return true, false
+  return prims.aclcheck(...), false
 end)
 redis.REDIS_VERSION = prims.version
 redis.REDIS_VERSION_NUM = prims.version_num

@@ -143,6 +143,21 @@ impl Vm {
                 Ok(commands::lookup(&name.as_bytes()).is_some())
             })?,
         )?;
+        prims.raw_set(
+            "aclcheck",
+            lua.create_function(|_, args: mlua::Variadic<mlua::Value>| {
+                let argv: Vec<Bytes> = args
+                    .iter()
+                    .map(|v| match v {
+                        mlua::Value::String(s) => Bytes::copy_from_slice(&s.as_bytes()),
+                        mlua::Value::Integer(i) => Bytes::from(i.to_string()),
+                        mlua::Value::Number(n) => Bytes::from(n.to_string()),
+                        _ => Bytes::new(),
+                    })
+                    .collect();
+                Ok(with_ctx(|rc| crate::acl::allowed(rc.ctx.client, &argv)).unwrap_or(false))
+            })?,
+        )?;
         prims.raw_set("random", lua.create_function(|_, ()| Ok(rand48_next()))?)?;
         prims.raw_set(
             "randomseed",
@@ -378,6 +393,7 @@ fn run_command(rc: &mut RunCtx<'_, '_>, argv: &[Bytes]) -> Result<(Vec<u8>, u8),
     {
         return Err("Can not execute the command on a stale replica");
     }
+    crate::acl::script_check(rc.ctx.client, cmd, full, argv)?;
     if rc.read_only && cmd.flags & (flag::WRITE | flag::MAY_REPLICATE) != 0 {
         return Err("Write commands are not allowed from read-only scripts.");
     }

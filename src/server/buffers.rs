@@ -214,7 +214,7 @@ pub fn counted_output(c: &Client) -> usize {
 
 /// The hard limit in bytes that applies to a client now (`usize::MAX`: none).
 fn hard_limit(c: &Client, cfg: &Config) -> usize {
-    if !c.authenticated && cfg.requirepass.is_some() {
+    if !c.authenticated && crate::acl::auth_required() {
         return UNAUTHENTICATED_OUTPUT_BYTES_MAX;
     }
     let cls = class(c);

@@ -87,6 +87,8 @@ pub struct Client {
     pub proto: u8,
     pub db: usize,
     pub authenticated: bool,
+    /// The user's permissions when restricted; None: it may run everything (`acl`).
+    pub acl: Option<Arc<crate::acl::User>>,
     /// Commands sent to another shard whose replies have not come back.
     pub inflight: usize,
     pub inflight_shard: usize,
@@ -158,6 +160,7 @@ impl Client {
             proto: 2,
             db: 0,
             authenticated: auth,
+            acl: None,
             inflight: 0,
             aof_hold: 0,
             inflight_shard: 0,

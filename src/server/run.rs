@@ -364,6 +364,10 @@ pub fn run(mut cfg: Config) -> i32 {
         return 1;
     }
     let backend = cfg.io_backend;
+    if let Err(e) = crate::acl::init(&cfg) {
+        log_warning!("{}", e);
+        return 1;
+    }
     let server = Arc::new(Server::new(cfg.clone(), handles));
     for what in cfg.unimplemented_in_use() {
         log_warning!("Accepted but not implemented yet: {}", what);

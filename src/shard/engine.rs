@@ -50,6 +50,9 @@ pub struct Shard<I: Io> {
     spare_msgs: Vec<Msg>,
     cfg: Arc<Config>,
     cfg_gen: u64,
+    /// The ACL epoch this shard's connections reflect, and whether new ones must AUTH.
+    acl_epoch: u64,
+    acl_auth_required: bool,
     next_cron_ms: u64,
     /// When a client last had a command to run (the allocator's collection waits for quiet).
     last_busy_ms: u64,
@@ -116,6 +119,8 @@ impl<I: Io> Shard<I> {
             spare_msgs: Vec::new(),
             cfg,
             cfg_gen,
+            acl_epoch: 0,
+            acl_auth_required: crate::acl::auth_required(),
             next_cron_ms: 0,
             last_busy_ms: 0,
             hops_out_pending: 0,
@@ -250,6 +255,13 @@ impl<I: Io> Shard<I> {
         if g != self.cfg_gen {
             self.cfg = self.server.config.load();
             self.cfg_gen = g;
+            crate::acl::apply_config(&self.cfg);
+        }
+        let e = crate::acl::epoch();
+        if e != self.acl_epoch {
+            self.acl_epoch = e;
+            self.acl_auth_required = crate::acl::auth_required();
+            crate::acl::refresh_clients(self.conns.iter_mut().flatten());
         }
     }
 
@@ -311,14 +323,16 @@ impl<I: Io> Shard<I> {
             waiter: Mutex::new(None),
             tracking: Default::default(),
         });
-        let auth = self.cfg.requirepass.is_none();
+        let auth = !self.acl_auth_required;
         srv.register_client(shared.clone());
         srv.connected_clients.fetch_add(1, Ordering::Relaxed);
         srv.stats
             .connections_received
             .fetch_add(1, Ordering::Relaxed);
         self.handle.connections.fetch_add(1, Ordering::Relaxed);
-        self.conns[token as usize] = Some(Client::new(token, gen, fd, shared, auth));
+        let mut client = Client::new(token, gen, fd, shared, auth);
+        client.acl = crate::acl::default_perms();
+        self.conns[token as usize] = Some(client);
         if let Err(e) = self.io.add_conn(token, fd) {
             crate::log_warning!("Error registering fd event for the new client: {}", e);
             self.close_client(token);
@@ -362,6 +376,7 @@ impl<I: Io> Shard<I> {
             }
         }
         self.server.drop_client(c.id(), true);
+        crate::acl::forget_client(c.id());
         self.handle.connections.fetch_sub(1, Ordering::Relaxed);
         self.free.push(token);
     }
@@ -378,7 +393,7 @@ impl<I: Io> Shard<I> {
         for _ in 0..CONN_TURN_CMDS_MAX {
             let limit = self.cfg.client_query_buffer_limit as usize;
             let max_bulk = self.cfg.proto_max_bulk_len;
-            let no_pass = self.cfg.requirepass.is_none();
+            let no_pass = !self.acl_auth_required;
             let Some(c) = conn_mut(&mut self.conns, token) else {
                 break;
             };
@@ -474,7 +489,7 @@ impl<I: Io> Shard<I> {
     /// parked command, a MULTI queue, a hop to another shard) takes them out of it.
     fn execute(&mut self, token: Token, args: &mut Vec<Bytes>) -> Flow {
         let nshards = self.nshards;
-        let auth_required = self.cfg.requirepass.is_some();
+        let auth_required = self.acl_auth_required;
         let home = self.id;
         let handle = &self.handle;
         let Some(c) = conn_mut(&mut self.conns, token) else {
@@ -484,6 +499,7 @@ impl<I: Io> Shard<I> {
             return Flow::Continue;
         }
         let mut prepared = dispatch::prepare(c, args, home, nshards, auth_required)
+            .and_then(|p| crate::acl::admit(c, p, args))
             .and_then(|p| crate::persistence::snapshot::admit(&self.server, &self.cfg, c, p))
             .and_then(|p| {
                 let (notes, poke) = (&mut self.pending_notes, &mut self.poke);
@@ -1040,7 +1056,16 @@ impl<I: Io> Shard<I> {
             let cmd_start = crate::util::cycles::now();
             let mut out_buf = std::mem::take(&mut c.out);
             let mut out = Out::new(&mut out_buf, c.proto);
-            match q.cmd.kind {
+            // ACL rules may have changed since the command was queued.
+            let denied = crate::acl::exec_check(c, q.cmd, q.full_name, &q.args);
+            if let Some(e) = &denied {
+                out.error(e);
+            }
+            match if denied.is_some() {
+                Kind::Container
+            } else {
+                q.cmd.kind
+            } {
                 Kind::Data(f) => {
                     let mut ids: Vec<usize> =
                         if q.cmd.flags & crate::commands::flag::ALL_SHARDS != 0 {
