@@ -201,6 +201,7 @@ fn propagate_publish(ctx: &mut ConnCtx, args: &[Bytes]) {
             db: ctx.client.db,
             argv: args.to_vec(),
             repl_only: true,
+            aof_only: false,
         });
     }
 }

@@ -367,7 +367,10 @@ fn debug_allowed(ctx: &ConnCtx) -> bool {
 /// `enable-debug-command` and `enable-protected-configs`.
 fn is_local_client(ctx: &ConnCtx) -> bool {
     let a = &ctx.client.shared.addr;
-    ctx.client.shared.unix || a.starts_with("127.") || a.starts_with("::1") || a.starts_with("[::1]")
+    ctx.client.shared.unix
+        || a.starts_with("127.")
+        || a.starts_with("::1")
+        || a.starts_with("[::1]")
 }
 
 /// DEBUG REPLYBUFFER RESIZING <0|1> | PEAK-RESET-TIME <never|reset|ms>: whether idle

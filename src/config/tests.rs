@@ -447,10 +447,7 @@ fn lines_for_other_subsystems_are_kept() {
     assert_eq!(c.loadmodules[0].line_number, 3);
     assert_eq!(c.module_configs.len(), 1);
     assert_eq!(c.module_configs[0].args, args(&["mod.opt", "3"]));
-    assert_eq!(
-        c.unimplemented_in_use(),
-        args(&["loadmodule", "mod.opt"])
-    );
+    assert_eq!(c.unimplemented_in_use(), args(&["loadmodule", "mod.opt"]));
 }
 
 #[test]

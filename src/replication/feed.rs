@@ -34,6 +34,8 @@ pub struct Op {
     pub argv: Vec<Bytes>,
     /// Replication only (not the AOF): PUBLISH, the master's PING.
     pub repl_only: bool,
+    /// The AOF only (not replicas): a script's `redis.set_repl(redis.REPL_AOF)`.
+    pub aof_only: bool,
 }
 
 impl Op {
@@ -42,6 +44,7 @@ impl Op {
             db,
             argv,
             repl_only: false,
+            aof_only: false,
         }
     }
 }
@@ -785,7 +788,10 @@ fn select_if_needed(out: &mut Vec<u8>, sel: &mut Option<usize>, db: usize) {
 
 /// Encodes one unit for one consumer; `aof` skips replication-only ops.
 fn encode_unit(out: &mut Vec<u8>, sel: &mut Option<usize>, ops: &[Op], wrap: bool, aof: bool) {
-    let mut ops_iter = ops.iter().filter(|o| !(aof && o.repl_only)).peekable();
+    let mut ops_iter = ops
+        .iter()
+        .filter(|o| if aof { !o.repl_only } else { !o.aof_only })
+        .peekable();
     let Some(first) = ops_iter.peek() else {
         return;
     };

@@ -1373,13 +1373,7 @@ impl<'a> Applier<'a> {
                 self.multi = Some((Vec::new(), raw.to_vec()));
             }
             b"select" => {
-                let n = std::str::from_utf8(args.get(1).map_or(&b""[..], |a| &a[..]))
-                    .ok()
-                    .and_then(|s| s.parse::<usize>().ok());
-                if let Some(n) = n.filter(|&n| n < self.server.config.load().databases) {
-                    self.db = n;
-                    client.db = n;
-                }
+                self.select(client, args);
                 let db = self.db;
                 let poke = self.server.feed.with(|st| {
                     st.stream_db = db;
@@ -1407,15 +1401,34 @@ impl<'a> Applier<'a> {
         false
     }
 
-    /// EXEC of the master's transaction: every shard held for the whole unit.
+    /// The master's SELECT: later commands run in that database.
+    fn select(&mut self, client: &mut Client, args: &[Bytes]) {
+        let n = std::str::from_utf8(args.get(1).map_or(&b""[..], |a| &a[..]))
+            .ok()
+            .and_then(|s| s.parse::<usize>().ok());
+        if let Some(n) = n.filter(|&n| n < self.server.config.load().databases) {
+            self.db = n;
+            client.db = n;
+        }
+    }
+
+    /// EXEC of the master's transaction: every shard held for the whole unit. A SELECT in it
+    /// (a script's effects that changed database) applies to the commands after it, and the
+    /// stream stays in the last database selected, as on the master.
     fn exec(&mut self, client: &mut Client, queue: &[Vec<Bytes>], raw: &[u8]) {
         let all: Vec<usize> = (0..self.server.nshards()).collect();
         let holds = self.server.hold_shards(&all);
         self.unit.clear();
         for args in queue {
+            if args[0].eq_ignore_ascii_case(b"select") {
+                self.select(client, args);
+                continue;
+            }
             self.run(client, args, None);
         }
         let unit = std::mem::take(&mut self.unit);
+        let db = self.db;
+        self.server.feed.with(|st| st.stream_db = db);
         let poke = self.server.feed.apply_upstream(&unit, true, Some(raw));
         drop(holds);
         poke_shards(self.server, poke);

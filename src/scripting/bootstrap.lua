@@ -107,6 +107,7 @@ redis.set_repl = raiser(function(...)
   if type(f) ~= 'number' or f < 0 or f > 3 or f % 1 ~= 0 then
     return error_table('Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.'), true
   end
+  prims.setrepl(f)
   return nil, false
 end)
 redis.replicate_commands = function() return true end

@@ -70,6 +70,9 @@ pub struct RunState {
     pub kill: AtomicBool,
     /// The script already wrote to the dataset (UNKILLABLE).
     pub wrote: AtomicBool,
+    /// `redis.set_repl` targets for the commands it runs from now on: bit 0 the AOF, bit 1
+    /// replicas (`REPL_ALL` = 3).
+    pub repl: std::sync::atomic::AtomicU8,
     /// An EVAL (true) or a function (false).
     pub is_eval: AtomicBool,
     /// The busy threshold in ms for the running script (0: never busy).
@@ -87,6 +90,7 @@ pub static RUN: RunState = RunState {
     shard: AtomicUsize::new(usize::MAX),
     kill: AtomicBool::new(false),
     wrote: AtomicBool::new(false),
+    repl: std::sync::atomic::AtomicU8::new(3),
     is_eval: AtomicBool::new(true),
     threshold_ms: AtomicU64::new(5000),
     busy_logged: AtomicBool::new(false),
@@ -214,6 +218,7 @@ fn wait_slow(shard: usize) -> bool {
 fn publish_start(shard: usize, is_eval: bool, threshold_ms: u64) {
     RUN.kill.store(false, Ordering::Relaxed);
     RUN.wrote.store(false, Ordering::Relaxed);
+    RUN.repl.store(3, Ordering::Relaxed);
     RUN.is_eval.store(is_eval, Ordering::Relaxed);
     RUN.shard.store(shard, Ordering::Relaxed);
     RUN.threshold_ms.store(threshold_ms, Ordering::Relaxed);

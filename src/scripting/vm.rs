@@ -130,6 +130,13 @@ impl Vm {
             })?,
         )?;
         prims.raw_set(
+            "setrepl",
+            lua.create_function(|_, v: i64| {
+                super::RUN.repl.store(v as u8 & 3, Ordering::Relaxed);
+                Ok(())
+            })?,
+        )?;
+        prims.raw_set(
             "killed",
             lua.create_function(|_, ()| Ok(super::RUN.kill.load(Ordering::Relaxed)))?,
         )?;
@@ -367,6 +374,16 @@ fn call_prim(lua: &Lua, args: MultiValue) -> mlua::Result<(Value, bool)> {
     }
 }
 
+/// `redis.set_repl`: the ops of a command the script ran go only where the script asked.
+fn apply_set_repl(ops: &mut Vec<crate::replication::Op>) {
+    match super::RUN.repl.load(Ordering::Relaxed) {
+        3 => {}
+        0 => ops.clear(),
+        1 => ops.iter_mut().for_each(|o| o.aof_only = true),
+        _ => ops.iter_mut().for_each(|o| o.repl_only = true),
+    }
+}
+
 /// Looks the command up, applies the scripting checks, runs it; returns its reply bytes.
 fn run_command(rc: &mut RunCtx<'_, '_>, argv: &[Bytes]) -> Result<(Vec<u8>, u8), &'static str> {
     let unknown = "Unknown Redis command called from script";
@@ -409,6 +426,25 @@ fn run_command(rc: &mut RunCtx<'_, '_>, argv: &[Bytes]) -> Result<(Vec<u8>, u8),
             return Ok((format!("-{e}\r\n").into_bytes(), rc.resp));
         }
     }
+    // Over maxmemory (eviction already ran when the script was admitted), a command that may
+    // grow memory is refused until the script has written (`scriptVerifyOOM`); the master's
+    // and the AOF's scripts must run.
+    if !rc.allow_oom
+        && cmd.flags & flag::DENYOOM != 0
+        && !super::RUN.wrote.load(Ordering::Relaxed)
+        && crate::storage::evict::over_budget()
+        && !server.persistence.loading.load(Ordering::Relaxed)
+        && !rc
+            .ctx
+            .client
+            .shared
+            .flags
+            .lock()
+            .is_ok_and(|f| f.contains('M'))
+    {
+        let e = "-OOM command not allowed when used memory > 'maxmemory'.\r\n";
+        return Ok((e.as_bytes().to_vec(), rc.resp));
+    }
     if cmd.flags & flag::WRITE != 0 {
         super::RUN.wrote.store(true, Ordering::Relaxed);
     }
@@ -440,6 +476,7 @@ fn run_command(rc: &mut RunCtx<'_, '_>, argv: &[Bytes]) -> Result<(Vec<u8>, u8),
             if cmd.flags & flag::READONLY != 0 {
                 crate::tracking::note_script_read();
             }
+            apply_set_repl(&mut ks.prop.ops);
             rc.ctx.propagate.append(&mut ks.prop.ops);
             rc.ctx.ready_keys.extend(ks.take_ready());
             rc.ctx.notes.append(&mut ks.notifications);
@@ -457,6 +494,8 @@ fn run_command(rc: &mut RunCtx<'_, '_>, argv: &[Bytes]) -> Result<(Vec<u8>, u8),
             };
             f(&mut cc, argv, &mut out);
             let (d, n, r, p) = (cc.deliveries, cc.notes, cc.ready_keys, cc.propagate);
+            let mut p = p;
+            apply_set_repl(&mut p);
             rc.ctx.propagate.extend(p);
             rc.ctx.deliveries.extend(d);
             rc.ctx.notes.extend(n);

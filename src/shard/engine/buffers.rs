@@ -68,7 +68,10 @@ impl<I: Io> Shard<I> {
         for t in over {
             if let Some(c) = conn_mut(&mut self.conns, t) {
                 buffers::publish(&self.server, self.id, c, &self.cfg);
-                buffers::log_obuf_close(c, now, false);
+                // A replica's share of the replication buffer grows as writes are fed, where
+                // Redis checks it and closes asynchronously: its log line says so.
+                let scheduled = c.replica.is_some();
+                buffers::log_obuf_close(c, now, scheduled);
             }
             self.close_client(t);
         }
