@@ -522,6 +522,40 @@ fn monitor_shows_scripts_then_their_commands() {
     }
 }
 
+/// SORT of a set with a constant BY returns the set's own order to a client, but a script
+/// gets it sorted (ALPHA), as in Redis, so that what it does next does not depend on a hash
+/// table's order.
+#[test]
+fn sort_by_constant_is_ordered_for_scripts() {
+    let server = TestServer::start(ServerKind::Shardis, &["--shards", "2"]);
+    let mut c = server.conn();
+    let members = ["z", "b", "aa", "a", "azz", "c"];
+    let mut sadd = vec!["SADD", "myset"];
+    sadd.extend(members);
+    c.call(&sadd);
+    let r = c.call(&[
+        "EVAL",
+        "return redis.call('sort', KEYS[1], 'by', '_')",
+        "1",
+        "myset",
+    ]);
+    let got: Vec<Vec<u8>> = match r {
+        R::Array(items) => items
+            .into_iter()
+            .map(|i| match i {
+                R::Bulk(b) => b,
+                other => panic!("{other:?}"),
+            })
+            .collect(),
+        other => panic!("{other:?}"),
+    };
+    let want: Vec<Vec<u8>> = ["a", "aa", "azz", "b", "c", "z"]
+        .iter()
+        .map(|m| m.as_bytes().to_vec())
+        .collect();
+    assert_eq!(got, want);
+}
+
 /// FUNCTION LIST WITHCODE, decoded, with each library's functions sorted: Redis lists a
 /// library's functions in its own hash order.
 fn function_list(c: &mut RespConn) -> common::Reply {

@@ -44,10 +44,10 @@
 //! tie), ours are taken in our own iteration order, so those ties and unsorted hashtable sets
 //! can come out in another order. Redis also never clears `errno` before `strtod`, so after
 //! one out-of-range number every later numeric SORT fails until some unrelated system call
-//! fails with another error; here each number is judged on its own. Not applicable yet: in scripts Redis sorts a set read with
-//! a constant BY as it does under STORE (shardis has no scripting), and it refuses BY and GET
-//! patterns in cluster mode or to users without access to every key (no cluster mode or key
-//! ACLs here yet).
+//! fails with another error; here each number is judged on its own. In scripts, as under
+//! STORE, a set read with a constant BY is sorted ALPHA (its order must not depend on a hash
+//! table). Not applicable yet: Redis refuses BY and GET patterns in cluster mode or to users
+//! without access to every key.
 
 mod score;
 #[cfg(test)]
@@ -235,6 +235,7 @@ fn sort_generic(ks: &mut Keyspace, args: &Args, out: &mut Out, readonly: bool) {
 /// the LIMIT window and the cases where `dontsort` changes.
 fn load(ks: &mut Keyspace, key: &[u8], o: &mut Options) -> Result<Loaded, WrongType> {
     let mut empty = Value::List(Default::default());
+    let in_script = ks.in_script;
     let value = match ks.lookup_read(key) {
         Some(entry) => &mut entry.value,
         None => &mut empty,
@@ -242,9 +243,9 @@ fn load(ks: &mut Keyspace, key: &[u8], o: &mut Options) -> Result<Loaded, WrongT
     let len = match value {
         Value::List(l) => l.len(),
         Value::Set(s) => {
-            if o.dontsort && o.store.is_some() {
-                // A set has no order of its own to keep: what STORE writes must not depend
-                // on its hash table, so it is sorted ALPHA after all.
+            if o.dontsort && (o.store.is_some() || in_script) {
+                // A set has no order of its own to keep: what STORE writes (or a script
+                // sees) must not depend on its hash table, so it is sorted ALPHA after all.
                 o.dontsort = false;
                 o.alpha = true;
                 o.by = None;

@@ -470,6 +470,7 @@ fn run_command(rc: &mut RunCtx<'_, '_>, argv: &[Bytes]) -> Result<(Vec<u8>, u8),
             let parts: Vec<&mut ShardData> = guards.iter_mut().map(|g| &mut **g).collect();
             let mut ks = Keyspace::many(parts, nshards, rc.ctx.client.db, now_ms);
             ks.no_block = true;
+            ks.in_script = true;
             ks.no_touch = rc.ctx.client.no_touch;
             ks.prop.on = server.feed.active();
             ks.exec(f, argv, &mut out);

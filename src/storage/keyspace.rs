@@ -48,6 +48,8 @@ pub struct Keyspace<'a> {
     pub block: Option<super::blocking::BlockRequest>,
     /// The command runs inside MULTI/EXEC or a script: blocking commands must not block.
     pub no_block: bool,
+    /// The command runs from a script (SORT of a set then sorts, as under STORE).
+    pub in_script: bool,
     /// Keyspace events fired by the command, published by the engine after it runs.
     pub notifications: Vec<crate::pubsub::Notification>,
     /// The last short key whose slot was computed: (bytes, length, slot). Length 255 = none.
@@ -87,6 +89,7 @@ impl<'a> Keyspace<'a> {
             no_touch: false,
             block: None,
             no_block: false,
+            in_script: false,
             slot_memo: ([0; 32], u8::MAX, 0),
             notifications: Vec::new(),
             prop: Propagation::default(),
@@ -111,6 +114,7 @@ impl<'a> Keyspace<'a> {
             no_touch: false,
             block: None,
             no_block: false,
+            in_script: false,
             slot_memo: ([0; 32], u8::MAX, 0),
             notifications: Vec::new(),
             prop: Propagation::default(),
