@@ -225,6 +225,8 @@ pub struct Aof {
     pub written_total: AtomicU64,
     /// DEBUG AOF-FLUSH-SLEEP: microseconds the writer sleeps before each write (tests).
     pub flush_sleep_us: AtomicU64,
+    /// The file's end while the writer lends it to the shards (`writer::Tail`).
+    pub tail: Mutex<Option<writer::Tail>>,
 }
 
 impl Default for Aof {
@@ -249,6 +251,7 @@ impl Default for Aof {
             incr_size: AtomicU64::new(0),
             written_total: AtomicU64::new(0),
             flush_sleep_us: AtomicU64::new(0),
+            tail: Mutex::new(None),
         }
     }
 }
@@ -354,7 +357,9 @@ pub fn kick(server: &Server, last: &mut u64) {
     let end = server.feed.aof_end();
     if end != *last {
         *last = end;
-        server.aof.bell.ring();
+        if !writer::fast_write(server) {
+            server.aof.bell.ring();
+        }
     }
 }
 

@@ -212,7 +212,7 @@ fn uring_write(
 struct Writer {
     server: Arc<Server>,
     disk: Disk,
-    file: File,
+    file: Arc<File>,
     /// Where the next byte goes in `file`.
     file_off: u64,
     /// Stream offset of the first byte of `pending`.
@@ -237,6 +237,88 @@ struct Writer {
     bell_armed: bool,
 }
 
+/// The file's end, lent by the sleeping writer to the shards (`everysec` and `no`): a shard
+/// at the end of its loop turn writes the stream's new bytes itself, as Redis writes its AOF
+/// buffer before replying, instead of waking the writer and waiting to be woken back. The
+/// lock orders the writes; the writer takes the tail back whenever it wakes (a control
+/// message, an fsync due, a shard's ring), so rewrites, fsyncs and failures stay its own.
+pub struct Tail {
+    file: Arc<File>,
+    /// Where the next byte goes in `file`, and its stream offset.
+    off: u64,
+    at: u64,
+    /// A shard wrote (the writer owes an everysec fsync).
+    wrote: bool,
+    /// A shard's write failed: the bytes went back to the feed; the writer retries.
+    broken: bool,
+    spare: Vec<u8>,
+}
+
+/// A shard's write of the AOF stream's new bytes through the lent tail. Returns whether they
+/// are written (the durable offset moved past them); otherwise the caller rings the writer.
+pub fn fast_write(server: &Server) -> bool {
+    let aof = &server.aof;
+    if aof.policy() == AppendFsync::Always
+        || aof.write_errno.load(Ordering::Relaxed) != 0
+        || aof.flush_sleep_us.load(Ordering::Relaxed) != 0
+    {
+        return false;
+    }
+    let mut g = aof.tail.lock();
+    let Some(t) = g.as_mut() else {
+        return false;
+    };
+    if t.broken {
+        return false;
+    }
+    let mut buf = std::mem::take(&mut t.spare);
+    buf.clear();
+    {
+        let q = aof.take_lock.lock();
+        if !q.is_empty() || aof.ctl_pending.load(Ordering::SeqCst) {
+            // A control message cuts the stream: what follows belongs to the writer.
+            t.spare = buf;
+            return false;
+        }
+        server.feed.with(|st| {
+            if let Some(b) = st.aof.as_mut() {
+                std::mem::swap(b, &mut buf);
+            }
+        });
+    }
+    if buf.is_empty() {
+        t.spare = buf;
+        return true;
+    }
+    match plain_write(&t.file, t.off, &buf, false) {
+        Ok(()) => {
+            let n = buf.len() as u64;
+            t.off += n;
+            t.at += n;
+            t.wrote = true;
+            aof.incr_size.fetch_add(n, Ordering::Relaxed);
+            aof.written_total.fetch_add(n, Ordering::Relaxed);
+            aof.publish_durable(server, t.at);
+            buf.clear();
+            t.spare = buf;
+            true
+        }
+        Err(_) => {
+            // Back in front of the feed's bytes, for the writer to write at the same offset
+            // (a torn partial write is overwritten), log and retry.
+            let _q = aof.take_lock.lock();
+            server.feed.with(|st| {
+                if let Some(b) = st.aof.as_mut() {
+                    buf.extend_from_slice(b);
+                    std::mem::swap(b, &mut buf);
+                }
+            });
+            t.broken = true;
+            false
+        }
+    }
+}
+
 /// Starts the writer thread on `file` (already positioned at its end, `file_off`). Stream
 /// bytes from `start` on go to it.
 pub fn spawn(
@@ -253,7 +335,7 @@ pub fn spawn(
             let mut w = Writer {
                 server,
                 disk,
-                file,
+                file: Arc::new(file),
                 file_off,
                 pending_at: start,
                 pending: Vec::new(),
@@ -290,6 +372,7 @@ impl Writer {
     /// `always`, one linked fdatasync waited for.
     fn run(&mut self) {
         loop {
+            self.retract_tail();
             let (ctls, fresh) = self.take();
             for ctl in ctls {
                 self.settle_syncs();
@@ -298,7 +381,7 @@ impl Writer {
                         self.pending.extend_from_slice(&tail);
                         self.flush_until_ok();
                         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-                        self.file = file;
+                        self.file = Arc::new(file);
                         self.file_off = size;
                         self.aof().incr_size.store(size, Ordering::Relaxed);
                     }
@@ -332,6 +415,7 @@ impl Writer {
             }
             if self.pending.is_empty() {
                 let wait = self.idle_wait();
+                self.publish_tail();
                 let aof = &self.server.aof;
                 let feed = &self.server.feed;
                 let taken = self.pending_at;
@@ -548,6 +632,38 @@ impl Writer {
 
     fn policy(&self) -> AppendFsync {
         self.aof().policy()
+    }
+
+    /// Before sleeping with nothing pending under `everysec`/`no`: lends the file's end to
+    /// the shards (`Aof::tail`), so they write their own bytes (`fast_write`).
+    fn publish_tail(&mut self) {
+        let aof = &self.server.aof;
+        if self.policy() == AppendFsync::Always
+            || self.failing_since.is_some()
+            || aof.write_errno.load(Ordering::Relaxed) != 0
+            || aof.flush_sleep_us.load(Ordering::Relaxed) != 0
+        {
+            return;
+        }
+        *aof.tail.lock() = Some(Tail {
+            file: self.file.clone(),
+            off: self.file_off,
+            at: self.pending_at,
+            wrote: false,
+            broken: false,
+            spare: std::mem::take(&mut self.spare),
+        });
+    }
+
+    /// On waking: takes the file's end back from the shards, with what they wrote.
+    fn retract_tail(&mut self) {
+        let Some(t) = self.server.aof.tail.lock().take() else {
+            return;
+        };
+        self.file_off = t.off;
+        self.pending_at = t.at;
+        self.unsynced |= t.wrote;
+        self.spare = t.spare;
     }
 
     /// Takes the control messages and the feed's AOF bytes, under the take lock. The bytes
