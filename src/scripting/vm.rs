@@ -173,6 +173,17 @@ impl Vm {
                 Ok(())
             })?,
         )?;
+        prims.raw_set(
+            "ldbdebug",
+            lua.create_function(|_, args: mlua::Variadic<Value>| {
+                super::ldb::debug_values(&args);
+                Ok(())
+            })?,
+        )?;
+        prims.raw_set(
+            "ldbbreakpoint",
+            lua.create_function(|_, ()| Ok(super::ldb::breakpoint()))?,
+        )?;
         prims.raw_set("version", crate::server::run::REDIS_VERSION)?;
         prims.raw_set("version_num", version_num())?;
         prims.raw_set("cjson", super::cjson::open(&lua)?)?;
@@ -184,6 +195,7 @@ impl Vm {
             .load(BOOTSTRAP)
             .set_name("=shardis")
             .call::<Table>(prims)?;
+        lua.set_named_registry_value("shardis_ldb", boot.get::<Table>("ldb")?)?;
         Ok(Vm {
             visible: boot.get("visible")?,
             env: boot.get("env")?,
@@ -636,10 +648,19 @@ fn call_argv(lua: &Lua, _: ()) -> mlua::Result<(Value, bool)> {
     let argv = ARGV.with(|a| a.borrow_mut().take());
     let argv = match argv {
         Some(Ok(v)) => v,
-        Some(Err(e)) => return err_table(lua, e, false),
+        Some(Err(e)) => {
+            super::ldb::log_error(e);
+            return err_table(lua, e, false);
+        }
         None => return err_table(lua, "Unknown Redis command called from script", false),
     };
+    super::ldb::log_command(&argv);
     let r = with_ctx(|rc| run_command(rc, &argv));
+    match &r {
+        Some(Err(text)) => super::ldb::log_error(text),
+        Some(Ok((bytes, _))) => super::ldb::log_reply(bytes),
+        None => {}
+    }
     let Some(r) = r else {
         return err_table(
             lua,
