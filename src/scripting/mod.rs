@@ -37,7 +37,8 @@
 //! ## Files
 //! `vm` builds the sandboxed interpreter and the `redis` API, `convert` maps RESP replies to
 //! Lua values and back, `eval` holds EVAL/SCRIPT, `functions` the library registry and
-//! FUNCTION/FCALL, `cjson`, `cmsgpack`, `structlib` and `bit` the libraries scripts use.
+//! FUNCTION/FCALL, `cjson`, `cmsgpack`, `structlib` and `bit` the libraries scripts use,
+//! `ldb` the Lua debugger (SCRIPT DEBUG), whose I/O goes through the engine's `ScriptHost`.
 
 pub mod bit;
 pub mod cjson;
