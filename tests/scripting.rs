@@ -978,3 +978,31 @@ fn lua_memory_stays_bounded_over_many_runs() {
         "used_memory_lua grew from {base} to {after} over 1,000 library replaces"
     );
 }
+
+/// A deep script (Redis's cmsgpack circular-references test: nested tables 16 deep, a hex
+/// string grown byte by byte) grows the interpreter's internal tables; SCRIPT FLUSH and
+/// FUNCTION FLUSH bring it back near its fresh size, as Redis's new interpreter does.
+#[test]
+fn flush_gives_back_what_deep_scripts_grew() {
+    let server = TestServer::start(ServerKind::Shardis, &[]);
+    let mut c = server.conn();
+    let body = "local a = {x=nil,y=5}\nlocal b = {x=a}\na['x'] = b\nlocal encoded = cmsgpack.pack(a)\nlocal h = ''\nfor i = 1, #encoded do h = h .. string.format('%02x', string.byte(encoded, i)) end\nlocal re = cmsgpack.unpack(encoded)\nreturn {h, re.y}";
+    let lib = format!(
+        "#!lua name=deep\nredis.register_function('deep', function(KEYS, ARGV)\n{body}\nend)"
+    );
+    for _ in 0..3 {
+        assert!(matches!(c.call(&["EVAL", body, "0"]), R::Array(_)));
+        assert!(matches!(
+            c.call(&["FUNCTION", "LOAD", "REPLACE", &lib]),
+            R::Bulk(_)
+        ));
+        assert!(matches!(c.call(&["FCALL", "deep", "0"]), R::Array(_)));
+    }
+    c.call(&["FUNCTION", "FLUSH"]);
+    c.call(&["SCRIPT", "FLUSH"]);
+    let after = used_memory_lua(&mut c);
+    assert!(
+        after < 100 * 1024,
+        "used_memory_lua {after} after the flushes"
+    );
+}

@@ -380,7 +380,7 @@ fn script_flush(_ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
         Err(e) => return out.error(e),
     };
     vm.scripts.clear();
-    let _ = vm.lua.gc_collect();
+    vm.collect_fully();
     out.ok();
 }
 

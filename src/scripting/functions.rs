@@ -517,7 +517,7 @@ fn function_flush(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
     };
     vm.libs.libs.clear();
     vm.libs.index.clear();
-    collect_dropped(&vm);
+    vm.collect_fully();
     drop(vm);
     dirty(ctx, args);
     out.ok();

@@ -80,6 +80,9 @@ pub mod sflag {
 
 const BOOTSTRAP: &str = include_str!("bootstrap.lua");
 
+/// Bound on `Vm::collect_fully`'s cycles (each halves grown stacks: 2^32 is beyond any).
+const COLLECT_FULLY_CYCLES_MAX: usize = 32;
+
 impl Vm {
     fn new() -> mlua::Result<Vm> {
         // SAFETY: the debug library is needed by the error handler; the bootstrap removes it
@@ -216,6 +219,23 @@ impl Vm {
             if let Ok(f) = g.raw_get::<Value>(name) {
                 let _ = self.visible.raw_set(name, f);
             }
+        }
+    }
+
+    /// Collects until the heap stops shrinking (SCRIPT FLUSH, FUNCTION FLUSH: Redis starts a
+    /// new interpreter there). One full cycle frees every dead object, but the interpreter's
+    /// stacks and call-info arrays, grown by a deep or wide script (a nested cmsgpack value, a
+    /// huge unpack), only halve once per cycle, so a single collection leaves hundreds of
+    /// kilobytes that later cycles give back a half at a time.
+    pub fn collect_fully(&self) {
+        let mut last = self.lua.used_memory();
+        for _ in 0..COLLECT_FULLY_CYCLES_MAX {
+            let _ = self.lua.gc_collect();
+            let now = self.lua.used_memory();
+            if now >= last {
+                break;
+            }
+            last = now;
         }
     }
 
