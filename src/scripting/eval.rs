@@ -220,7 +220,7 @@ fn eval_generic(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out, by_sha: bool, 
     }
     let mut session = match super::acquire(ctx.server, ctx.shard, true) {
         Ok(s) => s,
-        Err(e) => return out.error(e),
+        Err(e) => return super::refuse(out, e),
     };
     eval_loaded(&mut session.vm, ctx, args, out, ro, by_sha);
 }

@@ -41,6 +41,11 @@ pub struct Shard<I: Io> {
     ready: Vec<Token>,
     /// The previous turn's `ready`, kept for its capacity.
     ready_spare: Vec<Token>,
+    /// This turn's `ready` while the turn works through it, and how far it got: a script
+    /// run by one of them serves the rest in busy mode (their input was read already, so
+    /// no poll will report it again).
+    turn_ready: Vec<Token>,
+    turn_pos: usize,
     /// Connections with output to hand to the backend.
     to_send: Vec<Token>,
     accepted: Vec<RawFd>,
@@ -112,6 +117,8 @@ impl<I: Io> Shard<I> {
             free: Vec::new(),
             ready: Vec::new(),
             ready_spare: Vec::new(),
+            turn_ready: Vec::new(),
+            turn_pos: 0,
             to_send: Vec::new(),
             accepted: Vec::new(),
             closed: Vec::new(),
@@ -142,6 +149,7 @@ impl<I: Io> Shard<I> {
     }
 
     pub fn run(mut self) {
+        crate::scripting::set_shard_thread(self.id);
         while !self.server.shutdown.load(Ordering::Relaxed) {
             self.turn();
         }
@@ -203,12 +211,23 @@ impl<I: Io> Shard<I> {
             }
         }
         self.handle.mailbox.woke();
-        if crate::scripting::wait_for_script(self.id) {
-            // A script on another thread is busy: serve connections without shard locks,
-            // polling again soon (the cron, which would set the poll timeout, waits too).
-            self.busy_turn();
-            std::thread::sleep(Duration::from_millis(1));
-            return;
+        // Into the body, where shard locks may be taken, only while no script runs elsewhere:
+        // the flag is raised before `RUN` is read, and a starting script publishes itself in
+        // `RUN` before it reads the flags, so one of the two sees the other.
+        loop {
+            self.handle.in_body.store(true, Ordering::SeqCst);
+            if !crate::scripting::running_elsewhere(self.id) {
+                break;
+            }
+            self.handle.in_body.store(false, Ordering::SeqCst);
+            if crate::scripting::wait_for_script(self.id) {
+                // A script on another thread is busy: serve connections without shard
+                // locks, polling again soon (the cron, which would set the poll timeout,
+                // waits too).
+                self.busy_turn();
+                std::thread::sleep(Duration::from_millis(1));
+                return;
+            }
         }
         self.now_ms = crate::util::now_ms();
         self.refresh_config();
@@ -229,13 +248,16 @@ impl<I: Io> Shard<I> {
         self.expire_blocked();
         // Swapped with last turn's vector, not taken: a fresh one would allocate every turn.
         let spare = std::mem::take(&mut self.ready_spare);
-        let mut ready = std::mem::replace(&mut self.ready, spare);
-        if !ready.is_empty() {
+        self.turn_ready = std::mem::replace(&mut self.ready, spare);
+        if !self.turn_ready.is_empty() {
             self.last_busy_ms = self.now_ms;
         }
-        for &t in &ready {
+        self.turn_pos = 0;
+        while let Some(&t) = self.turn_ready.get(self.turn_pos) {
+            self.turn_pos += 1;
             self.process_client(t);
         }
+        let mut ready = std::mem::take(&mut self.turn_ready);
         ready.clear();
         self.ready_spare = ready;
         self.flush_outbox();
@@ -248,6 +270,7 @@ impl<I: Io> Shard<I> {
         }
         let turns = &self.handle.turns;
         turns.store(turns.load(Ordering::Relaxed) + 1, Ordering::Release);
+        self.handle.in_body.store(false, Ordering::SeqCst);
     }
 
     fn refresh_config(&mut self) {
@@ -533,6 +556,14 @@ impl<I: Io> Shard<I> {
         c.shared
             .last_interaction_ms
             .store(now_ms, Ordering::Relaxed);
+        if crate::scripting::running_elsewhere(home) && self.handle.in_body.load(Ordering::Relaxed)
+        {
+            // A script on another thread waits for this turn to end before it takes the
+            // shard locks: the command waits for the next turn, which serves it once the
+            // script is done, or in busy mode.
+            self.ready.push(token);
+            return Flow::Park(std::mem::take(args));
+        }
         if crate::scripting::wait_for_script(home) {
             if let Ok(p) = &prepared {
                 if p.cmd.flags & crate::commands::flag::ALLOW_BUSY == 0

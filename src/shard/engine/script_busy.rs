@@ -75,6 +75,11 @@ impl<I: Io> Shard<I> {
             *slot = Some(c);
         }
         self.give_back_stash();
+        if crate::scripting::take_park() {
+            // Another thread's script is starting and waits for this turn to end.
+            self.ready.push(token);
+            return Flow::Park(args.to_vec());
+        }
         {
             let mut data = self.handle.lock_data();
             let st = &mut data.cmd_stats;
@@ -174,7 +179,14 @@ impl<I: Io> Shard<I> {
         for fd in std::mem::take(&mut self.accepted) {
             self.on_accept(fd);
         }
-        let ready = std::mem::take(&mut self.ready);
+        let mut ready = std::mem::take(&mut self.ready);
+        // Connections later in the current turn's list, behind the script's own: their input
+        // is already in their buffers, and no poll will report it again. They are served here
+        // and taken off the turn's list.
+        if let Some(rest) = self.turn_ready.get(self.turn_pos..) {
+            ready.extend_from_slice(rest);
+            self.turn_pos = self.turn_ready.len();
+        }
         let mut later = Vec::new();
         for t in ready {
             if self.conns.get(t as usize).is_some_and(|c| c.is_some()) {
