@@ -142,6 +142,7 @@ impl<I: Io> Shard<I> {
     }
 
     pub fn run(mut self) {
+        crate::watchdog::register_thread(&format!("shard {}", self.id), &self.cfg);
         while !self.server.shutdown.load(Ordering::Relaxed) {
             self.turn();
         }
@@ -154,6 +155,7 @@ impl<I: Io> Shard<I> {
 
     fn turn(&mut self) {
         self.now_ms = crate::util::now_ms();
+        crate::watchdog::pet(self.now_ms);
         let mut timeout = Duration::from_millis(self.next_cron_ms.saturating_sub(self.now_ms));
         let busy = !self.ready.is_empty() || self.outbox.iter().any(|b| !b.is_empty());
         if !self.paused.is_empty() || !self.waiting_acks.is_empty() {
@@ -256,6 +258,7 @@ impl<I: Io> Shard<I> {
             self.cfg = self.server.config.load();
             self.cfg_gen = g;
             crate::acl::apply_config(&self.cfg);
+            crate::watchdog::apply_config(&self.cfg);
         }
         let e = crate::acl::epoch();
         if e != self.acl_epoch {
