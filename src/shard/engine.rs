@@ -347,6 +347,8 @@ impl<I: Io> Shard<I> {
             return;
         };
         let Some(mut c) = slot.take() else { return };
+        // Out of the registry before the descriptor closes: see `Server::drop_and_shut_down`.
+        self.server.drop_client(c.id(), true);
         self.io.close(token);
         crate::server::buffers::forget(&self.server, self.id, &mut c);
         if !c.watched.is_empty() {
@@ -378,7 +380,6 @@ impl<I: Io> Shard<I> {
                 self.server.monitor_count.store(m.len(), Ordering::SeqCst);
             }
         }
-        self.server.drop_client(c.id(), true);
         crate::acl::forget_client(c.id());
         self.handle.connections.fetch_sub(1, Ordering::Relaxed);
         self.free.push(token);
