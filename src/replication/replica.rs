@@ -1442,9 +1442,11 @@ impl<'a> Applier<'a> {
                 }
                 let deliveries = std::mem::take(&mut ctx.deliveries);
                 let ops = std::mem::take(&mut ctx.propagate);
+                let ready = std::mem::take(&mut ctx.ready_keys);
                 let poke = self.feed_applied(ops, raw);
                 poke_shards(server, poke);
                 deliver(server, deliveries);
+                wake_blocked(server, ready);
                 return;
             }
             Route::Local => vec![0],
@@ -1468,11 +1470,11 @@ impl<'a> Applier<'a> {
                 // Logged before the command reaches our backlog (its dump is the context).
                 critical_error(server, &self.scratch, Some(full_name));
             }
-            // Blocked clients of the replica are not woken by the master's writes yet.
-            drop(ks.take_ready());
+            let ready = ks.take_ready();
             let ops = ks.take_ops();
-            self.feed_applied(ops, raw)
+            (self.feed_applied(ops, raw), ready)
         };
+        let (poke, ready) = poke;
         // The master's commands count in our INFO commandstats, as in Redis.
         if let Some(g) = guards.first_mut() {
             let us = started.elapsed().as_micros() as u64;
@@ -1480,6 +1482,7 @@ impl<'a> Applier<'a> {
         }
         drop(guards);
         poke_shards(server, poke);
+        wake_blocked(server, ready);
     }
 
     /// Feeds one applied command: alone (`raw` given), or into the transaction's unit.
@@ -1511,6 +1514,36 @@ fn critical_error(server: &Server, reply: &[u8], name: Option<&str>) {
     let tail = server.feed.with(|st| st.backlog_tail(256));
     if let Some(tail) = tail.filter(|t| !t.is_empty()) {
         crate::log_warning!("Latest backlog is: '{}'", crate::util::repr(&tail));
+    }
+}
+
+/// Keys the master's command made ready for clients blocked on this replica (XREAD BLOCK,
+/// or BLPOP on a writable replica): each key's owner shard serves their waiters on its
+/// next turn, as Redis serves them right after the command (`handleClientsBlockedOnKeys`).
+fn wake_blocked(server: &Server, ready: Vec<(usize, usize, Box<[u8]>)>) {
+    if ready.is_empty() {
+        return;
+    }
+    let nshards = server.nshards();
+    let mut by_shard: Vec<Vec<(usize, usize, Box<[u8]>)>> = vec![Vec::new(); nshards];
+    for r in ready {
+        if let Some(keys) = by_shard.get_mut(r.0) {
+            keys.push(r);
+        }
+    }
+    for (sid, keys) in by_shard.into_iter().enumerate() {
+        let Some(h) = server.shards.get(sid).filter(|_| !keys.is_empty()) else {
+            continue;
+        };
+        // The link is not a shard: it posts as the outside sender, and waits for room
+        // rather than dropping a wake-up (its waiters would block forever).
+        let mut batch = vec![crate::shard::mesh::Msg::Ready(keys)];
+        while !h.mailbox.post(nshards, &mut batch) {
+            if server.shutdown.load(Ordering::Relaxed) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 }
 

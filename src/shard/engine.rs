@@ -1497,6 +1497,7 @@ impl<I: Io> Shard<I> {
                         self.close_client(token);
                     }
                 }
+                Msg::Ready(keys) => self.ready_keys.extend(keys),
             }
         }
     }

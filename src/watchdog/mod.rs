@@ -405,6 +405,7 @@ struct Report {
 }
 
 fn report_loop(fd: libc::c_int) {
+    unpin();
     let mut buf = [0u8; 64];
     loop {
         // SAFETY: reading into a local buffer from our pipe.
@@ -431,6 +432,19 @@ fn report_loop(fd: libc::c_int) {
             };
             slot.state.store(SLOT_FREE, Ordering::Release);
             crate::log::raw(&render(&report));
+        }
+    }
+}
+
+/// The reporter is spawned by a shard, pinned to its CPU: it takes the main thread's CPUs
+/// instead, so that a report of a stalled shard does not wait behind that same shard.
+fn unpin() {
+    // SAFETY: a zeroed cpu_set_t is an empty set; both calls only read or fill `set`.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        if libc::sched_getaffinity(libc::getpid(), size, &mut set) == 0 {
+            libc::sched_setaffinity(0, size, &set);
         }
     }
 }
