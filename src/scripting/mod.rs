@@ -130,7 +130,7 @@ pub fn monitor_script_command(server: &Server, db: usize, args: &[bytes::Bytes])
     if server.monitor_count.load(Ordering::Relaxed) == 0 {
         return;
     }
-    let line = crate::commands::connection::monitor_line(db, "lua", args);
+    let line = crate::commands::connection::monitor_line(db, "lua", args, &[]);
     MONITOR_LINES.with(|l| l.borrow_mut().push(line));
 }
 
