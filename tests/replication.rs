@@ -369,11 +369,7 @@ fn replica_blocked_clients_wake_on_replicated_writes() {
     for master_kind in [ServerKind::Shardis, ServerKind::Redis] {
         let master = start(master_kind, &[]);
         let ro = replica_of(ServerKind::Shardis, &master, &[]);
-        let rw = replica_of(
-            ServerKind::Shardis,
-            &master,
-            &["--replica-read-only", "no"],
-        );
+        let rw = replica_of(ServerKind::Shardis, &master, &["--replica-read-only", "no"]);
         let mut m = master.conn();
         m.call(&["XADD", "s1", "1-1", "f", "v"]);
         m.call(&["XADD", "s2", "1-1", "f", "v"]);
@@ -411,7 +407,10 @@ fn replica_blocked_clients_wake_on_replicated_writes() {
         let s = streams[0].as_array().expect("stream entry");
         assert_eq!(s[0].as_str(), Some("s2"));
         let entries = s[1].as_array().expect("entries");
-        assert_eq!(entries[0].as_array().expect("entry")[0].as_str(), Some("2-1"));
+        assert_eq!(
+            entries[0].as_array().expect("entry")[0].as_str(),
+            Some("2-1")
+        );
 
         let got = common::decode(&blpop.read_reply()).expect("a reply");
         let pair: Vec<_> = got

@@ -38,7 +38,8 @@ fn a_slow_command_is_reported_with_its_stack_until_turned_off() {
     );
     let mut c = s.conn();
     assert_eq!(
-        c.call(&["CONFIG", "SET", "watchdog-period", "200"]).as_str(),
+        c.call(&["CONFIG", "SET", "watchdog-period", "200"])
+            .as_str(),
         Some("OK")
     );
     assert_eq!(c.call(&["DEBUG", "SLEEP", "1"]).as_str(), Some("OK"));
@@ -96,7 +97,8 @@ fn a_diskless_load_is_reported_and_survives_the_interruption() {
     );
     let mut m = master.conn();
     assert_eq!(
-        m.call(&["DEBUG", "POPULATE", "100", "key", "1000"]).as_str(),
+        m.call(&["DEBUG", "POPULATE", "100", "key", "1000"])
+            .as_str(),
         Some("OK")
     );
     // 10 ms per key: the transfer lasts about a second, five watchdog periods.
@@ -115,7 +117,10 @@ fn a_diskless_load_is_reported_and_survives_the_interruption() {
             .any(|b| b.contains("replication link (tid"))
     });
     wait_until("the load completed", Duration::from_secs(60), || {
-        replica.info_field("replication", "master_link_status").as_deref() == Some("up")
+        replica
+            .info_field("replication", "master_link_status")
+            .as_deref()
+            == Some("up")
     });
     assert_eq!(r.call(&["DBSIZE"]).as_int(), Some(100));
     assert_eq!(

@@ -275,8 +275,34 @@ pub fn set_master(server: &Server, host: &str, port: u16) {
     LINK_UP.store(false, Ordering::Relaxed);
     crate::storage::keyspace::set_replica_expiry(true);
     server.feed.with(|st| st.upstream = true);
+    unblock_all_clients(server);
     update_config(server, Some((host, port)));
     server.link.wake.notify_all();
+}
+
+/// Redis's `disconnectAllBlockedClients` on REPLICAOF host port: a client blocked while we
+/// were a master (or on the old master's data) must not be served by the new master's
+/// stream, which would desync us from it. Each blocked client gets Redis's -UNBLOCKED
+/// error; unlike Redis the connection stays open.
+fn unblock_all_clients(server: &Server) {
+    const TEXT: &str =
+        "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)";
+    for c in server.client_list() {
+        let waiter = c.waiter.lock().ok().and_then(|g| g.clone());
+        let Some(w) = waiter.filter(|w| w.claim()) else {
+            continue;
+        };
+        let mut bytes = Vec::new();
+        Out::new(&mut bytes, w.proto).error(TEXT);
+        let msg = crate::shard::mesh::Msg::Unblocked {
+            token: w.conn.token,
+            gen: w.conn.gen,
+            bytes,
+        };
+        if let Some(h) = server.shards.get(w.conn.shard) {
+            h.mailbox.post(server.nshards(), &mut vec![msg]);
+        }
+    }
 }
 
 /// REPLICAOF NO ONE: back to master, with a new replid whose history continues the old one.
@@ -1517,15 +1543,18 @@ fn critical_error(server: &Server, reply: &[u8], name: Option<&str>) {
     }
 }
 
+/// A key made ready for blocked clients: (owner shard, db, key).
+type ReadyKey = (usize, usize, Box<[u8]>);
+
 /// Keys the master's command made ready for clients blocked on this replica (XREAD BLOCK,
 /// or BLPOP on a writable replica): each key's owner shard serves their waiters on its
 /// next turn, as Redis serves them right after the command (`handleClientsBlockedOnKeys`).
-fn wake_blocked(server: &Server, ready: Vec<(usize, usize, Box<[u8]>)>) {
+fn wake_blocked(server: &Server, ready: Vec<ReadyKey>) {
     if ready.is_empty() {
         return;
     }
     let nshards = server.nshards();
-    let mut by_shard: Vec<Vec<(usize, usize, Box<[u8]>)>> = vec![Vec::new(); nshards];
+    let mut by_shard: Vec<Vec<ReadyKey>> = vec![Vec::new(); nshards];
     for r in ready {
         if let Some(keys) = by_shard.get_mut(r.0) {
             keys.push(r);
