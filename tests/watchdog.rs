@@ -97,12 +97,14 @@ fn a_diskless_load_is_reported_and_survives_the_interruption() {
     );
     let mut m = master.conn();
     assert_eq!(
-        m.call(&["DEBUG", "POPULATE", "100", "key", "1000"])
+        m.call(&["DEBUG", "POPULATE", "400", "key", "10000"])
             .as_str(),
         Some("OK")
     );
-    // 10 ms per key: the transfer lasts about a second, five watchdog periods.
-    m.call(&["CONFIG", "SET", "rdb-key-save-delay", "10000"]);
+    // 2.5 ms per key: the transfer lasts about a second, five watchdog periods. 4 MB of
+    // values, so that the child's write buffer (1 MB) reaches the replica before the end:
+    // its load starts early and is one long step of its link.
+    m.call(&["CONFIG", "SET", "rdb-key-save-delay", "2500"]);
     let replica = TestServer::start(
         ServerKind::Shardis,
         &["--repl-diskless-load", "on-empty-db"],
@@ -122,7 +124,7 @@ fn a_diskless_load_is_reported_and_survives_the_interruption() {
             .as_deref()
             == Some("up")
     });
-    assert_eq!(r.call(&["DBSIZE"]).as_int(), Some(100));
+    assert_eq!(r.call(&["DBSIZE"]).as_int(), Some(400));
     assert_eq!(
         master.info_field("stats", "sync_full").as_deref(),
         Some("1"),
