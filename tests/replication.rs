@@ -469,3 +469,40 @@ fn debug_change_repl_id_forces_a_full_resync() {
     assert_eq!(partial_ok(&master), partials, "continued the old history");
     assert_eq!(replica.conn().call(&["GET", "k"]).as_str(), Some("2"));
 }
+
+/// REPLICAOF host port answers the clients blocked while the server was a master with
+/// Redis's -UNBLOCKED error (`disconnectAllBlockedClients`): the new master's stream must
+/// not serve them (the suite's "BLPOP followed by role change, issue #2473").
+#[test]
+fn replicaof_unblocks_clients_blocked_as_a_master() {
+    let master = start(ServerKind::Shardis, &[]);
+    let b = start(ServerKind::Shardis, &[]);
+    let mut blocked = b.conn();
+    blocked.send(&[b"BLPOP", b"foo", b"0"]);
+    wait_until("one blocked client", SYNC_TIMEOUT, || {
+        field(&b, "clients", "blocked_clients") == "1"
+    });
+    let port = master.port().to_string();
+    assert_eq!(
+        b.conn().call(&["REPLICAOF", "127.0.0.1", &port]).as_str(),
+        Some("OK")
+    );
+    let got = common::decode(&blocked.read_reply()).expect("a reply");
+    assert_eq!(
+        got.as_str(),
+        Some(
+            "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)"
+        )
+    );
+    master.conn().call(&["RPUSH", "foo", "a", "b", "c"]);
+    wait_caught_up(&master, &b);
+    let list = b.conn().call(&["LRANGE", "foo", "0", "-1"]);
+    let items: Vec<_> = list
+        .as_array()
+        .expect("LRANGE reply")
+        .iter()
+        .map(|r| r.as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(items, ["a", "b", "c"]);
+    assert_eq!(field(&b, "clients", "blocked_clients"), "0");
+}
