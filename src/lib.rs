@@ -46,3 +46,4 @@ pub mod storage;
 pub mod syscheck;
 pub mod tracking;
 pub mod util;
+pub mod watchdog;

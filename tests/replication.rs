@@ -359,3 +359,150 @@ fn wait_counts_replicas_that_acknowledged() {
     m.call(&["CONFIG", "SET", "min-replicas-to-write", "2"]);
     assert_eq!(m.call(&["SET", "x", "1"]).as_str(), Some("OK"));
 }
+
+/// Clients blocked on a replica are served by the master's replicated writes, as Redis's
+/// replica serves them after applying its master's command: XREAD BLOCK on a read-only
+/// replica (keys on several of its shards), BLPOP and BZPOPMIN on a writable one. A
+/// blocking write command on a read-only replica is refused, not blocked.
+#[test]
+fn replica_blocked_clients_wake_on_replicated_writes() {
+    for master_kind in [ServerKind::Shardis, ServerKind::Redis] {
+        let master = start(master_kind, &[]);
+        let ro = replica_of(ServerKind::Shardis, &master, &[]);
+        let rw = replica_of(ServerKind::Shardis, &master, &["--replica-read-only", "no"]);
+        let mut m = master.conn();
+        m.call(&["XADD", "s1", "1-1", "f", "v"]);
+        m.call(&["XADD", "s2", "1-1", "f", "v"]);
+        wait_caught_up(&master, &ro);
+        wait_caught_up(&master, &rw);
+
+        let mut refused = ro.conn();
+        let r = refused.call(&["BLPOP", "l", "0"]);
+        assert_eq!(
+            r.as_str(),
+            Some("READONLY You can't write against a read only replica."),
+            "{master_kind:?}"
+        );
+
+        // Three blocked clients, then the master's writes.
+        let mut xread = ro.conn();
+        xread.send(&[
+            b"XREAD", b"BLOCK", b"0", b"STREAMS", b"s1", b"s2", b"$", b"$",
+        ]);
+        let mut blpop = rw.conn();
+        blpop.send(&[b"BLPOP", b"l1", b"l2", b"0"]);
+        let mut bzpop = rw.conn();
+        bzpop.send(&[b"BZPOPMIN", b"z", b"0"]);
+        wait_until("three blocked clients", SYNC_TIMEOUT, || {
+            field(&ro, "clients", "blocked_clients") == "1"
+                && field(&rw, "clients", "blocked_clients") == "2"
+        });
+        m.call(&["XADD", "s2", "2-1", "k", "w"]);
+        m.call(&["RPUSH", "l2", "a", "b"]);
+        m.call(&["ZADD", "z", "3", "m"]);
+
+        let got = common::decode(&xread.read_reply()).expect("a reply");
+        let streams = got.as_array().expect("XREAD reply");
+        assert_eq!(streams.len(), 1, "{master_kind:?}: {got:?}");
+        let s = streams[0].as_array().expect("stream entry");
+        assert_eq!(s[0].as_str(), Some("s2"));
+        let entries = s[1].as_array().expect("entries");
+        assert_eq!(
+            entries[0].as_array().expect("entry")[0].as_str(),
+            Some("2-1")
+        );
+
+        let got = common::decode(&blpop.read_reply()).expect("a reply");
+        let pair: Vec<_> = got
+            .as_array()
+            .expect("BLPOP reply")
+            .iter()
+            .map(|r| r.as_str().unwrap_or_default().to_string())
+            .collect();
+        assert_eq!(pair, ["l2", "a"], "{master_kind:?}");
+        let got = common::decode(&bzpop.read_reply()).expect("a reply");
+        let triple: Vec<_> = got
+            .as_array()
+            .expect("BZPOPMIN reply")
+            .iter()
+            .map(|r| r.as_str().unwrap_or_default().to_string())
+            .collect();
+        assert_eq!(triple, ["z", "m", "3"], "{master_kind:?}");
+        assert_eq!(field(&ro, "clients", "blocked_clients"), "0");
+        assert_eq!(field(&rw, "clients", "blocked_clients"), "0");
+    }
+}
+
+/// DEBUG CHANGE-REPL-ID starts a new history on the master (`changeReplicationId` +
+/// `clearReplicationId2`): a replica that reconnects asking to continue the old id must
+/// resync in full, and then follows the new id.
+#[test]
+fn debug_change_repl_id_forces_a_full_resync() {
+    let master = start(ServerKind::Shardis, &[]);
+    let replica = replica_of(ServerKind::Shardis, &master, &[]);
+    master.conn().call(&["SET", "k", "1"]);
+    wait_caught_up(&master, &replica);
+    let old = field(&master, "replication", "master_replid");
+    assert_eq!(field(&replica, "replication", "master_replid"), old);
+    let fulls = full_syncs(&master);
+    let partials = partial_ok(&master);
+
+    let mut m = master.conn();
+    assert_eq!(m.call(&["DEBUG", "CHANGE-REPL-ID"]).as_str(), Some("OK"));
+    let new = field(&master, "replication", "master_replid");
+    assert_ne!(new, old);
+    assert_eq!(new.len(), 40);
+    assert_eq!(
+        field(&master, "replication", "master_replid2"),
+        "0000000000000000000000000000000000000000"
+    );
+    assert_eq!(field(&master, "replication", "second_repl_offset"), "-1");
+    assert!(m.call(&["DEBUG", "CHANGE-REPL-ID", "x"]).is_error());
+
+    m.call(&["CLIENT", "KILL", "TYPE", "replica"]);
+    m.call(&["SET", "k", "2"]);
+    wait_until("the replica follows the new replid", SYNC_TIMEOUT, || {
+        field(&replica, "replication", "master_replid") == new
+    });
+    wait_caught_up(&master, &replica);
+    assert_eq!(full_syncs(&master), fulls + 1, "no full resync");
+    assert_eq!(partial_ok(&master), partials, "continued the old history");
+    assert_eq!(replica.conn().call(&["GET", "k"]).as_str(), Some("2"));
+}
+
+/// REPLICAOF host port answers the clients blocked while the server was a master with
+/// Redis's -UNBLOCKED error (`disconnectAllBlockedClients`): the new master's stream must
+/// not serve them (the suite's "BLPOP followed by role change, issue #2473").
+#[test]
+fn replicaof_unblocks_clients_blocked_as_a_master() {
+    let master = start(ServerKind::Shardis, &[]);
+    let b = start(ServerKind::Shardis, &[]);
+    let mut blocked = b.conn();
+    blocked.send(&[b"BLPOP", b"foo", b"0"]);
+    wait_until("one blocked client", SYNC_TIMEOUT, || {
+        field(&b, "clients", "blocked_clients") == "1"
+    });
+    let port = master.port().to_string();
+    assert_eq!(
+        b.conn().call(&["REPLICAOF", "127.0.0.1", &port]).as_str(),
+        Some("OK")
+    );
+    let got = common::decode(&blocked.read_reply()).expect("a reply");
+    assert_eq!(
+        got.as_str(),
+        Some(
+            "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)"
+        )
+    );
+    master.conn().call(&["RPUSH", "foo", "a", "b", "c"]);
+    wait_caught_up(&master, &b);
+    let list = b.conn().call(&["LRANGE", "foo", "0", "-1"]);
+    let items: Vec<_> = list
+        .as_array()
+        .expect("LRANGE reply")
+        .iter()
+        .map(|r| r.as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(items, ["a", "b", "c"]);
+    assert_eq!(field(&b, "clients", "blocked_clients"), "0");
+}

@@ -592,7 +592,7 @@ pub(crate) fn kill(ctx: &mut ConnCtx, c: &ClientShared, me: u64) {
     c.kill.store(true, Ordering::SeqCst);
     let master_link = c.flags.lock().is_ok_and(|f| f.contains('M'));
     if !master_link {
-        ctx.server.drop_client(c.id, true);
+        ctx.server.drop_and_shut_down(c);
     }
     if let Some(h) = ctx.server.shards.get(c.shard) {
         h.wake();

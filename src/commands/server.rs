@@ -516,7 +516,12 @@ fn debug(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
                 out.simple(&super::digest::hex(&d));
             }
         }
-        "jmap" | "quicklist-packed-threshold" | "stringmatch-len" | "change-repl-id" => out.ok(),
+        "change-repl-id" if args.len() == 2 => {
+            crate::log_warning!("Changing replication IDs after receiving DEBUG change-repl-id");
+            ctx.server.feed.with(|st| st.new_history());
+            out.ok();
+        }
+        "jmap" | "quicklist-packed-threshold" | "stringmatch-len" => out.ok(),
         "replybuffer" if args.len() == 4 => debug_replybuffer(ctx, args, out),
         "log" if args.len() == 3 => {
             crate::log_warning!("DEBUG LOG: {}", String::from_utf8_lossy(&args[2]));

@@ -740,7 +740,7 @@ pub(crate) static TABLE: &[Directive] = &[
     min_replicas_to_write as u32},
     num! {"min-replicas-max-lag" | "min-slaves-max-lag", MOD, 0, INT_MAX, 10, Int S, Engine,
     min_replicas_max_lag_secs as u32},
-    num! {"watchdog-period", MOD | HIDDEN, 0, INT_MAX, 0, Int S, Pending},
+    num! {"watchdog-period", MOD | HIDDEN, 0, INT_MAX, 0, Int S, Engine},
     num! {"shutdown-timeout", MOD, 0, INT_MAX, 10, Int S, Pending, shutdown_timeout_secs as u32},
     num! {"repl-diskless-sync-max-replicas", MOD, 0, INT_MAX, 0, Int S, Pending,
     repl_diskless_sync_max_replicas as u32},

@@ -532,6 +532,15 @@ impl Feed {
 }
 
 impl ReplState {
+    /// Starts a new history here: a fresh random replid and no previous one (Redis's
+    /// `changeReplicationId` + `clearReplicationId2`). A replica that asks to continue
+    /// either of the old ids from now on gets a full resynchronization.
+    pub fn new_history(&mut self) {
+        self.replid = crate::server::random_hex(40);
+        self.replid2 = "0".repeat(40);
+        self.second_replid_offset = -1;
+    }
+
     fn feed(&mut self, ops: &[Op], wrap: bool) -> u64 {
         let ReplState {
             backlog,

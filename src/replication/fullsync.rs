@@ -283,9 +283,7 @@ pub fn start_pending(server: &Server) {
     let (replid, offset, stream_db) = server.feed.with(|st| {
         if st.backlog.is_none() {
             // A fresh history for the first replica, as Redis does.
-            st.replid = crate::server::random_hex(40);
-            st.replid2 = "0".repeat(40);
-            st.second_replid_offset = -1;
+            st.new_history();
             st.ensure_backlog(cfg.repl_backlog_size as usize);
         }
         st.reset_repl_db();

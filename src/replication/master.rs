@@ -76,17 +76,21 @@ fn sync_allowed() -> bool {
     !super::replica::is_replica() || super::replica::link_up()
 }
 
+/// The replica's IP as INFO and the logs show it: the one it announced with
+/// `REPLCONF ip-address` (`replica-announce-ip`), else its connection's peer address.
+fn replica_ip(ctx: &ConnCtx) -> String {
+    if let Some(ip) = &ctx.client.replica_announced_ip {
+        return ip.clone();
+    }
+    let addr = &ctx.client.shared.addr;
+    addr.rsplit_once(':')
+        .map_or(addr.as_str(), |(host, _)| host)
+        .to_string()
+}
+
 /// The replica's name in logs (`replicationGetSlaveName`).
 fn replica_name(ctx: &ConnCtx) -> String {
-    let ip = match &ctx.client.replica_announced_ip {
-        Some(ip) => ip.clone(),
-        None => {
-            let a = &ctx.client.shared.addr;
-            a.rsplit_once(':')
-                .map_or(a.as_str(), |(h, _)| h)
-                .to_string()
-        }
-    };
+    let ip = replica_ip(ctx);
     match ctx.client.replica_listening_port {
         Some(p) if p != 0 => format!("{ip}:{p}"),
         _ => format!("{ip}:<unknown-replica-port>"),
@@ -143,15 +147,7 @@ fn start_replica(ctx: &mut ConnCtx, psync: Option<(String, i64)>, out: &mut Out)
     };
     let sink = Arc::new(ReplicaSink::new(me, &ctx.server.feed));
     sink.pre_psync.store(psync.is_none(), Ordering::Relaxed);
-    *sink.ip.lock() = match &ctx.client.replica_announced_ip {
-        Some(ip) => ip.clone(),
-        None => {
-            let a = &ctx.client.shared.addr;
-            a.rsplit_once(':')
-                .map_or(a.as_str(), |(h, _)| h)
-                .to_string()
-        }
-    };
+    *sink.ip.lock() = replica_ip(ctx);
     if super::failover::active() {
         out.error("NOMASTERLINK Can't SYNC while failing over");
         return;
@@ -531,9 +527,7 @@ fn backlog_cron(server: &crate::server::Server) {
         let ttl_secs = cfg.repl_backlog_ttl_secs;
         if ttl_secs > 0 && now.saturating_sub(st.no_replicas_since_ms) >= ttl_secs * 1000 {
             st.backlog = None;
-            st.replid = crate::server::random_hex(40);
-            st.replid2 = "0".repeat(40);
-            st.second_replid_offset = -1;
+            st.new_history();
             st.no_replicas_since_ms = 0;
             crate::log_notice!(
                 "Replication backlog freed after {} seconds without connected replicas.",

@@ -275,8 +275,34 @@ pub fn set_master(server: &Server, host: &str, port: u16) {
     LINK_UP.store(false, Ordering::Relaxed);
     crate::storage::keyspace::set_replica_expiry(true);
     server.feed.with(|st| st.upstream = true);
+    unblock_all_clients(server);
     update_config(server, Some((host, port)));
     server.link.wake.notify_all();
+}
+
+/// Redis's `disconnectAllBlockedClients` on REPLICAOF host port: a client blocked while we
+/// were a master (or on the old master's data) must not be served by the new master's
+/// stream, which would desync us from it. Each blocked client gets Redis's -UNBLOCKED
+/// error; unlike Redis the connection stays open.
+fn unblock_all_clients(server: &Server) {
+    const TEXT: &str =
+        "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)";
+    for c in server.client_list() {
+        let waiter = c.waiter.lock().ok().and_then(|g| g.clone());
+        let Some(w) = waiter.filter(|w| w.claim()) else {
+            continue;
+        };
+        let mut bytes = Vec::new();
+        Out::new(&mut bytes, w.proto).error(TEXT);
+        let msg = crate::shard::mesh::Msg::Unblocked {
+            token: w.conn.token,
+            gen: w.conn.gen,
+            bytes,
+        };
+        if let Some(h) = server.shards.get(w.conn.shard) {
+            h.mailbox.post(server.nshards(), &mut vec![msg]);
+        }
+    }
 }
 
 /// REPLICAOF NO ONE: back to master, with a new replid whose history continues the old one.
@@ -829,6 +855,8 @@ impl<'a> Session<'a> {
     /// when the whole transfer arrived intact, so a failed transfer leaves it as it was.
     /// Clients get `-LOADING` meanwhile.
     fn full_sync_streaming(&mut self, spec: &str, replid: &str, offset: u64) -> LinkResult<()> {
+        // A load from the socket is one long step of the link (see `watchdog`).
+        let _watched = crate::watchdog::long_step("replication link");
         let (mark, len) = transfer_spec(spec)?;
         self.start_transfer(len.map_or(-1, |l| l as i64));
         let server = self.server;
@@ -854,7 +882,7 @@ impl<'a> Session<'a> {
         };
         let mut functions = Vec::new();
         let mut entries = Vec::new();
-        let mut stream_db = 0usize;
+        let mut stream_db = StreamDbAux::default();
         let parsed = {
             let mut reader = LinkReader {
                 session: self,
@@ -863,23 +891,12 @@ impl<'a> Session<'a> {
                 pos: 0,
             };
             let mut sink = |e: crate::persistence::rdb::LoadedEntry| {
-                if e.db >= databases {
-                    return Err(crate::persistence::rdb::RdbError::Corrupt {
-                        offset: 0,
-                        reason: format!("database {} out of range", e.db),
-                    });
-                }
+                db_in_range(&e, databases)?;
                 crate::persistence::snapshot::key_delay(key_delay_us);
                 entries.push(e);
                 Ok(())
             };
-            let mut aux = |k: &[u8], v: &[u8]| {
-                if k == b"repl-stream-db" {
-                    if let Some(n) = std::str::from_utf8(v).ok().and_then(|s| s.parse().ok()) {
-                        stream_db = n;
-                    }
-                }
-            };
+            let mut aux = |k: &[u8], v: &[u8]| stream_db.take(k, v);
             let r = crate::persistence::rdb::read_rdb(&mut reader, &mut sink, &mut aux);
             rdb_read_outcome(r, reader.error.take(), "from socket", &mut functions)
         };
@@ -917,17 +934,21 @@ impl<'a> Session<'a> {
                 "Failed enabling the AOF after successful master synchronization! Trying it again in one second."
             );
         }
-        self.after_load(replid, offset, stream_db.min(databases.saturating_sub(1)));
+        self.after_load(replid, offset, stream_db.db(databases));
         Ok(())
     }
 
     /// `repl-diskless-load disabled` with nothing to lose (an empty dataset, as for a fresh
-    /// replica): the RDB is loaded while it arrives, in batches under the shard locks, so
-    /// loading overlaps the master's save (diskless) or the transfer (disk) instead of
-    /// following it; the bytes are kept and written to `dbfilename` at the end, as the
-    /// disabled mode does. There is no old dataset to serve meanwhile: clients get
-    /// `-LOADING` from the first byte. A failed transfer leaves the dataset empty again.
+    /// replica): the RDB is parsed while it arrives, so parsing overlaps the master's save
+    /// (diskless) or the transfer (disk) instead of following it, and the bytes are kept and
+    /// written to `dbfilename` at the end, as the disabled mode does. As in Redis's disabled
+    /// mode, clients are served from the current (empty) dataset during the transfer, not
+    /// answered `-LOADING`: the parsed keys replace it only once the whole transfer arrived
+    /// intact, under every shard lock (`loading` is on for that install only). A failed
+    /// transfer leaves the dataset as it was.
     fn full_sync_into_empty(&mut self, spec: &str, replid: &str, offset: u64) -> LinkResult<()> {
+        // A load from the socket is one long step of the link (see `watchdog`).
+        let _watched = crate::watchdog::long_step("replication link");
         let (mark, len) = transfer_spec(spec)?;
         self.start_transfer(len.map_or(-1, |l| l as i64));
         match len {
@@ -940,27 +961,11 @@ impl<'a> Session<'a> {
             ),
         }
         let server = self.server;
-        let cfg = server.config.load();
-        let databases = cfg.databases;
-        let p = &server.persistence;
-        p.loading_start_secs
-            .store(crate::util::now_ms() / 1000, Ordering::Relaxed);
-        p.loading_total_bytes
-            .store(len.unwrap_or(0), Ordering::Relaxed);
-        p.loading_loaded_bytes.store(0, Ordering::Relaxed);
-        p.loading.store(true, Ordering::SeqCst);
-        let aof_was_on = {
-            use crate::persistence::aof::AofState;
-            server.aof.state.lock().aof_state != AofState::Off
-        };
-        if aof_was_on {
-            crate::persistence::aof::rewrite::stop_appendonly(server);
-        }
-        crate::log_notice!("MASTER <-> REPLICA sync: Loading DB in memory");
+        let databases = server.config.load().databases;
         let mut copy = Vec::new();
-        let mut stream_db = 0usize;
+        let mut stream_db = StreamDbAux::default();
         let mut functions = Vec::new();
-        let mut keys = 0usize;
+        let mut entries = Vec::new();
         let parsed = {
             let mut reader = TeeReader {
                 inner: LinkReader {
@@ -971,61 +976,41 @@ impl<'a> Session<'a> {
                 },
                 copy: &mut copy,
             };
-            let mut batch: Vec<crate::persistence::rdb::LoadedEntry> = Vec::new();
             let mut sink = |e: crate::persistence::rdb::LoadedEntry| {
-                if e.db >= databases {
-                    return Err(crate::persistence::rdb::RdbError::Corrupt {
-                        offset: 0,
-                        reason: format!("database {} out of range", e.db),
-                    });
-                }
-                batch.push(e);
-                if batch.len() >= LOAD_BATCH_KEYS {
-                    keys += batch.len();
-                    insert_batch(server, std::mem::take(&mut batch));
-                }
+                db_in_range(&e, databases)?;
+                entries.push(e);
                 Ok(())
             };
-            let mut aux = |k: &[u8], v: &[u8]| {
-                if k == b"repl-stream-db" {
-                    if let Some(n) = std::str::from_utf8(v).ok().and_then(|s| s.parse().ok()) {
-                        stream_db = n;
-                    }
-                }
-            };
+            let mut aux = |k: &[u8], v: &[u8]| stream_db.take(k, v);
             let r = crate::persistence::rdb::read_rdb(&mut reader, &mut sink, &mut aux);
-            keys += batch.len();
-            insert_batch(server, batch);
             rdb_read_outcome(r, reader.inner.error.take(), "", &mut functions)
         };
-        let checked = parsed.and_then(|()| match &mark {
+        parsed.and_then(|()| match &mark {
             Some(mark) => self.expect_mark(mark),
             None => Ok(()),
-        });
-        let current = server.link.state.lock().epoch == self.epoch;
+        })?;
         let _applying = server.link.apply.lock();
-        let outcome = match checked {
-            Err(e) => Err(e),
-            Ok(()) if !current || server.link.state.lock().epoch != self.epoch => {
-                Err(LinkError::Aborted)
-            }
-            Ok(()) => Ok(()),
-        };
-        if let Err(e) = outcome {
-            // Back to the empty dataset this started from.
-            server.with_all(0, |ks| {
-                for shard in ks.shards_mut() {
-                    for db in shard.dbs.iter_mut() {
-                        db.clear();
-                    }
-                }
-            });
-            p.loading.store(false, Ordering::SeqCst);
-            if aof_was_on && crate::persistence::aof::rewrite::start_appendonly(server).is_err() {
-                crate::log_warning!("Failed enabling the AOF after a failed synchronization.");
-            }
-            return Err(e);
+        if server.link.state.lock().epoch != self.epoch {
+            return Err(LinkError::Aborted);
         }
+        let aof_was_on = {
+            use crate::persistence::aof::AofState;
+            server.aof.state.lock().aof_state != AofState::Off
+        };
+        if aof_was_on {
+            crate::persistence::aof::rewrite::stop_appendonly(server);
+        }
+        crate::log_notice!("MASTER <-> REPLICA sync: Flushing old data");
+        crate::log_notice!("MASTER <-> REPLICA sync: Loading DB in memory");
+        let p = &server.persistence;
+        p.loading_start_secs
+            .store(crate::util::now_ms() / 1000, Ordering::Relaxed);
+        p.loading_total_bytes
+            .store(copy.len() as u64, Ordering::Relaxed);
+        p.loading_loaded_bytes
+            .store(copy.len() as u64, Ordering::Relaxed);
+        p.loading.store(true, Ordering::SeqCst);
+        let keys = install(server, entries);
         install_functions(&functions);
         p.loading.store(false, Ordering::SeqCst);
         crate::log_notice!("Done loading RDB, keys loaded: {}, keys expired: 0.", keys);
@@ -1037,7 +1022,7 @@ impl<'a> Session<'a> {
                 );
             }
         });
-        self.after_load(replid, offset, stream_db.min(databases.saturating_sub(1)));
+        self.after_load(replid, offset, stream_db.db(databases));
         Ok(())
     }
 
@@ -1200,9 +1185,6 @@ impl Read for LinkReader<'_, '_> {
     }
 }
 
-/// Keys inserted per lock round while a full sync loads into an empty dataset.
-const LOAD_BATCH_KEYS: usize = 4096;
-
 /// Whether every database of every shard is empty.
 fn dataset_empty(server: &Server) -> bool {
     server.with_all(0, |ks| {
@@ -1210,21 +1192,6 @@ fn dataset_empty(server: &Server) -> bool {
             .iter()
             .all(|s| s.dbs.iter().all(|d| d.keys == 0))
     })
-}
-
-/// Inserts loaded entries into the live dataset (they are the master's: none is ours to
-/// expire).
-fn insert_batch(server: &Server, entries: Vec<crate::persistence::rdb::LoadedEntry>) {
-    if entries.is_empty() {
-        return;
-    }
-    server.with_all(0, |ks| {
-        ks.loading = true;
-        for e in entries {
-            ks.db = e.db;
-            ks.insert_entry(&e.key, e.entry);
-        }
-    });
 }
 
 /// A reader that keeps a copy of what it read (the transfer, for `dbfilename`).
@@ -1263,6 +1230,42 @@ fn install(server: &Server, entries: Vec<crate::persistence::rdb::LoadedEntry>) 
     n
 }
 
+/// The master's RDB names the database its stream selected last (AUX `repl-stream-db`): the
+/// replica's stream applier starts there, as the master's next command assumes it.
+#[derive(Default)]
+struct StreamDbAux(usize);
+
+impl StreamDbAux {
+    /// Takes the AUX field if it is `repl-stream-db` (others are not ours to read here).
+    fn take(&mut self, key: &[u8], value: &[u8]) {
+        if key != b"repl-stream-db" {
+            return;
+        }
+        if let Some(n) = std::str::from_utf8(value).ok().and_then(|s| s.parse().ok()) {
+            self.0 = n;
+        }
+    }
+
+    /// The stream's database, within the `databases` we have.
+    fn db(&self, databases: usize) -> usize {
+        self.0.min(databases.saturating_sub(1))
+    }
+}
+
+/// A key of the master's RDB must belong to one of our databases.
+fn db_in_range(
+    e: &crate::persistence::rdb::LoadedEntry,
+    databases: usize,
+) -> Result<(), crate::persistence::rdb::RdbError> {
+    if e.db >= databases {
+        return Err(crate::persistence::rdb::RdbError::Corrupt {
+            offset: 0,
+            reason: format!("database {} out of range", e.db),
+        });
+    }
+    Ok(())
+}
+
 /// Replaces the function libraries with those of the master's RDB.
 fn install_functions(functions: &[Vec<u8>]) {
     crate::scripting::flush_libraries();
@@ -1276,8 +1279,9 @@ fn install_functions(functions: &[Vec<u8>]) {
 /// Flushes every database and loads an RDB from memory, under every shard lock. Returns the
 /// stream's database (`repl-stream-db`).
 fn load_rdb(server: &Server, data: &[u8]) -> LinkResult<usize> {
+    let _watched = crate::watchdog::long_step("replication link");
     let databases = server.config.load().databases;
-    let mut stream_db = 0usize;
+    let mut stream_db = StreamDbAux::default();
     let result = server.with_all(0, |ks| {
         ks.signal_flushed(None);
         for shard in ks.shards_mut() {
@@ -1288,23 +1292,12 @@ fn load_rdb(server: &Server, data: &[u8]) -> LinkResult<usize> {
         }
         ks.loading = true;
         let mut sink = |e: crate::persistence::rdb::LoadedEntry| {
-            if e.db >= databases {
-                return Err(crate::persistence::rdb::RdbError::Corrupt {
-                    offset: 0,
-                    reason: format!("database {} out of range", e.db),
-                });
-            }
+            db_in_range(&e, databases)?;
             ks.db = e.db;
             ks.insert_entry(&e.key, e.entry);
             Ok(())
         };
-        let mut aux = |k: &[u8], v: &[u8]| {
-            if k == b"repl-stream-db" {
-                if let Some(n) = std::str::from_utf8(v).ok().and_then(|s| s.parse().ok()) {
-                    stream_db = n;
-                }
-            }
-        };
+        let mut aux = |k: &[u8], v: &[u8]| stream_db.take(k, v);
         crate::persistence::rdb::read_rdb(&mut &data[..], &mut sink, &mut aux)
     });
     match result {
@@ -1316,7 +1309,7 @@ fn load_rdb(server: &Server, data: &[u8]) -> LinkResult<usize> {
                 "Done loading RDB, keys loaded: {}, keys expired: 0.",
                 stats.keys
             );
-            Ok(stream_db.min(databases.saturating_sub(1)))
+            Ok(stream_db.db(databases))
         }
         Err(e) => Err(LinkError::Protocol(format!(
             "Failed trying to load the MASTER synchronization DB from memory: {e}"
@@ -1475,9 +1468,11 @@ impl<'a> Applier<'a> {
                 }
                 let deliveries = std::mem::take(&mut ctx.deliveries);
                 let ops = std::mem::take(&mut ctx.propagate);
+                let ready = std::mem::take(&mut ctx.ready_keys);
                 let poke = self.feed_applied(ops, raw);
                 poke_shards(server, poke);
                 deliver(server, deliveries);
+                wake_blocked(server, ready);
                 return;
             }
             Route::Local => vec![0],
@@ -1501,11 +1496,11 @@ impl<'a> Applier<'a> {
                 // Logged before the command reaches our backlog (its dump is the context).
                 critical_error(server, &self.scratch, Some(full_name));
             }
-            // Blocked clients of the replica are not woken by the master's writes yet.
-            drop(ks.take_ready());
+            let ready = ks.take_ready();
             let ops = ks.take_ops();
-            self.feed_applied(ops, raw)
+            (self.feed_applied(ops, raw), ready)
         };
+        let (poke, ready) = poke;
         // The master's commands count in our INFO commandstats, as in Redis.
         if let Some(g) = guards.first_mut() {
             let us = started.elapsed().as_micros() as u64;
@@ -1513,6 +1508,7 @@ impl<'a> Applier<'a> {
         }
         drop(guards);
         poke_shards(server, poke);
+        wake_blocked(server, ready);
     }
 
     /// Feeds one applied command: alone (`raw` given), or into the transaction's unit.
@@ -1544,6 +1540,39 @@ fn critical_error(server: &Server, reply: &[u8], name: Option<&str>) {
     let tail = server.feed.with(|st| st.backlog_tail(256));
     if let Some(tail) = tail.filter(|t| !t.is_empty()) {
         crate::log_warning!("Latest backlog is: '{}'", crate::util::repr(&tail));
+    }
+}
+
+/// A key made ready for blocked clients: (owner shard, db, key).
+type ReadyKey = (usize, usize, Box<[u8]>);
+
+/// Keys the master's command made ready for clients blocked on this replica (XREAD BLOCK,
+/// or BLPOP on a writable replica): each key's owner shard serves their waiters on its
+/// next turn, as Redis serves them right after the command (`handleClientsBlockedOnKeys`).
+fn wake_blocked(server: &Server, ready: Vec<ReadyKey>) {
+    if ready.is_empty() {
+        return;
+    }
+    let nshards = server.nshards();
+    let mut by_shard: Vec<Vec<ReadyKey>> = vec![Vec::new(); nshards];
+    for r in ready {
+        if let Some(keys) = by_shard.get_mut(r.0) {
+            keys.push(r);
+        }
+    }
+    for (sid, keys) in by_shard.into_iter().enumerate() {
+        let Some(h) = server.shards.get(sid).filter(|_| !keys.is_empty()) else {
+            continue;
+        };
+        // The link is not a shard: it posts as the outside sender, and waits for room
+        // rather than dropping a wake-up (its waiters would block forever).
+        let mut batch = vec![crate::shard::mesh::Msg::Ready(keys)];
+        while !h.mailbox.post(nshards, &mut batch) {
+            if server.shutdown.load(Ordering::Relaxed) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 }
 

@@ -169,6 +169,29 @@ impl Server {
         }
     }
 
+    /// CLIENT KILL of another connection: removes it from the registry and shuts its socket
+    /// down at once, so that its peer sees the connection end before the killer's reply, as
+    /// Redis's synchronous `freeClient` gives it (a killed replica must not still look
+    /// connected to its master). Its home shard then sees the socket end and frees the rest.
+    /// That shard removes a connection from the registry before it closes the descriptor,
+    /// so a descriptor found here under the registry's lock is still this client's.
+    pub fn drop_and_shut_down(&self, c: &ClientShared) {
+        let Ok(mut clients) = self.clients.lock() else {
+            return;
+        };
+        if clients.remove(&c.id).is_none() {
+            return;
+        }
+        self.connected_clients.fetch_sub(1, Ordering::Relaxed);
+        if c.fd >= 0 {
+            // SAFETY: the descriptor is still the client's (see above); shutdown(2) only
+            // ends the connection, the home shard closes the descriptor.
+            unsafe {
+                libc::shutdown(c.fd, libc::SHUT_RDWR);
+            }
+        }
+    }
+
     pub fn client_list(&self) -> Vec<Arc<ClientShared>> {
         self.clients
             .lock()

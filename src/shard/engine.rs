@@ -150,6 +150,7 @@ impl<I: Io> Shard<I> {
 
     pub fn run(mut self) {
         crate::scripting::set_shard_thread(self.id);
+        crate::watchdog::register_thread(&format!("shard {}", self.id), &self.cfg);
         while !self.server.shutdown.load(Ordering::Relaxed) {
             self.turn();
         }
@@ -162,6 +163,7 @@ impl<I: Io> Shard<I> {
 
     fn turn(&mut self) {
         self.now_ms = crate::util::now_ms();
+        crate::watchdog::pet(self.now_ms);
         let mut timeout = Duration::from_millis(self.next_cron_ms.saturating_sub(self.now_ms));
         let busy = !self.ready.is_empty() || self.outbox.iter().any(|b| !b.is_empty());
         if !self.paused.is_empty() || !self.waiting_acks.is_empty() {
@@ -279,6 +281,7 @@ impl<I: Io> Shard<I> {
             self.cfg = self.server.config.load();
             self.cfg_gen = g;
             crate::acl::apply_config(&self.cfg);
+            crate::watchdog::apply_config(&self.cfg);
         }
         let e = crate::acl::epoch();
         if e != self.acl_epoch {
@@ -367,6 +370,8 @@ impl<I: Io> Shard<I> {
             return;
         };
         let Some(mut c) = slot.take() else { return };
+        // Out of the registry before the descriptor closes: see `Server::drop_and_shut_down`.
+        self.server.drop_client(c.id(), true);
         self.io.close(token);
         crate::server::buffers::forget(&self.server, self.id, &mut c);
         if !c.watched.is_empty() {
@@ -398,7 +403,6 @@ impl<I: Io> Shard<I> {
                 self.server.monitor_count.store(m.len(), Ordering::SeqCst);
             }
         }
-        self.server.drop_client(c.id(), true);
         crate::acl::forget_client(c.id());
         self.handle.connections.fetch_sub(1, Ordering::Relaxed);
         self.free.push(token);
@@ -1525,6 +1529,7 @@ impl<I: Io> Shard<I> {
                         self.close_client(token);
                     }
                 }
+                Msg::Ready(keys) => self.ready_keys.extend(keys),
                 Msg::Listeners { close, add } => {
                     for fd in close {
                         self.io.close_listener(fd);

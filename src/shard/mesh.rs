@@ -51,6 +51,9 @@ pub enum Msg {
     },
     /// Close a connection (CLIENT KILL from another shard).
     Kill { token: u32, gen: u32 },
+    /// Keys (shard, db, key) that the replication link's writes made ready for blocked
+    /// clients: the receiving shard serves their waiters, as after one of its own writes.
+    Ready(Vec<(usize, usize, Box<[u8]>)>),
     /// The reply that ends a blocked client's wait (served, timed out elsewhere, unblocked).
     Unblocked {
         token: u32,
