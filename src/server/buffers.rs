@@ -115,6 +115,9 @@ pub struct ClientsMem {
     /// of both), and of replicas. Written by the shard's thread only.
     normal_bytes: Vec<AtomicU64>,
     replica_bytes: Vec<AtomicU64>,
+    /// Per shard: replicas' own pending output (the stream bytes copied out of the shared
+    /// buffer, an initial RDB payload), which eviction does not count.
+    replica_private_bytes: Vec<AtomicU64>,
     /// INFO stats `evicted_clients`.
     pub evicted_clients: AtomicU64,
     evicting: parking_lot::Mutex<()>,
@@ -133,6 +136,7 @@ impl ClientsMem {
         ClientsMem {
             normal_bytes: (0..nshards).map(|_| AtomicU64::new(0)).collect(),
             replica_bytes: (0..nshards).map(|_| AtomicU64::new(0)).collect(),
+            replica_private_bytes: (0..nshards).map(|_| AtomicU64::new(0)).collect(),
             evicted_clients: AtomicU64::new(0),
             evicting: parking_lot::Mutex::new(()),
             retry_after_ms: AtomicU64::new(0),
@@ -549,42 +553,76 @@ pub fn publish(server: &Server, shard: usize, c: &mut Client, cfg: &Config) -> b
     let counted_replica = cls == ClientClass::Replica;
     s.evictable
         .store(!counted_replica && !c.no_evict, Ordering::Relaxed);
-    account(server, shard, c, f.tot_mem as u64, counted_replica);
+    let counted = Counted {
+        total: f.tot_mem as u64,
+        replica: counted_replica,
+        private_output: if counted_replica {
+            pending_output(c) as u64
+        } else {
+            0
+        },
+    };
+    account(server, shard, c, counted);
     c.reply_peak_bytes = c.reply_peak_bytes.max(pending_output(c));
     eviction_due(server, cfg)
 }
 
-/// Moves the client's memory in its shard's sums from what was counted to `mem`.
-fn account(server: &Server, shard: usize, c: &mut Client, mem: u64, replica: bool) {
+/// What a client's memory adds to its shard's sums.
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct Counted {
+    /// Its `tot-mem`.
+    pub total: u64,
+    /// Counted among replicas (`mem_clients_slaves`), not normal clients.
+    pub replica: bool,
+    /// A replica's pending output outside the shared replication buffer (the shared part
+    /// is counted once, by the feed: `replication::feed::buffer_excess`).
+    pub private_output: u64,
+}
+
+/// Moves the client's memory in its shard's sums from what was counted to `now`.
+fn account(server: &Server, shard: usize, c: &mut Client, now: Counted) {
     let cm = &server.client_mem;
-    let (Some(normal), Some(replicas)) = (cm.normal_bytes.get(shard), cm.replica_bytes.get(shard))
-    else {
+    let (Some(normal), Some(replicas), Some(private)) = (
+        cm.normal_bytes.get(shard),
+        cm.replica_bytes.get(shard),
+        cm.replica_private_bytes.get(shard),
+    ) else {
         return;
     };
-    let (old, was_replica) = c.mem_counted;
-    if old == mem && was_replica == replica {
+    let old = c.mem_counted;
+    if old == now {
         return;
     }
-    let from = if was_replica { replicas } else { normal };
-    from.store(
-        from.load(Ordering::Relaxed).saturating_sub(old),
-        Ordering::Relaxed,
-    );
-    let to = if replica { replicas } else { normal };
-    to.store(
-        to.load(Ordering::Relaxed).saturating_add(mem),
-        Ordering::Relaxed,
-    );
-    c.mem_counted = (mem, replica);
-    if replica || was_replica {
-        crate::storage::evict::set_not_counted(cm.replica_total());
+    // Only this shard's thread writes its sums: a load and a store, no read-modify-write.
+    let sub = |a: &AtomicU64, v: u64| a.store(a.load(Ordering::Relaxed).saturating_sub(v), Ordering::Relaxed);
+    let add = |a: &AtomicU64, v: u64| a.store(a.load(Ordering::Relaxed).saturating_add(v), Ordering::Relaxed);
+    sub(if old.replica { replicas } else { normal }, old.total);
+    add(if now.replica { replicas } else { normal }, now.total);
+    c.mem_counted = now;
+    if old.private_output != now.private_output {
+        sub(private, old.private_output);
+        add(private, now.private_output);
+        let all = cm
+            .replica_private_bytes
+            .iter()
+            .map(|a| a.load(Ordering::Relaxed))
+            .sum();
+        crate::storage::evict::set_not_counted(all);
     }
 }
 
 /// Removes a closing client's memory from its shard's sums.
 pub fn forget(server: &Server, shard: usize, c: &mut Client) {
-    let replica = c.mem_counted.1;
-    account(server, shard, c, 0, replica);
+    let replica = c.mem_counted.replica;
+    account(
+        server,
+        shard,
+        c,
+        Counted {
+            replica,
+            ..Counted::default()
+        },
+    );
 }
 
 /// `maxmemory-clients` in bytes (0: no client eviction), as Redis's `getClientEvictionLimit`.

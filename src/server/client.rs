@@ -83,7 +83,7 @@ pub struct Client {
     /// The largest pending output since the last resize check (CLIENT LIST `rbp`).
     pub reply_peak_bytes: usize,
     /// Memory counted in the shard's sums, and whether as a replica (`server::buffers`).
-    pub mem_counted: (u64, bool),
+    pub mem_counted: super::buffers::Counted,
     pub proto: u8,
     pub db: usize,
     pub authenticated: bool,
@@ -156,7 +156,7 @@ impl Client {
             obuf_soft_since_ms: 0,
             qbuf_peak: 0,
             reply_peak_bytes: 0,
-            mem_counted: (0, false),
+            mem_counted: Default::default(),
             proto: 2,
             db: 0,
             authenticated: auth,
