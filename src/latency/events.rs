@@ -55,7 +55,10 @@ pub struct Events {
 impl Events {
     /// `latencyAddSample`.
     pub fn add(&mut self, event: &'static str, now_secs: u64, ms: u64) {
-        let ts = self.series.entry(event).or_insert_with(|| Box::new(Series::new()));
+        let ts = self
+            .series
+            .entry(event)
+            .or_insert_with(|| Box::new(Series::new()));
         ts.max_ms = ts.max_ms.max(ms);
         let prev = (ts.idx + SAMPLES_MAX - 1) % SAMPLES_MAX;
         if ts.samples[prev].time_secs == now_secs {

@@ -207,6 +207,9 @@ pub fn pending_output(c: &Client) -> usize {
 pub fn on_send_done(c: &mut Client) {
     c.obuf_exempt_bytes = c.obuf_exempt_bytes.saturating_sub(c.sending_bytes);
     c.sending_bytes = 0;
+    if c.out.is_empty() {
+        crate::tracking::unsent_released(c);
+    }
 }
 
 /// The pending output the limits and `omem` count (a replica's RDB payload excluded).
@@ -398,7 +401,8 @@ pub fn prepare_big_arg(c: &mut Client) {
         if c.inbuf.capacity() == 0 && c.qbuf_peak >= BIG_ARG_BYTES {
             // An exactly sized buffer was used up by a big argument: like Redis, expect
             // another and keep room for it (the cron's resize gives it back if none comes).
-            c.inbuf = bytes::BytesMut::with_capacity(c.qbuf_peak);
+            replace_query_buffer(c, bytes::BytesMut::with_capacity(c.qbuf_peak));
+            c.inbuf_for_big_arg = true;
         }
         return;
     }
@@ -406,7 +410,63 @@ pub fn prepare_big_arg(c: &mut Client) {
     if p.arg_end >= p.consumed + BIG_ARG_BYTES && c.inbuf.capacity() < p.arg_end {
         let mut b = bytes::BytesMut::with_capacity(p.arg_end);
         b.extend_from_slice(&c.inbuf);
-        c.inbuf = b;
+        replace_query_buffer(c, b);
+        c.inbuf_for_big_arg = true;
+    }
+}
+
+/// Installs a new query buffer, recording its allocation.
+fn replace_query_buffer(c: &mut Client, b: bytes::BytesMut) {
+    c.inbuf_alloc = b.capacity();
+    c.inbuf = b;
+    c.inbuf_for_big_arg = false;
+}
+
+/// Appends received bytes to a client's query buffer. The buffer grows here, not inside
+/// `BytesMut`, so that its allocation is known (`Client::inbuf_alloc`): `BytesMut::capacity`
+/// counts only the room after the commands already split off, while their bytes stay part of
+/// the allocation until it is reused, so `tot-mem`, client eviction and `used_memory` would
+/// disagree by up to the whole buffer.
+/// True when the buffer grew.
+pub fn append_input(c: &mut Client, data: &[u8]) -> bool {
+    let len = c.inbuf.len();
+    let grew = c.inbuf.capacity() - len < data.len();
+    if grew {
+        let need = len + data.len();
+        let cap = if need > c.inbuf_alloc {
+            need.max(c.inbuf_alloc.saturating_mul(2))
+        } else {
+            c.inbuf_alloc
+        }
+        .max(QUERY_BUF_BYTES_INITIAL);
+        let mut b = bytes::BytesMut::with_capacity(cap);
+        b.extend_from_slice(&c.inbuf);
+        replace_query_buffer(c, b);
+    }
+    c.inbuf.extend_from_slice(data);
+    grew
+}
+
+/// A query buffer grew while input arrived: under `maxmemory-clients`, the client's memory is
+/// judged at once, before its commands run (Redis updates a client's memory after each read
+/// and evicts before the next command), since a burst the turn then runs and drains would
+/// otherwise never be seen at its peak.
+pub fn input_grew(server: &Server, shard: usize, c: &mut Client, cfg: &Config, now_ms: u64) {
+    if c.inbuf_alloc <= QUERY_BUF_BYTES_INITIAL || eviction_limit(cfg) == 0 {
+        return;
+    }
+    if publish(server, shard, c, cfg) {
+        evict(server, cfg, shard, now_ms);
+    }
+}
+
+/// After a turn's commands ran: a drained query buffer that grew past Redis's resize
+/// threshold while a pipeline arrived faster than it ran goes back to the initial size at
+/// once (Redis reads 16 KiB at a time and runs what it read, so its buffer never holds a
+/// whole burst). A buffer sized for a big argument stays: Redis expects another one.
+pub fn shrink_drained_query_buffer(c: &mut Client) {
+    if c.inbuf.is_empty() && c.inbuf_alloc > QUERY_BUF_RESIZE_BYTES_MIN && !c.inbuf_for_big_arg {
+        replace_query_buffer(c, bytes::BytesMut::with_capacity(QUERY_BUF_BYTES_INITIAL));
     }
 }
 
@@ -456,7 +516,7 @@ pub fn figures(c: &Client, current: Option<&[bytes::Bytes]>) -> Figures {
         None => (0, 0, 0),
     };
     let qbuf = c.inbuf.len() - partial.consumed + cur_frame;
-    let qbuf_free = c.inbuf.capacity() - c.inbuf.len();
+    let qbuf_free = query_buf_alloc(c) - c.inbuf.len();
     let argv_mem = partial.argv_bytes + cur_argv;
     let (multi_mem, multi_overhead) = match &c.multi {
         Some(q) => {
@@ -476,7 +536,7 @@ pub fn figures(c: &Client, current: Option<&[bytes::Bytes]>) -> Figures {
         * std::mem::size_of::<bytes::Bytes>();
     let watched = c.watched.capacity() * std::mem::size_of_val(&c.watched.first());
     let tot_mem = omem
-        + c.inbuf.capacity()
+        + query_buf_alloc(c)
         + rbs
         + cur_frame
         + cur_argc * std::mem::size_of::<bytes::Bytes>()
@@ -497,6 +557,11 @@ pub fn figures(c: &Client, current: Option<&[bytes::Bytes]>) -> Figures {
         omem,
         tot_mem,
     }
+}
+
+/// Bytes the query buffer's allocation holds (at least what `BytesMut` reports).
+fn query_buf_alloc(c: &Client) -> usize {
+    c.inbuf_alloc.max(c.inbuf.capacity())
 }
 
 /// Bytes of a `*N\r\n` or `$N\r\n` header.
@@ -594,8 +659,18 @@ fn account(server: &Server, shard: usize, c: &mut Client, now: Counted) {
         return;
     }
     // Only this shard's thread writes its sums: a load and a store, no read-modify-write.
-    let sub = |a: &AtomicU64, v: u64| a.store(a.load(Ordering::Relaxed).saturating_sub(v), Ordering::Relaxed);
-    let add = |a: &AtomicU64, v: u64| a.store(a.load(Ordering::Relaxed).saturating_add(v), Ordering::Relaxed);
+    let sub = |a: &AtomicU64, v: u64| {
+        a.store(
+            a.load(Ordering::Relaxed).saturating_sub(v),
+            Ordering::Relaxed,
+        )
+    };
+    let add = |a: &AtomicU64, v: u64| {
+        a.store(
+            a.load(Ordering::Relaxed).saturating_add(v),
+            Ordering::Relaxed,
+        )
+    };
     sub(if old.replica { replicas } else { normal }, old.total);
     add(if now.replica { replicas } else { normal }, now.total);
     c.mem_counted = now;
@@ -613,6 +688,7 @@ fn account(server: &Server, shard: usize, c: &mut Client, now: Counted) {
 
 /// Removes a closing client's memory from its shard's sums.
 pub fn forget(server: &Server, shard: usize, c: &mut Client) {
+    crate::tracking::unsent_released(c);
     let replica = c.mem_counted.replica;
     account(
         server,
@@ -717,7 +793,7 @@ pub fn cron(server: &Server, c: &mut Client, cfg: &Config, now_ms: u64, resize: 
         }
         c.reply_peak_bytes = pending_output(c);
     }
-    let input = c.inbuf.capacity() as u64;
+    let input = query_buf_alloc(c) as u64;
     server
         .client_mem
         .sample_peaks(now_ms, input, counted_output(c) as u64);
@@ -727,7 +803,7 @@ pub fn cron(server: &Server, c: &mut Client, cfg: &Config, now_ms: u64, resize: 
 /// Redis's `clientsCronResizeQueryBuffer`: an idle connection's buffer shrinks to what it
 /// holds; a busy one's, when more than twice its recent peak, to that peak.
 fn resize_query_buffer(c: &mut Client, idle_ms: u64) {
-    let cap = c.inbuf.capacity();
+    let cap = query_buf_alloc(c);
     let len = c.inbuf.len();
     if cap - len > QUERY_BUF_WASTE_BYTES_MIN {
         let target = if idle_ms > QUERY_BUF_IDLE_MS_MAX {
@@ -740,7 +816,7 @@ fn resize_query_buffer(c: &mut Client, idle_ms: u64) {
         if let Some(target) = target {
             let mut b = bytes::BytesMut::with_capacity(target);
             b.extend_from_slice(&c.inbuf);
-            c.inbuf = b;
+            replace_query_buffer(c, b);
         }
     }
     c.qbuf_peak = c.inbuf.len();

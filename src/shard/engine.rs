@@ -173,12 +173,15 @@ impl<I: Io> Shard<I> {
             let accepted = &mut self.accepted;
             let closed = &mut self.closed;
             let server = &self.server;
+            let (cfg, id, now_ms) = (&self.cfg, self.id, self.now_ms);
             let mut handler = |ev: Event<'_>| match ev {
                 Event::Accepted(fd) => accepted.push(fd),
                 Event::Data(t, bytes) => {
                     if let Some(Some(c)) = conns.get_mut(t as usize) {
                         if !c.closing {
-                            c.inbuf.extend_from_slice(bytes);
+                            if crate::server::buffers::append_input(c, bytes) {
+                                crate::server::buffers::input_grew(server, id, c, cfg, now_ms);
+                            }
                             server
                                 .stats
                                 .net_input_bytes

@@ -216,6 +216,20 @@ fn lfu_log_incr(counter: u32, log_factor: u32, r: f64) -> u32 {
     }
 }
 
+/// A bit of an entry's LFU word, above Redis's 24: the value is a small integer stored while
+/// maxmemory with an LRU or LFU policy kept Redis from sharing it (its
+/// `MAXMEMORY_FLAG_NO_SHARED_INTEGERS`: such objects need their own access time), so OBJECT
+/// REFCOUNT reports 1 for it rather than the shared objects' count.
+pub const UNSHARED_INT: u32 = 1 << 31;
+/// Redis's `OBJ_SHARED_INTEGERS`: 0..10000 are shared objects.
+pub const SHARED_INTEGERS: i64 = 10_000;
+
+/// Whether Redis would store a small integer as its shared object now.
+pub fn shares_integers() -> bool {
+    let p = policy();
+    maxmemory() == 0 || !(p.is_lru() || p.is_lfu())
+}
+
 /// The LFU word after one access (decay, then increment, stamped with the current minute).
 pub fn lfu_touch(word: u32) -> u32 {
     let now = lfu_minutes();
@@ -226,7 +240,7 @@ pub fn lfu_touch(word: u32) -> u32 {
         SETTINGS.lfu_log_factor.load(Ordering::Relaxed),
         coin(),
     );
-    (now << 8) | counter
+    (word & UNSHARED_INT) | (now << 8) | counter
 }
 
 /// The LFU word holding `freq` now (RESTORE ... FREQ, RDB load).
