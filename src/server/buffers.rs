@@ -34,6 +34,8 @@ use super::{Client, ClientShared, Server};
 use crate::config::{ClientClass, Config};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 
+/// An argument this long is read into a buffer sized for it (Redis's `PROTO_MBULK_BIG_ARG`).
+const BIG_ARG_BYTES: usize = 32 * 1024;
 /// A query buffer's capacity when a connection starts, or starts over after being given back.
 pub const QUERY_BUF_BYTES_INITIAL: usize = 20 * 1024;
 /// A query buffer is resized only when it wastes more than this (Redis: 4 KiB).
@@ -396,7 +398,6 @@ pub fn partial_command(buf: &[u8]) -> Partial {
 /// exactly the room it needs, as Redis sizes its buffer for a big bulk, rather than doubling
 /// (which would hold up to twice the argument, and count so in `tot-mem`).
 pub fn prepare_big_arg(c: &mut Client) {
-    const BIG_ARG_BYTES: usize = 32 * 1024;
     if c.inbuf.is_empty() {
         if c.inbuf.capacity() == 0 && c.qbuf_peak >= BIG_ARG_BYTES {
             // An exactly sized buffer was used up by a big argument: like Redis, expect
@@ -433,7 +434,14 @@ pub fn append_input(c: &mut Client, data: &[u8]) -> bool {
     let grew = c.inbuf.capacity() - len < data.len();
     if grew {
         let need = len + data.len();
-        let cap = if need > c.inbuf_alloc {
+        // A big argument on its way gets a buffer sized for it, as Redis does (and keeps once
+        // it ran, expecting another: `shrink_drained_query_buffer` leaves it); anything else
+        // doubles.
+        let p = partial_command(&c.inbuf);
+        let big_arg = p.arg_end >= p.consumed + BIG_ARG_BYTES;
+        let cap = if big_arg {
+            need.max(p.arg_end)
+        } else if need > c.inbuf_alloc {
             need.max(c.inbuf_alloc.saturating_mul(2))
         } else {
             c.inbuf_alloc
@@ -442,6 +450,7 @@ pub fn append_input(c: &mut Client, data: &[u8]) -> bool {
         let mut b = bytes::BytesMut::with_capacity(cap);
         b.extend_from_slice(&c.inbuf);
         replace_query_buffer(c, b);
+        c.inbuf_for_big_arg = big_arg;
     }
     c.inbuf.extend_from_slice(data);
     grew
