@@ -79,6 +79,12 @@ fn slowlog_entries_match_redis() {
             &["config", "set", "masterauth", "secret", "hz", "10"],
         );
         let _ = c.call(&["auth", "user", "wrong"]);
+        // No such key: NOKEY before any connection is tried, so the target does not matter.
+        for tail in [&["AUTH", "pw"][..], &["COPY", "AUTH2", "u", "pw"]] {
+            let mut m = vec!["migrate", "127.0.0.1", "1", "nokey", "0", "5000"];
+            m.extend_from_slice(tail);
+            ok(&mut c, &m);
+        }
         ok(&mut c, &["multi"]);
         ok(&mut c, &["incr", "n"]);
         ok(&mut c, &["exec"]);
@@ -97,6 +103,9 @@ fn slowlog_entries_match_redis() {
         .iter()
         .any(|l| l == "config set masterauth (redacted) hz 10"));
     assert!(flat.iter().any(|l| l == "auth (redacted) (redacted)"));
+    assert!(flat
+        .iter()
+        .any(|l| l == "migrate 127.0.0.1 1 nokey 0 5000 COPY AUTH2 (redacted) (redacted)"));
     assert!(!flat.iter().any(|l| l == "exec"));
     // Named from CLIENT SETNAME on (SLOWLOG RESET ran before it).
     assert!(redis
@@ -381,4 +390,112 @@ fn command_introspection_matches_redis() {
     for name in theirs.iter().filter(|n| !n.starts_with("acl")) {
         assert!(ours.contains(name), "{name} missing from {ours:?}");
     }
+}
+
+/// MONITOR lines without their timestamp and client address: `"cmd" "arg" ...`.
+fn monitor_args(line: &Reply) -> String {
+    let text = line
+        .as_str()
+        .unwrap_or_else(|| panic!("not a status: {:?}", line));
+    let (_, rest) = text
+        .split_once("] ")
+        .unwrap_or_else(|| panic!("no address part: {}", text));
+    rest.to_string()
+}
+
+/// MONITOR hides the same arguments as Redis: passwords of AUTH, HELLO AUTH and MIGRATE
+/// AUTH/AUTH2.
+#[test]
+fn monitor_redacts_like_redis() {
+    let servers = both(&["--shards", "2"]);
+    let mut seen = Vec::new();
+    for s in &servers {
+        let mut mon = s.conn();
+        assert_eq!(mon.call(&["monitor"]).as_str(), Some("OK"));
+        let mut c = s.conn();
+        let cmds: [&[&str]; 5] = [
+            &[
+                "migrate",
+                "127.0.0.1",
+                "1",
+                "nokey",
+                "0",
+                "5000",
+                "AUTH",
+                "pw",
+            ],
+            &[
+                "migrate",
+                "127.0.0.1",
+                "1",
+                "nokey",
+                "0",
+                "5000",
+                "AUTH2",
+                "u",
+                "pw",
+            ],
+            &["auth", "not-real"],
+            &["auth", "not-real", "not-a-password"],
+            &["hello", "2", "AUTH", "not-real", "not-a-password"],
+        ];
+        for cmd in cmds {
+            let _ = c.call(cmd);
+        }
+        let lines: Vec<String> = (0..cmds.len())
+            .map(|_| monitor_args(&common::decode(&mon.read_reply()).expect("a reply")))
+            .collect();
+        seen.push(lines);
+    }
+    assert_eq!(seen[1], seen[0]);
+    assert_eq!(
+        seen[0][1],
+        r#""migrate" "127.0.0.1" "1" "nokey" "0" "5000" "AUTH2" "(redacted)" "(redacted)""#
+    );
+}
+
+/// CONFIG SET `port` moves every shard's listener; a port another process holds fails the
+/// whole CONFIG SET (nothing else changes) and the server keeps listening where it was.
+#[test]
+fn config_set_port_rebinds_or_rolls_back() {
+    let s = TestServer::start(ServerKind::Shardis, &["--shards", "2"]);
+    let old = s.port();
+    let mut c = s.conn();
+    let busy = std::net::TcpListener::bind(("127.0.0.1", common::free_port())).expect("bind");
+    let busy_port = busy.local_addr().expect("addr").port().to_string();
+    let r = c.call(&["config", "set", "maxmemory", "10000001", "port", &busy_port]);
+    assert!(r.is_error(), "CONFIG SET to a held port must fail: {:?}", r);
+    assert_eq!(
+        r.as_str(),
+        Some(
+            "ERR CONFIG SET failed (possibly related to argument 'port') - Unable to listen on \
+             this port. Check server logs."
+        )
+    );
+    let mm = c.call(&["config", "get", "maxmemory"]);
+    assert_eq!(arr(&mm)[1].as_str(), Some("0"));
+    // Still accepting on the old port, on every shard (connections spread over both).
+    for _ in 0..8 {
+        let mut n = RespConn::connect(old).expect("old port still listens");
+        assert_eq!(n.call(&["ping"]).as_str(), Some("PONG"));
+    }
+    drop(busy);
+
+    let new = common::free_port();
+    ok(&mut c, &["config", "set", "port", &new.to_string()]);
+    for _ in 0..8 {
+        let mut n = common::wait_for("the new port", std::time::Duration::from_secs(10), || {
+            RespConn::connect(new).ok()
+        });
+        assert_eq!(n.call(&["ping"]).as_str(), Some("PONG"));
+    }
+    common::wait_until(
+        "the old port closed",
+        std::time::Duration::from_secs(10),
+        || std::net::TcpStream::connect(("127.0.0.1", old)).is_err(),
+    );
+    // The connection that moved it is still served.
+    assert_eq!(c.call(&["ping"]).as_str(), Some("PONG"));
+    let port = c.call(&["config", "get", "port"]);
+    assert_eq!(arr(&port)[1].as_str(), Some(new.to_string().as_str()));
 }

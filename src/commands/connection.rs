@@ -96,7 +96,7 @@ fn echo(_ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
 
 /// One MONITOR line: `+<secs>.<micros> [<db> <addr>] "arg" ...`, with `addr` the client's
 /// address, or `lua` for a command a script ran.
-pub fn monitor_line(db: usize, addr: &str, args: &[Bytes]) -> Bytes {
+pub fn monitor_line(db: usize, addr: &str, args: &[Bytes], hidden: &[usize]) -> Bytes {
     let us = crate::util::now_us();
     let mut line = format!(
         "+{}.{:06} [{} {}]",
@@ -105,9 +105,13 @@ pub fn monitor_line(db: usize, addr: &str, args: &[Bytes]) -> Bytes {
         db,
         addr
     );
-    for a in args {
+    for (j, a) in args.iter().enumerate() {
         line.push(' ');
-        line.push_str(&crate::util::repr(a));
+        if hidden.contains(&j) {
+            line.push_str("\"(redacted)\"");
+        } else {
+            line.push_str(&crate::util::repr(a));
+        }
     }
     line.push_str("\r\n");
     Bytes::from(line)

@@ -101,11 +101,24 @@ fn config_set(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
     };
     match cfg.set_with(&pairs, &set_ctx) {
         Ok(new) => {
+            let relisten = new.port != cfg.port || new.bind != cfg.bind;
+            if relisten {
+                if let Err(why) = crate::server::run::rebind(ctx.server, &cfg, &new) {
+                    let name = if new.port != cfg.port { "port" } else { "bind" };
+                    return out.error(&format!(
+                        "ERR CONFIG SET failed (possibly related to argument '{name}') - {why}"
+                    ));
+                }
+            }
             crate::log::init(&new.logfile, &new.loglevel);
             crate::storage::limits::apply(&new);
             ctx.server.config.store(new);
             crate::replication::master::config_changed(ctx.server);
             if let Err(e) = crate::persistence::aof::rewrite::config_changed(ctx.server) {
+                if relisten {
+                    // Back where it listened (it was listening there a moment ago).
+                    let _ = crate::server::run::rebind(ctx.server, &ctx.server.config.load(), &cfg);
+                }
                 ctx.server.config.store((*cfg).clone());
                 return out.error(&e);
             }

@@ -25,8 +25,8 @@ pub struct Entry {
 /// Configs whose values CONFIG SET must not show (Redis's `SENSITIVE_CONFIG`).
 const SENSITIVE_CONFIGS: &[&str] = &["masterauth", "masteruser", "requirepass"];
 
-/// Indices of arguments Redis replaces by "(redacted)" before logging.
-fn redacted(cmd: &Cmd, args: &[Bytes]) -> Vec<usize> {
+/// Indices of arguments Redis replaces by "(redacted)" before logging (slow log and MONITOR).
+pub fn redacted(cmd: &Cmd, args: &[Bytes]) -> Vec<usize> {
     let eq = |a: &[u8], s: &str| a.eq_ignore_ascii_case(s.as_bytes());
     match cmd.name {
         "auth" => (1..args.len()).collect(),
@@ -39,6 +39,26 @@ fn redacted(cmd: &Cmd, args: &[Bytes]) -> Vec<usize> {
                     j += 3;
                 } else {
                     j += 1;
+                }
+            }
+            v
+        }
+        "migrate" => {
+            // As MIGRATE's option parser redacts: up to KEYS or the first unknown option.
+            let mut v = Vec::new();
+            let mut j = 6;
+            while j < args.len() {
+                let more = args.len() - 1 - j;
+                if eq(&args[j], "copy") || eq(&args[j], "replace") {
+                    j += 1;
+                } else if eq(&args[j], "auth") && more >= 1 {
+                    v.push(j + 1);
+                    j += 2;
+                } else if eq(&args[j], "auth2") && more >= 2 {
+                    v.extend([j + 1, j + 2]);
+                    j += 3;
+                } else {
+                    break;
                 }
             }
             v
@@ -166,6 +186,25 @@ mod tests {
         );
         let want = format!("{}... (1 more bytes)", "A".repeat(128));
         assert_eq!(e.args[2], want.as_bytes());
+    }
+
+    #[test]
+    fn redacts_migrate_credentials() {
+        let cmd = crate::commands::lookup(b"migrate").expect("migrate");
+        let args: Vec<Bytes> = [
+            "migrate", "h", "1", "k", "0", "5000", "COPY", "AUTH2", "u", "p",
+        ]
+        .iter()
+        .map(|s| Bytes::from(s.to_string()))
+        .collect();
+        assert_eq!(redacted(cmd, &args), vec![8, 9]);
+        let args: Vec<Bytes> = [
+            "migrate", "h", "1", "", "0", "5000", "AUTH", "pw", "KEYS", "a",
+        ]
+        .iter()
+        .map(|s| Bytes::from(s.to_string()))
+        .collect();
+        assert_eq!(redacted(cmd, &args), vec![7]);
     }
 
     #[test]

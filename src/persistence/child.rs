@@ -280,7 +280,7 @@ where
 ///
 /// # Safety
 /// Only for a freshly forked child that owns nothing it still needs above `first`.
-unsafe fn close_from(first: RawFd) {
+pub(crate) unsafe fn close_from(first: RawFd) {
     if libc::syscall(
         libc::SYS_close_range,
         first as libc::c_uint,

@@ -710,6 +710,8 @@ pub fn shutdown(server: &Server, flags: u32) -> bool {
     if server.persistence.loading.load(Ordering::Relaxed) {
         flags = (flags & !SAVE) | NOSAVE;
     }
+    // A debugging session stops waiting for its client, so the locks below come free.
+    crate::scripting::ldb::on_shutdown(true);
     if rdb_child_running(server) {
         log_warning!("There is a child saving an .rdb. Killing it!");
         kill_rdb_child(server, true);
@@ -722,6 +724,7 @@ pub fn shutdown(server: &Server, flags: u32) -> bool {
         if save_locked(server, &mut guards).is_err() {
             if flags & FORCE == 0 {
                 log_warning!("Error trying to save the DB, can't exit.");
+                crate::scripting::ldb::on_shutdown(false);
                 return false;
             }
             log_warning!("Error trying to save the DB. Exit anyway.");

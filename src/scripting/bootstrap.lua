@@ -19,7 +19,10 @@ local function errhandler(err)
   if type(err) == 'userdata' then
     -- Errors of Rust library functions: add the script position as luaL_error does.
     local m = errtext(err)
-    if m ~= 'Script killed by user with SCRIPT KILL...' and i and i.currentline > 0 then
+    if m:sub(1, 1) == '\1' then
+      -- Raised by the debugger (abort, protocol error): Redis's plain error table.
+      m = m:sub(2)
+    elseif m ~= 'Script killed by user with SCRIPT KILL...' and i and i.currentline > 0 then
       m = i.short_src .. ':' .. i.currentline .. ': ' .. m
     end
     err = m
@@ -111,8 +114,8 @@ redis.set_repl = raiser(function(...)
   return nil, false
 end)
 redis.replicate_commands = function() return true end
-redis.breakpoint = function() return false end
-redis.debug = function() end
+redis.breakpoint = prims.ldbbreakpoint
+redis.debug = prims.ldbdebug
 redis.acl_check_cmd = raiser(function(...)
   if not prims.incontext() then return error_table('redis.acl_check_cmd can only be called inside a script invocation'), true end
   if select('#', ...) < 1 then return error_table('Please specify at least one argument for this redis lib call'), true end
@@ -310,4 +313,61 @@ local function lib_env()
   return e, function() state.loading = false end
 end
 
-return {visible = visible, env = env, run = run, lib_env = lib_env}
+-- Debugger helpers (scripting/ldb.rs), called from its line hook: level 1 is the helper,
+-- level 2 the script function the hook stopped in (a hook adds no frame of its own).
+local getlocal, getinfo = dbg.getlocal, dbg.getinfo
+local ldb = {}
+function ldb.locals()
+  local vars = {}
+  local i = 1
+  while true do
+    local name, v = getlocal(2, i)
+    if name == nil then break end
+    if not name:find('(*temporary)', 1, true) then vars[#vars + 1] = {name, v} end
+    i = i + 1
+  end
+  return vars
+end
+function ldb.getvar(want)
+  local level = 2
+  while getinfo(level, 'l') do
+    local i = 1
+    while true do
+      local name, v = getlocal(level, i)
+      if name == nil then break end
+      if name == want then return true, v end
+      i = i + 1
+    end
+    level = level + 1
+  end
+  if want == 'KEYS' or want == 'ARGV' then return true, rawget(visible, want) end
+  return false
+end
+function ldb.trace()
+  local frames = {}
+  local level = 2
+  while true do
+    local info = getinfo(level, 'Snl')
+    if not info then break end
+    if info.short_src:find('user_script', 1, true) then
+      frames[#frames + 1] = {level == 2, info.name or 'top level', info.currentline}
+    end
+    level = level + 1
+  end
+  return frames
+end
+function ldb.eval(code)
+  local f = loadstring('return ' .. code, '@ldb_eval')
+  if not f then
+    local err
+    f, err = loadstring(code, '@ldb_eval')
+    if not f then return false, err end
+  end
+  setfenv(f, env)
+  return rawpcall(f)
+end
+function ldb.redis(...)
+  rawpcall(redis.call, ...)
+end
+
+return {visible = visible, env = env, run = run, lib_env = lib_env, ldb = ldb}

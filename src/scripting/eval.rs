@@ -63,7 +63,8 @@ pub static SCRIPT_SUBS: [Cmd; 6] = [
     Cmd::conn("load", 3, flag::NOSCRIPT | flag::STALE, script_load)
         .with_acl(&["slow", "scripting"]),
     Cmd::conn("help", 2, flag::LOADING | flag::STALE, script_help).with_acl(&["slow", "scripting"]),
-    Cmd::conn("debug", 3, flag::NOSCRIPT, script_debug).with_acl(&["slow", "scripting"]),
+    Cmd::conn("debug", 3, flag::NOSCRIPT, super::ldb::script_debug)
+        .with_acl(&["slow", "scripting"]),
 ];
 
 fn eval(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
@@ -201,14 +202,42 @@ pub fn prepare_run(ctx: &ConnCtx, flags: u32, ro: bool, out: &mut Out) -> bool {
 }
 
 fn eval_generic(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out, by_sha: bool, ro: bool) {
-    let Some(nkeys) = parse_numkeys(args, out) else {
+    if ctx.client.script_debug != super::ldb::MODE_OFF {
+        if by_sha {
+            return out.error(if args[1].len() != 40 {
+                "NOSCRIPT No matching script. Please use EVAL."
+            } else {
+                "ERR Please use EVAL instead of EVALSHA for debugging"
+            });
+        }
+        if parse_numkeys(args, out).is_none() {
+            return;
+        }
+        return super::ldb::eval_debug(ctx, args, out, ro);
+    }
+    if parse_numkeys(args, out).is_none() {
         return;
-    };
+    }
     let mut session = match super::acquire(ctx.server, ctx.shard, true) {
         Ok(s) => s,
         Err(e) => return out.error(e),
     };
-    let vm = &mut *session.vm;
+    eval_loaded(&mut session.vm, ctx, args, out, ro, by_sha);
+}
+
+/// Finds (EVALSHA) or compiles (EVAL) the script and runs it, with the VM and every shard
+/// held by the caller.
+pub(crate) fn eval_loaded(
+    vm: &mut Vm,
+    ctx: &mut ConnCtx,
+    args: &[Bytes],
+    out: &mut Out,
+    ro: bool,
+    by_sha: bool,
+) {
+    let Some(nkeys) = parse_numkeys(args, out) else {
+        return;
+    };
     let sha = if by_sha {
         let sha = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
         if !vm.scripts.contains_key(&sha) {
@@ -267,7 +296,9 @@ pub fn call_and_reply(
     };
     // The hook only reads atomics (kill request, busy threshold) every 10,000 instructions,
     // so it stays installed between runs.
-    if !vm.script_hook.get() {
+    if super::ldb::active() {
+        super::ldb::install_hook(vm);
+    } else if !vm.script_hook.get() {
         super::vm::set_hook(&vm.lua);
         vm.script_hook.set(true);
     }
@@ -349,7 +380,7 @@ fn script_flush(_ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
         Err(e) => return out.error(e),
     };
     vm.scripts.clear();
-    let _ = vm.lua.gc_collect();
+    vm.collect_fully();
     out.ok();
 }
 
@@ -380,16 +411,6 @@ pub fn kill(out: &mut Out, is_eval: bool) {
 
 fn script_kill(_ctx: &mut ConnCtx, _args: &[Bytes], out: &mut Out) {
     kill(out, true)
-}
-
-fn script_debug(_ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
-    if parse::eq(&args[2], "no") {
-        return out.ok();
-    }
-    if parse::eq(&args[2], "yes") || parse::eq(&args[2], "sync") {
-        return out.error("ERR SCRIPT DEBUG is not supported by this server");
-    }
-    out.error("ERR Use SCRIPT DEBUG YES/SYNC/NO")
 }
 
 fn script_help(_ctx: &mut ConnCtx, _args: &[Bytes], out: &mut Out) {

@@ -309,9 +309,12 @@ fn load_into(vm: &mut Vm, code: &Bytes, replace: bool) -> Result<String, String>
             }
         }
     }
-    vm.libs.remove(&lib.name);
+    let replaced = vm.libs.remove(&lib.name).is_some();
     let name = lib.name.clone();
     vm.libs.insert(lib);
+    if replaced {
+        collect_dropped(vm);
+    }
     Ok(name)
 }
 
@@ -379,6 +382,17 @@ pub fn flush_libraries() {
     let mut vm = super::lock_vm();
     vm.libs.libs.clear();
     vm.libs.index.clear();
+    collect_dropped(&vm);
+}
+
+/// A full collection right after libraries were dropped (FUNCTION LOAD REPLACE, DELETE,
+/// FLUSH). A library is a whole environment of closures, tables and compiled code; left to
+/// the incremental collector, whose next cycle starts only when the heap has doubled since
+/// the last one, a loop of replaces keeps several dead libraries in the interpreter (scripts
+/// and functions share it, so `used_memory_lua` grows with them). These commands are rare
+/// and already compile code, so a full cycle there costs little.
+fn collect_dropped(vm: &Vm) {
+    let _ = vm.lua.gc_collect();
 }
 
 pub static FUNCTION_SUBS: [Cmd; 9] = [
@@ -482,6 +496,7 @@ fn function_delete(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
     if vm.libs.remove(&name).is_none() {
         return out.error("ERR Library not found");
     }
+    collect_dropped(&vm);
     drop(vm);
     dirty(ctx, args);
     out.ok();
@@ -502,6 +517,7 @@ fn function_flush(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
     };
     vm.libs.libs.clear();
     vm.libs.index.clear();
+    vm.collect_fully();
     drop(vm);
     dirty(ctx, args);
     out.ok();

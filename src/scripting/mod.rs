@@ -37,7 +37,8 @@
 //! ## Files
 //! `vm` builds the sandboxed interpreter and the `redis` API, `convert` maps RESP replies to
 //! Lua values and back, `eval` holds EVAL/SCRIPT, `functions` the library registry and
-//! FUNCTION/FCALL, `cjson`, `cmsgpack`, `structlib` and `bit` the libraries scripts use.
+//! FUNCTION/FCALL, `cjson`, `cmsgpack`, `structlib` and `bit` the libraries scripts use,
+//! `ldb` the Lua debugger (SCRIPT DEBUG), whose I/O goes through the engine's `ScriptHost`.
 
 pub mod bit;
 pub mod cjson;
@@ -45,6 +46,7 @@ pub mod cmsgpack;
 pub mod convert;
 pub mod eval;
 pub mod functions;
+pub mod ldb;
 pub mod structlib;
 pub mod vm;
 
@@ -130,7 +132,7 @@ pub fn monitor_script_command(server: &Server, db: usize, args: &[bytes::Bytes])
     if server.monitor_count.load(Ordering::Relaxed) == 0 {
         return;
     }
-    let line = crate::commands::connection::monitor_line(db, "lua", args);
+    let line = crate::commands::connection::monitor_line(db, "lua", args, &[]);
     MONITOR_LINES.with(|l| l.borrow_mut().push(line));
 }
 
@@ -235,32 +237,58 @@ fn publish_end() {
     RUN.done.notify_all();
 }
 
-thread_local! {
-    /// The engine's busy pump for this thread (serves the shard's other connections while
-    /// its own script is busy), installed by the engine around a script run.
-    static PUMP: std::cell::Cell<Option<*mut dyn FnMut()>> = const { std::cell::Cell::new(None) };
+/// What a script run needs from the engine of its thread: serving the shard's other
+/// connections while the script is busy, and the debugger's I/O on the script's own
+/// connection (see `ldb`).
+pub trait ScriptHost {
+    /// Polls the shard's I/O without waiting and serves its other connections in busy mode.
+    fn busy_pump(&mut self);
+    /// Hands `bytes` to the script's connection (after any send still in flight). False
+    /// when the connection is gone or did not take earlier output within the send timeout.
+    fn debug_write(&mut self, bytes: Vec<u8>) -> bool;
+    /// Waits at most `timeout` for bytes from the script's connection, serving the shard's
+    /// other connections in busy mode meanwhile when the script is busy.
+    fn debug_read(&mut self, timeout: Duration) -> DebugRead;
 }
 
-/// Runs `f` with `pump` installed as this thread's busy pump.
-pub fn with_busy_pump<R>(pump: &mut dyn FnMut(), f: impl FnOnce() -> R) -> R {
-    // SAFETY: the pointer is only dereferenced by `pump_now` on this thread while `f` runs,
-    // and it is removed before `pump` goes out of scope.
-    let p: *mut (dyn FnMut() + '_) = pump;
-    let p: *mut dyn FnMut() = unsafe { std::mem::transmute(p) };
-    let prev = PUMP.with(|c| c.replace(Some(p)));
+/// What `ScriptHost::debug_read` got.
+pub enum DebugRead {
+    Data(Vec<u8>),
+    Idle,
+    Gone,
+}
+
+thread_local! {
+    /// The engine's host for this thread's script run, installed around it.
+    static HOST: std::cell::Cell<Option<*mut dyn ScriptHost>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` with `host` installed as this thread's script host.
+pub fn with_host<R>(host: &mut dyn ScriptHost, f: impl FnOnce() -> R) -> R {
+    // SAFETY: the pointer is only dereferenced by `with_installed_host` on this thread while
+    // `f` runs, and it is removed before `host` goes out of scope.
+    let p: *mut (dyn ScriptHost + '_) = host;
+    let p: *mut dyn ScriptHost = unsafe { std::mem::transmute(p) };
+    let prev = HOST.with(|c| c.replace(Some(p)));
     let r = f();
-    PUMP.with(|c| c.set(prev));
+    HOST.with(|c| c.set(prev));
     r
+}
+
+/// Calls `f` on this thread's host, if one is installed (and not already in use).
+pub(crate) fn with_installed_host<R>(f: impl FnOnce(&mut dyn ScriptHost) -> R) -> Option<R> {
+    let p = HOST.with(|c| c.take())?;
+    // SAFETY: installed by `with_host`, whose frame is alive (we run inside its `f`); taken
+    // out of the cell during the call, so it is never re-entered.
+    let r = f(unsafe { &mut *p });
+    HOST.with(|c| c.set(Some(p)));
+    Some(r)
 }
 
 /// Called from the Lua hook while busy: lets the engine serve other connections.
 pub(crate) fn pump_now() {
-    if let Some(p) = PUMP.with(|c| c.take()) {
-        // SAFETY: installed by `with_busy_pump`, whose frame is alive (we run inside `f`);
-        // taken out of the cell during the call, so it is never re-entered.
-        unsafe { (*p)() };
-        PUMP.with(|c| c.set(Some(p)));
-    }
+    with_installed_host(|h| h.busy_pump());
 }
 
 /// Whether `cmd` is one of the scripting commands that run a script (EVAL family, FCALL).
@@ -504,7 +532,7 @@ pub fn top_level<R>(f: impl FnOnce() -> R) -> R {
 /// than one) to the replication stream while its shard locks are still held, so no other
 /// shard's write can come between; the engine pokes the replicas afterwards (`take_poke`).
 pub(crate) fn feed_effects(ctx: &mut crate::server::ConnCtx) {
-    if !TOP_LEVEL.with(|t| t.get()) {
+    if !TOP_LEVEL.with(|t| t.get()) || ldb::in_child() {
         return;
     }
     let ops = std::mem::take(&mut ctx.propagate);

@@ -80,6 +80,9 @@ pub mod sflag {
 
 const BOOTSTRAP: &str = include_str!("bootstrap.lua");
 
+/// Bound on `Vm::collect_fully`'s cycles (each halves grown stacks: 2^32 is beyond any).
+const COLLECT_FULLY_CYCLES_MAX: usize = 32;
+
 impl Vm {
     fn new() -> mlua::Result<Vm> {
         // SAFETY: the debug library is needed by the error handler; the bootstrap removes it
@@ -173,6 +176,17 @@ impl Vm {
                 Ok(())
             })?,
         )?;
+        prims.raw_set(
+            "ldbdebug",
+            lua.create_function(|_, args: mlua::Variadic<Value>| {
+                super::ldb::debug_values(&args);
+                Ok(())
+            })?,
+        )?;
+        prims.raw_set(
+            "ldbbreakpoint",
+            lua.create_function(|_, ()| Ok(super::ldb::breakpoint()))?,
+        )?;
         prims.raw_set("version", crate::server::run::REDIS_VERSION)?;
         prims.raw_set("version_num", version_num())?;
         prims.raw_set("cjson", super::cjson::open(&lua)?)?;
@@ -184,6 +198,7 @@ impl Vm {
             .load(BOOTSTRAP)
             .set_name("=shardis")
             .call::<Table>(prims)?;
+        lua.set_named_registry_value("shardis_ldb", boot.get::<Table>("ldb")?)?;
         Ok(Vm {
             visible: boot.get("visible")?,
             env: boot.get("env")?,
@@ -204,6 +219,23 @@ impl Vm {
             if let Ok(f) = g.raw_get::<Value>(name) {
                 let _ = self.visible.raw_set(name, f);
             }
+        }
+    }
+
+    /// Collects until the heap stops shrinking (SCRIPT FLUSH, FUNCTION FLUSH: Redis starts a
+    /// new interpreter there). One full cycle frees every dead object, but the interpreter's
+    /// stacks and call-info arrays, grown by a deep or wide script (a nested cmsgpack value, a
+    /// huge unpack), only halve once per cycle, so a single collection leaves hundreds of
+    /// kilobytes that later cycles give back a half at a time.
+    pub fn collect_fully(&self) {
+        let mut last = self.lua.used_memory();
+        for _ in 0..COLLECT_FULLY_CYCLES_MAX {
+            let _ = self.lua.gc_collect();
+            let now = self.lua.used_memory();
+            if now >= last {
+                break;
+            }
+            last = now;
         }
     }
 
@@ -636,10 +668,19 @@ fn call_argv(lua: &Lua, _: ()) -> mlua::Result<(Value, bool)> {
     let argv = ARGV.with(|a| a.borrow_mut().take());
     let argv = match argv {
         Some(Ok(v)) => v,
-        Some(Err(e)) => return err_table(lua, e, false),
+        Some(Err(e)) => {
+            super::ldb::log_error(e);
+            return err_table(lua, e, false);
+        }
         None => return err_table(lua, "Unknown Redis command called from script", false),
     };
+    super::ldb::log_command(&argv);
     let r = with_ctx(|rc| run_command(rc, &argv));
+    match &r {
+        Some(Err(text)) => super::ldb::log_error(text),
+        Some(Ok((bytes, _))) => super::ldb::log_reply(bytes),
+        None => {}
+    }
     let Some(r) = r else {
         return err_table(
             lua,

@@ -137,6 +137,8 @@ pub struct Client {
     pub aof_hold: u64,
     /// A WAIT in progress: the engine answers it when enough replicas acknowledged.
     pub wait_ack: Option<crate::replication::master::WaitAck>,
+    /// SCRIPT DEBUG mode for the next EVAL (`scripting::ldb::MODE_*`).
+    pub script_debug: u8,
 }
 
 /// A command queued inside MULTI.
@@ -196,6 +198,7 @@ impl Client {
             replica_capa_psync2: false,
             replica_capa_eof: false,
             wait_ack: None,
+            script_debug: 0,
         }
     }
 

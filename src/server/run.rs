@@ -108,6 +108,54 @@ fn listeners(cfg: &Config, probe: bool) -> Result<Vec<RawFd>, String> {
     Ok(fds)
 }
 
+/// CONFIG SET `port`/`bind` at run time. Every shard's new listeners are bound first and only
+/// then swapped for the old ones (each shard closes its own on its next turn), so a port or
+/// address that cannot be bound fails the CONFIG SET with the server still listening where it
+/// was. Redis closes first and re-listens on the old port to roll back; binding first leaves
+/// no moment without a listener. Returns Redis's apply error text on failure.
+pub fn rebind(server: &Server, old: &Config, new: &Config) -> Result<(), String> {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = lock(&ONE_AT_A_TIME);
+    // Only a new port can be held by another process: with the same port our own listeners
+    // would fail the probe (see `listener::probe`).
+    let port_changed = new.port != old.port;
+    let mut fresh: Vec<Vec<RawFd>> = Vec::with_capacity(server.shards.len());
+    for i in 0..server.shards.len() {
+        match listeners(new, port_changed && i == 0) {
+            Ok(fds) => fresh.push(fds),
+            Err(e) => {
+                log_warning!("{}", e);
+                for fd in fresh.into_iter().flatten() {
+                    // SAFETY: bound by `listeners` above and never handed to anyone.
+                    unsafe { libc::close(fd) };
+                }
+                return Err(if port_changed {
+                    "Unable to listen on this port. Check server logs.".to_string()
+                } else {
+                    "Failed to bind to specified addresses.".to_string()
+                });
+            }
+        }
+    }
+    let external = server.shards.len();
+    for (h, add) in server.shards.iter().zip(fresh) {
+        let close = std::mem::replace(&mut *lock(&h.tcp_listeners), add.clone());
+        let mut batch = vec![crate::shard::mesh::Msg::Listeners { close, add }];
+        while !batch.is_empty() {
+            if !h.mailbox.post(external, &mut batch) {
+                // A full queue (4096 messages): the shard is draining it.
+                h.wake();
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn run_shard<I: Io>(io: I, id: usize, server: Arc<Server>, fds: Vec<RawFd>) {
     let handle = server.shards[id].clone();
     let mut io = io;
@@ -336,9 +384,12 @@ pub fn run(mut cfg: Config) -> i32 {
         }
     }
     let mut per_shard_fds = Vec::new();
-    for i in 0..nshards {
+    for (i, handle) in handles.iter().enumerate() {
         match listeners(&cfg, i == 0) {
-            Ok(f) => per_shard_fds.push(f),
+            Ok(f) => {
+                *lock(&handle.tcp_listeners) = f.clone();
+                per_shard_fds.push(f)
+            }
             Err(e) => {
                 log_warning!("{}", e);
                 return 1;

@@ -601,7 +601,7 @@ impl<I: Io> Shard<I> {
         {
             // Scripts and functions are skip-monitor commands that Redis feeds itself, so
             // that the commands they run appear after them.
-            self.feed_monitors(token, args);
+            self.feed_monitors(token, p.cmd, args);
         }
         let Some(c) = conn_mut(&mut self.conns, token) else {
             return Flow::Stop;
@@ -950,7 +950,7 @@ impl<I: Io> Shard<I> {
     }
 
     /// Sends a MONITOR line for a command to every monitoring connection.
-    fn feed_monitors(&mut self, token: Token, args: &[Bytes]) {
+    fn feed_monitors(&mut self, token: Token, cmd: &crate::commands::Cmd, args: &[Bytes]) {
         let Some(c) = self.client(token) else { return };
         let addr: std::borrow::Cow<'_, str> = if c.shared.unix {
             // Redis: `[0 unix:/path]`.
@@ -958,7 +958,8 @@ impl<I: Io> Shard<I> {
         } else {
             c.shared.addr.as_str().into()
         };
-        let line = crate::commands::connection::monitor_line(c.db, &addr, args);
+        let hidden = crate::latency::slowlog::redacted(cmd, args);
+        let line = crate::commands::connection::monitor_line(c.db, &addr, args, &hidden);
         self.send_monitor_line(line);
     }
 
@@ -1494,6 +1495,20 @@ impl<I: Io> Shard<I> {
                 Msg::Kill { token, gen } => {
                     if self.client(token).is_some_and(|c| c.gen == gen) {
                         self.close_client(token);
+                    }
+                }
+                Msg::Listeners { close, add } => {
+                    for fd in close {
+                        self.io.close_listener(fd);
+                    }
+                    for fd in add {
+                        if let Err(e) = self.io.add_listener(fd) {
+                            crate::log_warning!(
+                                "shard {}: cannot accept on listener: {}",
+                                self.id,
+                                e
+                            );
+                        }
                     }
                 }
             }

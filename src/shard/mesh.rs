@@ -61,6 +61,11 @@ pub enum Msg {
     Publish(crate::pubsub::Delivery),
     /// Invalidations wait in the inbox of this connection of the receiving shard.
     TrackingWake { token: u32, id: u64 },
+    /// Stop accepting on `close` and start on `add` (CONFIG SET `port`/`bind`).
+    Listeners {
+        close: Vec<std::os::fd::RawFd>,
+        add: Vec<std::os::fd::RawFd>,
+    },
     /// A MONITOR line for a monitoring connection of the receiving shard.
     Monitor {
         token: u32,

@@ -139,6 +139,9 @@ pub struct ShardHandle {
     /// Loop turns completed (written by the shard's thread only): lets another thread wait
     /// until this shard has run a whole turn (`server::buffers::catch_up`).
     pub turns: std::sync::atomic::AtomicU64,
+    /// The TCP listening sockets this shard accepts on (replaced by CONFIG SET `port`/`bind`,
+    /// see `server::run::rebind`).
+    pub tcp_listeners: std::sync::Mutex<Vec<std::os::fd::RawFd>>,
 }
 
 impl ShardHandle {
@@ -150,6 +153,7 @@ impl ShardHandle {
             mailbox: Mailbox::new(nshards + 1)?,
             connections: Default::default(),
             turns: Default::default(),
+            tcp_listeners: Default::default(),
         })
     }
 

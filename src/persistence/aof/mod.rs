@@ -16,14 +16,16 @@
 //! `appendfsync always` is group commit. The engine records, per client, the AOF stream offset
 //! when its commands of the turn ended (`hold_point`); `flush_sends` keeps the client's
 //! replies until the writer's `durable` offset reaches it, and the writer pokes the waiting
-//! shards after each fsync. With io_uring the writer keeps several fdatasyncs in flight,
-//! each covering everything written before it was submitted (see `writer::Writer::run`). The loop keeps serving other connections meanwhile. Replies of
+//! shards after each fsync. With io_uring the writer starts the next fdatasync when the
+//! previous one completes, covering everything written by then, and runs several at once only
+//! on a slow disk (see `writer::Writer::run`). The loop keeps serving other connections meanwhile. Replies of
 //! hops and of woken blocked clients are held the same way (conservatively: the stream's end
 //! when they arrive). Every reply is held while it could depend on a non-durable write, so
 //! no acknowledged write is lost to a crash.
 //!
 //! `everysec` writes as data arrives and fdatasyncs at most once a second in the writer; `no`
-//! only writes. `no-appendfsync-on-rewrite` skips fsyncs while a rewrite child runs.
+//! only writes. Under both, while the writer sleeps, each shard writes its own turn's bytes at
+//! the end of its loop turn, as Redis writes its AOF buffer before replying (`writer::Tail`). `no-appendfsync-on-rewrite` skips fsyncs while a rewrite child runs.
 //!
 //! # Rewrites (`rewrite`)
 //! BGREWRITEAOF, the auto-rewrite rule and `CONFIG SET appendonly yes` work as Redis 7.0's:
@@ -225,6 +227,8 @@ pub struct Aof {
     pub written_total: AtomicU64,
     /// DEBUG AOF-FLUSH-SLEEP: microseconds the writer sleeps before each write (tests).
     pub flush_sleep_us: AtomicU64,
+    /// The file's end while the writer lends it to the shards (`writer::Tail`).
+    pub tail: Mutex<Option<writer::Tail>>,
 }
 
 impl Default for Aof {
@@ -249,6 +253,7 @@ impl Default for Aof {
             incr_size: AtomicU64::new(0),
             written_total: AtomicU64::new(0),
             flush_sleep_us: AtomicU64::new(0),
+            tail: Mutex::new(None),
         }
     }
 }
@@ -354,7 +359,9 @@ pub fn kick(server: &Server, last: &mut u64) {
     let end = server.feed.aof_end();
     if end != *last {
         *last = end;
-        server.aof.bell.ring();
+        if !writer::fast_write(server) {
+            server.aof.bell.ring();
+        }
     }
 }
 

@@ -5,9 +5,14 @@
 //! the feed's lock, while their shard locks are still held) and, once per loop turn, ring the
 //! writer's bell if the stream grew. The writer takes everything the buffer holds in one swap,
 //! writes it at the file's end with an explicit offset, and (for `appendfsync always`) fsyncs
-//! it: through its own io_uring, with several fdatasyncs in flight (`Writer::run`), or with
-//! plain `pwrite`/`fdatasync` when io_uring is unavailable. Whatever accumulated meanwhile
-//! goes in the next round, so under load one fsync covers many clients' writes (group commit).
+//! it: through its own io_uring, one fdatasync in flight at a time on a fast disk and several
+//! on a slow one (`Writer::run`), or with plain `pwrite`/`fdatasync` when io_uring is
+//! unavailable. Whatever accumulated meanwhile goes in the next round, so under load one fsync
+//! covers many clients' writes (group commit). Once a second the writer logs its group-commit
+//! figures at `loglevel verbose` (`Stats`).
+//!
+//! Under `everysec` and `no`, the sleeping writer lends the file's end to the shards
+//! (`Tail`, `fast_write`), which write their turn's bytes themselves.
 //!
 //! Offsets. Every byte ever appended to the AOF stream has a position (`Feed::aof_end` counts
 //! them). The writer publishes `durable`: every byte before it is on disk (fsynced under
@@ -45,6 +50,34 @@ const WRITE_CHUNK_BYTES: usize = 1 << 30;
 const RING_ENTRIES: u32 = 16;
 /// Under `always`, at most this many fdatasyncs in flight at once (see `Writer::run`).
 const SYNCS_IN_FLIGHT_MAX: usize = 4;
+/// Under `always`, another fdatasync starts beside those in flight only once the newest has
+/// been running this long (a fast disk completes it first: one in flight at a time).
+const SYNC_SPACING_US: u64 = 1000;
+
+/// `SYNCS_IN_FLIGHT_MAX`, or the environment's `SHARDIS_AOF_SYNCS_MAX` (for A/B
+/// benchmarks of the policy only).
+fn syncs_max() -> usize {
+    static V: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *V.get_or_init(|| {
+        std::env::var("SHARDIS_AOF_SYNCS_MAX")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(SYNCS_IN_FLIGHT_MAX)
+    })
+}
+
+/// `SYNC_SPACING_US`, or the environment's `SHARDIS_AOF_SYNC_SPACING_US` (0 gives the
+/// former policy, a new fdatasync at every round while fewer than the maximum are in
+/// flight; for A/B benchmarks only).
+fn sync_spacing() -> Duration {
+    static V: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    Duration::from_micros(*V.get_or_init(|| {
+        std::env::var("SHARDIS_AOF_SYNC_SPACING_US")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(SYNC_SPACING_US)
+    }))
+}
 
 /// Completion tags on the writer's ring.
 const UD_WRITE: u64 = 1;
@@ -212,7 +245,7 @@ fn uring_write(
 struct Writer {
     server: Arc<Server>,
     disk: Disk,
-    file: File,
+    file: Arc<File>,
     /// Where the next byte goes in `file`.
     file_off: u64,
     /// Stream offset of the first byte of `pending`.
@@ -235,6 +268,201 @@ struct Writer {
     synced_to: u64,
     sync_retry_at: Option<Instant>,
     bell_armed: bool,
+    /// When the newest fdatasync in flight was submitted.
+    newest_sync_at: Instant,
+    stats: Stats,
+}
+
+/// Group-commit measurements, logged once a second at `loglevel verbose`.
+struct Stats {
+    since: Instant,
+    fsyncs: u64,
+    bytes: u64,
+    lat_us: u64,
+    lat_max_us: u64,
+    /// Bytes taken from the feed: (stream end after them, when).
+    takes: std::collections::VecDeque<(u64, Instant)>,
+    take_wait_us: u64,
+    take_count: u64,
+    /// fdatasyncs submitted: (offset covered, when).
+    submitted: std::collections::VecDeque<(u64, Instant)>,
+    inflight_sum: u64,
+    rounds: u64,
+    durable_at: u64,
+}
+
+impl Stats {
+    fn new(start: u64) -> Stats {
+        Stats {
+            since: Instant::now(),
+            fsyncs: 0,
+            bytes: 0,
+            lat_us: 0,
+            lat_max_us: 0,
+            takes: Default::default(),
+            take_wait_us: 0,
+            take_count: 0,
+            submitted: Default::default(),
+            inflight_sum: 0,
+            rounds: 0,
+            durable_at: start,
+        }
+    }
+
+    fn took(&mut self, end: u64) {
+        if self.takes.len() < 4096 {
+            self.takes.push_back((end, Instant::now()));
+        }
+    }
+
+    fn submitted(&mut self, to: u64) {
+        if self.submitted.len() < 64 {
+            self.submitted.push_back((to, Instant::now()));
+        }
+    }
+
+    /// An fsync (or a synchronous write+fsync started at `start`) made `to` durable.
+    fn synced(&mut self, to: u64, start: Option<Instant>) {
+        let now = Instant::now();
+        let mut start = start;
+        while let Some(&(o, t)) = self.submitted.front() {
+            if o > to {
+                break;
+            }
+            if o == to {
+                start = Some(t);
+            }
+            self.submitted.pop_front();
+        }
+        self.fsyncs += 1;
+        if let Some(t) = start {
+            let us = now.duration_since(t).as_micros() as u64;
+            self.lat_us += us;
+            self.lat_max_us = self.lat_max_us.max(us);
+        }
+        if to > self.durable_at {
+            self.bytes += to - self.durable_at;
+            self.durable_at = to;
+        }
+        while let Some(&(o, t)) = self.takes.front() {
+            if o > to {
+                break;
+            }
+            self.take_wait_us += now.duration_since(t).as_micros() as u64;
+            self.take_count += 1;
+            self.takes.pop_front();
+        }
+        self.report();
+    }
+
+    fn report(&mut self) {
+        let el = self.since.elapsed();
+        if el < Duration::from_secs(1) {
+            return;
+        }
+        let f = self.fsyncs.max(1);
+        crate::log_verbose!(
+            "AOF fsync stats: {:.0} fsyncs/s, {} B/fsync, fsync {} us avg {} us max, take->durable {} us avg over {} takes, {:.2} in flight/round",
+            self.fsyncs as f64 / el.as_secs_f64(),
+            self.bytes / f,
+            self.lat_us / f,
+            self.lat_max_us,
+            self.take_wait_us / self.take_count.max(1),
+            self.take_count,
+            self.inflight_sum as f64 / self.rounds.max(1) as f64,
+        );
+        self.since = Instant::now();
+        self.fsyncs = 0;
+        self.bytes = 0;
+        self.lat_us = 0;
+        self.lat_max_us = 0;
+        self.take_wait_us = 0;
+        self.take_count = 0;
+        self.inflight_sum = 0;
+        self.rounds = 0;
+    }
+}
+
+/// The file's end, lent by the sleeping writer to the shards (`everysec` and `no`): a shard
+/// at the end of its loop turn writes the stream's new bytes itself, as Redis writes its AOF
+/// buffer before replying, instead of waking the writer and waiting to be woken back. The
+/// lock orders the writes; the writer takes the tail back whenever it wakes (a control
+/// message, an fsync due, a shard's ring), so rewrites, fsyncs and failures stay its own.
+pub struct Tail {
+    file: Arc<File>,
+    /// Where the next byte goes in `file`, and its stream offset.
+    off: u64,
+    at: u64,
+    /// A shard wrote (the writer owes an everysec fsync).
+    wrote: bool,
+    /// A shard's write failed: the bytes went back to the feed; the writer retries.
+    broken: bool,
+    spare: Vec<u8>,
+}
+
+/// A shard's write of the AOF stream's new bytes through the lent tail. Returns whether they
+/// are written (the durable offset moved past them); otherwise the caller rings the writer.
+pub fn fast_write(server: &Server) -> bool {
+    let aof = &server.aof;
+    if aof.policy() == AppendFsync::Always
+        || aof.write_errno.load(Ordering::Relaxed) != 0
+        || aof.flush_sleep_us.load(Ordering::Relaxed) != 0
+    {
+        return false;
+    }
+    let mut g = aof.tail.lock();
+    let Some(t) = g.as_mut() else {
+        return false;
+    };
+    if t.broken {
+        return false;
+    }
+    let mut buf = std::mem::take(&mut t.spare);
+    buf.clear();
+    {
+        let q = aof.take_lock.lock();
+        if !q.is_empty() || aof.ctl_pending.load(Ordering::SeqCst) {
+            // A control message cuts the stream: what follows belongs to the writer.
+            t.spare = buf;
+            return false;
+        }
+        server.feed.with(|st| {
+            if let Some(b) = st.aof.as_mut() {
+                std::mem::swap(b, &mut buf);
+            }
+        });
+    }
+    if buf.is_empty() {
+        t.spare = buf;
+        return true;
+    }
+    match plain_write(&t.file, t.off, &buf, false) {
+        Ok(()) => {
+            let n = buf.len() as u64;
+            t.off += n;
+            t.at += n;
+            t.wrote = true;
+            aof.incr_size.fetch_add(n, Ordering::Relaxed);
+            aof.written_total.fetch_add(n, Ordering::Relaxed);
+            aof.publish_durable(server, t.at);
+            buf.clear();
+            t.spare = buf;
+            true
+        }
+        Err(_) => {
+            // Back in front of the feed's bytes, for the writer to write at the same offset
+            // (a torn partial write is overwritten), log and retry.
+            let _q = aof.take_lock.lock();
+            server.feed.with(|st| {
+                if let Some(b) = st.aof.as_mut() {
+                    buf.extend_from_slice(b);
+                    std::mem::swap(b, &mut buf);
+                }
+            });
+            t.broken = true;
+            false
+        }
+    }
 }
 
 /// Starts the writer thread on `file` (already positioned at its end, `file_off`). Stream
@@ -253,7 +481,7 @@ pub fn spawn(
             let mut w = Writer {
                 server,
                 disk,
-                file,
+                file: Arc::new(file),
                 file_off,
                 pending_at: start,
                 pending: Vec::new(),
@@ -267,6 +495,8 @@ pub fn spawn(
                 synced_to: start,
                 sync_retry_at: None,
                 bell_armed: false,
+                newest_sync_at: Instant::now(),
+                stats: Stats::new(start),
             };
             w.run();
         })
@@ -279,17 +509,24 @@ impl Writer {
 
     /// The writer's loop.
     ///
-    /// Under `always` with io_uring the fsyncs are pipelined: the writer writes what the
-    /// shards appended, submits an fdatasync for everything written so far without waiting
-    /// for it, and goes on taking and writing new bytes, with up to `SYNCS_IN_FLIGHT_MAX`
-    /// fdatasyncs in flight. Each completion makes durable what was written before it was
-    /// submitted. The disk gets concurrent flushes, which it completes several at a time,
-    /// instead of one after another, and the shards' writes never wait for a flush to start.
-    /// It sleeps in the ring, on fsync completions and on the bell's eventfd together.
+    /// Under `always` with io_uring the fsyncs run asynchronously on the writer's ring while
+    /// it keeps taking and writing. One fdatasync is in flight at a time as long as the disk
+    /// is fast: when it completes, the writer publishes what it covered, then takes
+    /// everything the shards appended meanwhile, writes it and starts the next, so each
+    /// fsync covers a whole fsync period of arrivals (group commit). While one is in flight
+    /// the writer does not listen to the bell (the shards' bytes wait in the feed; no
+    /// wake-up per shard turn, no fsync started for the first few clients of a wave that the
+    /// rest would have to wait behind). Only when the newest fdatasync has been running
+    /// `SYNC_SPACING_US` (a slow or busy disk) may another start beside it, up to
+    /// `SYNCS_IN_FLIGHT_MAX`: a loaded disk's queue serves concurrent flushes together, so a
+    /// client's write need not wait for a slow flush to end before its own starts. Each
+    /// completion makes durable what was written before it was submitted. The writer sleeps
+    /// in the ring, on fsync completions (and the bell's eventfd when it listens).
     /// Otherwise (other policies, or no io_uring) each round is one write, then, under
     /// `always`, one linked fdatasync waited for.
     fn run(&mut self) {
         loop {
+            self.retract_tail();
             let (ctls, fresh) = self.take();
             for ctl in ctls {
                 self.settle_syncs();
@@ -298,7 +535,7 @@ impl Writer {
                         self.pending.extend_from_slice(&tail);
                         self.flush_until_ok();
                         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-                        self.file = file;
+                        self.file = Arc::new(file);
                         self.file_off = size;
                         self.aof().incr_size.store(size, Ordering::Relaxed);
                     }
@@ -309,6 +546,10 @@ impl Writer {
                         return;
                     }
                 }
+            }
+            if !fresh.is_empty() {
+                self.stats
+                    .took(self.pending_at + (self.pending.len() + fresh.len()) as u64);
             }
             self.pending.extend_from_slice(&fresh);
             self.spare = fresh;
@@ -332,6 +573,7 @@ impl Writer {
             }
             if self.pending.is_empty() {
                 let wait = self.idle_wait();
+                self.publish_tail();
                 let aof = &self.server.aof;
                 let feed = &self.server.feed;
                 let taken = self.pending_at;
@@ -362,6 +604,8 @@ impl Writer {
             }
         }
         self.submit_sync();
+        self.stats.inflight_sum += self.syncs_in_flight as u64;
+        self.stats.rounds += 1;
         self.reap(false);
         self.sleep_in_ring();
     }
@@ -401,8 +645,7 @@ impl Writer {
     /// Submits an fdatasync covering everything written, unless one already covers it, too
     /// many are in flight, or a failed one is waiting for its retry time.
     fn submit_sync(&mut self) {
-        if self.syncs_in_flight >= SYNCS_IN_FLIGHT_MAX || self.pending_at <= self.sync_submitted_to
-        {
+        if self.pending_at <= self.sync_submitted_to || !self.may_submit(Instant::now()) {
             return;
         }
         if let Some(at) = self.sync_retry_at {
@@ -429,7 +672,16 @@ impl Writer {
         if ring.submit().is_ok() {
             self.syncs_in_flight += 1;
             self.sync_submitted_to = to;
+            self.newest_sync_at = Instant::now();
+            self.stats.submitted(to);
         }
+    }
+
+    /// Whether another fdatasync may start now: always when none is in flight; beside
+    /// others only once the newest has been running `sync_spacing()` (see `run`).
+    fn may_submit(&self, now: Instant) -> bool {
+        self.syncs_in_flight == 0
+            || (self.syncs_in_flight < syncs_max() && now >= self.newest_sync_at + sync_spacing())
     }
 
     /// Collects the ring's completions (waiting for one with `block`) and acts on them.
@@ -475,6 +727,7 @@ impl Writer {
                 self.sync_retry_at = Some(Instant::now() + Duration::from_millis(RETRY_MS));
                 continue;
             }
+            self.stats.synced(to, None);
             if to > self.synced_to {
                 self.synced_to = to;
                 self.last_fsync = Instant::now();
@@ -494,6 +747,11 @@ impl Writer {
         let Some(efd) = aof.bell.eventfd() else {
             return;
         };
+        let now = Instant::now();
+        let unsynced = self.pending_at > self.sync_submitted_to;
+        // New bytes matter only if an fdatasync could start for them now; otherwise they
+        // wait in the feed (no wake-up per shard turn) and the next completion takes them.
+        let listen = self.may_submit(now) && self.sync_retry_at.is_none();
         let Disk::Uring(ring) = &mut self.disk else {
             return;
         };
@@ -507,18 +765,23 @@ impl Writer {
                 self.bell_armed = true;
             }
         }
-        aof.bell.set_sleeping(true);
-        let work = server.feed.aof_end() != self.pending_at
-            || aof.ctl_pending.load(Ordering::SeqCst)
-            || (self.pending_at > self.sync_submitted_to
-                && self.syncs_in_flight < SYNCS_IN_FLIGHT_MAX
-                && self.sync_retry_at.is_none());
+        aof.bell.set_sleeping(listen);
+        let work = aof.ctl_pending.load(Ordering::SeqCst)
+            || (listen && (server.feed.aof_end() != self.pending_at || unsynced));
         if work {
             let _ = ring.submit();
         } else {
             let mut wait = Duration::from_millis(IDLE_WAKE_MS);
             if let Some(at) = self.sync_retry_at {
-                wait = wait.min(at.saturating_duration_since(Instant::now()));
+                wait = wait.min(at.saturating_duration_since(now));
+            }
+            if !listen
+                && self.sync_retry_at.is_none()
+                && self.syncs_in_flight > 0
+                && self.syncs_in_flight < syncs_max()
+            {
+                wait =
+                    wait.min((self.newest_sync_at + sync_spacing()).saturating_duration_since(now));
             }
             let ts = types::Timespec::from(wait);
             let args = types::SubmitArgs::new().timespec(&ts);
@@ -550,6 +813,38 @@ impl Writer {
         self.aof().policy()
     }
 
+    /// Before sleeping with nothing pending under `everysec`/`no`: lends the file's end to
+    /// the shards (`Aof::tail`), so they write their own bytes (`fast_write`).
+    fn publish_tail(&mut self) {
+        let aof = &self.server.aof;
+        if self.policy() == AppendFsync::Always
+            || self.failing_since.is_some()
+            || aof.write_errno.load(Ordering::Relaxed) != 0
+            || aof.flush_sleep_us.load(Ordering::Relaxed) != 0
+        {
+            return;
+        }
+        *aof.tail.lock() = Some(Tail {
+            file: self.file.clone(),
+            off: self.file_off,
+            at: self.pending_at,
+            wrote: false,
+            broken: false,
+            spare: std::mem::take(&mut self.spare),
+        });
+    }
+
+    /// On waking: takes the file's end back from the shards, with what they wrote.
+    fn retract_tail(&mut self) {
+        let Some(t) = self.server.aof.tail.lock().take() else {
+            return;
+        };
+        self.file_off = t.off;
+        self.pending_at = t.at;
+        self.unsynced |= t.wrote;
+        self.spare = t.spare;
+    }
+
     /// Takes the control messages and the feed's AOF bytes, under the take lock. The bytes
     /// come after every message's tail in the stream (a tail is taken from the feed before its
     /// message is queued, under the same lock).
@@ -577,9 +872,11 @@ impl Writer {
         let rewriting = aof.child_running.load(Ordering::Relaxed);
         let skip = rewriting && aof.no_fsync_on_rewrite.load(Ordering::Relaxed);
         let sync = force_sync || (self.policy() == AppendFsync::Always && !skip);
+        let started = Instant::now();
         match self.write_pending(sync) {
             Ok(n) => {
                 if sync {
+                    self.stats.synced(self.pending_at, Some(started));
                     self.unsynced = false;
                     self.last_fsync = Instant::now();
                     self.synced_to = self.pending_at;

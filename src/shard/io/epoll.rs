@@ -312,6 +312,9 @@ impl Epoll {
             return 0;
         };
         let fd = listener.fd;
+        if fd < 0 {
+            return 0; // closed by `close_listener`
+        }
         let mut delivered = 0;
         while delivered < ACCEPTS_PER_REPORT_MAX {
             let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
@@ -458,6 +461,18 @@ impl Io for Epoll {
             paused_until: None,
         });
         Ok(())
+    }
+
+    fn close_listener(&mut self, fd: RawFd) {
+        let Some(listener) = self.listeners.iter_mut().find(|l| l.fd == fd) else {
+            return;
+        };
+        // The index stays taken (events name listeners by index); -1 marks it closed.
+        listener.fd = -1;
+        listener.paused_until = None;
+        let _ = self.ctl(libc::EPOLL_CTL_DEL, fd, 0, 0);
+        // SAFETY: the listener's fd was given to us by `add_listener` and is closed only here.
+        unsafe { libc::close(fd) };
     }
 
     /// Takes ownership of `fd` on success; on error it stays the caller's.

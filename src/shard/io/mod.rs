@@ -53,6 +53,9 @@ pub trait Io {
     fn describe(&self) -> String;
     /// Starts accepting on a listening socket (nonblocking, already bound and listening).
     fn add_listener(&mut self, fd: RawFd) -> io::Result<()>;
+    /// Stops accepting on a listener given to `add_listener` and closes its fd (CONFIG SET
+    /// `port`/`bind`). Connections it accepted stay.
+    fn close_listener(&mut self, fd: RawFd);
     /// Starts receiving on a connection.
     fn add_conn(&mut self, token: Token, fd: RawFd) -> io::Result<()>;
     /// Writes `data` to the connection (see the contract above).

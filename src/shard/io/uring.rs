@@ -255,6 +255,9 @@ impl Uring {
         let Some(&fd) = self.listeners.get(index as usize) else {
             return;
         };
+        if fd < 0 {
+            return; // closed by `close_listener`
+        }
         let entry = opcode::AcceptMulti::new(Fd(fd))
             .flags(libc::SOCK_CLOEXEC)
             .build()
@@ -340,7 +343,7 @@ impl Uring {
             }
             return;
         }
-        if more {
+        if more || self.listeners.get(index as usize).is_none_or(|&fd| fd < 0) {
             return;
         }
         match -res {
@@ -586,6 +589,24 @@ impl Io for Uring {
         self.listeners.push(fd);
         self.arm_accept(index);
         Ok(())
+    }
+
+    fn close_listener(&mut self, fd: RawFd) {
+        let Some(index) = self.listeners.iter().position(|&l| l == fd) else {
+            return;
+        };
+        // The index stays taken (completions name listeners by index); -1 marks it closed.
+        self.listeners[index] = -1;
+        let index = index as u32;
+        let cancel = opcode::AsyncCancel::new(sys::pack(OP_ACCEPT, 0, index))
+            .build()
+            .user_data(sys::pack(OP_CANCEL, 0, index));
+        self.push(cancel);
+        // Queued after the cancel: the socket goes away once the accept has released it.
+        let close = opcode::Close::new(Fd(fd))
+            .build()
+            .user_data(sys::pack(OP_CLOSE, 0, index));
+        self.push(close);
     }
 
     /// Takes ownership of `fd` on success; on error it stays the caller's.
