@@ -220,8 +220,8 @@ fn pipelined_burst_leaves_a_small_counted_query_buffer() {
         let mut burst = s.conn();
         burst.cmd(&[b"CLIENT", b"SETNAME", b"burst"]);
         let mut bytes = Vec::new();
-        let value = vec![b'v'; 40];
-        for i in 0..20_000 {
+        let value = vec![b'v'; 700];
+        for i in 0..2_000 {
             let key = format!("key:{i}");
             bytes.extend_from_slice(&common::resp::encode_command(&[
                 b"SET",
@@ -230,7 +230,7 @@ fn pipelined_burst_leaves_a_small_counted_query_buffer() {
             ]));
         }
         burst.send_raw(&bytes);
-        for _ in 0..20_000 {
+        for _ in 0..2_000 {
             assert_eq!(burst.read_reply(), b"+OK\r\n");
         }
         let mem = client_tot_mem(&mut c, "burst").expect("the burst client is listed");
@@ -276,5 +276,46 @@ fn tracking_invalidations_do_not_feed_eviction() {
             "{}: evicted {evicted}, dbsize {dbsize}",
             kind.name()
         );
+    }
+}
+
+/// `qbuf + qbuf-free` (the query buffer's allocation) of the client named `name`.
+fn client_query_buffer(c: &mut RespConn, name: &str) -> Option<u64> {
+    let list = c.cmd(&[b"CLIENT", b"LIST"]);
+    let text = String::from_utf8_lossy(&list).into_owned();
+    let line = text
+        .lines()
+        .find(|l| l.contains(&format!(" name={name} ")))?;
+    let field = |k: &str| -> Option<u64> {
+        line.split(' ')
+            .find_map(|f| f.strip_prefix(k))
+            .and_then(|v| v.parse().ok())
+    };
+    Some(field("qbuf=")? + field("qbuf-free=")?)
+}
+
+/// A query buffer sized for a 400 KB argument shrinks while the client keeps sending small
+/// commands (its recent peak is small), to a size above zero: Redis's clientsCron resizes a
+/// few clients' buffers on every pass, not once a second, so it happens within a few passes.
+#[test]
+fn query_buffer_sized_for_a_big_argument_shrinks_while_busy() {
+    for kind in [ServerKind::Redis, ServerKind::Shardis] {
+        let s = TestServer::start(kind, &["--hz", "100"]);
+        let mut c = s.conn();
+        let mut big = s.conn();
+        big.cmd(&[b"CLIENT", b"SETNAME", b"big"]);
+        assert_eq!(big.cmd(&[b"SET", b"x", &vec![b'A'; 400_000]]), b"+OK\r\n");
+        let orig = client_query_buffer(&mut c, "big").expect("listed");
+        assert!(orig > 400_000, "{}: qbuf+free {orig}", kind.name());
+        let small = vec![b'A'; 100];
+        let shrunk = common::wait_for(
+            "the query buffer to shrink",
+            std::time::Duration::from_secs(5),
+            || {
+                assert_eq!(big.cmd(&[b"SET", b"x", &small]), b"+OK\r\n");
+                client_query_buffer(&mut c, "big").filter(|&n| n < orig)
+            },
+        );
+        assert!(shrunk > 0 && shrunk < 65_536, "{}: {shrunk}", kind.name());
     }
 }

@@ -822,7 +822,11 @@ fn resize_query_buffer(c: &mut Client, idle_ms: u64) {
         } else {
             None
         };
-        if let Some(target) = target {
+        if let Some(mut target) = target {
+            // Never below the argument on its way (Redis: `bulklen + 2`).
+            if len > 0 {
+                target = target.max(partial_command(&c.inbuf).arg_end).min(cap);
+            }
             let mut b = bytes::BytesMut::with_capacity(target);
             b.extend_from_slice(&c.inbuf);
             replace_query_buffer(c, b);

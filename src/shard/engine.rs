@@ -86,8 +86,8 @@ pub struct Shard<I: Io> {
     aof_rung: u64,
     /// Connections waiting in WAIT for replicas' acknowledgements.
     waiting_acks: Vec<Token>,
-    /// The second of the last query buffer resize pass (`buffers::clients_cron`).
-    resize_secs: u64,
+    /// Cron passes so far: which clients' buffers are resized in this one (`clients_cron`).
+    cron_ticks: u64,
 }
 
 enum Flow {
@@ -137,7 +137,7 @@ impl<I: Io> Shard<I> {
             aof_held: Vec::new(),
             aof_rung: 0,
             waiting_acks: Vec::new(),
-            resize_secs: 0,
+            cron_ticks: 0,
         }
     }
 
