@@ -44,6 +44,9 @@ const QUERY_BUF_WASTE_BYTES_MIN: usize = 4 * 1024;
 const QUERY_BUF_RESIZE_BYTES_MIN: usize = 32 * 1024;
 /// A connection idle longer than this gives its query buffer's free space back.
 const QUERY_BUF_IDLE_MS_MAX: u64 = 2000;
+/// A written reply buffer larger than this is given back at once (Redis's
+/// `PROTO_REPLY_CHUNK_BYTES`, the size of its reply list nodes).
+const REPLY_CHUNK_BYTES: usize = 16 * 1024;
 /// A spare reply buffer larger than this is given back when the connection is idle.
 const REPLY_BUF_SPARE_BYTES_MAX: usize = 64 * 1024;
 /// Output an unauthenticated client may hold (Redis: 1024 bytes).
@@ -209,6 +212,13 @@ pub fn pending_output(c: &Client) -> usize {
 pub fn on_send_done(c: &mut Client) {
     c.obuf_exempt_bytes = c.obuf_exempt_bytes.saturating_sub(c.sending_bytes);
     c.sending_bytes = 0;
+    // A buffer that carried more than a reply chunk is given back once written, as Redis
+    // frees the reply list's nodes after writing them: kept, it would count in the client's
+    // memory and in used_memory (a burst of tracking invalidations to many clients, sent at
+    // once, would otherwise feed eviction until the keyspace is empty).
+    if c.spare.capacity() > REPLY_CHUNK_BYTES {
+        c.spare = Vec::new();
+    }
     if c.out.is_empty() {
         crate::tracking::unsent_released(c);
     }
