@@ -499,3 +499,54 @@ fn config_set_port_rebinds_or_rolls_back() {
     let port = c.call(&["config", "get", "port"]);
     assert_eq!(arr(&port)[1].as_str(), Some(new.to_string().as_str()));
 }
+
+/// A blocked BLPOP ended by CLIENT UNBLOCK ... ERROR counts as a failed call with an
+/// `UNBLOCKED` error in INFO errorstats, commandstats and total_error_replies, as Redis's
+/// updateStatsOnUnblock does.
+#[test]
+fn client_unblock_error_counts_in_errorstats() {
+    for kind in [ServerKind::Redis, ServerKind::Shardis] {
+        let s = TestServer::start(kind, &[]);
+        let mut c = s.conn();
+        let mut blocked = s.conn();
+        assert_eq!(c.cmd(&[b"CONFIG", b"RESETSTAT"]), b"+OK\r\n");
+        let id = blocked.call(&["CLIENT", "ID"]).as_int().expect("an id");
+        blocked.send_raw(&common::resp::encode_command(&[
+            b"BLPOP",
+            b"list1{t}",
+            b"0",
+        ]));
+        common::wait_until(
+            "the client to block",
+            std::time::Duration::from_secs(10),
+            || s.info_field("clients", "blocked_clients").as_deref() == Some("1"),
+        );
+        let id = id.to_string();
+        assert_eq!(
+            c.cmd(&[b"CLIENT", b"UNBLOCK", id.as_bytes(), b"ERROR"]),
+            b":1\r\n"
+        );
+        assert_eq!(
+            blocked.read_reply(),
+            b"-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n"
+        );
+        let name = kind.name();
+        assert_eq!(
+            s.info_field("errorstats", "errorstat_UNBLOCKED").as_deref(),
+            Some("count=1"),
+            "{name}"
+        );
+        let blpop = s
+            .info_field("commandstats", "cmdstat_blpop")
+            .unwrap_or_default();
+        assert!(
+            blpop.starts_with("calls=1,") && blpop.ends_with(",rejected_calls=0,failed_calls=1"),
+            "{name}: {blpop}"
+        );
+        assert_eq!(
+            s.info_field("stats", "total_error_replies").as_deref(),
+            Some("1"),
+            "{name}"
+        );
+    }
+}

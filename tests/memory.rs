@@ -196,3 +196,126 @@ fn unlink_and_flushall_async_free_lazily() {
         assert_eq!(c.cmd(&[b"FLUSHALL", b"BOTH"]), b"-ERR syntax error\r\n");
     }
 }
+
+/// `tot-mem` of the client named `name` in CLIENT LIST.
+fn client_tot_mem(c: &mut RespConn, name: &str) -> Option<u64> {
+    let list = c.cmd(&[b"CLIENT", b"LIST"]);
+    let text = String::from_utf8_lossy(&list).into_owned();
+    let line = text
+        .lines()
+        .find(|l| l.contains(&format!(" name={name} ")))?;
+    let field = line.split(' ').find_map(|f| f.strip_prefix("tot-mem="))?;
+    field.parse().ok()
+}
+
+/// A pipeline written in one burst, faster than the server runs it, leaves the client's query
+/// buffer at its usual size once drained (Redis reads 16 KiB at a time and never holds the
+/// burst), and what the client holds is what `tot-mem` says: both servers show a client of
+/// tens of kilobytes, not the size of the burst.
+#[test]
+fn pipelined_burst_leaves_a_small_counted_query_buffer() {
+    for kind in [ServerKind::Redis, ServerKind::Shardis] {
+        let s = TestServer::start(kind, &[]);
+        let mut c = s.conn();
+        let mut burst = s.conn();
+        burst.cmd(&[b"CLIENT", b"SETNAME", b"burst"]);
+        let mut bytes = Vec::new();
+        let value = vec![b'v'; 700];
+        for i in 0..2_000 {
+            let key = format!("key:{i}");
+            bytes.extend_from_slice(&common::resp::encode_command(&[
+                b"SET",
+                key.as_bytes(),
+                &value,
+            ]));
+        }
+        burst.send_raw(&bytes);
+        for _ in 0..2_000 {
+            assert_eq!(burst.read_reply(), b"+OK\r\n");
+        }
+        let mem = client_tot_mem(&mut c, "burst").expect("the burst client is listed");
+        assert!(
+            mem < 100_000,
+            "{}: tot-mem {mem} after a 1.4 MB burst",
+            kind.name()
+        );
+    }
+}
+
+/// Evicting keys that many tracking clients cache sends each of them an invalidation: those
+/// messages are not memory the eviction has to make up for (Redis measures what a deletion
+/// freed around the deletion alone), so lowering maxmemory 40 KB under the use evicts a few
+/// dozen keys of a kilobyte, not the whole keyspace.
+#[test]
+fn tracking_invalidations_do_not_feed_eviction() {
+    for kind in [ServerKind::Redis, ServerKind::Shardis] {
+        let s = TestServer::start(kind, &[]);
+        let mut c = s.conn();
+        c.call(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]);
+        c.call(&["CONFIG", "SET", "maxmemory-eviction-tenacity", "100"]);
+        let mut trackers: Vec<RespConn> = (0..10).map(|_| s.conn()).collect();
+        for t in &mut trackers {
+            t.cmd(&[b"HELLO", b"3"]);
+            assert_eq!(t.cmd(&[b"CLIENT", b"TRACKING", b"on"]), b"+OK\r\n");
+        }
+        for j in 0..300 {
+            let key = format!("{j}{}", "x".repeat(1000));
+            c.cmd(&[b"SET", key.as_bytes(), b"x"]);
+            for t in &mut trackers {
+                t.cmd(&[b"GET", key.as_bytes()]);
+            }
+        }
+        // Let the cron give back the query buffers' excess before measuring.
+        std::thread::sleep(std::time::Duration::from_millis(2100));
+        let limit = used_memory(&s) - 40_000;
+        c.call(&["CONFIG", "SET", "maxmemory", &limit.to_string()]);
+        let evicted = info_u64(&s, "stats", "evicted_keys");
+        let dbsize = c.call(&["DBSIZE"]).as_int().unwrap_or(0);
+        assert!(
+            (10..=100).contains(&evicted) && dbsize >= 200,
+            "{}: evicted {evicted}, dbsize {dbsize}",
+            kind.name()
+        );
+    }
+}
+
+/// `qbuf + qbuf-free` (the query buffer's allocation) of the client named `name`.
+fn client_query_buffer(c: &mut RespConn, name: &str) -> Option<u64> {
+    let list = c.cmd(&[b"CLIENT", b"LIST"]);
+    let text = String::from_utf8_lossy(&list).into_owned();
+    let line = text
+        .lines()
+        .find(|l| l.contains(&format!(" name={name} ")))?;
+    let field = |k: &str| -> Option<u64> {
+        line.split(' ')
+            .find_map(|f| f.strip_prefix(k))
+            .and_then(|v| v.parse().ok())
+    };
+    Some(field("qbuf=")? + field("qbuf-free=")?)
+}
+
+/// A query buffer sized for a 400 KB argument shrinks while the client keeps sending small
+/// commands (its recent peak is small), to a size above zero: Redis's clientsCron resizes a
+/// few clients' buffers on every pass, not once a second, so it happens within a few passes.
+#[test]
+fn query_buffer_sized_for_a_big_argument_shrinks_while_busy() {
+    for kind in [ServerKind::Redis, ServerKind::Shardis] {
+        let s = TestServer::start(kind, &["--hz", "100"]);
+        let mut c = s.conn();
+        let mut big = s.conn();
+        big.cmd(&[b"CLIENT", b"SETNAME", b"big"]);
+        assert_eq!(big.cmd(&[b"SET", b"x", &vec![b'A'; 400_000]]), b"+OK\r\n");
+        let orig = client_query_buffer(&mut c, "big").expect("listed");
+        assert!(orig > 400_000, "{}: qbuf+free {orig}", kind.name());
+        let small = vec![b'A'; 100];
+        let shrunk = common::wait_for(
+            "the query buffer to shrink",
+            std::time::Duration::from_secs(5),
+            || {
+                assert_eq!(big.cmd(&[b"SET", b"x", &small]), b"+OK\r\n");
+                client_query_buffer(&mut c, "big").filter(|&n| n < orig)
+            },
+        );
+        assert!(shrunk > 0 && shrunk < 65_536, "{}: {shrunk}", kind.name());
+    }
+}

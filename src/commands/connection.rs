@@ -305,6 +305,15 @@ fn client_unblock(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
     let mut o = Out::new(&mut bytes, w.proto);
     if as_error {
         o.error("UNBLOCKED client unblocked via CLIENT UNBLOCK");
+        // The blocked command failed: errorstats and its failed_calls count it, as Redis's
+        // updateStatsOnUnblock does.
+        if let Some(h) = ctx.server.shards.get(ctx.shard) {
+            let mut data = h.lock_data();
+            data.cmd_stats.record_error("UNBLOCKED");
+            if let Some(cmd) = w.args.first().and_then(|n| crate::commands::lookup(n)) {
+                data.cmd_stats.record_failed(cmd.name);
+            }
+        }
     } else {
         match w.req.null {
             crate::storage::blocking::NullReply::Array => o.null_array(),

@@ -56,12 +56,16 @@ fn object_encoding(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
 }
 
 /// Redis shares the integers 0..=9999 (`OBJ_SHARED_INTEGERS`) between keys and reports
-/// their refcount as `INT_MAX`.
+/// their refcount as `INT_MAX`, unless they were stored while an LRU or LFU maxmemory policy
+/// forbade sharing (`evict::UNSHARED_INT`).
 fn object_refcount(ks: &mut Keyspace, args: &[Bytes], out: &mut Out) {
-    const SHARED_INTEGERS: i64 = 10_000;
     const SHARED_REFCOUNT: i64 = i32::MAX as i64;
     object_lookup(ks, &args[2], out, |e, out| match &e.value {
-        Value::Str(RStr::Int(n)) if (0..SHARED_INTEGERS).contains(n) => out.int(SHARED_REFCOUNT),
+        Value::Str(RStr::Int(n))
+            if (0..evict::SHARED_INTEGERS).contains(n) && e.lfu & evict::UNSHARED_INT == 0 =>
+        {
+            out.int(SHARED_REFCOUNT)
+        }
         _ => out.int(1),
     });
 }

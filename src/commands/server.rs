@@ -135,7 +135,12 @@ fn config_resetstat(ctx: &mut ConnCtx, _args: &[Bytes], out: &mut Out) {
         d.stats.hits = 0;
         d.stats.misses = 0;
         d.stats.expired_keys = 0;
+        d.stats.evicted_keys = 0;
     }
+    ctx.server
+        .client_mem
+        .evicted_clients
+        .store(0, Ordering::Relaxed);
     crate::latency::reset_histograms();
     crate::storage::lazyfree::reset_stats();
     let st = &ctx.server.stats;

@@ -46,14 +46,19 @@ impl Series {
 
 #[derive(Default)]
 pub struct Events {
-    /// Ordered by name so replies are stable.
-    pub series: BTreeMap<&'static str, Series>,
+    /// Ordered by name so replies are stable. Each series is boxed: a B-tree node holds
+    /// eleven values inline, and unboxed ones would make the first event recorded cost 28
+    /// KiB at once (a jump in `used_memory` that tight maxmemory limits notice).
+    pub series: BTreeMap<&'static str, Box<Series>>,
 }
 
 impl Events {
     /// `latencyAddSample`.
     pub fn add(&mut self, event: &'static str, now_secs: u64, ms: u64) {
-        let ts = self.series.entry(event).or_insert_with(Series::new);
+        let ts = self
+            .series
+            .entry(event)
+            .or_insert_with(|| Box::new(Series::new()));
         ts.max_ms = ts.max_ms.max(ms);
         let prev = (ts.idx + SAMPLES_MAX - 1) % SAMPLES_MAX;
         if ts.samples[prev].time_secs == now_secs {
@@ -83,7 +88,7 @@ impl Events {
         self.series
             .iter()
             .find(|(k, _)| k.as_bytes() == event)
-            .map(|(k, v)| (*k, v))
+            .map(|(k, v)| (*k, &**v))
     }
 }
 

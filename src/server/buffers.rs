@@ -34,6 +34,8 @@ use super::{Client, ClientShared, Server};
 use crate::config::{ClientClass, Config};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 
+/// An argument this long is read into a buffer sized for it (Redis's `PROTO_MBULK_BIG_ARG`).
+const BIG_ARG_BYTES: usize = 32 * 1024;
 /// A query buffer's capacity when a connection starts, or starts over after being given back.
 pub const QUERY_BUF_BYTES_INITIAL: usize = 20 * 1024;
 /// A query buffer is resized only when it wastes more than this (Redis: 4 KiB).
@@ -42,6 +44,9 @@ const QUERY_BUF_WASTE_BYTES_MIN: usize = 4 * 1024;
 const QUERY_BUF_RESIZE_BYTES_MIN: usize = 32 * 1024;
 /// A connection idle longer than this gives its query buffer's free space back.
 const QUERY_BUF_IDLE_MS_MAX: u64 = 2000;
+/// A written reply buffer larger than this is given back at once (Redis's
+/// `PROTO_REPLY_CHUNK_BYTES`, the size of its reply list nodes).
+const REPLY_CHUNK_BYTES: usize = 16 * 1024;
 /// A spare reply buffer larger than this is given back when the connection is idle.
 const REPLY_BUF_SPARE_BYTES_MAX: usize = 64 * 1024;
 /// Output an unauthenticated client may hold (Redis: 1024 bytes).
@@ -115,6 +120,9 @@ pub struct ClientsMem {
     /// of both), and of replicas. Written by the shard's thread only.
     normal_bytes: Vec<AtomicU64>,
     replica_bytes: Vec<AtomicU64>,
+    /// Per shard: replicas' own pending output (the stream bytes copied out of the shared
+    /// buffer, an initial RDB payload), which eviction does not count.
+    replica_private_bytes: Vec<AtomicU64>,
     /// INFO stats `evicted_clients`.
     pub evicted_clients: AtomicU64,
     evicting: parking_lot::Mutex<()>,
@@ -133,6 +141,7 @@ impl ClientsMem {
         ClientsMem {
             normal_bytes: (0..nshards).map(|_| AtomicU64::new(0)).collect(),
             replica_bytes: (0..nshards).map(|_| AtomicU64::new(0)).collect(),
+            replica_private_bytes: (0..nshards).map(|_| AtomicU64::new(0)).collect(),
             evicted_clients: AtomicU64::new(0),
             evicting: parking_lot::Mutex::new(()),
             retry_after_ms: AtomicU64::new(0),
@@ -203,6 +212,16 @@ pub fn pending_output(c: &Client) -> usize {
 pub fn on_send_done(c: &mut Client) {
     c.obuf_exempt_bytes = c.obuf_exempt_bytes.saturating_sub(c.sending_bytes);
     c.sending_bytes = 0;
+    // A buffer that carried more than a reply chunk is given back once written, as Redis
+    // frees the reply list's nodes after writing them: kept, it would count in the client's
+    // memory and in used_memory (a burst of tracking invalidations to many clients, sent at
+    // once, would otherwise feed eviction until the keyspace is empty).
+    if c.spare.capacity() > REPLY_CHUNK_BYTES {
+        c.spare = Vec::new();
+    }
+    if c.out.is_empty() {
+        crate::tracking::unsent_released(c);
+    }
 }
 
 /// The pending output the limits and `omem` count (a replica's RDB payload excluded).
@@ -389,12 +408,12 @@ pub fn partial_command(buf: &[u8]) -> Partial {
 /// exactly the room it needs, as Redis sizes its buffer for a big bulk, rather than doubling
 /// (which would hold up to twice the argument, and count so in `tot-mem`).
 pub fn prepare_big_arg(c: &mut Client) {
-    const BIG_ARG_BYTES: usize = 32 * 1024;
     if c.inbuf.is_empty() {
         if c.inbuf.capacity() == 0 && c.qbuf_peak >= BIG_ARG_BYTES {
             // An exactly sized buffer was used up by a big argument: like Redis, expect
             // another and keep room for it (the cron's resize gives it back if none comes).
-            c.inbuf = bytes::BytesMut::with_capacity(c.qbuf_peak);
+            replace_query_buffer(c, bytes::BytesMut::with_capacity(c.qbuf_peak));
+            c.inbuf_for_big_arg = true;
         }
         return;
     }
@@ -402,7 +421,71 @@ pub fn prepare_big_arg(c: &mut Client) {
     if p.arg_end >= p.consumed + BIG_ARG_BYTES && c.inbuf.capacity() < p.arg_end {
         let mut b = bytes::BytesMut::with_capacity(p.arg_end);
         b.extend_from_slice(&c.inbuf);
-        c.inbuf = b;
+        replace_query_buffer(c, b);
+        c.inbuf_for_big_arg = true;
+    }
+}
+
+/// Installs a new query buffer, recording its allocation.
+fn replace_query_buffer(c: &mut Client, b: bytes::BytesMut) {
+    c.inbuf_alloc = b.capacity();
+    c.inbuf = b;
+    c.inbuf_for_big_arg = false;
+}
+
+/// Appends received bytes to a client's query buffer. The buffer grows here, not inside
+/// `BytesMut`, so that its allocation is known (`Client::inbuf_alloc`): `BytesMut::capacity`
+/// counts only the room after the commands already split off, while their bytes stay part of
+/// the allocation until it is reused, so `tot-mem`, client eviction and `used_memory` would
+/// disagree by up to the whole buffer.
+/// True when the buffer grew.
+pub fn append_input(c: &mut Client, data: &[u8]) -> bool {
+    let len = c.inbuf.len();
+    let grew = c.inbuf.capacity() - len < data.len();
+    if grew {
+        let need = len + data.len();
+        // A big argument on its way gets a buffer sized for it, as Redis does (and keeps once
+        // it ran, expecting another: `shrink_drained_query_buffer` leaves it); anything else
+        // doubles.
+        let p = partial_command(&c.inbuf);
+        let big_arg = p.arg_end >= p.consumed + BIG_ARG_BYTES;
+        let cap = if big_arg {
+            need.max(p.arg_end)
+        } else if need > c.inbuf_alloc {
+            need.max(c.inbuf_alloc.saturating_mul(2))
+        } else {
+            c.inbuf_alloc
+        }
+        .max(QUERY_BUF_BYTES_INITIAL);
+        let mut b = bytes::BytesMut::with_capacity(cap);
+        b.extend_from_slice(&c.inbuf);
+        replace_query_buffer(c, b);
+        c.inbuf_for_big_arg = big_arg;
+    }
+    c.inbuf.extend_from_slice(data);
+    grew
+}
+
+/// A query buffer grew while input arrived: under `maxmemory-clients`, the client's memory is
+/// judged at once, before its commands run (Redis updates a client's memory after each read
+/// and evicts before the next command), since a burst the turn then runs and drains would
+/// otherwise never be seen at its peak.
+pub fn input_grew(server: &Server, shard: usize, c: &mut Client, cfg: &Config, now_ms: u64) {
+    if c.inbuf_alloc <= QUERY_BUF_BYTES_INITIAL || eviction_limit(cfg) == 0 {
+        return;
+    }
+    if publish(server, shard, c, cfg) {
+        evict(server, cfg, shard, now_ms);
+    }
+}
+
+/// After a turn's commands ran: a drained query buffer that grew past Redis's resize
+/// threshold while a pipeline arrived faster than it ran goes back to the initial size at
+/// once (Redis reads 16 KiB at a time and runs what it read, so its buffer never holds a
+/// whole burst). A buffer sized for a big argument stays: Redis expects another one.
+pub fn shrink_drained_query_buffer(c: &mut Client) {
+    if c.inbuf.is_empty() && c.inbuf_alloc > QUERY_BUF_RESIZE_BYTES_MIN && !c.inbuf_for_big_arg {
+        replace_query_buffer(c, bytes::BytesMut::with_capacity(QUERY_BUF_BYTES_INITIAL));
     }
 }
 
@@ -452,7 +535,7 @@ pub fn figures(c: &Client, current: Option<&[bytes::Bytes]>) -> Figures {
         None => (0, 0, 0),
     };
     let qbuf = c.inbuf.len() - partial.consumed + cur_frame;
-    let qbuf_free = c.inbuf.capacity() - c.inbuf.len();
+    let qbuf_free = query_buf_alloc(c) - c.inbuf.len();
     let argv_mem = partial.argv_bytes + cur_argv;
     let (multi_mem, multi_overhead) = match &c.multi {
         Some(q) => {
@@ -472,7 +555,7 @@ pub fn figures(c: &Client, current: Option<&[bytes::Bytes]>) -> Figures {
         * std::mem::size_of::<bytes::Bytes>();
     let watched = c.watched.capacity() * std::mem::size_of_val(&c.watched.first());
     let tot_mem = omem
-        + c.inbuf.capacity()
+        + query_buf_alloc(c)
         + rbs
         + cur_frame
         + cur_argc * std::mem::size_of::<bytes::Bytes>()
@@ -493,6 +576,11 @@ pub fn figures(c: &Client, current: Option<&[bytes::Bytes]>) -> Figures {
         omem,
         tot_mem,
     }
+}
+
+/// Bytes the query buffer's allocation holds (at least what `BytesMut` reports).
+fn query_buf_alloc(c: &Client) -> usize {
+    c.inbuf_alloc.max(c.inbuf.capacity())
 }
 
 /// Bytes of a `*N\r\n` or `$N\r\n` header.
@@ -549,42 +637,87 @@ pub fn publish(server: &Server, shard: usize, c: &mut Client, cfg: &Config) -> b
     let counted_replica = cls == ClientClass::Replica;
     s.evictable
         .store(!counted_replica && !c.no_evict, Ordering::Relaxed);
-    account(server, shard, c, f.tot_mem as u64, counted_replica);
+    let counted = Counted {
+        total: f.tot_mem as u64,
+        replica: counted_replica,
+        private_output: if counted_replica {
+            pending_output(c) as u64
+        } else {
+            0
+        },
+    };
+    account(server, shard, c, counted);
     c.reply_peak_bytes = c.reply_peak_bytes.max(pending_output(c));
     eviction_due(server, cfg)
 }
 
-/// Moves the client's memory in its shard's sums from what was counted to `mem`.
-fn account(server: &Server, shard: usize, c: &mut Client, mem: u64, replica: bool) {
+/// What a client's memory adds to its shard's sums.
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct Counted {
+    /// Its `tot-mem`.
+    pub total: u64,
+    /// Counted among replicas (`mem_clients_slaves`), not normal clients.
+    pub replica: bool,
+    /// A replica's pending output outside the shared replication buffer (the shared part
+    /// is counted once, by the feed: `replication::feed::buffer_excess`).
+    pub private_output: u64,
+}
+
+/// Moves the client's memory in its shard's sums from what was counted to `now`.
+fn account(server: &Server, shard: usize, c: &mut Client, now: Counted) {
     let cm = &server.client_mem;
-    let (Some(normal), Some(replicas)) = (cm.normal_bytes.get(shard), cm.replica_bytes.get(shard))
-    else {
+    let (Some(normal), Some(replicas), Some(private)) = (
+        cm.normal_bytes.get(shard),
+        cm.replica_bytes.get(shard),
+        cm.replica_private_bytes.get(shard),
+    ) else {
         return;
     };
-    let (old, was_replica) = c.mem_counted;
-    if old == mem && was_replica == replica {
+    let old = c.mem_counted;
+    if old == now {
         return;
     }
-    let from = if was_replica { replicas } else { normal };
-    from.store(
-        from.load(Ordering::Relaxed).saturating_sub(old),
-        Ordering::Relaxed,
-    );
-    let to = if replica { replicas } else { normal };
-    to.store(
-        to.load(Ordering::Relaxed).saturating_add(mem),
-        Ordering::Relaxed,
-    );
-    c.mem_counted = (mem, replica);
-    if replica || was_replica {
-        crate::storage::evict::set_not_counted(cm.replica_total());
+    // Only this shard's thread writes its sums: a load and a store, no read-modify-write.
+    let sub = |a: &AtomicU64, v: u64| {
+        a.store(
+            a.load(Ordering::Relaxed).saturating_sub(v),
+            Ordering::Relaxed,
+        )
+    };
+    let add = |a: &AtomicU64, v: u64| {
+        a.store(
+            a.load(Ordering::Relaxed).saturating_add(v),
+            Ordering::Relaxed,
+        )
+    };
+    sub(if old.replica { replicas } else { normal }, old.total);
+    add(if now.replica { replicas } else { normal }, now.total);
+    c.mem_counted = now;
+    if old.private_output != now.private_output {
+        sub(private, old.private_output);
+        add(private, now.private_output);
+        let all = cm
+            .replica_private_bytes
+            .iter()
+            .map(|a| a.load(Ordering::Relaxed))
+            .sum();
+        crate::storage::evict::set_not_counted(all);
     }
 }
 
 /// Removes a closing client's memory from its shard's sums.
 pub fn forget(server: &Server, shard: usize, c: &mut Client) {
-    let replica = c.mem_counted.1;
-    account(server, shard, c, 0, replica);
+    crate::tracking::unsent_released(c);
+    let replica = c.mem_counted.replica;
+    account(
+        server,
+        shard,
+        c,
+        Counted {
+            replica,
+            ..Counted::default()
+        },
+    );
 }
 
 /// `maxmemory-clients` in bytes (0: no client eviction), as Redis's `getClientEvictionLimit`.
@@ -679,7 +812,7 @@ pub fn cron(server: &Server, c: &mut Client, cfg: &Config, now_ms: u64, resize: 
         }
         c.reply_peak_bytes = pending_output(c);
     }
-    let input = c.inbuf.capacity() as u64;
+    let input = query_buf_alloc(c) as u64;
     server
         .client_mem
         .sample_peaks(now_ms, input, counted_output(c) as u64);
@@ -689,7 +822,7 @@ pub fn cron(server: &Server, c: &mut Client, cfg: &Config, now_ms: u64, resize: 
 /// Redis's `clientsCronResizeQueryBuffer`: an idle connection's buffer shrinks to what it
 /// holds; a busy one's, when more than twice its recent peak, to that peak.
 fn resize_query_buffer(c: &mut Client, idle_ms: u64) {
-    let cap = c.inbuf.capacity();
+    let cap = query_buf_alloc(c);
     let len = c.inbuf.len();
     if cap - len > QUERY_BUF_WASTE_BYTES_MIN {
         let target = if idle_ms > QUERY_BUF_IDLE_MS_MAX {
@@ -699,10 +832,14 @@ fn resize_query_buffer(c: &mut Client, idle_ms: u64) {
         } else {
             None
         };
-        if let Some(target) = target {
+        if let Some(mut target) = target {
+            // Never below the argument on its way (Redis: `bulklen + 2`).
+            if len > 0 {
+                target = target.max(partial_command(&c.inbuf).arg_end).min(cap);
+            }
             let mut b = bytes::BytesMut::with_capacity(target);
             b.extend_from_slice(&c.inbuf);
-            c.inbuf = b;
+            replace_query_buffer(c, b);
         }
     }
     c.qbuf_peak = c.inbuf.len();

@@ -67,6 +67,12 @@ pub struct Client {
     pub fd: i32,
     pub shared: Arc<ClientShared>,
     pub inbuf: BytesMut,
+    /// Bytes of `inbuf`'s allocation (`server::buffers::append_input` grows it).
+    pub inbuf_alloc: usize,
+    /// `inbuf` was sized for a big argument (kept when drained, as Redis does).
+    pub inbuf_for_big_arg: bool,
+    /// Invalidation bytes put in `out` and not sent yet (`tracking::pending_bytes`).
+    pub tracking_unsent: usize,
     /// Replies not yet handed to the I/O backend.
     pub out: Vec<u8>,
     /// A buffer returned by the backend after a send, reused for the next one.
@@ -83,7 +89,7 @@ pub struct Client {
     /// The largest pending output since the last resize check (CLIENT LIST `rbp`).
     pub reply_peak_bytes: usize,
     /// Memory counted in the shard's sums, and whether as a replica (`server::buffers`).
-    pub mem_counted: (u64, bool),
+    pub mem_counted: super::buffers::Counted,
     pub proto: u8,
     pub db: usize,
     pub authenticated: bool,
@@ -150,6 +156,9 @@ impl Client {
             fd,
             shared,
             inbuf: BytesMut::with_capacity(QUERY_BUF_BYTES_INITIAL),
+            inbuf_alloc: QUERY_BUF_BYTES_INITIAL,
+            inbuf_for_big_arg: false,
+            tracking_unsent: 0,
             out: Vec::new(),
             spare: Vec::new(),
             sending: false,
@@ -158,7 +167,7 @@ impl Client {
             obuf_soft_since_ms: 0,
             qbuf_peak: 0,
             reply_peak_bytes: 0,
-            mem_counted: (0, false),
+            mem_counted: Default::default(),
             proto: 2,
             db: 0,
             authenticated: auth,
@@ -217,7 +226,10 @@ use super::buffers::QUERY_BUF_BYTES_INITIAL;
 /// and count in used_memory meanwhile. Smaller buffers are left to that resize, which keeps
 /// Redis's observable sizes (CLIENT LIST `qbuf-free`).
 pub fn shrink_idle_query_buffer(c: &mut Client) {
-    if c.inbuf.is_empty() && c.inbuf.capacity() >= QUERY_BUF_SHRINK_BYTES_MIN {
+    if c.inbuf.is_empty() && c.inbuf_alloc >= QUERY_BUF_SHRINK_BYTES_MIN {
         c.inbuf = BytesMut::with_capacity(QUERY_BUF_BYTES_INITIAL);
+        c.inbuf_alloc = QUERY_BUF_BYTES_INITIAL;
+        c.inbuf_for_big_arg = false;
     }
+    super::buffers::shrink_drained_query_buffer(c);
 }

@@ -91,8 +91,8 @@ pub struct Shard<I: Io> {
     aof_rung: u64,
     /// Connections waiting in WAIT for replicas' acknowledgements.
     waiting_acks: Vec<Token>,
-    /// The second of the last query buffer resize pass (`buffers::clients_cron`).
-    resize_secs: u64,
+    /// Cron passes so far: which clients' buffers are resized in this one (`clients_cron`).
+    cron_ticks: u64,
 }
 
 enum Flow {
@@ -144,7 +144,7 @@ impl<I: Io> Shard<I> {
             aof_held: Vec::new(),
             aof_rung: 0,
             waiting_acks: Vec::new(),
-            resize_secs: 0,
+            cron_ticks: 0,
         }
     }
 
@@ -183,12 +183,15 @@ impl<I: Io> Shard<I> {
             let accepted = &mut self.accepted;
             let closed = &mut self.closed;
             let server = &self.server;
+            let (cfg, id, now_ms) = (&self.cfg, self.id, self.now_ms);
             let mut handler = |ev: Event<'_>| match ev {
                 Event::Accepted(fd) => accepted.push(fd),
                 Event::Data(t, bytes) => {
                     if let Some(Some(c)) = conns.get_mut(t as usize) {
                         if !c.closing {
-                            c.inbuf.extend_from_slice(bytes);
+                            if crate::server::buffers::append_input(c, bytes) {
+                                crate::server::buffers::input_grew(server, id, c, cfg, now_ms);
+                            }
                             server
                                 .stats
                                 .net_input_bytes

@@ -22,11 +22,18 @@ pub struct Entry {
 
 impl Entry {
     pub fn new(value: Value) -> Self {
+        use super::evict::{shares_integers, SHARED_INTEGERS, UNSHARED_INT};
+        let unshared = match &value {
+            Value::Str(super::value::RStr::Int(n)) if (0..SHARED_INTEGERS).contains(n) => {
+                !shares_integers()
+            }
+            _ => false,
+        };
         Entry {
             value,
             expire_ms: 0,
             lru_secs: lru_clock(),
-            lfu: super::evict::lfu_new(),
+            lfu: super::evict::lfu_new() | if unshared { UNSHARED_INT } else { 0 },
         }
     }
 

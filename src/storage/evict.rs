@@ -216,6 +216,20 @@ fn lfu_log_incr(counter: u32, log_factor: u32, r: f64) -> u32 {
     }
 }
 
+/// A bit of an entry's LFU word, above Redis's 24: the value is a small integer stored while
+/// maxmemory with an LRU or LFU policy kept Redis from sharing it (its
+/// `MAXMEMORY_FLAG_NO_SHARED_INTEGERS`: such objects need their own access time), so OBJECT
+/// REFCOUNT reports 1 for it rather than the shared objects' count.
+pub const UNSHARED_INT: u32 = 1 << 31;
+/// Redis's `OBJ_SHARED_INTEGERS`: 0..10000 are shared objects.
+pub const SHARED_INTEGERS: i64 = 10_000;
+
+/// Whether Redis would store a small integer as its shared object now.
+pub fn shares_integers() -> bool {
+    let p = policy();
+    maxmemory() == 0 || !(p.is_lru() || p.is_lfu())
+}
+
 /// The LFU word after one access (decay, then increment, stamped with the current minute).
 pub fn lfu_touch(word: u32) -> u32 {
     let now = lfu_minutes();
@@ -226,7 +240,7 @@ pub fn lfu_touch(word: u32) -> u32 {
         SETTINGS.lfu_log_factor.load(Ordering::Relaxed),
         coin(),
     );
-    (now << 8) | counter
+    (word & UNSHARED_INT) | (now << 8) | counter
 }
 
 /// The LFU word holding `freq` now (RESTORE ... FREQ, RDB load).
@@ -522,8 +536,11 @@ fn pick_random(shards: &mut [&mut ShardData], volatile: bool) -> Option<(usize, 
     found.map(|(db, key)| (i, db, key))
 }
 
-/// Bytes of `used_memory` that eviction does not count: replicas' output buffers (Redis's
-/// `freeMemoryGetNotCountedMemory`), kept current by `server::buffers` as they change.
+/// Bytes of `used_memory` that eviction does not count (Redis's
+/// `freeMemoryGetNotCountedMemory`): replicas' own pending output, kept current by
+/// `server::buffers` as it changes, plus the shared replication buffer beyond the backlog.
+/// A replica's share of the shared buffer is memory the feed holds once, whatever the number
+/// of replicas: it is counted there only.
 static NOT_COUNTED_BYTES: AtomicU64 = AtomicU64::new(0);
 
 pub fn set_not_counted(bytes: u64) {
@@ -535,25 +552,35 @@ pub fn not_counted() -> u64 {
     NOT_COUNTED_BYTES.load(Ordering::Relaxed) + crate::replication::feed::buffer_excess()
 }
 
-/// Whether memory is over the budget now (what replicas' buffers hold aside, so that a slow
-/// replica does not make the master evict its dataset).
+/// Memory as eviction counts it: `used_memory` without what replicas' buffers hold aside
+/// (so that a slow replica does not make the master evict its dataset) and without the
+/// invalidations waiting for their connections (`tracking::pending_bytes`).
+fn counted_used() -> u64 {
+    (crate::alloc::used_memory() as u64)
+        .saturating_sub(crate::tracking::pending_bytes() as u64)
+        .saturating_sub(not_counted())
+}
+
+/// Whether memory is over the budget now.
 pub fn over_budget() -> bool {
     let max = maxmemory();
-    if max == 0 {
-        return false;
-    }
-    // Invalidations waiting for their connections are not the keyspace's memory (see
-    // `tracking::pending_bytes`), nor are replicas' output buffers.
-    let used = (crate::alloc::used_memory() as u64)
-        .saturating_sub(crate::tracking::pending_bytes() as u64);
-    used > max && used.saturating_sub(not_counted()) > max
+    max != 0 && counted_used() > max
 }
 
 /// Redis's `performEvictions` over `shards` (every shard of the server, locked): evicts the
-/// best candidates across all of them until memory is under the limit, nothing is evictable,
-/// or the time budget ran out. The evicted keys are appended to `evicted`.
+/// best candidates across all of them until the bytes their deletions freed reach what was
+/// over the limit when the pass started, nothing is evictable, or the time budget ran out.
+/// The evicted keys are appended to `evicted`.
+///
+/// What a deletion frees is measured around the deletion alone (this thread's allocation
+/// counter before and after), as Redis measures `zmalloc_used_memory` around `dbDelete`:
+/// the invalidation messages the deletion then sends to tracking clients are not subtracted
+/// from what it freed. Judging by the live total instead would let those messages, or
+/// another thread's allocations, decide how many keys go.
 pub fn perform(shards: &mut [&mut ShardData], evicted: &mut Vec<Evicted>) -> Outcome {
-    if !over_budget() {
+    let max = maxmemory();
+    let used = counted_used();
+    if max == 0 || used <= max {
         RUNNING.store(false, Ordering::Relaxed);
         return Outcome::Ok;
     }
@@ -562,26 +589,37 @@ pub fn perform(shards: &mut [&mut ShardData], evicted: &mut Vec<Evicted>) -> Out
         RUNNING.store(false, Ordering::Relaxed);
         return Outcome::Fail;
     }
+    let to_free = (used - max) as i64;
     let start = crate::util::now_us();
     let limit_us = time_limit_us(SETTINGS.tenacity.load(Ordering::Relaxed));
     let lazy = super::limits::lazy(&super::limits::LAZY.eviction);
-    let mut freed = 0usize;
+    let mut keys = 0usize;
+    let mut freed = 0i64;
     let outcome = loop {
         let Some((i, db, key)) = pick(shards, policy) else {
             break Outcome::Fail;
         };
         let shard = &mut *shards[i];
-        if evict_key(shard, db, &key) {
+        let before = crate::alloc::thread_used();
+        let removed = remove_for_eviction(shard, db, &key, lazy);
+        freed += (before - crate::alloc::thread_used()) as i64;
+        if removed {
+            after_eviction(shard, db, &key);
             evicted.push((shard.id, db, key));
         }
-        freed += 1;
-        if !over_budget() {
+        keys += 1;
+        if freed >= to_free {
             break Outcome::Ok;
         }
-        if freed.is_multiple_of(KEYS_PER_TIME_CHECK)
-            && limit_us.is_some_and(|l| crate::util::now_us().saturating_sub(start) > l)
-        {
-            break Outcome::Running;
+        if keys.is_multiple_of(KEYS_PER_TIME_CHECK) {
+            // Values freed on the lazyfree thread do not show in this thread's counter: look
+            // at the total now and then (as Redis does under lazyfree-lazy-eviction).
+            if lazy && !over_budget() {
+                break Outcome::Ok;
+            }
+            if limit_us.is_some_and(|l| crate::util::now_us().saturating_sub(start) > l) {
+                break Outcome::Running;
+            }
         }
     };
     RUNNING.store(outcome == Outcome::Running, Ordering::Relaxed);
@@ -743,9 +781,9 @@ pub fn deletions(evicted: &[Evicted]) -> Vec<crate::replication::Op> {
         .collect()
 }
 
-/// Deletes one key chosen by eviction: counts it and wakes its watchers. False when the key
-/// was gone already.
-fn evict_key(shard: &mut ShardData, db: usize, key: &[u8]) -> bool {
+/// Deletes one key chosen by eviction and frees its value (or hands it to the lazyfree
+/// thread). False when the key was gone already.
+fn remove_for_eviction(shard: &mut ShardData, db: usize, key: &[u8], lazy: bool) -> bool {
     let slot = super::key_slot(key);
     let Some(d) = shard.dbs.get_mut(db) else {
         return false;
@@ -753,13 +791,17 @@ fn evict_key(shard: &mut ShardData, db: usize, key: &[u8]) -> bool {
     let Some(old) = d.remove(slot, key) else {
         return false;
     };
-    if super::limits::lazy(&super::limits::LAZY.eviction) {
+    if lazy {
         super::lazyfree::free_value(old.value);
     }
+    true
+}
+
+/// What follows an eviction: the count, watchers, tracking clients' invalidations.
+fn after_eviction(shard: &mut ShardData, db: usize, key: &[u8]) {
     shard.stats.evicted_keys += 1;
     shard.watch.touch(db, key, false);
     if crate::tracking::active() {
         shard.tracking.key_modified(shard.id, key, 0);
     }
-    true
 }

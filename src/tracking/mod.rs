@@ -75,9 +75,23 @@ static BCAST_PENDING: AtomicUsize = AtomicUsize::new(0);
 /// feeds itself until the keyspace is empty).
 static INBOX_BYTES: AtomicUsize = AtomicUsize::new(0);
 
-/// Bytes of invalidations queued and not yet written to their connections.
+/// Bytes of invalidations moved into clients' reply buffers and not yet sent: still left out
+/// of eviction's budget. Redis writes them to the sockets before it runs another command, so
+/// the next command's eviction check never sees them; here they may sit a loop turn of the
+/// client's shard, and the next command (on any shard) would count them.
+static UNSENT_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+/// Bytes of invalidations queued or in reply buffers, not yet handed to their sockets.
 pub fn pending_bytes() -> usize {
-    INBOX_BYTES.load(Ordering::Relaxed)
+    INBOX_BYTES.load(Ordering::Relaxed) + UNSENT_BYTES.load(Ordering::Relaxed)
+}
+
+/// The client's invalidations were sent (its reply buffer drained), or it is gone.
+pub fn unsent_released(c: &mut Client) {
+    if c.tracking_unsent > 0 {
+        UNSENT_BYTES.fetch_sub(c.tracking_unsent, Ordering::Relaxed);
+        c.tracking_unsent = 0;
+    }
 }
 
 /// Tracking clients and redirect targets by id.
@@ -357,8 +371,14 @@ pub fn drain_client(c: &mut Client) -> bool {
     }
     let subscribed = c.subscriptions() > 0;
     let mut out = std::mem::take(&mut c.out);
+    let before = out.len();
     let any = drain_into(&c.shared, c.proto, subscribed, &mut out);
+    let added = out.len() - before;
     c.out = out;
+    if added > 0 {
+        UNSENT_BYTES.fetch_add(added, Ordering::Relaxed);
+        c.tracking_unsent += added;
+    }
     any
 }
 

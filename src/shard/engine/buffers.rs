@@ -12,6 +12,9 @@ use super::{conn_mut, Shard};
 use crate::server::buffers;
 use crate::shard::io::{Io, Token};
 
+/// Clients a cron pass visits at least (Redis's `CLIENTS_CRON_MIN_ITERATIONS`).
+const CLIENTS_PER_CRON_PASS_MIN: u64 = 5;
+
 impl<I: Io> Shard<I> {
     /// After a command: closes the client if its output reached the hard limit, so the rest
     /// of its pipeline does not run. True: the client is gone.
@@ -50,15 +53,21 @@ impl<I: Io> Shard<I> {
     /// The cron's pass over this shard's clients.
     pub(super) fn clients_cron(&mut self) {
         let now = self.now_ms;
-        let secs = now / 1000;
-        let resize = secs != self.resize_secs;
-        self.resize_secs = secs;
+        // Redis's clientsCron visits at least five clients per pass and every client at least
+        // once a second: with few clients each one's buffers are resized (and its recent peak
+        // restarted) every pass, with many once a second.
+        let clients = self.conns.iter().filter(|c| c.is_some()).count() as u64;
+        let hz = self.cfg.hz.clamp(1, 500) as u64;
+        let every = clients.div_ceil(CLIENTS_PER_CRON_PASS_MIN).clamp(1, hz);
+        let tick = self.cron_ticks;
+        self.cron_ticks = tick.wrapping_add(1);
         let mut over = Vec::new();
         let mut evict = false;
         for t in 0..self.conns.len() {
             let Some(c) = conn_mut(&mut self.conns, t as Token) else {
                 continue;
             };
+            let resize = (tick + t as u64).is_multiple_of(every);
             if buffers::cron(&self.server, c, &self.cfg, now, resize) {
                 over.push(t as Token);
                 continue;

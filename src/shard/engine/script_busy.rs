@@ -101,7 +101,7 @@ impl<I: Io> Shard<I> {
     fn give_back_stash(&mut self) {
         for (t, bytes) in std::mem::take(&mut self.script_stash) {
             if let Some(Some(c)) = self.conns.get_mut(t as usize) {
-                c.inbuf.extend_from_slice(&bytes);
+                crate::server::buffers::append_input(c, &bytes);
                 self.ready.push(t);
             }
         }
@@ -136,7 +136,7 @@ impl<I: Io> Shard<I> {
             Event::Accepted(fd) => accepted.push(fd),
             Event::Data(t, bytes) => match conns.get_mut(t as usize) {
                 Some(Some(c)) if !c.closing => {
-                    c.inbuf.extend_from_slice(bytes);
+                    crate::server::buffers::append_input(c, bytes);
                     ready.push(t);
                 }
                 Some(None) => match dbg.as_deref_mut().filter(|d| d.token == t) {
