@@ -685,3 +685,29 @@ fn debug_loadaof_replays_verbatim_scripts() {
     assert_eq!(text(&c.call(&["GET", "counter"])), "200");
     assert_eq!(text(&c.call(&["GET", "{counter}other"])), "done");
 }
+
+/// CONFIG SET appendonly yes inside MULTI schedules the rewrite that turns the AOF on (Redis
+/// forks no child inside EXEC and logs so); the cron starts it after EXEC and the AOF comes
+/// on.
+#[test]
+fn appendonly_enabled_inside_multi_is_scheduled() {
+    let s = TestServer::start(ServerKind::Shardis, &[]);
+    let mut c = s.conn();
+    assert!(matches!(c.call(&["MULTI"]), Reply::Status(_)));
+    c.call(&["SET", "foo", "bar"]);
+    c.call(&["CONFIG", "SET", "appendonly", "yes"]);
+    let r = c.cmd(&[b"EXEC"]);
+    assert_eq!(r, b"*2\r\n+OK\r\n+OK\r\n".to_vec(), "{}", common::show(&r));
+    let log = std::fs::read_to_string(s.log_path()).unwrap_or_default();
+    assert!(
+        log.contains("AOF was enabled during a transaction. An AOF background was scheduled to start when possible."),
+        "{log}"
+    );
+    wait_until("the AOF to come on", Duration::from_secs(20), || {
+        let info = c.call(&["INFO", "persistence"]);
+        let text = String::from_utf8_lossy(info.as_bytes().unwrap_or_default()).into_owned();
+        text.contains("aof_enabled:1")
+            && text.contains("aof_rewrite_in_progress:0")
+            && !text.contains("aof_rewrite_scheduled:1")
+    });
+}

@@ -1033,3 +1033,239 @@ fn flush_gives_back_what_deep_scripts_grew() {
         "used_memory_lua {after} after the flushes"
     );
 }
+
+/// EXEC is admitted on the flags of what it queued, as Redis's `processCommand` does with
+/// `mstate.cmd_flags`: a queued write makes EXEC a write (NOREPLICAS on a master short of
+/// replicas, READONLY once the server became a replica), a queued command that may not run
+/// stale makes it MASTERDOWN on a stale replica, and a queued script counts its declared
+/// flags (a shebang without `no-writes`, a function without flags) while one in
+/// compatibility mode runs and fails inside. Every reply is compared with real Redis 7.0.
+#[test]
+fn exec_is_refused_on_its_queued_flags_like_redis() {
+    let transcript = |kind: ServerKind| -> Vec<String> {
+        let server = TestServer::start(kind, &[]);
+        let mut admin = server.conn();
+        let mut log = Vec::new();
+        let mut note =
+            |what: &str, reply: Vec<u8>| log.push(format!("{what}: {}", common::show(&reply)));
+        let lib = "#!lua name=wlib\n\
+            redis.register_function('fw', function() return 1 end)\n\
+            redis.register_function{function_name='fr', callback=function() return 2 end, flags={'no-writes'}}";
+        note("load", admin.cmd(&[b"FUNCTION", b"LOAD", lib.as_bytes()]));
+        let sha = admin.cmd(&[b"SCRIPT", b"LOAD", b"#!lua\nreturn 3"]);
+        let sha = String::from_utf8_lossy(&sha[5..45]).into_owned();
+        note("set", admin.cmd(&[b"SET", b"xx", b"1"]));
+
+        // NOREPLICAS after queueing a write; a transaction of reads still runs.
+        let mut c = server.conn();
+        note("multi", c.cmd(&[b"MULTI"]));
+        note("incr", c.cmd(&[b"INCR", b"xx"]));
+        let mut r = server.conn();
+        note("multi r", r.cmd(&[b"MULTI"]));
+        note("get r", r.cmd(&[b"GET", b"xx"]));
+        note(
+            "min",
+            admin.cmd(&[b"CONFIG", b"SET", b"min-replicas-to-write", b"2"]),
+        );
+        note("exec write", c.cmd(&[b"EXEC"]));
+        note("exec read", r.cmd(&[b"EXEC"]));
+        note("get", admin.cmd(&[b"GET", b"xx"]));
+        note(
+            "min 0",
+            admin.cmd(&[b"CONFIG", b"SET", b"min-replicas-to-write", b"0"]),
+        );
+
+        // Scripts queued on a master, EXEC after the server became a (non-stale) replica.
+        let queued: Vec<Vec<&[u8]>> = vec![
+            vec![b"EVAL", b"#!lua\nreturn 1", b"0"],
+            vec![b"EVAL", b"redis.call('set','x',1)\nreturn 1", b"1", b"x"],
+            vec![
+                b"EVAL",
+                b"#!lua flags=no-writes\nreturn redis.call('get','xx')",
+                b"1",
+                b"xx",
+            ],
+            vec![b"EVALSHA", sha.as_bytes(), b"0"],
+            vec![b"FCALL", b"fw", b"0"],
+            vec![b"FCALL", b"fr", b"0"],
+            vec![b"EVAL_RO", b"#!lua flags=no-writes\nreturn 4", b"0"],
+        ];
+        let mut conns: Vec<RespConn> = queued.iter().map(|_| server.conn()).collect();
+        for (c, q) in conns.iter_mut().zip(&queued) {
+            note("multi", c.cmd(&[b"MULTI"]));
+            note("queue", c.cmd(q));
+        }
+        // Nothing listens on port 1: the link stays down (stale data is served by default).
+        note("replicaof", admin.cmd(&[b"REPLICAOF", b"127.0.0.1", b"1"]));
+        for (c, q) in conns.iter_mut().zip(&queued) {
+            let what = format!("exec {}", String::from_utf8_lossy(q[1]).replace('\n', " "));
+            note(&what, c.cmd(&[b"EXEC"]));
+        }
+        // Queued on the replica: a write script is refused while queueing.
+        note("multi", c.cmd(&[b"MULTI"]));
+        note(
+            "queue write script",
+            c.cmd(&[b"EVAL", b"#!lua\nreturn 1", b"0"]),
+        );
+        note(
+            "queue ro script",
+            c.cmd(&[b"EVAL", b"#!lua flags=no-writes\nreturn 5", b"0"]),
+        );
+        note("exec", c.cmd(&[b"EXEC"]));
+
+        // MASTERDOWN: reads and PING queued before the replica went stale.
+        note("no one", admin.cmd(&[b"REPLICAOF", b"NO", b"ONE"]));
+        note(
+            "stale",
+            admin.cmd(&[b"CONFIG", b"SET", b"replica-serve-stale-data", b"no"]),
+        );
+        for q in [
+            &[b"GET".as_slice(), b"xx"][..],
+            &[b"PING"],
+            &[b"INFO", b"nosuchsection"],
+        ] {
+            note("multi", c.cmd(&[b"MULTI"]));
+            note("queue", c.cmd(q));
+            note("replicaof", admin.cmd(&[b"REPLICAOF", b"127.0.0.1", b"1"]));
+            note("exec", c.cmd(&[b"EXEC"]));
+            note("no one", admin.cmd(&[b"REPLICAOF", b"NO", b"ONE"]));
+        }
+        // Outside a transaction on the stale replica: only allow-stale scripts start.
+        note("replicaof", admin.cmd(&[b"REPLICAOF", b"127.0.0.1", b"1"]));
+        for body in [
+            &b"return redis.call('get','xx')"[..],
+            b"#!lua flags=no-writes\nreturn 1",
+            b"#!lua flags=allow-stale,no-writes\nreturn 1",
+        ] {
+            note("stale eval", c.cmd(&[b"EVAL", body, b"1", b"xx"]));
+        }
+        note("no one", admin.cmd(&[b"REPLICAOF", b"NO", b"ONE"]));
+        note("get", admin.cmd(&[b"GET", b"xx"]));
+        log
+    };
+    let redis = transcript(ServerKind::Redis);
+    let shardis = transcript(ServerKind::Shardis);
+    for (r, s) in redis.iter().zip(&shardis) {
+        assert_eq!(r, s, "\nredis:   {r}\nshardis: {s}");
+    }
+    assert_eq!(redis.len(), shardis.len());
+    // The transcript does test what it says.
+    assert!(redis
+        .iter()
+        .any(|l| l.contains("EXECABORT Transaction discarded because of: NOREPLICAS")));
+    assert!(redis
+        .iter()
+        .any(|l| l.contains("EXECABORT Transaction discarded because of: READONLY")));
+    assert!(redis
+        .iter()
+        .any(|l| l.contains("EXECABORT Transaction discarded because of: MASTERDOWN")));
+}
+
+/// SHUTDOWN during a busy script: without NOSAVE it is BUSY (a save would catch the script's
+/// half-done writes); SHUTDOWN NOSAVE ends the server from a connection on any shard (the
+/// script holds every shard it touched, so the shutdown may not wait for their locks), and a
+/// client connecting right after its connection closed is refused.
+#[test]
+fn shutdown_nosave_ends_a_busy_script_from_any_shard() {
+    let server = TestServer::start(
+        ServerKind::Shardis,
+        &[
+            "--shards",
+            "4",
+            "--appendonly",
+            "yes",
+            "--busy-reply-threshold",
+            "50",
+        ],
+    );
+    let port = server.port();
+    let mut runner = server.conn();
+    runner.send(&[
+        b"EVAL",
+        b"redis.call('set','x','y') while true do end",
+        b"0",
+    ]);
+    // Connections land on shards by the kernel's choice: several cover them all.
+    let mut others: Vec<RespConn> = (0..8).map(|_| server.conn()).collect();
+    for c in others.iter_mut() {
+        wait_until("BUSY reply", Duration::from_secs(20), || {
+            is_busy(&c.call(&["PING"]))
+        });
+    }
+    let r = others[0].call(&["SHUTDOWN"]);
+    assert!(is_busy(&r), "{r:?}");
+    for c in others.iter_mut() {
+        c.send(&[b"SHUTDOWN", b"NOSAVE"]);
+    }
+    for c in others.iter_mut() {
+        let (_, closed) = c.read_until_close(Duration::from_secs(20));
+        assert!(closed, "SHUTDOWN NOSAVE left a connection open");
+    }
+    let refused = std::net::TcpStream::connect(("127.0.0.1", port));
+    assert!(
+        matches!(&refused, Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused),
+        "connected after SHUTDOWN NOSAVE: {refused:?}"
+    );
+    wait_until("the server to exit", Duration::from_secs(20), || {
+        !server.is_alive()
+    });
+}
+
+/// A call a script's checks refuse (OOM here, wrong arity, a command scripts may not call)
+/// is a rejected call of that command in COMMANDSTATS, and its error is counted once, as in
+/// Redis 7.0 (`scriptCall`'s error path). Compared with real Redis.
+#[test]
+fn refused_script_calls_count_as_rejected_like_redis() {
+    let stats = |kind: ServerKind| -> Vec<String> {
+        let server = TestServer::start(kind, &[]);
+        let mut c = server.conn();
+        let mut log = Vec::new();
+        c.call(&["CONFIG", "RESETSTAT"]);
+        c.call(&["CONFIG", "SET", "maxmemory", "1"]);
+        let scripts = [
+            "return redis.call('set','x','y')",
+            "return redis.pcall('set','x','y')['err']",
+            "return redis.call('get')",
+            "return redis.pcall('multi')['err']",
+        ];
+        for s in scripts {
+            log.push(common::show(&c.cmd(&[b"EVAL", s.as_bytes(), b"1", b"x"])));
+        }
+        c.call(&["CONFIG", "SET", "maxmemory", "0"]);
+        let info = c.call(&["INFO", "commandstats"]);
+        let info = String::from_utf8_lossy(info.as_bytes().unwrap_or_default()).into_owned();
+        for line in info.lines() {
+            let Some((name, rest)) = line.split_once(':') else {
+                continue;
+            };
+            if ![
+                "cmdstat_set",
+                "cmdstat_get",
+                "cmdstat_multi",
+                "cmdstat_eval",
+            ]
+            .contains(&name)
+            {
+                continue;
+            }
+            // calls, rejected_calls, failed_calls: not the timings.
+            let counts: Vec<&str> = rest
+                .split(',')
+                .filter(|f| f.starts_with("calls=") || f.contains("_calls="))
+                .collect();
+            log.push(format!("{name}:{}", counts.join(",")));
+        }
+        let errs = c.call(&["INFO", "errorstats"]);
+        log.push(String::from_utf8_lossy(errs.as_bytes().unwrap_or_default()).into_owned());
+        log.sort();
+        log
+    };
+    let redis = stats(ServerKind::Redis);
+    assert!(
+        redis
+            .iter()
+            .any(|l| l.starts_with("cmdstat_set:calls=0,rejected_calls=2")),
+        "{redis:?}"
+    );
+    assert_eq!(redis, stats(ServerKind::Shardis));
+}

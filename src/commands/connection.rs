@@ -16,7 +16,7 @@ pub static COMMANDS: [Cmd; 10] = [
         monitor,
     )
     .with_acl(&["admin", "slow", "dangerous"]),
-    Cmd::conn("ping", -1, flag::FAST | flag::STALE, ping).with_acl(&["fast", "connection"]),
+    Cmd::conn("ping", -1, flag::FAST, ping).with_acl(&["fast", "connection"]),
     Cmd::conn("echo", 2, flag::FAST | flag::STALE, echo).with_acl(&["fast", "connection"]),
     Cmd::conn("quit", -1, CONN, quit).with_acl(&["fast", "connection"]),
     Cmd::conn("reset", 1, CONN, reset).with_acl(&["fast", "connection"]),

@@ -123,6 +123,32 @@ pub fn unwatch_all(server: &Server, client: &mut Client) {
     client.watch_flag.store(false, Ordering::SeqCst);
 }
 
+/// The flags a command is admitted on (Redis's `getCommandFlags`, and for EXEC the union of
+/// its queue's flags, `mstate.cmd_flags`): a queued write makes EXEC a write (READONLY,
+/// NOREPLICAS), a queued command that may not run on a stale replica makes EXEC one too
+/// (MASTERDOWN). Script commands count their declared flags, but only in a transaction:
+/// outside one a script checks them itself before it runs (`scripting::eval::prepare_run`).
+pub fn admission_flags(client: &Client, cmd: &Cmd, args: &[Bytes]) -> u32 {
+    let Some(queue) = client.multi.as_ref() else {
+        return cmd.flags;
+    };
+    if cmd.name != "exec" {
+        return if crate::scripting::runs_script(cmd) {
+            crate::scripting::eval::command_flags(cmd, args)
+        } else {
+            cmd.flags
+        };
+    }
+    let mut flags = cmd.flags;
+    for q in queue {
+        flags |= q.flags & (flag::WRITE | flag::DENYOOM);
+        if q.flags & flag::STALE == 0 {
+            flags &= !flag::STALE;
+        }
+    }
+    flags
+}
+
 /// Whether EXEC must abort because a watched key changed or expired since WATCH. The caller
 /// holds the watched keys' shards.
 pub fn watch_broken(server: &Server, client: &Client, now_ms: u64) -> bool {

@@ -139,6 +139,11 @@ pub fn shutdown(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
     if abort {
         return out.error("ERR No shutdown in progress.");
     }
+    if flags & NOSAVE == 0 && crate::scripting::busy() {
+        // Past the busy threshold only SHUTDOWN NOSAVE may end the server (Redis's
+        // `shutdownCommand`): a save would snapshot the script's half-done writes.
+        return out.error(crate::scripting::busy_error());
+    }
     crate::log_warning!("User requested shutdown...");
     // On success this does not return: the process exits with every shard held.
     if !snapshot::shutdown(ctx.server, flags) {

@@ -137,7 +137,7 @@ pub fn admit(
             && client
                 .multi
                 .as_ref()
-                .is_some_and(|q| q.iter().any(|c| c.cmd.flags & f != 0))
+                .is_some_and(|q| q.iter().any(|c| c.flags & f != 0))
     };
     let is_write = p.cmd.flags & flag::WRITE != 0 || queued(flag::WRITE);
     if misconf && (is_write || p.cmd.name == "ping") {
@@ -717,6 +717,13 @@ pub fn shutdown(server: &Server, flags: u32) -> bool {
         kill_rdb_child(server, true);
     }
     let cfg = server.config.load();
+    if flags & NOSAVE != 0 && crate::scripting::busy() {
+        // A busy script holds the shards until it returns, which it may never do: exit
+        // without them, from inside the script as Redis does (nothing is saved).
+        super::aof::rewrite::flush_on_shutdown(server);
+        server.shutdown.store(true, Ordering::SeqCst);
+        crate::server::run::exit_after_shutdown(server, &[])
+    }
     let mut guards = server.lock_all();
     super::aof::rewrite::flush_on_shutdown(server);
     if (!cfg.save.is_empty() && flags & NOSAVE == 0) || flags & SAVE != 0 {

@@ -140,22 +140,32 @@ pub fn reject(
     server: &Server,
     cmd: &crate::commands::Cmd,
 ) -> Option<&'static str> {
+    reject_flags(cfg, server, cmd.flags)
+}
+
+/// `reject` on a command's flags as admission computes them (EXEC's from its queue, a
+/// script's from its declared flags: `commands::multi::admission_flags`).
+pub fn reject_flags(
+    cfg: &crate::config::Config,
+    server: &Server,
+    flags: u32,
+) -> Option<&'static str> {
     use crate::commands::flag;
     if !is_replica() {
         if cfg.min_replicas_to_write > 0
-            && cmd.flags & flag::WRITE != 0
+            && flags & flag::WRITE != 0
             && !super::master::enough_good_replicas(cfg, server)
         {
             return Some("NOREPLICAS Not enough good replicas to write.");
         }
         return None;
     }
-    if !cfg.replica_serve_stale_data && !link_up() && cmd.flags & flag::STALE == 0 {
+    if !cfg.replica_serve_stale_data && !link_up() && flags & flag::STALE == 0 {
         return Some(
             "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
         );
     }
-    if cfg.replica_read_only && cmd.flags & flag::WRITE != 0 {
+    if cfg.replica_read_only && flags & flag::WRITE != 0 {
         return Some("READONLY You can't write against a read only replica.");
     }
     None

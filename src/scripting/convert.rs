@@ -239,7 +239,12 @@ pub fn lua_to_resp(v: &Value, script_resp: u8, out: &mut Out, depth: usize) {
 fn table_to_resp(t: &Table, script_resp: u8, out: &mut Out, depth: usize) {
     if let Ok(Value::String(_)) = t.raw_get::<Value>("err") {
         let e = err_info(&Value::Table(t.clone()));
+        let counted = out.last_error_code.take();
         out.error(&e.msg);
+        if e.ignore_stats {
+            // A call's error the script returned: counted where the call failed.
+            out.last_error_code = counted;
+        }
         return;
     }
     if let Ok(Value::String(s)) = t.raw_get::<Value>("ok") {

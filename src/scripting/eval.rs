@@ -134,6 +134,58 @@ pub fn shebang(body: &[u8]) -> Result<(u32, usize), String> {
     Ok((flags, end))
 }
 
+/// The command flags of a script command as Redis's `getCommandFlags` sees them before the
+/// script runs: a script that declared flags (a shebang, or a function's registration) is a
+/// write unless `no-writes`, deny-oom unless `allow-oom` or `no-writes`, stale-allowed only
+/// with `allow-stale` (`scriptFlagsToCmdFlags`). Commands that run no script, scripts in
+/// compatibility mode, unknown shas and functions keep the command's own flags. Used where a
+/// command is queued in MULTI, so that EXEC is refused as the queued scripts imply.
+pub fn command_flags(cmd: &Cmd, args: &[Bytes]) -> u32 {
+    let declared = match (cmd.name, args.get(1)) {
+        ("eval" | "eval_ro", Some(body)) => shebang(body).ok().map(|(f, _)| f),
+        ("evalsha" | "evalsha_ro", Some(sha)) if sha.len() == 40 => {
+            let sha = String::from_utf8_lossy(sha).to_ascii_lowercase();
+            with_vm(|vm| vm.scripts.get(&sha).map(|s| s.flags))
+        }
+        ("fcall" | "fcall_ro", Some(name)) => {
+            let name = String::from_utf8_lossy(name);
+            with_vm(|vm| vm.libs.function(&name).map(|f| f.flags))
+        }
+        _ => None,
+    };
+    match declared {
+        Some(f) if f & sflag::EVAL_COMPAT == 0 => {
+            let mut flags = cmd.flags & !(flag::STALE | flag::DENYOOM | flag::WRITE);
+            if f & (sflag::ALLOW_OOM | sflag::NO_WRITES) == 0 {
+                flags |= flag::DENYOOM;
+            }
+            if f & sflag::NO_WRITES == 0 {
+                flags |= flag::WRITE;
+            }
+            if f & sflag::ALLOW_STALE != 0 {
+                flags |= flag::STALE;
+            }
+            flags & !flag::MAY_REPLICATE
+        }
+        _ => cmd.flags,
+    }
+}
+
+/// Runs `f` on the VM if it can be had without waiting on a busy script (which holds it for
+/// as long as it runs) or a debugging session: None then, as for a script the cache does
+/// not hold.
+fn with_vm<R>(f: impl FnOnce(&Vm) -> Option<R>) -> Option<R> {
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    loop {
+        if let Some(g) = super::vm::vm().try_lock_for(std::time::Duration::from_millis(10)) {
+            return f(&g);
+        }
+        if super::busy() || std::time::Instant::now() > give_up {
+            return None;
+        }
+    }
+}
+
 /// Compiles and caches `body`; returns its sha.
 pub fn create_script(vm: &mut Vm, body: &Bytes) -> Result<String, String> {
     let sha = super::sha1_hex(body);
@@ -160,9 +212,15 @@ pub fn create_script(vm: &mut Vm, body: &Bytes) -> Result<String, String> {
 /// (`scriptPrepareForRun`, and `processCommand` on the command flags those script flags
 /// imply: no `no-writes` makes it a write, no `allow-oom` a deny-oom one, `allow-stale` lets
 /// it run on a stale replica). Writes the error and returns false when it may not run.
-/// Scripts without a shebang (compatibility mode) are checked command by command instead.
+/// Scripts without a shebang (compatibility mode) are checked command by command instead,
+/// except that none starts on a stale replica (MASTERDOWN, as `scriptPrepareForRun`).
 pub fn prepare_run(ctx: &ConnCtx, flags: u32, ro: bool, out: &mut Out) -> bool {
     if flags & sflag::EVAL_COMPAT != 0 {
+        // No flags: only the stale check can refuse.
+        if let Some(e) = crate::replication::replica::reject_flags(&ctx.config(), ctx.server, 0) {
+            out.error(e);
+            return false;
+        }
         return true;
     }
     let writes = flags & sflag::NO_WRITES == 0;
@@ -316,7 +374,12 @@ pub fn call_and_reply(
             if let (Some(src), Some(line)) = (e.source, e.line) {
                 msg.push_str(&format!(" script: {name}, on {src}:{line}."));
             }
+            let counted = out.last_error_code.take();
             out.error(&msg);
+            if e.ignore_stats {
+                // Counted where the call failed; the script still failed.
+                out.last_error_code = counted;
+            }
         }
         Err(e) => out.error(&format!("ERR Error running script {name}, {e}")),
     }

@@ -401,6 +401,10 @@ fn call_prim(lua: &Lua, args: MultiValue) -> mlua::Result<(Value, bool)> {
         Ok((bytes, resp)) => {
             let is_err = bytes.first() == Some(&b'-');
             let v = convert::resp_to_lua(lua, &bytes, resp)?;
+            if let (true, Value::Table(t)) = (is_err, &v) {
+                // Counted where the call failed (`run_command`): not again by the reply.
+                t.raw_set("ignore_error_stats_update", true)?;
+            }
             Ok((v, is_err))
         }
     }
@@ -419,19 +423,28 @@ fn apply_set_repl(ops: &mut Vec<crate::replication::Op>) {
 /// Looks the command up, applies the scripting checks, runs it; returns its reply bytes.
 fn run_command(rc: &mut RunCtx<'_, '_>, argv: &[Bytes]) -> Result<(Vec<u8>, u8), &'static str> {
     let unknown = "Unknown Redis command called from script";
-    let mut cmd = commands::lookup(&argv[0]).ok_or(unknown)?;
+    let Some(mut cmd) = commands::lookup(&argv[0]) else {
+        return rejected(rc, None, Err(unknown));
+    };
     let mut full = cmd.name;
     if matches!(cmd.kind, Kind::Container) || (!cmd.subcommands.is_empty() && argv.len() >= 2) {
-        let sub = argv.get(1).and_then(|s| cmd.find_sub(s)).ok_or(unknown)?;
+        let Some(sub) = argv.get(1).and_then(|s| cmd.find_sub(s)) else {
+            return rejected(rc, None, Err(unknown));
+        };
         full = crate::server::dispatch::full_name(cmd, sub);
         cmd = sub;
     }
     let argc = argv.len() as i32;
     if (cmd.arity > 0 && cmd.arity != argc) || argc < -cmd.arity {
-        return Err("Wrong number of args calling Redis command from script");
+        let e = Err("Wrong number of args calling Redis command from script");
+        return rejected(rc, full, e);
     }
     if cmd.flags & flag::NOSCRIPT != 0 && !super::DISABLE_DENY_SCRIPTS.load(Ordering::Relaxed) {
-        return Err("This Redis command is not allowed from script");
+        return rejected(
+            rc,
+            full,
+            Err("This Redis command is not allowed from script"),
+        );
     }
     // A script allowed to run on a stale replica (`allow-stale`) still may not reach data
     // (`scriptVerifyAllowStale`).
@@ -440,22 +453,34 @@ fn run_command(rc: &mut RunCtx<'_, '_>, argv: &[Bytes]) -> Result<(Vec<u8>, u8),
         && !crate::replication::replica::link_up()
         && !rc.ctx.server.config.load().replica_serve_stale_data
     {
-        return Err("Can not execute the command on a stale replica");
+        return rejected(
+            rc,
+            full,
+            Err("Can not execute the command on a stale replica"),
+        );
     }
-    crate::acl::script_check(rc.ctx.client, cmd, full, argv)?;
+    if let Err(e) = crate::acl::script_check(rc.ctx.client, cmd, full, argv) {
+        return rejected(rc, full, Err(e));
+    }
     if rc.read_only && cmd.flags & (flag::WRITE | flag::MAY_REPLICATE) != 0 {
-        return Err("Write commands are not allowed from read-only scripts.");
+        return rejected(
+            rc,
+            full,
+            Err("Write commands are not allowed from read-only scripts."),
+        );
     }
     let server = rc.ctx.server;
     if cmd.flags & flag::WRITE != 0 && !super::RUN.wrote.load(Ordering::Relaxed) {
         // Until the script has written, a write is refused while the disk is failing
         // (`scriptVerifyWriteCommandAllow`); once it has, it must run to the end.
         if let Some(e) = crate::persistence::snapshot::disk_error(server) {
-            return Ok((format!("-{e}\r\n").into_bytes(), rc.resp));
+            let reply = Ok((format!("-{e}\r\n").into_bytes(), rc.resp));
+            return rejected(rc, full, reply);
         }
         // A read-only replica, or a master short of good replicas (`min-replicas-to-write`).
         if let Some(e) = crate::replication::replica::script_write_error(server, rc.ctx.client) {
-            return Ok((format!("-{e}\r\n").into_bytes(), rc.resp));
+            let reply = Ok((format!("-{e}\r\n").into_bytes(), rc.resp));
+            return rejected(rc, full, reply);
         }
     }
     // Over maxmemory (eviction already ran when the script was admitted), a command that may
@@ -475,7 +500,7 @@ fn run_command(rc: &mut RunCtx<'_, '_>, argv: &[Bytes]) -> Result<(Vec<u8>, u8),
             .is_ok_and(|f| f.contains('M'))
     {
         let e = "-OOM command not allowed when used memory > 'maxmemory'.\r\n";
-        return Ok((e.as_bytes().to_vec(), rc.resp));
+        return rejected(rc, full, Ok((e.as_bytes().to_vec(), rc.resp)));
     }
     if cmd.flags & flag::WRITE != 0 {
         super::RUN.wrote.store(true, Ordering::Relaxed);
@@ -547,6 +572,34 @@ fn run_command(rc: &mut RunCtx<'_, '_>, argv: &[Bytes]) -> Result<(Vec<u8>, u8),
         }
     }
     Ok((bytes, rc.resp))
+}
+
+/// A call the script checks refused (Redis's `scriptCall` error path): its error is
+/// counted now, whether the script raises it or catches it with `pcall` (a raised one is
+/// not counted again: `call_prim` flags it), and a known command gets a rejected call in
+/// COMMANDSTATS.
+fn rejected(
+    rc: &RunCtx<'_, '_>,
+    full: impl Into<Option<&'static str>>,
+    reply: Result<(Vec<u8>, u8), &'static str>,
+) -> Result<(Vec<u8>, u8), &'static str> {
+    let code = match &reply {
+        Err(_) => "ERR".to_string(),
+        Ok((bytes, _)) => {
+            let text = bytes.strip_prefix(b"-").unwrap_or(bytes);
+            let end = text
+                .iter()
+                .position(|&b| b == b' ' || b == b'\r')
+                .unwrap_or(text.len());
+            String::from_utf8_lossy(&text[..end]).into_owned()
+        }
+    };
+    if let Some(h) = rc.ctx.server.shards.get(rc.ctx.shard) {
+        let mut d = h.lock_data();
+        d.cmd_stats.record_rejected(full.into());
+        d.cmd_stats.record_error(&code);
+    }
+    reply
 }
 
 /// Whether an XREAD / XREADGROUP call has a BLOCK option (before STREAMS).
@@ -693,6 +746,10 @@ fn call_argv(lua: &Lua, _: ()) -> mlua::Result<(Value, bool)> {
         Ok((bytes, resp)) => {
             let is_err = bytes.first() == Some(&b'-');
             let v = convert::resp_to_lua(lua, &bytes, resp)?;
+            if let (true, Value::Table(t)) = (is_err, &v) {
+                // Counted where the call failed (`run_command`): not again by the reply.
+                t.raw_set("ignore_error_stats_update", true)?;
+            }
             Ok((v, is_err))
         }
     }

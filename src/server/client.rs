@@ -146,6 +146,9 @@ pub struct Queued {
     pub cmd: &'static crate::commands::Cmd,
     pub full_name: &'static str,
     pub args: Vec<bytes::Bytes>,
+    /// The command's flags as queued (a script's declared flags included): what EXEC is
+    /// admitted on (`commands::multi::admission_flags`).
+    pub flags: u32,
 }
 
 impl Client {

@@ -318,6 +318,14 @@ fn remove_unix_socket(cfg: &Config) {
 /// until the process is gone): remove the pid file, log, exit.
 pub fn exit_after_shutdown(server: &Server, guards: &[crate::shard::DataGuard<'_>]) -> ! {
     let _still_held = guards;
+    // Stop accepting now: an io_uring accept in flight keeps a listener open for a moment
+    // after the process is gone, and a client connecting then must be refused, not reset.
+    for h in server.shards.iter() {
+        for &fd in lock(&h.tcp_listeners).iter() {
+            // SAFETY: a listening socket of ours; only its state changes.
+            unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+        }
+    }
     let cfg = server.config.load();
     let pidfile = pidfile_path(&cfg);
     remove_unix_socket(&cfg);

@@ -536,7 +536,8 @@ impl<I: Io> Shard<I> {
                 crate::storage::evict::admit_command(&self.server, &self.cfg, c, p, notes, poke)
             })
             .and_then(|p| {
-                match crate::replication::replica::reject(&self.cfg, &self.server, p.cmd) {
+                let flags = crate::commands::multi::admission_flags(c, p.cmd, args);
+                match crate::replication::replica::reject_flags(&self.cfg, &self.server, flags) {
                     Some(e) => Err(dispatch::Rejected {
                         error: e.as_bytes().to_vec(),
                         full_name: Some(p.full_name),
@@ -658,6 +659,7 @@ impl<I: Io> Shard<I> {
                 "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
             )
         {
+            let flags = crate::commands::multi::admission_flags(c, p.cmd, args);
             let mut out = Out::new(&mut c.out, c.proto);
             if p.cmd.flags & crate::commands::flag::NO_MULTI != 0 {
                 out.error("ERR Command not allowed inside a transaction");
@@ -667,6 +669,7 @@ impl<I: Io> Shard<I> {
                     cmd: p.cmd,
                     full_name: p.full_name,
                     args: std::mem::take(args),
+                    flags,
                 });
                 out.simple("QUEUED");
             }

@@ -698,7 +698,7 @@ pub fn admit_command(
         && client
             .multi
             .as_ref()
-            .is_some_and(|q| q.iter().any(|c| c.cmd.flags & DENYOOM != 0));
+            .is_some_and(|q| q.iter().any(|c| c.flags & DENYOOM != 0));
     let in_multi =
         client.multi.is_some() && !matches!(p.cmd.name, "exec" | "discard" | "quit" | "reset");
     if p.cmd.flags & DENYOOM != 0 || queued_denyoom || in_multi {

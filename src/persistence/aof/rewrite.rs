@@ -667,10 +667,16 @@ pub fn start_appendonly(server: &Server) -> Result<(), String> {
         st.aof_state = AofState::WaitRewrite;
     }
     let busy = server.persistence.state().child.is_some();
-    if busy {
-        // Another child runs: the rewrite starts when it is gone; meanwhile nothing is
-        // collected, as the rewrite will capture the dataset at its fork.
+    if busy || crate::persistence::snapshot::in_exec() {
+        // Another child runs, or a transaction (Redis forks no child inside EXEC): the
+        // rewrite starts when the cron finds it possible; meanwhile nothing is collected, as
+        // the rewrite will capture the dataset at its fork.
         server.aof.state.lock().rewrite_scheduled = true;
+        if busy {
+            log_warning!("AOF was enabled but there is already another background operation. An AOF background was scheduled to start when possible.");
+        } else {
+            log_warning!("AOF was enabled during a transaction. An AOF background was scheduled to start when possible.");
+        }
         return Ok(());
     }
     if start_rewrite(server).is_err() {
