@@ -187,8 +187,11 @@ fn latency_monitor_records_spikes_like_redis() {
         );
         ok(&mut c, &["debug", "sleep", "0.1"]);
         let latest = c.call(&["latency", "latest"]);
-        let ev = arr(&arr(&latest)[0]).to_vec();
-        assert_eq!(ev[0].as_str(), Some("command"), "{:?}", latest);
+        let ev = arr(&latest)
+            .iter()
+            .map(|e| arr(e).to_vec())
+            .find(|e| e.first().and_then(|n| n.as_str()) == Some("command"))
+            .unwrap_or_else(|| panic!("no command event: {latest:?}"));
         let (last, max) = (ev[2].as_int().unwrap(), ev[3].as_int().unwrap());
         assert!(last >= 100 && max >= last, "{:?}", latest);
         let hist = c.call(&["latency", "history", "command"]);
@@ -202,7 +205,15 @@ fn latency_monitor_records_spikes_like_redis() {
             .unwrap_or("")
             .contains("1. command: 1 latency spikes"));
         r.push(c.call(&["latency", "reset", "nosuch", "COMMAND"]));
-        r.push(c.call(&["latency", "latest"]));
+        // Only the reset event is compared: on a loaded machine either server may record an
+        // unrelated spike (an expire cycle descheduled for 50 ms) at any moment.
+        let latest = c.call(&["latency", "latest"]);
+        let command: Vec<Reply> = arr(&latest)
+            .iter()
+            .filter(|e| arr(e).first().and_then(|n| n.as_str()) == Some("command"))
+            .cloned()
+            .collect();
+        r.push(Reply::Array(command));
         shapes.push(r);
     }
     assert_eq!(shapes[1], shapes[0]);

@@ -480,6 +480,51 @@ fn commands_read_with_a_busy_script_get_busy() {
     }
 }
 
+/// A connection that closes while a script is busy is freed at once, as in Redis: a replica
+/// that drops its link shows as gone in INFO, so a script waiting for that (Redis's "not
+/// enough good replicas state change during long script") ends. It used to wait forever,
+/// the close being put off until the script's end.
+#[test]
+fn a_replica_dropping_during_a_busy_script_is_seen_by_it() {
+    let master = TestServer::start(ServerKind::Shardis, &["--shards", "2"]);
+    let port = master.port().to_string();
+    let replica = TestServer::start(
+        ServerKind::Shardis,
+        &["--shards", "2", "--replicaof", "127.0.0.1", port.as_str()],
+    );
+    wait_until("replica online", Duration::from_secs(30), || {
+        master
+            .info_field("replication", "connected_slaves")
+            .is_some_and(|v| v == "1")
+            && replica
+                .info_field("replication", "master_link_status")
+                .is_some_and(|v| v == "up")
+    });
+    let mut admin = master.conn();
+    admin.call(&["CONFIG", "SET", "busy-reply-threshold", "10"]);
+    let mut runner = master.conn();
+    runner.send(&[
+        b"EVAL",
+        b"while true do local info = redis.call('info','replication') \
+          if string.match(info, 'connected_slaves:0') then \
+          redis.call('set','x',info) break end end return 1",
+        b"1",
+        b"x",
+    ]);
+    wait_until("BUSY reply", Duration::from_secs(20), || {
+        is_busy(&admin.call(&["PING"]))
+    });
+    let mut r = replica.conn();
+    r.call(&["REPLICAOF", "NO", "ONE"]);
+    let reply = common::decode(&runner.read_reply()).expect("reply");
+    assert!(matches!(reply, R::Int(1)), "{reply:?}");
+    let x = admin.call(&["GET", "x"]);
+    assert!(
+        matches!(&x, R::Bulk(v) if String::from_utf8_lossy(v).contains("connected_slaves:0")),
+        "{x:?}"
+    );
+}
+
 /// On a stale replica (link down, `replica-serve-stale-data no`) an `allow-stale` function
 /// runs, but its calls of data commands fail (`scriptVerifyAllowStale`); commands flagged
 /// STALE (INFO) still work, and a function without the flag gets MASTERDOWN.

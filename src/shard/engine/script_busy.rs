@@ -4,8 +4,10 @@
 //! While a script runs past `busy-reply-threshold`, no shard lock may be taken by anyone but
 //! the script. `busy_turn` is a loop turn that takes none: it accepts connections, reads and
 //! parses input, and `execute` answers every command with `-BUSY` except the allow-busy ones
-//! (SCRIPT KILL, FUNCTION KILL, FUNCTION STATS, SHUTDOWN...); mail, blocked-client wake-ups,
-//! closes and the cron wait for the next normal turn. On the script's own thread the Lua
+//! (SCRIPT KILL, FUNCTION KILL, FUNCTION STATS, SHUTDOWN...); mail, blocked-client wake-ups
+//! and the cron wait for the next normal turn. Closed connections are freed at once, as
+//! Redis does during a busy script (a replica that drops shows in INFO), except those that
+//! watch keys, whose unwatching needs shard locks. On the script's own thread the Lua
 //! count hook calls `busy_pump`, which polls the ring without waiting and runs `busy_turn`.
 //! The script's connection is out of `conns` meanwhile, so its input and a finished send
 //! are stashed and given back when the script returns.
@@ -178,6 +180,19 @@ impl<I: Io> Shard<I> {
         self.now_ms = crate::util::now_ms();
         for fd in std::mem::take(&mut self.accepted) {
             self.on_accept(fd);
+        }
+        let mut closed = std::mem::take(&mut self.closed);
+        // A token twice (closed, then a failed send): freed by the first, it must not look
+        // like the script's connection to the second.
+        closed.sort_unstable();
+        closed.dedup();
+        for t in closed {
+            match self.conns.get(t as usize) {
+                // The script's own connection (out of `conns`) closes after the script.
+                Some(None) => self.closed.push(t),
+                Some(Some(c)) if !c.watched.is_empty() => self.closed.push(t),
+                _ => self.close_client(t),
+            }
         }
         let mut ready = std::mem::take(&mut self.ready);
         // Connections later in the current turn's list, behind the script's own: their input
