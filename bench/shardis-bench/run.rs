@@ -108,6 +108,9 @@ struct Pending {
     bytes: Option<Vec<u8>>,
     /// ASKING's own reply, not a request's.
     asking: bool,
+    /// Sent before measuring started, as seen when the request budget was checked (its
+    /// reply is not recorded even if `record_from_ns` is already set when it comes).
+    warmup: bool,
 }
 
 struct Sock {
@@ -292,7 +295,7 @@ impl<'a> Loop<'a> {
     }
 
     /// Generates one request on connection `c`, intended at `intended_ns`.
-    fn issue(&mut self, c: usize, intended_ns: u64) -> Result<(), String> {
+    fn issue(&mut self, c: usize, intended_ns: u64, warmup: bool) -> Result<(), String> {
         let mut bytes = Vec::new();
         let key = self.conns[c].gen.next(&mut bytes).unwrap_or_default();
         let node = self.node_of(&key);
@@ -303,24 +306,27 @@ impl<'a> Loop<'a> {
             intended_ns,
             bytes: cluster.then_some(bytes),
             asking: false,
+            warmup,
         });
         self.conns[c].inflight += 1;
         self.dirty.push((c, node));
         Ok(())
     }
 
-    fn may_issue(&mut self) -> bool {
+    /// Whether one more request may be sent (the budget counts only measured ones), and if
+    /// so whether it is sent before measuring started.
+    fn may_issue(&mut self) -> Option<bool> {
         if self.stopping {
-            return false;
+            return None;
         }
         let recording = self.shared.record_from_ns.load(Ordering::Relaxed) != u64::MAX;
         match &mut self.budget {
-            Some(0) if recording => false,
+            Some(0) if recording => None,
             Some(b) if recording => {
                 *b -= 1;
-                true
+                Some(false)
             }
-            _ => true,
+            _ => Some(!recording),
         }
     }
 
@@ -329,8 +335,11 @@ impl<'a> Loop<'a> {
         if self.o.batches && self.conns[c].inflight > 0 {
             return Ok(());
         }
-        while self.conns[c].inflight < self.o.pipeline && self.may_issue() {
-            self.issue(c, now_ns())?;
+        while self.conns[c].inflight < self.o.pipeline {
+            let Some(warmup) = self.may_issue() else {
+                break;
+            };
+            self.issue(c, now_ns(), warmup)?;
         }
         Ok(())
     }
@@ -356,12 +365,19 @@ impl<'a> Loop<'a> {
                 break;
             };
             // Requests already intended are sent while draining; new ones need the budget.
-            if !self.stopping && !self.may_issue() {
-                self.conns[c].backlog.clear();
-                break;
-            }
+            let warmup = if self.stopping {
+                false
+            } else {
+                match self.may_issue() {
+                    Some(w) => w,
+                    None => {
+                        self.conns[c].backlog.clear();
+                        break;
+                    }
+                }
+            };
             self.conns[c].backlog.pop_front();
-            self.issue(c, t)?;
+            self.issue(c, t, warmup)?;
         }
         Ok(())
     }
@@ -464,7 +480,7 @@ impl<'a> Loop<'a> {
                     }
                 }
                 completed += 1;
-                if p.intended_ns >= record_from {
+                if p.intended_ns >= record_from && !p.warmup {
                     let lat = reply_ns
                         .saturating_sub(p.intended_ns)
                         .clamp(1, LATENCY_NS_MAX);
@@ -532,6 +548,7 @@ impl<'a> Loop<'a> {
                 intended_ns: p.intended_ns,
                 bytes: None,
                 asking: true,
+                warmup: p.warmup,
             });
         }
         s.out.extend_from_slice(&bytes);
