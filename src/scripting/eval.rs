@@ -278,7 +278,7 @@ fn eval_generic(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out, by_sha: bool, 
     }
     let mut session = match super::acquire(ctx.server, ctx.shard, true) {
         Ok(s) => s,
-        Err(e) => return super::refuse(out, e),
+        Err(e) => return out.error(e),
     };
     eval_loaded(&mut session.vm, ctx, args, out, ro, by_sha);
 }

@@ -777,7 +777,7 @@ pub fn fcall_ro(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
 fn fcall_generic(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out, ro: bool) {
     let mut session = match super::acquire(ctx.server, ctx.shard, false) {
         Ok(s) => s,
-        Err(e) => return super::refuse(out, e),
+        Err(e) => return out.error(e),
     };
     let vm = &mut *session.vm;
     let fname = String::from_utf8_lossy(&args[1]).into_owned();

@@ -937,7 +937,7 @@ pub fn eval_debug(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out, ro: bool) {
     ctx.client.script_debug = MODE_OFF;
     let mut session = match super::acquire(ctx.server, ctx.shard, true) {
         Ok(s) => s,
-        Err(e) => return super::refuse(out, e),
+        Err(e) => return out.error(e),
     };
     let mut child_fd = None;
     let mut child_log = None;

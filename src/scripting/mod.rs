@@ -29,19 +29,14 @@
 //! mode that takes no shard lock: allow-busy commands run (SCRIPT KILL, FUNCTION KILL,
 //! FUNCTION STATS, SHUTDOWN...) and everything else gets `-BUSY`. The script's own thread
 //! does the same for its other connections from the Lua count hook (`set_busy_pump`). On the
-//! hot path, with no script running, all this costs one atomic load per command.
-//!
-//! A thread that read "idle" must not then block on a lock the script took meanwhile: its
-//! clients, even one about to send SCRIPT KILL, would wait for the script's end. So each
-//! shard thread raises `in_body` (on its `ShardHandle`) before it reads `RUN` at the top of
-//! a turn, and lowers it at the turn's end; a starting script publishes itself in `RUN`, then
-//! waits until no other shard is in a body (`bodies_out`) before it takes the shard locks.
-//! With both sides sequentially consistent, either the thread sees the script and stays
-//! out, or the script sees the thread and waits for its turn to end, during which the
-//! thread parks each new command for its next turn instead of waiting. A script that waits
-//! longer than `BODIES_WAIT` lets go of the VM and starts over, as for a busy lock. The
-//! exception is EVAL inside EXEC, which already holds shard locks: it does not wait, and a
-//! thread that needs those shards blocks on them as it would for any transaction.
+//! hot path, with no script running, all this costs one relaxed atomic load per command.
+//! The gap: a thread that read "idle" before a script published itself and later in the
+//! same loop turn blocks on a shard lock waits for that script to finish, and its clients
+//! with it, even one about to send SCRIPT KILL. The window is the rest of that turn; the
+//! cron, which takes locks most, is skipped while a script runs. Closing it for good needs
+//! a handshake between the script and the other shards' turns: one was tried (each shard
+//! flagging its turn, a starting script waiting for the flags to drop) and cost a hop per
+//! script with two shards (throughput 0.12 of Redis for EVALSHA), so it was taken out.
 //!
 //! ## Files
 //! `vm` builds the sandboxed interpreter and the `redis` API, `convert` maps RESP replies to
@@ -225,51 +220,6 @@ fn wait_slow(shard: usize) -> bool {
     }
 }
 
-/// Whether a script runs, or is starting, on another thread than `shard`'s.
-#[inline]
-pub fn running_elsewhere(shard: usize) -> bool {
-    RUN.since_ms.load(Ordering::SeqCst) != 0 && RUN.shard.load(Ordering::Relaxed) != shard
-}
-
-thread_local! {
-    /// The shard this thread runs (`usize::MAX` on other threads).
-    static SHARD_THREAD: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
-}
-
-/// Called by a shard's thread when it starts.
-pub fn set_shard_thread(shard: usize) {
-    SHARD_THREAD.set(shard);
-}
-
-/// How long a starting script waits for the other shards to end their loop turns before it
-/// lets go of the VM and starts over.
-const BODIES_WAIT: Duration = Duration::from_millis(20);
-
-/// After publishing itself, a script waits until no other shard thread is in a loop turn's
-/// body: from then on they take no shard lock until the script ends (`Shard::turn`). False
-/// on timeout. A thread that holds shard locks already (EVAL in EXEC) does not wait: threads
-/// that need those shards block on them as they would for any transaction.
-fn bodies_out(server: &Server) -> bool {
-    if server.shards.iter().any(|h| h.held_by_me()) {
-        return true;
-    }
-    let me = SHARD_THREAD.get();
-    let deadline = std::time::Instant::now() + BODIES_WAIT;
-    loop {
-        let inside = server
-            .shards
-            .iter()
-            .any(|h| h.id != me && h.in_body.load(Ordering::SeqCst));
-        if !inside {
-            return true;
-        }
-        if std::time::Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::yield_now();
-    }
-}
-
 /// Marks the start of a script run on `shard`.
 fn publish_start(shard: usize, is_eval: bool, threshold_ms: u64) {
     RUN.kill.store(false, Ordering::Relaxed);
@@ -280,7 +230,7 @@ fn publish_start(shard: usize, is_eval: bool, threshold_ms: u64) {
     RUN.threshold_ms.store(threshold_ms, Ordering::Relaxed);
     RUN.busy_logged.store(false, Ordering::Relaxed);
     RUN.since_ms
-        .store(crate::util::now_ms().max(1), Ordering::SeqCst);
+        .store(crate::util::now_ms().max(1), Ordering::Release);
 }
 
 /// Marks the end of a script run and wakes the threads waiting for it.
@@ -377,8 +327,6 @@ pub(crate) fn acquire(
     is_eval: bool,
 ) -> Result<Session<'_>, &'static str> {
     let threshold = server.config.load().busy_reply_threshold_ms;
-    let in_exec = server.shards.iter().any(|h| h.held_by_me());
-    let me = SHARD_THREAD.get();
     loop {
         let vm = loop {
             if let Some(g) = vm::vm().try_lock_for(Duration::from_millis(10)) {
@@ -387,17 +335,11 @@ pub(crate) fn acquire(
             if busy() && RUN.shard.load(Ordering::Relaxed) != shard {
                 return Err(busy_error());
             }
-            if !in_exec && me != usize::MAX && running_elsewhere(me) {
-                // That script waits for this thread's turn to end (`bodies_out`), and this
-                // thread for the VM: the command waits for the next turn instead.
-                PARK.set(true);
-                return Err(RETRY_NEXT_TURN);
-            }
         };
         publish_start(shard, is_eval, threshold);
         let mut holds = Vec::with_capacity(server.shards.len());
-        let mut ok = bodies_out(server);
-        for h in server.shards.iter().filter(|_| ok) {
+        let mut ok = true;
+        for h in server.shards.iter() {
             match h.try_hold_for(Duration::from_millis(50)) {
                 Some(g) => holds.push(g),
                 None => {
@@ -426,26 +368,6 @@ pub(crate) fn acquire(
         publish_end();
         drop(vm);
         std::thread::yield_now();
-    }
-}
-
-/// `acquire`'s answer when the command must wait for the shard's next loop turn: nothing is
-/// replied, and the engine parks the command (`take_park`).
-pub(crate) const RETRY_NEXT_TURN: &str = "";
-
-thread_local! {
-    static PARK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Whether the script command that just returned asked to wait for the next loop turn.
-pub fn take_park() -> bool {
-    PARK.replace(false)
-}
-
-/// Replies `acquire`'s error, unless it is `RETRY_NEXT_TURN`.
-pub(crate) fn refuse(out: &mut crate::protocol::Out, e: &'static str) {
-    if !e.is_empty() {
-        out.error(e);
     }
 }
 

@@ -149,7 +149,6 @@ impl<I: Io> Shard<I> {
     }
 
     pub fn run(mut self) {
-        crate::scripting::set_shard_thread(self.id);
         crate::watchdog::register_thread(&format!("shard {}", self.id), &self.cfg);
         while !self.server.shutdown.load(Ordering::Relaxed) {
             self.turn();
@@ -216,23 +215,12 @@ impl<I: Io> Shard<I> {
             }
         }
         self.handle.mailbox.woke();
-        // Into the body, where shard locks may be taken, only while no script runs elsewhere:
-        // the flag is raised before `RUN` is read, and a starting script publishes itself in
-        // `RUN` before it reads the flags, so one of the two sees the other.
-        loop {
-            self.handle.in_body.store(true, Ordering::SeqCst);
-            if !crate::scripting::running_elsewhere(self.id) {
-                break;
-            }
-            self.handle.in_body.store(false, Ordering::SeqCst);
-            if crate::scripting::wait_for_script(self.id) {
-                // A script on another thread is busy: serve connections without shard
-                // locks, polling again soon (the cron, which would set the poll timeout,
-                // waits too).
-                self.busy_turn();
-                std::thread::sleep(Duration::from_millis(1));
-                return;
-            }
+        if crate::scripting::wait_for_script(self.id) {
+            // A script on another thread is busy: serve connections without shard locks,
+            // polling again soon (the cron, which would set the poll timeout, waits too).
+            self.busy_turn();
+            std::thread::sleep(Duration::from_millis(1));
+            return;
         }
         self.now_ms = crate::util::now_ms();
         self.refresh_config();
@@ -270,12 +258,12 @@ impl<I: Io> Shard<I> {
             self.pump_replicas();
         }
         self.flush_sends();
-        if self.now_ms >= self.next_cron_ms {
+        // Not while a script runs: its active expiry would wait for the script's shard locks.
+        if self.now_ms >= self.next_cron_ms && !crate::scripting::running() {
             self.cron();
         }
         let turns = &self.handle.turns;
         turns.store(turns.load(Ordering::Relaxed) + 1, Ordering::Release);
-        self.handle.in_body.store(false, Ordering::SeqCst);
     }
 
     fn refresh_config(&mut self) {
@@ -564,14 +552,6 @@ impl<I: Io> Shard<I> {
         c.shared
             .last_interaction_ms
             .store(now_ms, Ordering::Relaxed);
-        if crate::scripting::running_elsewhere(home) && self.handle.in_body.load(Ordering::Relaxed)
-        {
-            // A script on another thread waits for this turn to end before it takes the
-            // shard locks: the command waits for the next turn, which serves it once the
-            // script is done, or in busy mode.
-            self.ready.push(token);
-            return Flow::Park(std::mem::take(args));
-        }
         if crate::scripting::wait_for_script(home) {
             if let Ok(p) = &prepared {
                 if p.cmd.flags & crate::commands::flag::ALLOW_BUSY == 0
@@ -1772,6 +1752,7 @@ impl<I: Io> Shard<I> {
         // Nor while a dataset loads: a key's deadline may be moved by a later command of
         // the AOF (Redis's `keyIsExpired` is false while loading).
         while self.server.active_expire.load(Ordering::Relaxed)
+            && !crate::scripting::running()
             && !crate::replication::replica::is_replica()
             && !self.server.persistence.loading.load(Ordering::Relaxed)
         {

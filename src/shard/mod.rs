@@ -142,9 +142,6 @@ pub struct ShardHandle {
     /// The TCP listening sockets this shard accepts on (replaced by CONFIG SET `port`/`bind`,
     /// see `server::run::rebind`).
     pub tcp_listeners: std::sync::Mutex<Vec<std::os::fd::RawFd>>,
-    /// The shard's thread is in a loop turn's body, where it may take shard locks; a script
-    /// that starts waits until every other shard is out of it (see `scripting`'s essay).
-    pub in_body: AtomicBool,
 }
 
 impl ShardHandle {
@@ -157,7 +154,6 @@ impl ShardHandle {
             connections: Default::default(),
             turns: Default::default(),
             tcp_listeners: Default::default(),
-            in_body: AtomicBool::new(false),
         })
     }
 
@@ -169,11 +165,6 @@ impl ShardHandle {
     /// Takes the shard's lock without borrowing the data (transactions).
     pub fn hold(&self) -> LockHold<'_> {
         self.data.hold()
-    }
-
-    /// Whether this thread holds the shard's lock (a transaction that runs a script).
-    pub fn held_by_me(&self) -> bool {
-        self.data.lock.is_owned_by_current_thread()
     }
 
     /// Takes the shard's lock without borrowing, giving up after `timeout` (scripts, which

@@ -77,11 +77,6 @@ impl<I: Io> Shard<I> {
             *slot = Some(c);
         }
         self.give_back_stash();
-        if crate::scripting::take_park() {
-            // Another thread's script is starting and waits for this turn to end.
-            self.ready.push(token);
-            return Flow::Park(args.to_vec());
-        }
         {
             let mut data = self.handle.lock_data();
             let st = &mut data.cmd_stats;
