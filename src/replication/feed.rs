@@ -392,6 +392,12 @@ pub struct ReplState {
     pub stream_db: usize,
     /// Unix ms when the last replica went away (`repl-backlog-ttl`).
     pub no_replicas_since_ms: u64,
+    /// Bumped by every `feed_control` (REPLCONF GETACK, a re-fed upstream command): bytes
+    /// that shards move to their replicas at once rather than at their next coalesced send
+    /// (`shard::engine::repl_pump`). Shared with `Feed::urgent`; bumped once the stream's
+    /// new end is published (`urgent_pending` until then).
+    urgent: Arc<AtomicU64>,
+    urgent_pending: bool,
 }
 
 /// `aof-timestamp-enabled`, mirrored from the config (`persistence::aof::Aof::apply_config`).
@@ -413,7 +419,12 @@ pub fn timestamp_annotation(unix_secs: u64) -> String {
 }
 
 pub struct Feed {
+    /// `ReplState::urgent`, readable without the lock.
+    urgent: Arc<AtomicU64>,
     active: AtomicBool,
+    /// The AOF consumes the stream (`ReplState::aof` is set): a replica records what its
+    /// master's commands did only then, since its replication stream is its master's bytes.
+    aof_active: AtomicBool,
     /// The replication stream's end offset (`master_repl_offset` while there is a backlog),
     /// readable without the lock; replicas compare their position with it.
     end: Arc<AtomicU64>,
@@ -430,8 +441,11 @@ impl Default for Feed {
 
 impl Feed {
     pub fn new() -> Feed {
+        let urgent = Arc::new(AtomicU64::new(0));
         Feed {
+            urgent: urgent.clone(),
             active: AtomicBool::new(false),
+            aof_active: AtomicBool::new(false),
             end: Arc::new(AtomicU64::new(0)),
             aof_end: AtomicU64::new(0),
             state: parking_lot::Mutex::new(ReplState {
@@ -451,6 +465,8 @@ impl Feed {
                 upstream: false,
                 stream_db: 0,
                 no_replicas_since_ms: 0,
+                urgent,
+                urgent_pending: false,
             }),
         }
     }
@@ -468,14 +484,32 @@ impl Feed {
         let r = f(&mut st);
         self.active
             .store(st.backlog.is_some() || st.aof.is_some(), Ordering::Relaxed);
-        self.publish_end(&st);
+        self.aof_active.store(st.aof.is_some(), Ordering::Relaxed);
+        self.publish_end(&mut st);
         r
     }
 
-    fn publish_end(&self, st: &ReplState) {
+    /// How many times bytes that want to reach replicas at once were fed (see
+    /// `ReplState::urgent`).
+    #[inline]
+    pub fn urgent(&self) -> u64 {
+        self.urgent.load(Ordering::SeqCst)
+    }
+
+    /// Whether the AOF consumes the stream.
+    #[inline]
+    pub fn aof_active(&self) -> bool {
+        self.aof_active.load(Ordering::Relaxed)
+    }
+
+    fn publish_end(&self, st: &mut ReplState) {
         let end = st.backlog.as_ref().map_or(st.offset, |b| b.end);
         self.end.store(end, Ordering::Release);
         REPL_BUF_EXCESS.store(st.buffer_excess() as u64, Ordering::Relaxed);
+        if st.urgent_pending {
+            st.urgent_pending = false;
+            st.urgent.fetch_add(1, Ordering::SeqCst);
+        }
     }
 
     /// Appends one execution unit to the stream. `wrap`: several ops that must apply
@@ -492,7 +526,7 @@ impl Feed {
             self.aof_end.store(st.aof_total, Ordering::SeqCst);
         }
         if poke != 0 || st.backlog.is_some() {
-            self.publish_end(&st);
+            self.publish_end(&mut st);
         }
         poke
     }
@@ -520,7 +554,7 @@ impl Feed {
             Some(raw) => st.feed_raw(raw),
             None => 0,
         };
-        self.publish_end(&st);
+        self.publish_end(&mut st);
         poke
     }
 
@@ -599,6 +633,7 @@ impl ReplState {
     /// `feed_raw`, but WAIT does not wait for them.
     pub fn feed_control(&mut self, data: &[u8]) -> u64 {
         self.offset += data.len() as u64;
+        self.urgent_pending = true;
         let mut poke = 0u64;
         self.replicas.retain(|r| !r.closed.load(Ordering::Relaxed));
         if let Some(backlog) = &mut self.backlog {

@@ -34,7 +34,7 @@
 //! a key whose deadline passed as absent; only the master's DEL removes it.
 
 use crate::commands::Kind;
-use crate::protocol::{parse_command, Limits, Out};
+use crate::protocol::{parse_command_into, Limits, Out};
 use crate::server::dispatch::{self, Route};
 use crate::server::{Client, ClientShared, ConnCtx, Server};
 use crate::storage::{Keyspace, ShardData};
@@ -1068,13 +1068,17 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    /// Applies the command stream until the link ends.
+    /// Applies the command stream until the link ends. The commands one read completed are
+    /// applied as one batch under one hold of the apply lock (one epoch check, one clock
+    /// reading, one argument vector), so a busy stream costs the replica what its commands
+    /// cost, not a round of locks and allocations each.
     fn stream_loop(&mut self) -> LinkResult<()> {
         self.set_status(LinkStatus::Connected);
         LINK_UP.store(true, Ordering::Relaxed);
         self.send_ack()?;
         let mut applier = Applier::new(self.server);
         applier.db = self.client.db;
+        let mut args: Vec<Bytes> = Vec::new();
         loop {
             if !self.buf.is_empty() {
                 let limits = Limits {
@@ -1083,24 +1087,29 @@ impl<'a> Session<'a> {
                 };
                 let mut pb = BytesMut::from(&self.buf[..]);
                 let mut pos = 0;
+                let server = self.server;
+                let mut applying = None;
                 loop {
                     let before = pb.len();
-                    let args = match parse_command(&mut pb, &limits) {
-                        Ok(Some(a)) => a,
-                        Ok(None) => break,
+                    match parse_command_into(&mut pb, &limits, &mut args) {
+                        Ok(true) => {}
+                        Ok(false) => break,
                         Err(e) => return Err(LinkError::Protocol(e.message())),
-                    };
+                    }
                     let n = before - pb.len();
                     let (start, end) = (pos, pos + n);
                     pos = end;
                     if args.is_empty() {
                         continue;
                     }
-                    let raw = self.buf.get(start..end).unwrap_or_default();
-                    let _applying = self.server.link.apply.lock();
-                    if self.server.link.state.lock().epoch != self.epoch {
-                        return Err(LinkError::Aborted);
+                    if applying.is_none() {
+                        applying = Some(server.link.apply.lock());
+                        if server.link.state.lock().epoch != self.epoch {
+                            return Err(LinkError::Aborted);
+                        }
+                        applier.now_ms = crate::util::now_ms();
                     }
+                    let raw = self.buf.get(start..end).unwrap_or_default();
                     if applier.apply(&mut self.client, &args, raw) {
                         // REPLCONF GETACK: answered with the offset before it, then counted.
                         self.send_ack()?;
@@ -1108,6 +1117,7 @@ impl<'a> Session<'a> {
                         applier.feed_plain(raw);
                     }
                 }
+                drop(applying);
                 self.buf.drain(..pos);
             }
             let now = crate::util::now_ms();
@@ -1337,6 +1347,8 @@ struct Applier<'a> {
     scratch: Vec<u8>,
     /// What the commands of the master's transaction did, fed to the AOF at its EXEC.
     unit: Vec<crate::replication::Op>,
+    /// The clock of the batch being applied (read once per batch by `stream_loop`).
+    now_ms: u64,
 }
 
 impl<'a> Applier<'a> {
@@ -1347,6 +1359,7 @@ impl<'a> Applier<'a> {
             multi: None,
             scratch: Vec::new(),
             unit: Vec::new(),
+            now_ms: crate::util::now_ms(),
         }
     }
 
@@ -1358,11 +1371,12 @@ impl<'a> Applier<'a> {
 
     /// Applies one command; true for REPLCONF GETACK (the caller acks, then feeds it).
     fn apply(&mut self, client: &mut Client, args: &[Bytes], raw: &[u8]) -> bool {
-        let name = args[0].to_ascii_lowercase();
+        let name = &args[0];
+        let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
         if let Some((queue, bytes)) = &mut self.multi {
             bytes.extend_from_slice(raw);
-            if name != b"exec" {
-                if name != b"multi" {
+            if !is("exec") {
+                if !is("multi") {
                     queue.push(args.to_vec());
                 }
                 return false;
@@ -1371,34 +1385,30 @@ impl<'a> Applier<'a> {
             self.exec(client, &queue, &bytes);
             return false;
         }
-        match name.as_slice() {
-            b"multi" => {
-                self.multi = Some((Vec::new(), raw.to_vec()));
+        if is("multi") {
+            self.multi = Some((Vec::new(), raw.to_vec()));
+        } else if is("select") {
+            self.select(client, args);
+            let db = self.db;
+            let poke = self.server.feed.with(|st| {
+                st.stream_db = db;
+                st.feed_raw(raw)
+            });
+            poke_shards(self.server, poke);
+        } else if is("ping") {
+            self.feed_plain(raw);
+        } else if is("replconf") {
+            let getack = args
+                .get(1)
+                .is_some_and(|a| a.eq_ignore_ascii_case(b"getack"));
+            if getack {
+                return true;
             }
-            b"select" => {
-                self.select(client, args);
-                let db = self.db;
-                let poke = self.server.feed.with(|st| {
-                    st.stream_db = db;
-                    st.feed_raw(raw)
-                });
-                poke_shards(self.server, poke);
-            }
-            b"ping" => self.feed_plain(raw),
-            b"replconf" => {
-                let getack = args
-                    .get(1)
-                    .is_some_and(|a| a.eq_ignore_ascii_case(b"getack"));
-                if getack {
-                    return true;
-                }
-                self.feed_plain(raw);
-            }
-            _ => {
-                self.run(client, args, Some(raw));
-                if crate::tracking::active() {
-                    crate::tracking::after_foreign(self.server);
-                }
+            self.feed_plain(raw);
+        } else {
+            self.run(client, args, Some(raw));
+            if crate::tracking::active() {
+                crate::tracking::after_foreign(self.server);
             }
         }
         false
@@ -1458,8 +1468,8 @@ impl<'a> Applier<'a> {
         };
         self.scratch.clear();
         let mut out = Out::new(&mut self.scratch, 2);
-        let now_ms = crate::util::now_ms();
-        let ids = match p.route {
+        let now_ms = self.now_ms;
+        let (one, many) = match p.route {
             Route::Conn => {
                 let Kind::Conn(f) = p.cmd.kind else { return };
                 let mut ctx = ConnCtx {
@@ -1485,22 +1495,61 @@ impl<'a> Applier<'a> {
                 wake_blocked(server, ready);
                 return;
             }
-            Route::Local => vec![0],
-            Route::Remote(s) => vec![s],
-            Route::Multi(set) => set,
+            Route::Local => ([0], Vec::new()),
+            Route::Remote(s) => ([s], Vec::new()),
+            Route::Multi(set) => ([0], set),
         };
+        let ids: &[usize] = if many.is_empty() { &one } else { &many };
         let Kind::Data(f) = p.cmd.kind else { return };
         let full_name = p.full_name;
-        let started = std::time::Instant::now();
-        let mut guards = server.lock_shards(&ids);
-        let poke = {
-            let parts: Vec<&mut ShardData> = guards.iter_mut().map(|g| &mut **g).collect();
-            let mut ks = Keyspace::many(parts, nshards, self.db, now_ms);
+        let (poke, ready) = self.run_data(f, args, ids, full_name, raw);
+        poke_shards(server, poke);
+        wake_blocked(server, ready);
+    }
+
+    /// Runs a data command under its shards' locks (one lock and no allocation in the common
+    /// case, as the engine's `run_data`); re-feeds `raw` before they are released. Returns the
+    /// shards to poke and the keys made ready.
+    fn run_data(
+        &mut self,
+        f: crate::commands::DataFn,
+        args: &[Bytes],
+        ids: &[usize],
+        full_name: &'static str,
+        raw: Option<&[u8]>,
+    ) -> (u64, Vec<ReadyKey>) {
+        let server = self.server;
+        let nshards = server.nshards();
+        let started = crate::util::cycles::now();
+        let mut single;
+        let mut several;
+        let guards: &mut [crate::shard::DataGuard<'_>] = match ids {
+            [only] => match server.shards.get(*only) {
+                Some(h) => {
+                    single = [h.lock_data()];
+                    &mut single
+                }
+                None => return (0, Vec::new()),
+            },
+            _ => {
+                several = server.lock_shards(ids);
+                &mut several
+            }
+        };
+        self.scratch.clear();
+        let mut out = Out::new(&mut self.scratch, 2);
+        let done = {
+            let mut ks = if guards.len() == 1 {
+                Keyspace::one(&mut guards[0], nshards, self.db, self.now_ms)
+            } else {
+                let parts: Vec<&mut ShardData> = guards.iter_mut().map(|g| &mut **g).collect();
+                Keyspace::many(parts, nshards, self.db, self.now_ms)
+            };
             ks.from_master = true;
             ks.no_block = true;
             // What the command did is what our AOF logs (the master's bytes are what our
-            // backlog and sub-replicas get).
-            ks.prop.on = server.feed.active();
+            // backlog and sub-replicas get): recorded only when there is an AOF.
+            ks.prop.on = server.feed.aof_active();
             ks.exec(f, args, &mut out);
             if self.scratch.first() == Some(&b'-') {
                 // Logged before the command reaches our backlog (its dump is the context).
@@ -1510,15 +1559,12 @@ impl<'a> Applier<'a> {
             let ops = ks.take_ops();
             (self.feed_applied(ops, raw), ready)
         };
-        let (poke, ready) = poke;
         // The master's commands count in our INFO commandstats, as in Redis.
         if let Some(g) = guards.first_mut() {
-            let us = started.elapsed().as_micros() as u64;
+            let us = crate::util::cycles::us_between(started, crate::util::cycles::now());
             g.cmd_stats.record(full_name, us, false);
         }
-        drop(guards);
-        poke_shards(server, poke);
-        wake_blocked(server, ready);
+        done
     }
 
     /// Feeds one applied command: alone (`raw` given), or into the transaction's unit.

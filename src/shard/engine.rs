@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 mod buffers;
+mod repl_pump;
 mod script_busy;
 mod tracking;
 
@@ -85,6 +86,10 @@ pub struct Shard<I: Io> {
     poke: u64,
     /// This shard's connections that are replicas (SYNC/PSYNC), fed from their sinks.
     replicas: Vec<Token>,
+    /// When the stream was last moved to them, and the feed's urgent count then
+    /// (`repl_pump`).
+    repl_pumped: Instant,
+    repl_urgent_seen: u64,
     /// Connections whose replies wait for the AOF to be durable (`appendfsync always`).
     aof_held: Vec<Token>,
     /// The AOF stream's end when this shard last rang the AOF writer.
@@ -141,6 +146,8 @@ impl<I: Io> Shard<I> {
             script_sent: None,
             poke: 0,
             replicas: Vec::new(),
+            repl_pumped: Instant::now(),
+            repl_urgent_seen: 0,
             aof_held: Vec::new(),
             aof_rung: 0,
             waiting_acks: Vec::new(),
@@ -171,6 +178,11 @@ impl<I: Io> Shard<I> {
         if let Some(ms) = self.nearest_block_deadline_ms() {
             let now = crate::util::now_ms();
             timeout = timeout.min(Duration::from_millis(ms.saturating_sub(now)));
+        }
+        if !self.replicas.is_empty() {
+            if let Some(wait) = self.replica_wait() {
+                timeout = timeout.min(wait);
+            }
         }
         if busy || !self.handle.mailbox.prepare_sleep() {
             timeout = Duration::ZERO;
@@ -215,6 +227,7 @@ impl<I: Io> Shard<I> {
             }
         }
         self.handle.mailbox.woke();
+        self.replica_woke();
         if crate::scripting::wait_for_script(self.id) {
             // A script on another thread is busy: serve connections without shard locks,
             // polling again soon (the cron, which would set the poll timeout, waits too).
@@ -1458,11 +1471,12 @@ impl<I: Io> Shard<I> {
     fn flush_outbox(&mut self) {
         self.process_wakes();
         crate::persistence::aof::kick(&self.server, &mut self.aof_rung);
-        // Our own bit too: a poke keeps this loop from sleeping before its replicas got it.
-        let poke = std::mem::take(&mut self.poke);
+        // Not our own bit (this turn's pump, or the timer `replica_wait` arms, moves what we
+        // fed), nor a shard that will wake on its own for its replicas (`repl_pump`).
+        let poke = std::mem::take(&mut self.poke) & !(1u64 << (self.id % 64));
         if poke != 0 {
             for (i, h) in self.server.shards.iter().enumerate() {
-                if poke & (1u64 << (i % 64)) != 0 {
+                if poke & (1u64 << (i % 64)) != 0 && !h.repl_timer.load(Ordering::SeqCst) {
                     h.mailbox.poke();
                 }
             }
@@ -1649,29 +1663,6 @@ impl<I: Io> Shard<I> {
                 continue;
             }
             i += 1;
-        }
-    }
-
-    /// Moves the replication stream fed since the last turn to this shard's replicas.
-    fn pump_replicas(&mut self) {
-        let mut i = 0;
-        while i < self.replicas.len() {
-            let t = self.replicas[i];
-            i += 1;
-            let Some(c) = conn_mut(&mut self.conns, t) else {
-                continue;
-            };
-            let Some(sink) = c.replica.clone() else {
-                continue;
-            };
-            // A killed replica (CLIENT KILL inside a transaction) gets nothing more of the
-            // stream, not even what was fed after the kill in the same EXEC.
-            if c.shared.kill.load(Ordering::Relaxed) {
-                continue;
-            }
-            if sink.drain_into(&self.server.feed, &mut c.out) > 0 {
-                self.to_send.push(t);
-            }
         }
     }
 

@@ -142,6 +142,9 @@ pub struct ShardHandle {
     /// The TCP listening sockets this shard accepts on (replaced by CONFIG SET `port`/`bind`,
     /// see `server::run::rebind`).
     pub tcp_listeners: std::sync::Mutex<Vec<std::os::fd::RawFd>>,
+    /// The shard sleeps with a timer that moves its replicas' pending stream bytes: feeding
+    /// shards need not wake it (`engine::repl_pump`).
+    pub repl_timer: std::sync::atomic::AtomicBool,
 }
 
 impl ShardHandle {
@@ -154,6 +157,7 @@ impl ShardHandle {
             connections: Default::default(),
             turns: Default::default(),
             tcp_listeners: Default::default(),
+            repl_timer: Default::default(),
         })
     }
 
