@@ -471,14 +471,31 @@ fn debug_change_repl_id_forces_a_full_resync() {
 }
 
 /// REPLICAOF host port answers the clients blocked while the server was a master with
-/// Redis's -UNBLOCKED error (`disconnectAllBlockedClients`): the new master's stream must
-/// not serve them (the suite's "BLPOP followed by role change, issue #2473").
+/// Redis's -UNBLOCKED error and closes their connections (`disconnectAllBlockedClients`,
+/// `CLIENT_CLOSE_AFTER_REPLY`): the new master's stream must not serve them (the suite's
+/// "BLPOP followed by role change, issue #2473"). A command pipelined behind the BLPOP never
+/// runs; a client in WAIT (a replica attached but never acknowledging) gets the same; both
+/// errors count in errorstats.
 #[test]
 fn replicaof_unblocks_clients_blocked_as_a_master() {
+    const UNBLOCKED: &str =
+        "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)";
     let master = start(ServerKind::Shardis, &[]);
     let b = start(ServerKind::Shardis, &[]);
+    // A replica that never acknowledges keeps WAIT 1 0 blocked.
+    let mut silent = b.conn();
+    silent.call(&["REPLCONF", "listening-port", "1"]);
+    silent.send(&[b"SYNC"]);
+    wait_until("the silent replica attached", SYNC_TIMEOUT, || {
+        field(&b, "replication", "connected_slaves") == "1"
+    });
+    let mut waiting = b.conn();
+    waiting.call(&["SET", "w", "1"]);
+    waiting.send(&[b"WAIT", b"1", b"0"]);
     let mut blocked = b.conn();
-    blocked.send(&[b"BLPOP", b"foo", b"0"]);
+    let mut pipeline = common::resp::encode_command(&[b"BLPOP", b"foo", b"0"]);
+    pipeline.extend(common::resp::encode_command(&[b"SET", b"after", b"1"]));
+    blocked.send_raw(&pipeline);
     wait_until("one blocked client", SYNC_TIMEOUT, || {
         field(&b, "clients", "blocked_clients") == "1"
     });
@@ -487,13 +504,29 @@ fn replicaof_unblocks_clients_blocked_as_a_master() {
         b.conn().call(&["REPLICAOF", "127.0.0.1", &port]).as_str(),
         Some("OK")
     );
-    let got = common::decode(&blocked.read_reply()).expect("a reply");
+    for (what, conn) in [("BLPOP", &mut blocked), ("WAIT", &mut waiting)] {
+        let (bytes, closed) = conn.read_until_close(SYNC_TIMEOUT);
+        assert_eq!(
+            bytes,
+            format!("-{UNBLOCKED}\r\n").as_bytes(),
+            "{what}: {}",
+            common::show(&bytes)
+        );
+        assert!(closed, "{what}: the connection stays open");
+    }
     assert_eq!(
-        got.as_str(),
-        Some(
-            "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)"
-        )
+        field(&b, "errorstats", "errorstat_UNBLOCKED"),
+        "count=2",
+        "errorstats"
     );
+    // Only the waiting client's SET ran: the one pipelined behind BLPOP was never read.
+    let set_stats = field(&b, "commandstats", "cmdstat_set");
+    assert!(set_stats.starts_with("calls=1,"), "{set_stats}");
+    // Linked first, so the RPUSH reaches b through the stream (a master with no replica yet
+    // has no offset to wait for).
+    wait_until("b linked", SYNC_TIMEOUT, || {
+        field(&b, "replication", "master_link_status") == "up"
+    });
     master.conn().call(&["RPUSH", "foo", "a", "b", "c"]);
     wait_caught_up(&master, &b);
     let list = b.conn().call(&["LRANGE", "foo", "0", "-1"]);

@@ -324,6 +324,7 @@ fn client_unblock(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
         token: w.conn.token,
         gen: w.conn.gen,
         bytes,
+        close: false,
     };
     if let Some(h) = ctx.server.shards.get(w.conn.shard) {
         h.mailbox.post(ctx.shard, &mut vec![msg]);

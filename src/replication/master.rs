@@ -299,6 +299,14 @@ pub struct WaitAck {
     pub replicas: usize,
     /// Unix ms; 0 = no timeout.
     pub deadline_ms: u64,
+    /// `replica::demotions()` when it started: a REPLICAOF host port since ends it.
+    pub demotions: u64,
+}
+
+/// Whether this server turned replica while the WAIT waited: Redis's
+/// `disconnectAllBlockedClients` answers it -UNBLOCKED and closes the connection.
+pub fn wait_demoted(w: &WaitAck) -> bool {
+    w.demotions != super::replica::demotions()
 }
 
 /// Replicas that acknowledged at least `target`.
@@ -371,6 +379,7 @@ pub fn wait(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {
         } else {
             crate::util::now_ms() + timeout
         },
+        demotions: super::replica::demotions(),
     });
 }
 

@@ -41,7 +41,7 @@ use crate::storage::{Keyspace, ShardData};
 use bytes::{Bytes, BytesMut};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -290,28 +290,56 @@ pub fn set_master(server: &Server, host: &str, port: u16) {
     server.link.wake.notify_all();
 }
 
+/// REPLICAOF host port calls so far (this server turning replica, or changing master): a
+/// WAIT that started before one is answered -UNBLOCKED (`master::wait_demoted`).
+static DEMOTIONS: AtomicU64 = AtomicU64::new(0);
+
+pub fn demotions() -> u64 {
+    DEMOTIONS.load(Ordering::SeqCst)
+}
+
+/// The error a client blocked when the server turned replica gets (`disconnectAllBlockedClients`).
+const UNBLOCKED_TEXT: &str =
+    "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)";
+
 /// Redis's `disconnectAllBlockedClients` on REPLICAOF host port: a client blocked while we
 /// were a master (or on the old master's data) must not be served by the new master's
-/// stream, which would desync us from it. Each blocked client gets Redis's -UNBLOCKED
-/// error; unlike Redis the connection stays open.
+/// stream, which would desync us from it. Each blocked client gets Redis's -UNBLOCKED error,
+/// counted in errorstats, and its connection is closed once the error is sent (Redis flags it
+/// `CLIENT_CLOSE_AFTER_REPLY`: nothing more of its input runs). Clients in WAIT get the same
+/// from their shard (`master::wait_demoted`); clients paused by CLIENT PAUSE are not blocked
+/// in this sense and run their command later, as Redis's postponed clients.
 fn unblock_all_clients(server: &Server) {
-    const TEXT: &str =
-        "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)";
+    DEMOTIONS.fetch_add(1, Ordering::SeqCst);
     for c in server.client_list() {
         let waiter = c.waiter.lock().ok().and_then(|g| g.clone());
         let Some(w) = waiter.filter(|w| w.claim()) else {
             continue;
         };
         let mut bytes = Vec::new();
-        Out::new(&mut bytes, w.proto).error(TEXT);
+        Out::new(&mut bytes, w.proto).error(UNBLOCKED_TEXT);
+        if let Some(h) = server.shards.get(w.conn.shard) {
+            h.lock_data().cmd_stats.record_error("UNBLOCKED");
+        }
         let msg = crate::shard::mesh::Msg::Unblocked {
             token: w.conn.token,
             gen: w.conn.gen,
             bytes,
+            close: true,
         };
         if let Some(h) = server.shards.get(w.conn.shard) {
             h.mailbox.post(server.nshards(), &mut vec![msg]);
         }
+    }
+}
+
+/// A WAIT's client of `shard` when the server turned replica: the -UNBLOCKED error (counted
+/// in errorstats), then the connection closes, as `unblock_all_clients` does for the others.
+pub fn unblocked_reply(server: &Server, shard: usize, client: &mut Client) {
+    Out::new(&mut client.out, client.proto).error(UNBLOCKED_TEXT);
+    client.close_after_reply = true;
+    if let Some(h) = server.shards.get(shard) {
+        h.lock_data().cmd_stats.record_error("UNBLOCKED");
     }
 }
 
@@ -799,19 +827,7 @@ impl<'a> Session<'a> {
             std::mem::replace(&mut self.buf, rest)
         };
         let server = self.server;
-        let _applying = server.link.apply.lock();
-        if server.link.state.lock().epoch != self.epoch {
-            return Err(LinkError::Aborted);
-        }
-        // The AOF stops while the dataset is replaced and starts again with a rewrite of the
-        // loaded one (`restartAOFAfterSYNC`): its old files describe a dataset that is gone.
-        let aof_was_on = {
-            use crate::persistence::aof::AofState;
-            server.aof.state.lock().aof_state != AofState::Off
-        };
-        if aof_was_on {
-            crate::persistence::aof::rewrite::stop_appendonly(server);
-        }
+        let (_applying, aof_was_on) = self.begin_install()?;
         let to_disk = self.server.config.load().repl_diskless_load
             == crate::config::ReplDisklessLoad::Disabled;
         crate::log_notice!("MASTER <-> REPLICA sync: Flushing old data");
@@ -832,6 +848,26 @@ impl<'a> Session<'a> {
         let stream_db = loaded?;
         self.after_load(replid, offset, stream_db);
         Ok(())
+    }
+
+    /// Before a received dataset replaces ours: takes the apply lock (so REPLICAOF waits for
+    /// the install, and a link whose epoch ended installs nothing), then stops the AOF, which
+    /// starts again with a rewrite of the loaded dataset (`restartAOFAfterSYNC`: its old
+    /// files describe a dataset that is gone). Returns the lock and whether the AOF was on.
+    fn begin_install(&self) -> LinkResult<(parking_lot::MutexGuard<'a, ()>, bool)> {
+        let server = self.server;
+        let applying = server.link.apply.lock();
+        if server.link.state.lock().epoch != self.epoch {
+            return Err(LinkError::Aborted);
+        }
+        let aof_was_on = {
+            use crate::persistence::aof::AofState;
+            server.aof.state.lock().aof_state != AofState::Off
+        };
+        if aof_was_on {
+            crate::persistence::aof::rewrite::stop_appendonly(server);
+        }
+        Ok((applying, aof_was_on))
     }
 
     /// The master's identity after its RDB is loaded: its replid and offset, a fresh backlog,
@@ -921,18 +957,7 @@ impl<'a> Session<'a> {
             );
             return Err(e);
         }
-        let _applying = server.link.apply.lock();
-        if server.link.state.lock().epoch != self.epoch {
-            done_loading();
-            return Err(LinkError::Aborted);
-        }
-        let aof_was_on = {
-            use crate::persistence::aof::AofState;
-            server.aof.state.lock().aof_state != AofState::Off
-        };
-        if aof_was_on {
-            crate::persistence::aof::rewrite::stop_appendonly(server);
-        }
+        let (_applying, aof_was_on) = self.begin_install().inspect_err(|_| done_loading())?;
         let keys = install(server, entries);
         // The master's function libraries replace ours (after the shard locks: the VM is
         // always taken before them).
@@ -999,17 +1024,7 @@ impl<'a> Session<'a> {
             Some(mark) => self.expect_mark(mark),
             None => Ok(()),
         })?;
-        let _applying = server.link.apply.lock();
-        if server.link.state.lock().epoch != self.epoch {
-            return Err(LinkError::Aborted);
-        }
-        let aof_was_on = {
-            use crate::persistence::aof::AofState;
-            server.aof.state.lock().aof_state != AofState::Off
-        };
-        if aof_was_on {
-            crate::persistence::aof::rewrite::stop_appendonly(server);
-        }
+        let (_applying, aof_was_on) = self.begin_install()?;
         crate::log_notice!("MASTER <-> REPLICA sync: Flushing old data");
         crate::log_notice!("MASTER <-> REPLICA sync: Loading DB in memory");
         let p = &server.persistence;

@@ -428,9 +428,12 @@ impl<I: Io> Shard<I> {
             let Some(c) = conn_mut(&mut self.conns, token) else {
                 break;
             };
+            // A blocked client's next commands wait for its reply, as in Redis (which reads
+            // nothing more of a blocked client's query buffer until it is unblocked).
             if c.closing
                 || c.close_after_reply
                 || c.wait_ack.is_some()
+                || c.blocked.is_some()
                 || c.shared.kill.load(Ordering::Relaxed)
             {
                 break;
@@ -1335,12 +1338,13 @@ impl<I: Io> Shard<I> {
         self.publish_notifications(served_notes);
         let conn = w.conn;
         if conn.shard == self.id {
-            self.deliver_unblock(conn.token, conn.gen, &bytes);
+            self.deliver_unblock(conn.token, conn.gen, &bytes, false);
         } else if let Some(b) = self.outbox.get_mut(conn.shard) {
             b.push(Msg::Unblocked {
                 token: conn.token,
                 gen: conn.gen,
                 bytes,
+                close: false,
             });
         }
         if tracking {
@@ -1351,8 +1355,9 @@ impl<I: Io> Shard<I> {
         true
     }
 
-    /// Ends a blocked client's wait with `bytes` as its reply.
-    fn deliver_unblock(&mut self, token: Token, gen: u32, bytes: &[u8]) {
+    /// Ends a blocked client's wait with `bytes` as its reply; `close`: the connection closes
+    /// once it is sent, and reads nothing more.
+    fn deliver_unblock(&mut self, token: Token, gen: u32, bytes: &[u8], close: bool) {
         let Some(c) = conn_mut(&mut self.conns, token) else {
             return;
         };
@@ -1360,6 +1365,7 @@ impl<I: Io> Shard<I> {
             return;
         }
         c.blocked = None;
+        c.close_after_reply |= close;
         if let Ok(mut g) = c.shared.waiter.lock() {
             *g = None;
         }
@@ -1408,7 +1414,7 @@ impl<I: Io> Shard<I> {
             }
         }
         for (t, gen, bytes) in done {
-            self.deliver_unblock(t, gen, &bytes);
+            self.deliver_unblock(t, gen, &bytes, false);
         }
     }
 
@@ -1514,7 +1520,12 @@ impl<I: Io> Shard<I> {
                 } => self.exec_for_remote(conn, db, (proto, no_touch, reply_room), cmds, tracking),
                 Msg::TrackingWake { token, id } => self.wake_local(token, id),
                 Msg::Replies { conn, count, bytes } => self.on_replies(conn, count, bytes),
-                Msg::Unblocked { token, gen, bytes } => self.deliver_unblock(token, gen, &bytes),
+                Msg::Unblocked {
+                    token,
+                    gen,
+                    bytes,
+                    close,
+                } => self.deliver_unblock(token, gen, &bytes, close),
                 Msg::Publish(d) => self.deliver_local(&d),
                 Msg::Monitor { token, gen, line } => {
                     if let Some(c) = conn_mut(&mut self.conns, token) {
@@ -1653,10 +1664,15 @@ impl<I: Io> Shard<I> {
                 self.waiting_acks.swap_remove(i);
                 continue;
             };
+            let demoted = crate::replication::master::wait_demoted(&w);
             let n = crate::replication::master::acked(&server, w.target);
-            if n >= w.replicas || (w.deadline_ms != 0 && now >= w.deadline_ms) {
+            if demoted || n >= w.replicas || (w.deadline_ms != 0 && now >= w.deadline_ms) {
                 c.wait_ack = None;
-                Out::new(&mut c.out, c.proto).int(n as i64);
+                if demoted {
+                    crate::replication::replica::unblocked_reply(&server, self.id, c);
+                } else {
+                    Out::new(&mut c.out, c.proto).int(n as i64);
+                }
                 self.waiting_acks.swap_remove(i);
                 self.to_send.push(t);
                 self.ready.push(t);

@@ -54,11 +54,13 @@ pub enum Msg {
     /// Keys (shard, db, key) that the replication link's writes made ready for blocked
     /// clients: the receiving shard serves their waiters, as after one of its own writes.
     Ready(Vec<(usize, usize, Box<[u8]>)>),
-    /// The reply that ends a blocked client's wait (served, timed out elsewhere, unblocked).
+    /// The reply that ends a blocked client's wait (served, timed out elsewhere, unblocked);
+    /// `close`: the connection closes once it is sent (REPLICAOF's -UNBLOCKED).
     Unblocked {
         token: u32,
         gen: u32,
         bytes: Vec<u8>,
+        close: bool,
     },
     /// A pub/sub message for a subscriber of the receiving shard.
     Publish(crate::pubsub::Delivery),
