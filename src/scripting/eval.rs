@@ -402,6 +402,7 @@ pub fn call_and_reply(
         Err(Some(e)) => out.error(&format!("ERR Error running script {name}, {e}")),
         Err(None) => out.error("ERR reached lua stack limit"),
     }
+    vm.after_run();
 }
 
 fn script_load(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {

@@ -45,6 +45,10 @@ pub struct Vm {
     pub libs: super::functions::Libraries,
     /// `lua-enable-deprecated-api` (immutable) was read: it is applied on the first run.
     pub deprecated_api_checked: bool,
+    /// What the heap held when the last collection cycle ended (`after_run`).
+    pub gc_base: std::cell::Cell<usize>,
+    /// A cycle started by `after_run` is under way.
+    pub gc_collecting: std::cell::Cell<bool>,
     /// Sizes of the KEYS and ARGV tables the last EVAL run was given (`set_strings_global`).
     pub globals_len: std::cell::Cell<(usize, usize)>,
     /// The script count hook is installed (it stays between runs: installing it boxes a
@@ -80,16 +84,10 @@ pub mod sflag {
 
 const BOOTSTRAP: &str = include_str!("bootstrap.lua");
 
-/// The collector's pause: a cycle starts when the heap has grown 10 % past what the last one
-/// left. Redis instead forces a collection step every 50 runs, which makes every run pay for
-/// marking the whole interpreter (larger here: the sandbox and API are Lua code) whether or
-/// not it left garbage; driven by allocation, collection costs in proportion to the garbage
-/// made, and the heap stays within a few kilobytes of its live size (Redis's test of 10,000
-/// runs ends under 100 kB).
-const GC_PAUSE: i32 = 110;
-/// Work per step, in percent of allocation (Lua's default 200): a cycle ends within about
-/// 10 kB of allocation, so the heap does not outgrow the pause while one runs.
-const GC_STEP_MULTIPLIER: i32 = 1000;
+/// Garbage allowed to pile up between runs before a collection cycle starts (`Vm::after_run`).
+const GC_SLACK_BYTES: usize = 12 * 1024;
+/// Kilobytes of collector work done after each run while a cycle is under way.
+const GC_STEP_KB: i32 = 4;
 
 /// Bound on `Vm::collect_fully`'s cycles (each halves grown stacks: 2^32 is beyond any).
 const COLLECT_FULLY_CYCLES_MAX: usize = 32;
@@ -210,8 +208,6 @@ impl Vm {
             .set_name("=shardis")
             .call::<Table>(prims)?;
         lua.set_named_registry_value("shardis_ldb", boot.get::<Table>("ldb")?)?;
-        lua.gc_set_pause(GC_PAUSE);
-        lua.gc_set_step_multiplier(GC_STEP_MULTIPLIER);
         Ok(Vm {
             visible: boot.get("visible")?,
             env: boot.get("env")?,
@@ -221,6 +217,8 @@ impl Vm {
             deprecated_api_checked: false,
             script_hook: std::cell::Cell::new(false),
             globals_len: std::cell::Cell::new((0, 0)),
+            gc_base: std::cell::Cell::new(0),
+            gc_collecting: std::cell::Cell::new(false),
             lua,
         })
     }
@@ -274,6 +272,28 @@ impl Vm {
         })
     }
 
+    /// Collection between runs. Redis forces a collection step every 50 runs, which makes
+    /// every run pay for marking the whole interpreter (larger here: the sandbox and the API
+    /// are Lua code) whether or not it left garbage. Here a cycle starts once the runs have
+    /// left `GC_SLACK_BYTES` of garbage since the last one ended, and is stepped after each
+    /// run until it ends: collection costs in proportion to the garbage made, and the heap
+    /// stays within a few kilobytes of its live size (Redis's test of 10,000 runs ends under
+    /// 100 kB). Within a run Lua's own collector works as usual (default pause), so a script
+    /// building a large table is not made to mark it over and over.
+    pub fn after_run(&self) {
+        let used = self.lua.used_memory();
+        if !self.gc_collecting.get() {
+            if used < self.gc_base.get() + GC_SLACK_BYTES {
+                return;
+            }
+            self.gc_collecting.set(true);
+        }
+        if self.lua.gc_step_kbytes(GC_STEP_KB).unwrap_or(true) {
+            self.gc_collecting.set(false);
+            self.gc_base.set(self.lua.used_memory());
+        }
+    }
+
     /// `lua-enable-deprecated-api yes`: scripts see getfenv, setfenv and newproxy again.
     pub fn enable_deprecated_api(&self) {
         let g = self.lua.globals();
@@ -299,6 +319,8 @@ impl Vm {
             }
             last = now;
         }
+        self.gc_collecting.set(false);
+        self.gc_base.set(self.lua.used_memory());
     }
 
     /// Compiles `code` (shebang already blanked) as a chunk named `@user_script`.
