@@ -263,31 +263,3 @@ fn lowering_maxmemory_evicts_down_to_the_new_limit() {
     );
     assert!(info_u64(&s, "stats", "evicted_keys") >= 10_000);
 }
-
-/// A big pipeline is not refused for its own query buffer: Redis reads 16 KiB at a time and
-/// runs what it read, so a pipeline of overwrites never takes it over `maxmemory`; shardis
-/// reads what arrived in one go, and key eviction and the OOM check leave that read-ahead
-/// out. 1000 SETs of one 4 KiB value (4 MB of commands, one small key) under noeviction with
-/// 1 MB of room: every reply is +OK.
-#[test]
-fn a_pipeline_is_not_refused_for_its_own_query_buffer() {
-    let s = TestServer::start(ServerKind::Shardis, &["--shards", "2"]);
-    let mut c = s.conn();
-    let used: u64 = s
-        .info_field("memory", "used_memory")
-        .and_then(|v| v.trim().parse().ok())
-        .expect("used_memory");
-    let max = (used + 1024 * 1024).to_string();
-    c.cmd(&[b"CONFIG", b"SET", b"maxmemory-policy", b"noeviction"]);
-    c.cmd(&[b"CONFIG", b"SET", b"maxmemory", max.as_bytes()]);
-    let value = vec![b'v'; 4096];
-    let mut pipeline = Vec::new();
-    for _ in 0..1000 {
-        pipeline.extend_from_slice(&common::resp::encode_command(&[b"SET", b"k", &value]));
-    }
-    c.send_raw(&pipeline);
-    for i in 0..1000 {
-        let r = c.read_reply();
-        assert_eq!(r, b"+OK\r\n", "reply {i}: {}", String::from_utf8_lossy(&r));
-    }
-}

@@ -146,12 +146,10 @@ pub fn replies_landed(capacity: usize) {
 }
 
 /// Memory of clients that key eviction leaves out: what is above `maxmemory-clients`,
-/// replies in transit between shards, pipelines read ahead, output buffers of closed
-/// connections.
+/// replies in transit between shards, output buffers of closed connections.
 pub fn not_counted_for_keys() -> u64 {
     CLIENTS_EXCESS_BYTES.load(Ordering::Relaxed)
         + REPLIES_IN_TRANSIT_BYTES.load(Ordering::Relaxed)
-        + QUERY_BURST_BYTES.load(Ordering::Relaxed)
         + crate::shard::io::orphan_send_bytes()
 }
 
@@ -473,35 +471,6 @@ fn replace_query_buffer(c: &mut Client, b: bytes::BytesMut) {
     c.inbuf_alloc = b.capacity();
     c.inbuf = b;
     c.inbuf_for_big_arg = false;
-    recount_query_burst(c);
-}
-
-/// Query buffer bytes of pipelines read ahead: a client's query buffer beyond what Redis
-/// would hold (it reads 16 KiB at a time and runs what it read before reading more, so its
-/// buffer holds one read and the command being completed), summed over every client. Here
-/// a turn appends everything a connection received (up to the shard's receive ring) before
-/// its commands run, so a big pipeline briefly holds megabytes that Redis would have left in
-/// the socket. Key eviction and the OOM check leave that part out (`not_counted_for_keys`),
-/// so a pipeline is not refused for memory Redis would never have used; a buffer sized for
-/// one big argument counts whole, as in Redis. INFO `used_memory` and `tot-mem` still show it.
-static QUERY_BURST_BYTES: AtomicU64 = AtomicU64::new(0);
-
-/// Keeps the client's share of `QUERY_BURST_BYTES` current after its query buffer changed.
-pub fn recount_query_burst(c: &mut Client) {
-    let now = if c.inbuf_for_big_arg {
-        0
-    } else {
-        c.inbuf_alloc.saturating_sub(QUERY_BUF_RESIZE_BYTES_MIN)
-    };
-    let old = std::mem::replace(&mut c.inbuf_burst_counted, now);
-    if now > old {
-        QUERY_BURST_BYTES.fetch_add((now - old) as u64, Ordering::Relaxed);
-    } else if old > now {
-        let d = (old - now) as u64;
-        let _ = QUERY_BURST_BYTES.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
-            Some(v.saturating_sub(d))
-        });
-    }
 }
 
 /// Appends received bytes to a client's query buffer. The buffer grows here, not inside
@@ -532,9 +501,6 @@ pub fn append_input(c: &mut Client, data: &[u8]) -> bool {
         b.extend_from_slice(&c.inbuf);
         replace_query_buffer(c, b);
         c.inbuf_for_big_arg = big_arg;
-        if big_arg {
-            recount_query_burst(c);
-        }
     }
     c.inbuf.extend_from_slice(data);
     grew
@@ -810,8 +776,6 @@ fn update_clients_excess(cm: &ClientsMem) {
 /// Removes a closing client's memory from its shard's sums.
 pub fn forget(server: &Server, shard: usize, c: &mut Client) {
     crate::tracking::unsent_released(c);
-    c.inbuf_alloc = 0;
-    recount_query_burst(c);
     let replica = c.mem_counted.replica;
     account(
         server,

@@ -71,8 +71,6 @@ pub struct Client {
     pub inbuf_alloc: usize,
     /// `inbuf` was sized for a big argument (kept when drained, as Redis does).
     pub inbuf_for_big_arg: bool,
-    /// What `inbuf` counts in `server::buffers::query_burst_bytes`.
-    pub inbuf_burst_counted: usize,
     /// Invalidation bytes put in `out` and not sent yet (`tracking::pending_bytes`).
     pub tracking_unsent: usize,
     /// Replies not yet handed to the I/O backend.
@@ -165,7 +163,6 @@ impl Client {
             inbuf: BytesMut::with_capacity(QUERY_BUF_BYTES_INITIAL),
             inbuf_alloc: QUERY_BUF_BYTES_INITIAL,
             inbuf_for_big_arg: false,
-            inbuf_burst_counted: 0,
             tracking_unsent: 0,
             out: Vec::new(),
             spare: Vec::new(),
@@ -239,7 +236,6 @@ pub fn shrink_idle_query_buffer(c: &mut Client) {
         c.inbuf = BytesMut::with_capacity(QUERY_BUF_BYTES_INITIAL);
         c.inbuf_alloc = QUERY_BUF_BYTES_INITIAL;
         c.inbuf_for_big_arg = false;
-        super::buffers::recount_query_burst(c);
     }
     super::buffers::shrink_drained_query_buffer(c);
 }
