@@ -245,3 +245,45 @@ fn stalled_replica_dropped_by_replica_limit() {
     ));
     assert_eq!(c.cmd(&[b"PING"]), b"+PONG\r\n");
 }
+
+/// With `maxmemory-clients` set, clients that pile up replies are evicted before any key
+/// (Redis runs client eviction ahead of key eviction): 20 clients that never read ask for a
+/// 100 KB value over and over, with 2 shards so that most replies come from the other shard
+/// in batches. Before client memory was published per command and replies in transit and
+/// allocator slack were accounted, key eviction often won the race and emptied the dataset.
+#[test]
+fn client_eviction_comes_before_key_eviction() {
+    let s = TestServer::start(ServerKind::Shardis, &["--shards", "2"]);
+    let mut c = s.conn();
+    assert_eq!(c.cmd(&[b"CLIENT", b"NO-EVICT", b"ON"]), b"+OK\r\n");
+    for round in 0..5 {
+        c.cmd(&[b"CONFIG", b"SET", b"maxmemory", b"0"]);
+        c.cmd(&[b"FLUSHALL"]);
+        for j in 0..50 {
+            let k = j.to_string();
+            c.cmd(&[b"SETRANGE", k.as_bytes(), b"100000", b"x"]);
+        }
+        // 5 MB above the dataset: more than the clients' 3 MB allowance.
+        let used = info_u64(&s, "memory", "used_memory");
+        let max = (used + 5 * 1024 * 1024).to_string();
+        c.cmd(&[b"CONFIG", b"SET", b"maxmemory-policy", b"allkeys-lru"]);
+        c.cmd(&[b"CONFIG", b"SET", b"maxmemory", max.as_bytes()]);
+        c.cmd(&[b"CONFIG", b"SET", b"maxmemory-clients", b"3mb"]);
+        c.cmd(&[b"CONFIG", b"RESETSTAT"]);
+        let mut readers: Vec<RespConn> = (0..20).map(|_| s.conn()).collect();
+        // As Redis's suite does it: one request per client, then the figures, no pause.
+        let deadline = std::time::Instant::now() + DEADLINE;
+        let (keys, dbsize) = loop {
+            readers.retain_mut(|r| r.try_send_raw(b"*2\r\n$4\r\nMGET\r\n$1\r\n1\r\n").is_ok());
+            let keys = info_u64(&s, "stats", "evicted_keys");
+            let dbsize = c.call(&["DBSIZE"]).as_int();
+            if info_u64(&s, "stats", "evicted_clients") > 0 || keys > 0 {
+                break (keys, dbsize);
+            }
+            assert!(std::time::Instant::now() < deadline, "nothing evicted");
+        };
+        assert_eq!((keys, dbsize), (0, Some(50)), "round {round}: keys evicted");
+        drop(readers);
+        c.cmd(&[b"CONFIG", b"SET", b"maxmemory-clients", b"0"]);
+    }
+}

@@ -1314,3 +1314,45 @@ fn refused_script_calls_count_as_rejected_like_redis() {
     );
     assert_eq!(redis, stats(ServerKind::Shardis));
 }
+
+/// KEYS and ARGV are the run's own: whatever a script did to them (new fields, entries
+/// past the end, removals, a metatable) is gone in the next run, as in Redis, where every
+/// run gets new tables (shardis refills the previous ones when they were left untouched).
+#[test]
+fn keys_and_argv_start_fresh_in_every_run() {
+    let transcript = |kind: ServerKind| -> Vec<String> {
+        let server = TestServer::start(kind, &[]);
+        let mut c = server.conn();
+        let read = "return {#KEYS, #ARGV, KEYS[1] or 'nil', KEYS[2] or 'nil', ARGV[1] or 'nil', \
+                    tostring(KEYS.x), tostring(KEYS[5]), tostring(ARGV[3]), \
+                    tostring(getmetatable(KEYS) == nil), tostring(ARGV[9])}";
+        let changes = [
+            "KEYS.x = ARGV[1] KEYS[5] = 'k5' ARGV[3] = 'a3' return {#KEYS, KEYS[5], ARGV[3]}",
+            "setmetatable(KEYS, {__index = function() return 'meta' end}) return 1",
+            "table.remove(KEYS, 1) table.insert(ARGV, 'more') return {#KEYS, #ARGV}",
+            "KEYS[2] = nil ARGV[1] = nil return 1",
+            "ARGV[9] = 'nine' return 1",
+            "return 1",
+        ];
+        let shapes: [&[&[u8]]; 4] = [
+            &[b"2", b"k1", b"k2", b"a1"],
+            &[b"1", b"k1", b"a1", b"a2"],
+            &[b"0"],
+            &[b"2", b"p", b"q"],
+        ];
+        let mut log = Vec::new();
+        for change in changes {
+            for shape in shapes {
+                for body in [change, read, read] {
+                    let mut cmd: Vec<&[u8]> = vec![b"EVAL", body.as_bytes()];
+                    cmd.extend_from_slice(shape);
+                    log.push(common::show(&c.cmd(&cmd)));
+                }
+            }
+        }
+        log
+    };
+    let redis = transcript(ServerKind::Redis);
+    assert!(redis.iter().any(|l| l.contains("k5")), "{redis:?}");
+    assert_eq!(redis, transcript(ServerKind::Shardis));
+}

@@ -6,7 +6,6 @@ use crate::commands::{flag, parse, Cmd, Keys, Kind};
 use crate::protocol::Out;
 use crate::server::ConnCtx;
 use bytes::Bytes;
-use mlua::Value;
 use std::sync::atomic::Ordering;
 
 /// Key positions of numkeys-style scripting commands: `CMD script numkeys key... arg...`.
@@ -296,50 +295,69 @@ pub(crate) fn eval_loaded(
     let Some(nkeys) = parse_numkeys(args, out) else {
         return;
     };
-    let sha = if by_sha {
-        let sha = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
-        if !vm.scripts.contains_key(&sha) {
+    // The sha as a lower-case key, without allocating: EVALSHA is the hot path.
+    let mut key = [0u8; 40];
+    if by_sha {
+        if args[1].len() != key.len() {
             return out.error("NOSCRIPT No matching script. Please use EVAL.");
         }
-        sha
+        for (k, b) in key.iter_mut().zip(args[1].iter()) {
+            *k = b.to_ascii_lowercase();
+        }
     } else {
         match create_script(vm, &args[1]) {
-            Ok(s) => s,
+            Ok(s) => key.copy_from_slice(s.as_bytes()),
             Err(e) => return out.error(&format!("ERR {e}")),
         }
-    };
-    let Some(script) = vm.scripts.get(&sha) else {
+    }
+    let Some((sha, script)) = std::str::from_utf8(&key)
+        .ok()
+        .and_then(|k| vm.scripts.get_key_value(k))
+    else {
         return out.error("NOSCRIPT No matching script. Please use EVAL.");
     };
     let flags = script.flags;
-    let func = script.func.clone();
     if !prepare_run(ctx, flags, ro, out) {
         return;
     }
-    let keys = &args[3..3 + nkeys];
-    let argv = &args[3 + nkeys..];
-    let set = (|| -> mlua::Result<()> {
-        vm.visible.raw_set("KEYS", array(&vm.lua, keys)?)?;
-        vm.visible.raw_set("ARGV", array(&vm.lua, argv)?)?;
-        Ok(())
-    })();
-    if set.is_err() {
-        return out.error("ERR reached lua stack limit");
-    }
     let read_only = ro || flags & sflag::NO_WRITES != 0;
-    *RUN.name.lock() = (sha.clone(), args.iter().skip(1).cloned().collect());
-    call_and_reply(vm, ctx, out, &func, None, read_only, flags, &sha);
+    {
+        // Reused buffers: the name is read by SCRIPT KILL and FUNCTION STATS.
+        let mut name = RUN.name.lock();
+        name.0.clear();
+        name.0.push_str(sha);
+        name.1.clear();
+        name.1.extend(args[1..].iter().cloned());
+    }
+    let run = Invocation::Eval {
+        keys: &args[3..3 + nkeys],
+        argv: &args[3 + nkeys..],
+    };
+    call_and_reply(vm, ctx, out, &script.func, run, read_only, flags, sha);
     super::feed_effects(ctx);
 }
 
-/// Runs `func` (with `(keys, args)` for functions) and writes its reply or error.
+/// What a run is given: an EVAL script's KEYS and ARGV globals, or a function's two
+/// argument tables.
+pub enum Invocation<'a> {
+    Eval {
+        keys: &'a [Bytes],
+        argv: &'a [Bytes],
+    },
+    Function {
+        keys: &'a [Bytes],
+        args: &'a [Bytes],
+    },
+}
+
+/// Runs `func` and writes its reply or error.
 #[allow(clippy::too_many_arguments)]
 pub fn call_and_reply(
     vm: &Vm,
     ctx: &mut ConnCtx,
     out: &mut Out,
     func: &mlua::Function,
-    fargs: Option<(mlua::Table, mlua::Table)>,
+    run: Invocation<'_>,
     read_only: bool,
     flags: u32,
     name: &str,
@@ -360,9 +378,9 @@ pub fn call_and_reply(
         super::vm::set_hook(&vm.lua);
         vm.script_hook.set(true);
     }
-    let result = super::vm::with_run(&mut rc, || match fargs {
-        None => vm.run.call::<(bool, Value)>(func.clone()),
-        Some((k, a)) => vm.run.call::<(bool, Value)>((func.clone(), k, a)),
+    let result = super::vm::with_run(&mut rc, || match run {
+        Invocation::Eval { keys, argv } => vm.invoke(func, keys, argv, false),
+        Invocation::Function { keys, args } => vm.invoke(func, keys, args, true),
     });
     let resp = rc.resp;
     rc.ctx.client.db = saved_db;
@@ -381,29 +399,10 @@ pub fn call_and_reply(
                 out.last_error_code = counted;
             }
         }
-        Err(e) => out.error(&format!("ERR Error running script {name}, {e}")),
+        Err(Some(e)) => out.error(&format!("ERR Error running script {name}, {e}")),
+        Err(None) => out.error("ERR reached lua stack limit"),
     }
-    // An incremental collection step every GC_PERIOD_RUNS runs, as Redis does: a step after
-    // every run costs more than the script itself for short ones.
-    let runs = vm.gc_runs.get() + 1;
-    if runs >= GC_PERIOD_RUNS {
-        let _ = vm.lua.gc_step_kbytes(GC_PERIOD_RUNS as i32);
-        vm.gc_runs.set(0);
-    } else {
-        vm.gc_runs.set(runs);
-    }
-}
-
-/// Runs between collection steps (Redis steps every 50 runs; our interpreter starts larger, so
-/// a shorter period keeps it as close to its baseline).
-const GC_PERIOD_RUNS: u32 = 10;
-
-fn array(lua: &mlua::Lua, items: &[Bytes]) -> mlua::Result<mlua::Table> {
-    let t = lua.create_table_with_capacity(items.len(), 0)?;
-    for (i, it) in items.iter().enumerate() {
-        t.raw_set(i + 1, lua.create_string(it)?)?;
-    }
-    Ok(t)
+    vm.after_run();
 }
 
 fn script_load(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out) {

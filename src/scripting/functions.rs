@@ -800,18 +800,12 @@ fn fcall_generic(ctx: &mut ConnCtx, args: &[Bytes], out: &mut Out, ro: bool) {
         return;
     }
     *COUNTS.lock() = (vm.libs.libs.len(), vm.libs.function_count());
-    let mk = |items: &[Bytes]| -> mlua::Result<Table> {
-        let t = vm.lua.create_table()?;
-        for (i, it) in items.iter().enumerate() {
-            t.raw_set(i + 1, vm.lua.create_string(it)?)?;
-        }
-        Ok(t)
-    };
-    let (Ok(k), Ok(a)) = (mk(&args[3..3 + nkeys]), mk(&args[3 + nkeys..])) else {
-        return out.error("ERR reached lua stack limit");
-    };
     *RUN.name.lock() = (fname.clone(), args.to_vec());
     let read_only = ro || flags & sflag::NO_WRITES != 0;
-    call_and_reply(vm, ctx, out, &func, Some((k, a)), read_only, flags, &fname);
+    let run = super::eval::Invocation::Function {
+        keys: &args[3..3 + nkeys],
+        args: &args[3 + nkeys..],
+    };
+    call_and_reply(vm, ctx, out, &func, run, read_only, flags, &fname);
     super::feed_effects(ctx);
 }

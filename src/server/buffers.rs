@@ -114,6 +114,45 @@ impl Default for BufStats {
     }
 }
 
+/// `maxmemory-clients` in bytes as the shards last saw it (0: no client eviction), and how
+/// far the memory of normal and pub/sub clients is above it. Redis runs client eviction
+/// before key eviction and frees the clients it picks at once, so its key eviction never
+/// counts more client memory than `maxmemory-clients`. Here the clients chosen are closed by
+/// their home shards a moment later, and a client's replies may land in one batch from
+/// another shard: key eviction leaves the excess out (`not_counted_for_keys`) rather than
+/// evict keys for memory that client eviction is giving back.
+static CLIENT_LIMIT_BYTES: AtomicU64 = AtomicU64::new(0);
+static CLIENTS_EXCESS_BYTES: AtomicU64 = AtomicU64::new(0);
+
+/// Reply bytes an owner shard produced for another shard's connection and that have not
+/// landed in its output yet (`Msg::Replies` in a mailbox). In Redis they would be in the
+/// client's output buffer at once; here they count in the client's memory when they land,
+/// and client eviction looks at them then. Until then key eviction leaves them out, so a
+/// burst of replies in transit cannot evict keys ahead of the clients that asked for them.
+static REPLIES_IN_TRANSIT_BYTES: AtomicU64 = AtomicU64::new(0);
+
+/// Replies for another shard's connection leave the owner shard (`capacity`: their buffer's).
+pub fn replies_sent(capacity: usize) {
+    let bytes = crate::alloc::good_size(capacity) as u64;
+    REPLIES_IN_TRANSIT_BYTES.fetch_add(bytes, Ordering::Relaxed);
+}
+
+/// Replies from an owner shard reached the connection's home shard.
+pub fn replies_landed(capacity: usize) {
+    let bytes = crate::alloc::good_size(capacity) as u64;
+    let _ = REPLIES_IN_TRANSIT_BYTES.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+        Some(v.saturating_sub(bytes))
+    });
+}
+
+/// Memory of clients that key eviction leaves out: what is above `maxmemory-clients`,
+/// replies in transit between shards, output buffers of closed connections.
+pub fn not_counted_for_keys() -> u64 {
+    CLIENTS_EXCESS_BYTES.load(Ordering::Relaxed)
+        + REPLIES_IN_TRANSIT_BYTES.load(Ordering::Relaxed)
+        + crate::shard::io::orphan_send_bytes()
+}
+
 /// Server-wide client memory: per-shard sums, eviction state, INFO figures.
 pub struct ClientsMem {
     /// Per shard: memory of normal and pub/sub clients (Redis's `stat_clients_type_memory`
@@ -212,6 +251,7 @@ pub fn pending_output(c: &Client) -> usize {
 pub fn on_send_done(c: &mut Client) {
     c.obuf_exempt_bytes = c.obuf_exempt_bytes.saturating_sub(c.sending_bytes);
     c.sending_bytes = 0;
+    c.sending_alloc = 0;
     // A buffer that carried more than a reply chunk is given back once written, as Redis
     // frees the reply list's nodes after writing them: kept, it would count in the client's
     // memory and in used_memory (a burst of tracking invalidations to many clients, sent at
@@ -550,6 +590,14 @@ pub fn figures(c: &Client, current: Option<&[bytes::Bytes]>) -> Figures {
         None => (0, 0),
     };
     let rbs = (c.out.capacity() - c.out.len()) + c.spare.capacity();
+    // The buffer being sent holds its whole allocation, not only the bytes to send; each
+    // buffer holds what the allocator hands out for its capacity (its size class), as
+    // `used_memory` counts it.
+    let slack = |cap: usize| crate::alloc::good_size(cap).saturating_sub(cap);
+    let sending_slack = c.sending_alloc.saturating_sub(c.sending_bytes)
+        + slack(c.sending_alloc)
+        + slack(c.out.capacity())
+        + slack(c.spare.capacity());
     let omem = counted_output(c);
     let subs = (c.subs.capacity() + c.psubs.capacity() + c.ssubs.capacity())
         * std::mem::size_of::<bytes::Bytes>();
@@ -557,6 +605,7 @@ pub fn figures(c: &Client, current: Option<&[bytes::Bytes]>) -> Figures {
     let tot_mem = omem
         + query_buf_alloc(c)
         + rbs
+        + sending_slack
         + cur_frame
         + cur_argc * std::mem::size_of::<bytes::Bytes>()
         + multi_mem
@@ -597,6 +646,11 @@ fn header_len(n: usize) -> usize {
 /// Stores a client's figures for other threads, and its memory in its shard's sum. Returns
 /// whether client eviction should run (the global sum reached `maxmemory-clients`).
 pub fn publish(server: &Server, shard: usize, c: &mut Client, cfg: &Config) -> bool {
+    let limit = eviction_limit(cfg);
+    if CLIENT_LIMIT_BYTES.load(Ordering::Relaxed) != limit {
+        CLIENT_LIMIT_BYTES.store(limit, Ordering::Relaxed);
+        update_clients_excess(&server.client_mem);
+    }
     let f = figures(c, None);
     let s = &c.shared.bufs;
     s.qbuf.store(f.qbuf as u64, Ordering::Relaxed);
@@ -693,6 +747,7 @@ fn account(server: &Server, shard: usize, c: &mut Client, now: Counted) {
     sub(if old.replica { replicas } else { normal }, old.total);
     add(if now.replica { replicas } else { normal }, now.total);
     c.mem_counted = now;
+    update_clients_excess(cm);
     if old.private_output != now.private_output {
         sub(private, old.private_output);
         add(private, now.private_output);
@@ -702,6 +757,19 @@ fn account(server: &Server, shard: usize, c: &mut Client, now: Counted) {
             .map(|a| a.load(Ordering::Relaxed))
             .sum();
         crate::storage::evict::set_not_counted(all);
+    }
+}
+
+/// Keeps `CLIENTS_EXCESS_BYTES` current (a few loads when client eviction is on).
+fn update_clients_excess(cm: &ClientsMem) {
+    let limit = CLIENT_LIMIT_BYTES.load(Ordering::Relaxed);
+    let excess = if limit == 0 {
+        0
+    } else {
+        cm.normal_total().saturating_sub(limit)
+    };
+    if CLIENTS_EXCESS_BYTES.load(Ordering::Relaxed) != excess {
+        CLIENTS_EXCESS_BYTES.store(excess, Ordering::Relaxed);
     }
 }
 

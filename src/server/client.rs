@@ -80,6 +80,8 @@ pub struct Client {
     pub sending: bool,
     /// Bytes of the buffer handed to the backend and not completed yet (pending output).
     pub sending_bytes: usize,
+    /// The allocation of that buffer (at least `sending_bytes`).
+    pub sending_alloc: usize,
     /// Leading output bytes exempt from the output limits: a replica's RDB payload.
     pub obuf_exempt_bytes: usize,
     /// Unix ms since the output stays above the soft limit (0: below it).
@@ -166,6 +168,7 @@ impl Client {
             spare: Vec::new(),
             sending: false,
             sending_bytes: 0,
+            sending_alloc: 0,
             obuf_exempt_bytes: 0,
             obuf_soft_since_ms: 0,
             qbuf_peak: 0,

@@ -337,6 +337,25 @@ pub fn exit_after_shutdown(server: &Server, guards: &[crate::shard::DataGuard<'_
     std::process::exit(server.exit_code.load(Ordering::SeqCst) as i32)
 }
 
+/// A panic is a bug: it is logged, as Redis logs a crash, and ends the process. Left to
+/// itself it would end only its thread, and a shard thread gone leaves its slots unanswered
+/// while the rest of the server runs on (seen once: SHUTDOWN then did nothing).
+fn abort_on_panic() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let thread = std::thread::current();
+        log_warning!("=== SHARDIS BUG REPORT START: Cut & paste starting from here ===");
+        log_warning!(
+            "thread '{}' panicked: {}",
+            thread.name().unwrap_or("?"),
+            info
+        );
+        log_warning!("=== SHARDIS BUG REPORT END. Make sure to include from START to END. ===");
+        default(info);
+        std::process::abort();
+    }));
+}
+
 /// Runs the server until shutdown. Returns the process exit code.
 pub fn run(mut cfg: Config) -> i32 {
     if cfg.daemonize {
@@ -346,6 +365,7 @@ pub fn run(mut cfg: Config) -> i32 {
         }
     }
     crate::log::init(&cfg.logfile, &cfg.loglevel);
+    abort_on_panic();
     if !cfg.dir.is_empty() {
         if let Err(e) = std::env::set_current_dir(&cfg.dir) {
             log_warning!("Can't chdir to '{}': {}", cfg.dir, e);

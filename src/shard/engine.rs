@@ -470,6 +470,9 @@ impl<I: Io> Shard<I> {
                     }
                 }
             }
+            if self.evict_clients_for(token) {
+                break;
+            }
             let tracking = crate::tracking::active();
             let outer = if tracking {
                 self.tracking_before(token)
@@ -1618,9 +1621,14 @@ impl<I: Io> Shard<I> {
                 }
                 st.hops_in += 1;
             }
+            // Counted in transit before the lock is released: key eviction, which takes every
+            // shard's lock, never sees these replies in no client's memory.
+            crate::server::buffers::replies_sent(bytes.capacity());
         }
         if let Some(b) = self.outbox.get_mut(conn.shard) {
             b.push(Msg::Replies { conn, count, bytes });
+        } else {
+            crate::server::buffers::replies_landed(bytes.capacity());
         }
         if !notes.is_empty() {
             self.publish_notifications(notes);
@@ -1628,13 +1636,23 @@ impl<I: Io> Shard<I> {
     }
 
     fn on_replies(&mut self, conn: ConnRef, count: usize, bytes: Vec<u8>) {
+        // Out of transit once the client's memory, published, counts them.
+        let in_transit = bytes.capacity();
+        self.land_replies(conn, count, bytes);
+        crate::server::buffers::replies_landed(in_transit);
+    }
+
+    fn land_replies(&mut self, conn: ConnRef, count: usize, bytes: Vec<u8>) {
         let Some(c) = conn_mut(&mut self.conns, conn.token) else {
             return;
         };
         if c.gen != conn.gen {
             return;
         }
-        c.out.extend_from_slice(&bytes);
+        // A killed client (client eviction, CLIENT KILL) is closed without further replies.
+        if !c.shared.kill.load(Ordering::Relaxed) {
+            c.out.extend_from_slice(&bytes);
+        }
         // The owner shard fed the AOF before replying: the stream's end covers it.
         c.aof_hold = c
             .aof_hold
@@ -1647,6 +1665,7 @@ impl<I: Io> Shard<I> {
         if c.inflight == 0 && (c.parked.is_some() || !c.inbuf.is_empty()) {
             self.ready.push(conn.token);
         }
+        self.evict_clients_for(conn.token);
     }
 
     /// Answers WAITs whose replicas acknowledged enough, or whose timeout passed.
@@ -1718,6 +1737,7 @@ impl<I: Io> Shard<I> {
             std::mem::swap(&mut buf, &mut c.out);
             c.sending = true;
             c.sending_bytes = buf.len();
+            c.sending_alloc = buf.capacity();
             self.server
                 .stats
                 .net_output_bytes

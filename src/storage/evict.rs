@@ -554,10 +554,13 @@ pub fn not_counted() -> u64 {
 
 /// Memory as eviction counts it: `used_memory` without what replicas' buffers hold aside
 /// (so that a slow replica does not make the master evict its dataset) and without the
-/// invalidations waiting for their connections (`tracking::pending_bytes`).
+/// invalidations waiting for their connections (`tracking::pending_bytes`), nor what clients
+/// that client eviction closes hold and replies between shards
+/// (`buffers::not_counted_for_keys`).
 fn counted_used() -> u64 {
     (crate::alloc::used_memory() as u64)
         .saturating_sub(crate::tracking::pending_bytes() as u64)
+        .saturating_sub(crate::server::buffers::not_counted_for_keys())
         .saturating_sub(not_counted())
 }
 

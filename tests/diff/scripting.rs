@@ -151,6 +151,11 @@ const PURE_SCRIPTS: &[&str] = &[
     "#!lua2\nreturn 1",
     "#!lua name=x\nreturn 1",
     "#!lua\nreturn redis.call('ping')",
+    // What a run does to KEYS and ARGV must not reach the next run.
+    "KEYS.x = ARGV[1] KEYS[5] = 'k5' ARGV[3] = 'a3' return #KEYS",
+    "setmetatable(KEYS, {__index = function() return 'meta' end}) return #KEYS",
+    "table.remove(KEYS, 1) table.insert(ARGV, 'more') return {#KEYS, #ARGV}",
+    "return {#KEYS, #ARGV, tostring(KEYS.x), tostring(KEYS[5]), tostring(ARGV[3]), tostring(KEYS[3]), tostring(getmetatable(KEYS) == nil)}",
 ];
 
 fn pick_args(g: &mut Gen, body: &str) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {

@@ -50,6 +50,24 @@ impl<I: Io> Shard<I> {
         false
     }
 
+    /// Before a command (Redis's `evictClients` in `processCommand`, ahead of key eviction)
+    /// and when replies from another shard land in the client's output: with
+    /// `maxmemory-clients` set, the client's figures are published (what its commands queued
+    /// counts at once, not at the end of the turn) and client eviction runs if due.
+    /// True: the client was evicted (a command it sent must not run).
+    pub(super) fn evict_clients_for(&mut self, token: Token) -> bool {
+        if buffers::eviction_limit(&self.cfg) == 0 {
+            return false;
+        }
+        let Some(c) = conn_mut(&mut self.conns, token) else {
+            return true;
+        };
+        if buffers::publish(&self.server, self.id, c, &self.cfg) {
+            buffers::evict(&self.server, &self.cfg, self.id, self.now_ms);
+        }
+        c.shared.kill.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// The cron's pass over this shard's clients.
     pub(super) fn clients_cron(&mut self) {
         let now = self.now_ms;

@@ -19,6 +19,27 @@
 
 use std::io;
 use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Bytes of output buffers that closed connections left with the kernel (a Send cancelled at
+/// close keeps its buffer until the cancel completes). Key eviction leaves them out: they
+/// are on their way back, and were counted as the closed client's memory until its close.
+static ORPHAN_SEND_BYTES: AtomicU64 = AtomicU64::new(0);
+
+pub fn orphan_send_bytes() -> u64 {
+    ORPHAN_SEND_BYTES.load(Ordering::Relaxed)
+}
+
+fn orphaned(capacity: usize, added: bool) {
+    let bytes = crate::alloc::good_size(capacity);
+    if added {
+        ORPHAN_SEND_BYTES.fetch_add(bytes as u64, Ordering::Relaxed);
+    } else {
+        let _ = ORPHAN_SEND_BYTES.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+            Some(v.saturating_sub(bytes as u64))
+        });
+    }
+}
 use std::time::Duration;
 
 mod buf_ring;

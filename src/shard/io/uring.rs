@@ -411,7 +411,8 @@ impl Uring {
             // The connection closed while the kernel was reading this buffer: free it now.
             let tag = sys::pack(OP_SEND, gen, token);
             if let Some(i) = self.orphan_sends.iter().position(|(t, _)| *t == tag) {
-                self.orphan_sends.swap_remove(i);
+                let (_, buf) = self.orphan_sends.swap_remove(i);
+                super::orphaned(buf.capacity(), false);
             }
             return 0;
         };
@@ -691,6 +692,7 @@ impl Io for Uring {
         }
         if let Some(buf) = conn.send {
             if conn.send_armed {
+                super::orphaned(buf.capacity(), true);
                 self.orphan_sends
                     .push((sys::pack(OP_SEND, gen, token), buf));
                 self.push(cancel(OP_SEND));
@@ -747,6 +749,9 @@ impl Drop for Uring {
     fn drop(&mut self) {
         let quiet = self.teardown();
         let mut leaked_bufs = std::mem::take(&mut self.orphan_sends);
+        for (_, b) in &leaked_bufs {
+            super::orphaned(b.capacity(), false);
+        }
         for slot in &mut self.slots {
             if let Some(conn) = slot.conn.take() {
                 // SAFETY: the connection's fd is ours (handed over by `add_conn`) and is not
