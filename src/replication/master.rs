@@ -309,12 +309,16 @@ pub fn wait_demoted(w: &WaitAck) -> bool {
     w.demotions != super::replica::demotions()
 }
 
-/// Replicas that acknowledged at least `target`.
+/// Online replicas that acknowledged at least `target` (Redis's
+/// `replicationCountAcksByOffset`: a replica still waiting for or loading its RDB counts for
+/// nothing, even for a WAIT whose writes went out before the stream began, which its RDB
+/// carries but it cannot serve yet).
 pub fn acked(server: &crate::server::Server, target: u64) -> usize {
     server.feed.with(|st| {
         st.replicas
             .iter()
             .filter(|r| !r.closed.load(Ordering::Relaxed))
+            .filter(|r| r.phase() == super::feed::SyncPhase::Online)
             .filter(|r| r.ack_offset.load(Ordering::Relaxed) >= target)
             .count()
     })
