@@ -5,7 +5,7 @@ local G = _G
 local dbg = debug
 local rawpcall, error, type, tostring, select, rawget, rawset = pcall, error, type, tostring, select, rawget, rawset
 local setmetatable, getmetatable, unpack, pairs = setmetatable, getmetatable, unpack, pairs
-local errtext, callprim, killed = prims.errtext, prims.call, prims.killed
+local errtext, killed = prims.errtext, prims.killed
 
 -- The error handler: Redis's error table {err=, source=, line=}, pointing at the script line
 -- (skipping C functions and this chunk's wrappers).

@@ -19,7 +19,7 @@ use crate::protocol::Out;
 use crate::server::ConnCtx;
 use crate::storage::{Keyspace, ShardData};
 use bytes::Bytes;
-use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
+use mlua::{Function, HookTriggers, Lua, LuaOptions, StdLib, Table, Value, VmState};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -103,7 +103,6 @@ impl Vm {
             )
         };
         let prims = lua.create_table()?;
-        prims.raw_set("call", lua.create_function(call_prim)?)?;
         lua.set_named_registry_value("shardis_call_argv", lua.create_function(call_argv)?)?;
         // SAFETY: raw C functions following the Lua C API (see `raw_call`).
         unsafe {
@@ -448,52 +447,6 @@ fn err_table(lua: &Lua, text: &str, ignore_stats: bool) -> mlua::Result<(Value, 
     Ok((Value::Table(t), true))
 }
 
-/// `redis.call` / `redis.pcall`: runs a command; returns (reply, is_error).
-fn call_prim(lua: &Lua, args: MultiValue) -> mlua::Result<(Value, bool)> {
-    if args.is_empty() {
-        return err_table(
-            lua,
-            "Please specify at least one argument for this redis lib call",
-            false,
-        );
-    }
-    let mut argv: Vec<Bytes> = Vec::with_capacity(args.len());
-    for a in args.iter() {
-        match a {
-            Value::Number(n) => argv.push(Bytes::from(crate::protocol::write::fmt_g17(*n))),
-            Value::Integer(n) => argv.push(Bytes::from(n.to_string())),
-            Value::String(s) => argv.push(Bytes::copy_from_slice(&s.as_bytes())),
-            _ => {
-                return err_table(
-                    lua,
-                    "Lua redis lib command arguments must be strings or integers",
-                    false,
-                )
-            }
-        }
-    }
-    let r = with_ctx(|rc| run_command(rc, &argv));
-    let Some(r) = r else {
-        return err_table(
-            lua,
-            "redis.call/pcall can only be called inside a script invocation",
-            false,
-        );
-    };
-    match r {
-        Err(text) => err_table(lua, text, true),
-        Ok((bytes, resp)) => {
-            let is_err = bytes.first() == Some(&b'-');
-            let v = convert::resp_to_lua(lua, &bytes, resp)?;
-            if let (true, Value::Table(t)) = (is_err, &v) {
-                // Counted where the call failed (`run_command`): not again by the reply.
-                t.raw_set("ignore_error_stats_update", true)?;
-            }
-            Ok((v, is_err))
-        }
-    }
-}
-
 /// `redis.set_repl`: the ops of a command the script ran go only where the script asked.
 fn apply_set_repl(ops: &mut Vec<crate::replication::Op>) {
     match super::RUN.repl.load(Ordering::Relaxed) {
@@ -668,7 +621,7 @@ fn run_command(rc: &mut RunCtx<'_, '_>, argv: &[Bytes]) -> Result<(Vec<u8>, u8),
 
 /// A call the script checks refused (Redis's `scriptCall` error path): its error is
 /// counted now, whether the script raises it or catches it with `pcall` (a raised one is
-/// not counted again: `call_prim` flags it), and a known command gets a rejected call in
+/// not counted again: `call_argv` flags it), and a known command gets a rejected call in
 /// COMMANDSTATS.
 fn rejected(
     rc: &RunCtx<'_, '_>,
