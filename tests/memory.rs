@@ -197,6 +197,54 @@ fn unlink_and_flushall_async_free_lazily() {
     }
 }
 
+/// The lazyfree thread never shares a shard's CPU on equal terms: it runs under `SCHED_IDLE`
+/// on every CPU the process may use. A shard starts it, and a new thread inherits its
+/// creator's pinning: it used to sit on that shard's CPU at normal priority, the scheduler
+/// handing it slices of milliseconds while the shard's clients waited.
+#[test]
+fn lazyfree_thread_is_unpinned_and_idle_priority() {
+    let s = TestServer::start(ServerKind::Shardis, &["--shards", "1"]);
+    let mut c = s.conn();
+    let members: Vec<String> = (0..1000).map(|i| format!("m{i}")).collect();
+    let mut args: Vec<&str> = vec!["SADD", "big"];
+    args.extend(members.iter().map(String::as_str));
+    c.call(&args);
+    assert_eq!(c.cmd(&[b"UNLINK", b"big"]), b":1\r\n");
+    let tasks = format!("/proc/{}/task", s.pid());
+    let helper = common::wait_for(
+        "the lazyfree thread",
+        std::time::Duration::from_secs(20),
+        || {
+            std::fs::read_dir(&tasks).ok()?.flatten().find_map(|t| {
+                let comm = std::fs::read_to_string(t.path().join("comm")).ok()?;
+                (comm.trim() == "lazyfree").then(|| t.path())
+            })
+        },
+    );
+    let cpus = |dir: &std::path::Path| -> String {
+        let status = std::fs::read_to_string(dir.join("status")).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+            .unwrap_or("?")
+            .trim()
+            .to_string()
+    };
+    let process = std::path::PathBuf::from(format!("/proc/{}", s.pid()));
+    assert_eq!(
+        cpus(&helper),
+        cpus(&process),
+        "the helper may run on every CPU"
+    );
+    // Field 41 of /proc/PID/task/TID/stat is the policy (SCHED_IDLE = 5); the fields after
+    // the parenthesized name start at field 3.
+    let stat = std::fs::read_to_string(helper.join("stat")).unwrap();
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    let policy = after_name.split(' ').nth(41 - 3).unwrap();
+    assert_eq!(policy, "5", "SCHED_IDLE: {stat}");
+    s.assert_alive();
+}
+
 /// `tot-mem` of the client named `name` in CLIENT LIST.
 fn client_tot_mem(c: &mut RespConn, name: &str) -> Option<u64> {
     let list = c.cmd(&[b"CLIENT", b"LIST"]);

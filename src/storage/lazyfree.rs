@@ -52,6 +52,7 @@ fn queue() -> Option<Sender<Job>> {
         let spawned = std::thread::Builder::new()
             .name("lazyfree".into())
             .spawn(move || {
+                run_in_background();
                 while let Ok(job) = rx.recv() {
                     drop(job.garbage);
                     PENDING.fetch_sub(job.objects, Ordering::Relaxed);
@@ -69,6 +70,34 @@ fn queue() -> Option<Sender<Job>> {
         Mutex::new(tx)
     });
     tx.lock().ok().map(|t| t.clone())
+}
+
+/// Makes the calling thread (the helper) a background thread that never delays a shard.
+///
+/// The helper is started by the first shard that frees something big, and a thread inherits
+/// its creator's CPU affinity: it would be pinned to that shard's CPU and share it with the
+/// shard, the scheduler giving each a slice of milliseconds in turn while a client waits
+/// (seen with `perf sched timehist`: every run of `lazyfree` on the shard's CPU, the shard
+/// runnable and waiting up to 3.7 ms behind it). So it takes the process's CPUs (the main
+/// thread's set), and the `SCHED_IDLE` policy: it runs on a CPU no shard needs, and a shard
+/// that wakes preempts it at once. Under full load it still progresses, slowly (the kernel
+/// gives idle-policy threads a minimal share), and memory is released when load eases, which
+/// `lazyfree_pending_objects` shows meanwhile.
+fn run_in_background() {
+    // SAFETY: a zeroed cpu_set_t is an empty set and a zeroed sched_param is priority 0 (the
+    // only priority of SCHED_IDLE); the calls only read or fill these locals and apply to the
+    // calling thread (id 0).
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        if libc::sched_getaffinity(libc::getpid(), size, &mut set) == 0 {
+            libc::sched_setaffinity(0, size, &set);
+        }
+        let param: libc::sched_param = std::mem::zeroed();
+        if libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) != 0 {
+            crate::log_verbose!("lazyfree: SCHED_IDLE refused; running at normal priority");
+        }
+    }
 }
 
 fn hand_off(garbage: Box<dyn Send>, objects: u64) {
