@@ -203,3 +203,57 @@ fn batches_mode_counts_every_request() {
     let n = n.as_str().and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
     assert!(n >= 1001, "{}", n);
 }
+
+/// --slow-log lists every request at or over --slow-ms with its due time on the Unix clock:
+/// with a threshold of 0, all of them, in order, within the run's wall-clock span.
+#[test]
+fn slow_log_lists_requests_with_unix_due_times() {
+    let s = TestServer::start(ServerKind::Shardis, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("slow.log");
+    let unix = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    };
+    let t0 = unix();
+    let out = run(bench()
+        .args(["-p", &s.port().to_string(), "-c", "2", "--rate", "500"])
+        .args(["-n", "200", "-t", "get", "--no-progress", "--json", "-"])
+        .args(["--slow-ms", "0", "--slow-log"])
+        .arg(&log));
+    let t1 = unix();
+    check_json(out.lines().last().unwrap(), Some(200.0));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let rows: Vec<(f64, f64)> = text
+        .lines()
+        .map(|l| {
+            let (due, lat) = l.split_once(' ').expect("two fields");
+            (due.parse().unwrap(), lat.parse().unwrap())
+        })
+        .collect();
+    assert_eq!(rows.len(), 200, "{text}");
+    assert!(rows.windows(2).all(|w| w[0].0 <= w[1].0), "in due order");
+    for (due, lat) in &rows {
+        assert!(
+            *due >= t0 - 1.0 && *due <= t1 + 1.0,
+            "{due} outside {t0}..{t1}"
+        );
+        assert!(*lat > 0.0);
+    }
+    // A threshold no request reaches: an empty log.
+    run(bench()
+        .args([
+            "-p",
+            &s.port().to_string(),
+            "-n",
+            "50",
+            "-t",
+            "get",
+            "--no-progress",
+        ])
+        .args(["--slow-ms", "100000", "--slow-log"])
+        .arg(&log));
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "");
+}

@@ -40,6 +40,9 @@ usage: shardis-bench [options]
  output:
       --json FILE          results as JSON (- for stdout)
       --hdr FILE           HdrHistogram percentile distribution (values in ms)
+      --slow-log FILE      every request slower than --slow-ms, one a line: the Unix time
+                           it was due (s) and its latency (ms), in order of due time
+      --slow-ms MS         threshold of --slow-log (1)
       --svg FILE           SVG plot of latency by percentile (every run overlaid)
       --plot OUT.svg FILES...  only plot these .hdr files overlaid, then exit
       --label NAME         name of this run in outputs
@@ -80,6 +83,8 @@ pub struct Opts {
     pub seed: u64,
     pub json: Option<String>,
     pub hdr: Option<String>,
+    pub slow_log: Option<String>,
+    pub slow_ms: f64,
     pub svg: Option<String>,
     pub plot: Option<(String, Vec<String>)>,
     pub label: Option<String>,
@@ -118,6 +123,8 @@ impl Default for Opts {
             seed: 0,
             json: None,
             hdr: None,
+            slow_log: None,
+            slow_ms: 1.0,
             svg: None,
             plot: None,
             label: None,
@@ -206,6 +213,8 @@ pub fn parse(args: &[String]) -> Result<Option<Opts>, String> {
             "--seed" => o.seed = num(a, &v)?,
             "--json" => o.json = Some(v),
             "--hdr" => o.hdr = Some(v),
+            "--slow-log" => o.slow_log = Some(v),
+            "--slow-ms" => o.slow_ms = num(a, &v)?,
             "--svg" => o.svg = Some(v),
             "--plot" => {
                 let files = args[i..].to_vec();

@@ -195,6 +195,26 @@ fn server_cpu_secs(o: &Opts, nodes: &[(String, u16)]) -> Option<f64> {
     Some(total)
 }
 
+/// `--slow-log`'s text: due times moved from the monotonic clock to Unix time, so that a
+/// script can place them against events it timed itself.
+fn slow_log(mut slow: Vec<(u64, u64)>) -> String {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+    let unix_ns = ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128;
+    let offset = unix_ns - run::now_ns() as i128;
+    slow.sort_unstable();
+    let mut out = String::new();
+    for (due, lat) in slow {
+        let unix = (due as i128 + offset) as f64 / 1e9;
+        out.push_str(&format!("{:.6} {:.3}\n", unix, lat as f64 / 1e6));
+    }
+    out
+}
+
 fn run_once(o: &Opts, host: &str, port: u16, label: &str) -> Result<RunResult, String> {
     let mut o = o.clone();
     o.host = host.to_string();
@@ -265,11 +285,13 @@ fn run_once(o: &Opts, host: &str, port: u16, label: &str) -> Result<RunResult, S
     let mut hist = run::new_histogram();
     let (mut errors, mut first_error, mut redirects, mut unfinished, mut last) =
         (0, None, 0, 0, stop_ns);
+    let mut slow = Vec::new();
     for h in handles {
         let r = h
             .join()
             .map_err(|_| "a client thread panicked".to_string())?;
         let _ = hist.add(&r.hist);
+        slow.extend(r.slow);
         errors += r.errors;
         redirects += r.redirects;
         unfinished += r.unfinished;
@@ -282,6 +304,9 @@ fn run_once(o: &Opts, host: &str, port: u16, label: &str) -> Result<RunResult, S
     }
     if o.requests.is_some() {
         last = last.min(run::now_ns());
+    }
+    if let Some(path) = &o.slow_log {
+        std::fs::write(path, slow_log(slow)).map_err(|e| format!("{}: {}", path, e))?;
     }
     let cpu1 = if o.server_cpu {
         server_cpu_secs(&o, &topo.nodes)

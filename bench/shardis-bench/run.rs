@@ -85,6 +85,8 @@ pub struct ThreadResult {
     /// Requests recorded as intended but never completed (overload at the end of the run).
     pub unfinished: u64,
     pub last_reply_ns: u64,
+    /// (due time, latency) of requests slower than `--slow-ms`, monotonic nanoseconds.
+    pub slow: Vec<(u64, u64)>,
 }
 
 /// The cluster's slot map, as known at start.
@@ -242,6 +244,7 @@ struct Loop<'a> {
     dirty: Vec<(usize, usize)>,
     last_reply_ns: u64,
     stopping: bool,
+    slow: Vec<(u64, u64)>,
 }
 
 fn epoll_ctl(epfd: i32, op: i32, fd: i32, events: u32, data: u64) {
@@ -485,6 +488,9 @@ impl<'a> Loop<'a> {
                         .saturating_sub(p.intended_ns)
                         .clamp(1, LATENCY_NS_MAX);
                     let _ = self.hist.record(lat);
+                    if self.o.slow_log.is_some() && lat as f64 >= self.o.slow_ms * 1e6 {
+                        self.slow.push((p.intended_ns, lat));
+                    }
                     n_rec += 1;
                     sum += lat;
                     max = max.max(lat);
@@ -710,6 +716,7 @@ pub fn thread_main(o: Arc<Opts>, shared: Arc<Shared>, plan: ThreadPlan) -> Threa
         dirty: Vec::new(),
         last_reply_ns: 0,
         stopping: false,
+        slow: Vec::new(),
     };
     let outcome = lp.run();
     let unfinished = lp.inflight() as u64;
@@ -731,5 +738,6 @@ pub fn thread_main(o: Arc<Opts>, shared: Arc<Shared>, plan: ThreadPlan) -> Threa
         redirects: lp.redirects,
         unfinished,
         last_reply_ns: lp.last_reply_ns,
+        slow: lp.slow,
     }
 }
