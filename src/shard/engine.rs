@@ -28,6 +28,10 @@ mod tracking;
 
 /// Bytes read from a connection per loop turn before others get their turn.
 const CONN_TURN_CMDS_MAX: usize = 4096;
+/// The argument vector kept for the next commands holds at most this many slots: a command
+/// of 100,000 arguments run here would otherwise leave 3.2 MB in `used_memory` until a hop
+/// to another shard happens to take the vector (Redis frees `argv` after every command).
+const ARGS_SCRATCH_KEEP: usize = 1024;
 
 pub struct Shard<I: Io> {
     id: usize,
@@ -499,6 +503,9 @@ impl<I: Io> Shard<I> {
             }
         }
         args.clear();
+        if args.capacity() > ARGS_SCRATCH_KEEP {
+            args = Vec::new();
+        }
         self.args_scratch = args;
         if self.client(token).is_none() {
             return;
