@@ -117,6 +117,18 @@ impl SlotDir {
         }
     }
 
+    /// Drops the tables of the last chunk (16 slots) that still has any; false when none is
+    /// left. Lets the lazyfree thread free a detached database in steps (see `lazyfree`).
+    pub fn drop_last_chunk(&mut self) -> bool {
+        while let Some(chunk) = self.chunks.pop() {
+            if chunk.is_some() {
+                drop(chunk);
+                return true;
+            }
+        }
+        false
+    }
+
     /// Slots that hold tables, in order, starting at `from` (chunks without keys are skipped
     /// whole).
     pub fn used_from(&self, from: usize) -> impl Iterator<Item = (usize, &SlotTable)> {
