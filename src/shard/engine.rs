@@ -906,8 +906,10 @@ impl<I: Io> Shard<I> {
                 crate::tracking::after_read(&mut ks, &c.shared, cmd, args);
             }
             if ks.prop.on {
-                // Fed while the shards are still locked: see `replication::feed`.
-                self.poke |= server.feed.propagate(&ks.take_ops(), true);
+                // Fed while the shards are still locked: see `replication::feed`. SCAN's and
+                // RANDOMKEY's lazy-expiry deletions go out unwrapped, as in Redis.
+                let wrap = cmd.flags & crate::commands::flag::TOUCHES_ARBITRARY_KEYS == 0;
+                self.poke |= server.feed.propagate(&ks.take_ops(), wrap);
             }
             (ks.block.take(), std::mem::take(&mut ks.notifications))
         };
