@@ -464,3 +464,47 @@ fn replication_stream_matches_redis() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// SCAN and RANDOMKEY delete the expired keys they meet and propagate each DEL on its own,
+/// never inside MULTI/EXEC (Redis's `touches_arbitrary_keys`): compared with redis-server as
+/// sets, because the two servers walk their keys in different orders.
+#[test]
+fn scan_and_randomkey_lazy_expiry_is_not_wrapped() {
+    let redis = TestServer::start(ServerKind::Redis, &["--enable-debug-command", "yes"]);
+    let shardis = TestServer::start(
+        ServerKind::Shardis,
+        &["--enable-debug-command", "yes", "--shards", "4"],
+    );
+    for walk in [&["SCAN", "0"][..], &["RANDOMKEY"][..]] {
+        let mut streams = Vec::new();
+        for s in [&redis, &shardis] {
+            let mut c = RespConn::connect(s.port()).expect("connect");
+            c.call(&["FLUSHALL"]);
+            c.call(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+            let mut stream = Stream::attach(s.port());
+            for k in ["foo1", "foo2", "foo3"] {
+                c.call(&["SET", k, "bar", "PX", "1"]);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+            // RANDOMKEY deletes every expired key it draws until it finds a live one or the
+            // keyspace is empty: here it empties it.
+            c.call(walk);
+            c.call(&["DEBUG", "SET-ACTIVE-EXPIRE", "1"]);
+            c.call(&["SET", "__end__", "x"]);
+            let mut got = normalize(stream.until_marker("x"));
+            got.retain(|cmd| {
+                cmd.first().is_some_and(|n| {
+                    !n.eq_ignore_ascii_case("SET") && !n.eq_ignore_ascii_case("SELECT")
+                })
+            });
+            assert!(
+                !got.iter().any(|cmd| cmd[0].eq_ignore_ascii_case("MULTI")),
+                "{walk:?} wrapped its deletions: {got:?}"
+            );
+            got.sort();
+            streams.push(got);
+        }
+        assert_eq!(streams[0].len(), 3, "redis: {:?}", streams[0]);
+        assert_eq!(streams[0], streams[1], "{walk:?}: redis vs shardis");
+    }
+}

@@ -258,12 +258,13 @@ fn render(ctx: &mut ConnCtx, sections: &[String]) -> String {
                     let st = s.lock_data().cmd_stats.clone();
                     let _ = write!(
                         t,
-                        "shard{}:keys={},commands={},hops_in={},hops_out={},multi_shard={},connections={}\r\n",
+                        "shard{}:keys={},commands={},hops_in={},hops_out={},direct_in={},multi_shard={},connections={}\r\n",
                         i,
                         per_shard_keys.get(i).copied().unwrap_or(0),
                         st.total_commands,
                         st.hops_in,
                         st.hops_out,
+                        st.direct_in,
                         st.multi_shard,
                         s.connections.load(Ordering::Relaxed)
                     );

@@ -98,6 +98,10 @@ pub mod flag {
     pub const ALL_SHARDS: u32 = 1 << 16;
     pub const RANDOM: u32 = 1 << 17;
     pub const SORT_FOR_SCRIPT: u32 = 1 << 18;
+    /// Redis's `touches_arbitrary_keys` (SCAN, RANDOMKEY): the lazy-expiry deletions such a
+    /// command makes when called directly are propagated without MULTI/EXEC around them.
+    /// Redis does not list it in COMMAND INFO, so it is not in `NAMES`.
+    pub const TOUCHES_ARBITRARY_KEYS: u32 = 1 << 19;
 
     /// Redis's names, in COMMAND INFO order.
     pub const NAMES: &[(u32, &str)] = &[

@@ -42,8 +42,22 @@ pub static COMMANDS: [Cmd; 3] = [
         "slow",
         "dangerous",
     ]),
-    Cmd::data("scan", -2, WALK, Keys::None, scan).with_acl(ACL_READ_SLOW),
-    Cmd::data("randomkey", 1, WALK, Keys::None, randomkey).with_acl(ACL_READ_SLOW),
+    Cmd::data(
+        "scan",
+        -2,
+        WALK | flag::TOUCHES_ARBITRARY_KEYS,
+        Keys::None,
+        scan,
+    )
+    .with_acl(ACL_READ_SLOW),
+    Cmd::data(
+        "randomkey",
+        1,
+        WALK | flag::TOUCHES_ARBITRARY_KEYS,
+        Keys::None,
+        randomkey,
+    )
+    .with_acl(ACL_READ_SLOW),
 ];
 
 /// SCAN's default COUNT, as Redis.

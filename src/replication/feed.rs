@@ -8,7 +8,8 @@
 //! by that key's shard lock, so they reach the stream in the order they were applied; writes to
 //! different shards are independent and may interleave in any order. A unit of several ops
 //! (EXEC, a script, a command that also deleted expired keys) is wrapped in MULTI/EXEC so a
-//! replica or an AOF replay applies it atomically.
+//! replica or an AOF replay applies it atomically; except the lazy-expiry deletions of SCAN and
+//! RANDOMKEY called directly, which Redis sends unwrapped (`flag::TOUCHES_ARBITRARY_KEYS`).
 //!
 //! The lock order is: shard locks (ascending), then the feed's mutex; nothing takes a shard
 //! lock while holding the feed.

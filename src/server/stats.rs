@@ -64,6 +64,9 @@ pub struct CommandStats {
     pub hops_out: u64,
     /// Commands that locked several shards.
     pub multi_shard: u64,
+    /// Commands of another shard's connections that its thread ran on this shard's data
+    /// under this shard's lock (the direct path, no hop).
+    pub direct_in: u64,
 }
 
 impl CommandStats {
@@ -129,6 +132,7 @@ impl CommandStats {
         self.total_error_replies += o.total_error_replies;
         self.hops_in += o.hops_in;
         self.hops_out += o.hops_out;
+        self.direct_in += o.direct_in;
         self.multi_shard += o.multi_shard;
     }
 

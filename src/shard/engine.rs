@@ -104,6 +104,15 @@ pub struct Shard<I: Io> {
     cron_ticks: u64,
 }
 
+/// How `run_data` takes its shard locks.
+#[derive(Clone, Copy)]
+enum Lock {
+    /// Wait for them (in ascending shard order).
+    Wait,
+    /// One shard's lock, only if it is free now.
+    Try,
+}
+
 enum Flow {
     Continue,
     Park(Vec<Bytes>),
@@ -702,18 +711,24 @@ impl<I: Io> Shard<I> {
                 flow
             }
             Route::Local => {
-                self.run_data(token, p.cmd, p.full_name, args, &[home], now_ms);
+                self.run_data(token, p.cmd, p.full_name, args, &[home], now_ms, Lock::Wait);
                 Flow::Continue
             }
             Route::Multi(set) => {
-                self.run_data(token, p.cmd, p.full_name, args, &set, now_ms);
+                self.run_data(token, p.cmd, p.full_name, args, &set, now_ms, Lock::Wait);
                 if p.cmd.name == "flushall" {
                     crate::persistence::snapshot::after_flushall(&self.server);
                 }
                 Flow::Continue
             }
             Route::Remote(s) => {
-                self.send_remote(token, s, p.cmd, p.full_name, std::mem::take(args));
+                // Direct when nothing of this connection is queued for that shard (a queued
+                // command must not be overtaken) and its lock is free now; else the hop.
+                let direct = self.client(token).is_some_and(|c| c.inflight == 0)
+                    && self.run_data(token, p.cmd, p.full_name, args, &[s], now_ms, Lock::Try);
+                if !direct {
+                    self.send_remote(token, s, p.cmd, p.full_name, std::mem::take(args));
+                }
                 Flow::Continue
             }
         };
@@ -828,6 +843,10 @@ impl<I: Io> Shard<I> {
     }
 
     /// Runs a data command over `shards` (sorted), locked in order.
+    /// Runs a data command under the locks of `shards`. With `Lock::Try` (one other shard's
+    /// command, the direct path) it gives up at once when that shard's lock is taken and
+    /// returns false: the caller sends the command there instead.
+    #[allow(clippy::too_many_arguments)]
     fn run_data(
         &mut self,
         token: Token,
@@ -836,13 +855,16 @@ impl<I: Io> Shard<I> {
         args: &[Bytes],
         shards: &[usize],
         now_ms: u64,
-    ) {
-        let Kind::Data(f) = cmd.kind else { return };
+        lock: Lock,
+    ) -> bool {
+        let Kind::Data(f) = cmd.kind else {
+            return true;
+        };
         let server = &self.server;
         let nshards = self.nshards;
         let home = self.id;
         let Some(c) = conn_mut(&mut self.conns, token) else {
-            return;
+            return true;
         };
         let start = crate::util::cycles::now();
         // The common case takes one lock and allocates nothing; several shards are locked in
@@ -852,10 +874,16 @@ impl<I: Io> Shard<I> {
         let guards: &mut [super::DataGuard<'_>] = match shards {
             [only] => match server.shards.get(*only) {
                 Some(h) => {
-                    one = [h.lock_data()];
+                    one = [match lock {
+                        Lock::Wait => h.lock_data(),
+                        Lock::Try => match h.try_lock_data() {
+                            Some(g) => g,
+                            None => return false,
+                        },
+                    }];
                     &mut one
                 }
-                None => return,
+                None => return true,
             },
             _ => {
                 many = server.lock_shards(shards);
@@ -885,8 +913,10 @@ impl<I: Io> Shard<I> {
                 crate::tracking::after_read(&mut ks, &c.shared, cmd, args);
             }
             if ks.prop.on {
-                // Fed while the shards are still locked: see `replication::feed`.
-                self.poke |= server.feed.propagate(&ks.take_ops(), true);
+                // Fed while the shards are still locked: see `replication::feed`. SCAN's and
+                // RANDOMKEY's lazy-expiry deletions go out unwrapped, as in Redis.
+                let wrap = cmd.flags & crate::commands::flag::TOUCHES_ARBITRARY_KEYS == 0;
+                self.poke |= server.feed.propagate(&ks.take_ops(), wrap);
             }
             (ks.block.take(), std::mem::take(&mut ks.notifications))
         };
@@ -929,6 +959,7 @@ impl<I: Io> Shard<I> {
         }
         let stats_at = guards.iter().position(|g| g.id == home).unwrap_or(0);
         if let Some(g) = guards.get_mut(stats_at) {
+            let foreign = g.id != home;
             let st = &mut g.cmd_stats;
             st.record(full, us, failed);
             if let Some(code) = code.as_deref() {
@@ -936,9 +967,12 @@ impl<I: Io> Shard<I> {
             }
             if shards.len() > 1 {
                 st.multi_shard += 1;
+            } else if foreign {
+                st.direct_in += 1;
             }
         }
         self.pending_notes.extend(notes);
+        true
     }
 
     fn send_remote(
