@@ -2,7 +2,9 @@
 //! a ten-million-element set or FLUSHALL ASYNC never stalls a shard's loop.
 //!
 //! A shard detaches what it deletes (the keyspace no longer holds it) and hands it here; the
-//! `lazyfree` thread, started on first use, drops it. Like Redis's `lazyfreeFreeObject`, only
+//! `lazyfree` thread, started on first use, drops it. That thread never takes CPU time a shard
+//! wants (`SCHED_IDLE`, see `run_in_background`) and returns what it freed to the OS itself
+//! (`Purger`), so neither the freeing nor mimalloc's later purge runs in a shard's loop. Like Redis's `lazyfreeFreeObject`, only
 //! values whose freeing costs more than `FREE_EFFORT_MIN` steps (elements of a hash-table or
 //! skiplist collection, nodes of a quicklist) travel: dropping a small value inline is cheaper
 //! than the hand-off. Counters feed INFO (`lazyfree_pending_objects`, `lazyfreed_objects`).
