@@ -10,9 +10,10 @@
 //!
 //! ## The cross-shard path
 //! A command whose keys all live on one other shard runs **directly** when it can: the home
-//! thread takes the owner's lock with `try_lock_data` (one atomic operation, never a wait),
+//! thread takes the owner's lock with `try_lock_data` (one atomic operation when it is free,
+//! at most `TRY_SPIN_US` of spinning when it is not, never a sleep),
 //! runs the command on the owner's data exactly as a multi-shard command would (`run_data`),
-//! and writes the reply itself. It can when the lock is free at that instant and none of the
+//! and writes the reply itself. It can when the lock is free within that spin and none of the
 //! connection's commands is queued for that shard (a queued one must not be overtaken).
 //!
 //! Otherwise it **hops**: it travels to the owner in a `Msg::Exec`. Every command a connection
@@ -58,6 +59,9 @@ use parking_lot::{ReentrantMutex, ReentrantMutexGuard};
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+/// How long the direct cross-shard path spins for a taken lock before it hops instead.
+const TRY_SPIN_US: u64 = 2;
+
 /// A shard's data behind a re-entrant lock.
 ///
 /// Two levels: `hold()` takes the lock only (a transaction holds every shard it needs for its
@@ -100,7 +104,10 @@ impl ShardCell {
     /// The lock and the data if the lock is free now and the data not in use by this thread
     /// (a transaction or script of this thread holding the shard): never waits.
     fn try_borrow(&self) -> Option<DataGuard<'_>> {
-        let guard = self.lock.try_lock()?;
+        let guard = match self.lock.try_lock() {
+            Some(g) => g,
+            None => self.spin_for_lock()?,
+        };
         if self.borrowed.load(Ordering::Relaxed) {
             return None;
         }
@@ -109,6 +116,26 @@ impl ShardCell {
             _guard: guard,
             cell: self,
         })
+    }
+
+    /// Waits up to `TRY_SPIN_US` for the lock, spinning: its holder is usually in the middle
+    /// of one command, which ends sooner than a hop would cost (the owner's thread woken,
+    /// then ours). Past that, the holder is doing something long or is not running.
+    #[cold]
+    fn spin_for_lock(&self) -> Option<parking_lot::ReentrantMutexGuard<'_, ()>> {
+        let start = crate::util::cycles::now();
+        loop {
+            std::hint::spin_loop();
+            // Read before trying: a failed attempt would take the line from the holder.
+            if !self.lock.is_locked() {
+                if let Some(g) = self.lock.try_lock() {
+                    return Some(g);
+                }
+            }
+            if crate::util::cycles::us_between(start, crate::util::cycles::now()) >= TRY_SPIN_US {
+                return None;
+            }
+        }
     }
 
     fn hold(&self) -> LockHold<'_> {
@@ -198,7 +225,7 @@ impl ShardHandle {
         self.data.borrow()
     }
 
-    /// Borrows the shard's data if its lock is free at this instant (the direct cross-shard
+    /// Borrows the shard's data if its lock is free or frees within `TRY_SPIN_US` (the direct cross-shard
     /// path: see the module comment); `None` rather than waiting.
     pub fn try_lock_data(&self) -> Option<DataGuard<'_>> {
         self.data.try_borrow()
