@@ -728,8 +728,14 @@ impl<I: Io> Shard<I> {
                     && self.run_data(token, p.cmd, p.full_name, args, &[s], now_ms, Lock::Try);
                 if !direct {
                     self.send_remote(token, s, p.cmd, p.full_name, std::mem::take(args));
+                    Flow::Continue
+                } else if self.evict_clients_for(token) {
+                    // As when a hop's replies land: the reply counts for client eviction at
+                    // once, before the next command's key eviction sees it in used_memory.
+                    Flow::Stop
+                } else {
+                    Flow::Continue
                 }
-                Flow::Continue
             }
         };
         // CLIENT REPLY OFF/SKIP drop the command's reply, except pub/sub confirmations, which
