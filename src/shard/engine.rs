@@ -109,7 +109,7 @@ pub struct Shard<I: Io> {
 enum Lock {
     /// Wait for them (in ascending shard order).
     Wait,
-    /// One shard's lock, only if it is free now.
+    /// One shard's lock, only if it is free now or within a short spin.
     Try,
 }
 
@@ -723,7 +723,7 @@ impl<I: Io> Shard<I> {
             }
             Route::Remote(s) => {
                 // Direct when nothing of this connection is queued for that shard (a queued
-                // command must not be overtaken) and its lock is free now; else the hop.
+                // command must not be overtaken) and its lock can be had at once; else the hop.
                 let direct = self.client(token).is_some_and(|c| c.inflight == 0)
                     && self.run_data(token, p.cmd, p.full_name, args, &[s], now_ms, Lock::Try);
                 if !direct {
@@ -848,10 +848,10 @@ impl<I: Io> Shard<I> {
         }
     }
 
-    /// Runs a data command over `shards` (sorted), locked in order.
-    /// Runs a data command under the locks of `shards`. With `Lock::Try` (one other shard's
-    /// command, the direct path) it gives up at once when that shard's lock is taken and
-    /// returns false: the caller sends the command there instead.
+    /// Runs a data command under the locks of `shards` (sorted, locked in order). With
+    /// `Lock::Try` (one other shard's command, the direct path) it gives up when that shard's
+    /// lock stays taken through a short spin (`ShardHandle::try_lock_data`) and returns false:
+    /// the caller sends the command there instead.
     #[allow(clippy::too_many_arguments)]
     fn run_data(
         &mut self,

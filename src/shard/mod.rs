@@ -11,9 +11,9 @@
 //! ## The cross-shard path
 //! A command whose keys all live on one other shard runs **directly** when it can: the home
 //! thread takes the owner's lock with `try_lock_data` (one atomic operation when it is free,
-//! at most `TRY_SPIN_US` of spinning when it is not, never a sleep),
-//! runs the command on the owner's data exactly as a multi-shard command would (`run_data`),
-//! and writes the reply itself. It can when the lock is free within that spin and none of the
+//! at most `TRY_SPIN_US` of spinning when it is not, never a sleep), runs the command on the
+//! owner's data exactly as a multi-shard command would (`run_data`), and writes the reply
+//! itself. It can when the lock is free within that spin and none of the
 //! connection's commands is queued for that shard (a queued one must not be overtaken).
 //!
 //! Otherwise it **hops**: it travels to the owner in a `Msg::Exec`. Every command a connection
